@@ -1,0 +1,73 @@
+"""A finding is one outcome for one requirement on one exchange; a SpineError is how live Spine refuses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class SpineError(Exception):
+    """The error live Spine gives: the service renders it in its own body shape (OperationOutcome, MESH, OAuth)."""
+
+    status: int
+    code: str
+    diagnostics: str = ""
+    display: str = ""
+    issue_code: str = "invalid"  # FHIR issue type, where the service speaks FHIR
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.diagnostics}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    requirement: str
+    outcome: Outcome
+    message: str
+    location: str = ""  # header name, query parameter, JSON pointer or XPath
+    # When live Spine would refuse the message, how it refuses; the first one in check order is answered.
+    reject: SpineError | None = field(default=None, compare=False)
+
+    @classmethod
+    def passed(cls, requirement: str, message: str, location: str = "") -> Finding:
+        return cls(requirement, Outcome.PASS, message, location)
+
+    @classmethod
+    def failed(cls, requirement: str, message: str, location: str = "", reject: SpineError | None = None) -> Finding:
+        return cls(requirement, Outcome.FAIL, message, location, reject)
+
+    @classmethod
+    def warning(cls, requirement: str, message: str, location: str = "") -> Finding:
+        return cls(requirement, Outcome.WARNING, message, location)
+
+    @classmethod
+    def info(cls, requirement: str, message: str, location: str = "") -> Finding:
+        return cls(requirement, Outcome.INFO, message, location)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["outcome"] = str(self.outcome)
+        data.pop("reject")
+        if self.reject is not None:
+            data["rejected_with"] = {"status": self.reject.status, "code": self.reject.code}
+        return data
+
+
+def summarise(findings) -> dict[str, int]:
+    counts = {str(o): 0 for o in Outcome}
+    for f in findings:
+        counts[str(f.outcome)] += 1
+    return counts
+
+
+def first_rejection(findings) -> SpineError | None:
+    return next((f.reject for f in findings if f.reject is not None), None)

@@ -1,0 +1,99 @@
+"""One exchange: what the supplier sent, what the sandbox answered, which scenario answered, and the findings."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from dataclasses import dataclass, field
+
+from sandbox.conformance.findings import Finding, Outcome, summarise
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_exchange_id(now: float | None = None) -> str:
+    """A ULID: sortable by time across processes and replicas, unique without coordination."""
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query_string: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    client: str = ""
+
+    def to_dict(self, body_limit: int | None = None) -> dict:
+        return {"method": self.method, "path": self.path, "query_string": self.query_string,
+                "headers": [list(h) for h in self.headers], "client": self.client,
+                **body_fields(self.body, self.headers, body_limit)}
+
+
+@dataclass
+class RecordedResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def to_dict(self, body_limit: int | None = None) -> dict:
+        return {"status": self.status, "headers": [list(h) for h in self.headers],
+                **body_fields(self.body, self.headers, body_limit)}
+
+
+def body_fields(body: bytes, headers, limit: int | None) -> dict:
+    """A body as JSON can carry it: text where it is UTF-8, base64 otherwise; truncated only when asked."""
+    shown = body if limit is None else body[:limit]
+    try:
+        data = {"body": shown.decode("utf-8"), "body_encoding": "utf-8"}
+    except UnicodeDecodeError:
+        data = {"body": base64.b64encode(shown).decode("ascii"), "body_encoding": "base64"}
+    data["body_size"] = len(body)
+    if len(shown) < len(body):
+        data["body_truncated"] = True
+    return data
+
+
+@dataclass
+class Exchange:
+    id: str
+    session: str
+    service: str
+    operation: str
+    started_at: float
+    duration_ms: float
+    request: RecordedRequest
+    response: RecordedResponse
+    findings: list[Finding] = field(default_factory=list)
+    scenario: str | None = None
+    seq: int | None = None  # the journal's own order, set once stored
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return summarise(self.findings)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.outcome == Outcome.FAIL for f in self.findings)
+
+    def summary(self) -> dict:
+        return {"id": self.id, "session": self.session, "service": self.service, "operation": self.operation,
+                "scenario": self.scenario, "started_at": self.started_at, "duration_ms": round(self.duration_ms, 3),
+                "method": self.request.method, "path": self.request.path, "status": self.response.status,
+                "findings": self.counts}
+
+    def to_dict(self, body_limit: int | None = None) -> dict:
+        data = self.summary()
+        data["request"] = self.request.to_dict(body_limit)
+        data["response"] = self.response.to_dict(body_limit)
+        data["findings"] = [f.to_dict() for f in self.findings]
+        data["counts"] = self.counts
+        return data

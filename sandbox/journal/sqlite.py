@@ -1,0 +1,250 @@
+"""The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sandbox.conformance.findings import Finding, Outcome, SpineError
+from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
+from sandbox.journal.store import ExchangeFilter, StateItem, Store, VersionConflict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS exchanges (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    session TEXT NOT NULL,
+    service TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    scenario TEXT,
+    started_at REAL NOT NULL,
+    duration_ms REAL NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query_string TEXT NOT NULL,
+    client TEXT NOT NULL,
+    request_headers TEXT NOT NULL,
+    request_body BLOB NOT NULL,
+    status INTEGER NOT NULL,
+    response_headers TEXT NOT NULL,
+    response_body BLOB NOT NULL,
+    n_pass INTEGER NOT NULL, n_fail INTEGER NOT NULL, n_warning INTEGER NOT NULL, n_info INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchanges_session ON exchanges (session, seq);
+CREATE TABLE IF NOT EXISTS findings (
+    exchange_seq INTEGER NOT NULL,
+    session TEXT NOT NULL,
+    requirement TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    message TEXT NOT NULL,
+    location TEXT NOT NULL,
+    rejected_status INTEGER,
+    rejected_code TEXT
+);
+CREATE INDEX IF NOT EXISTS findings_exchange ON findings (exchange_seq);
+CREATE INDEX IF NOT EXISTS findings_requirement ON findings (session, requirement, outcome);
+CREATE TABLE IF NOT EXISTS state (
+    session TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (session, namespace, key)
+);
+CREATE TABLE IF NOT EXISTS counters (
+    session TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (session, name)
+);
+"""
+
+_SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
+                    "status, n_pass, n_fail, n_warning, n_info")
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._db().executescript(SCHEMA)
+
+    # --- connections -------------------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a killed process (not a power cut), at a fraction of FULL's cost.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self):
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # --- the journal -------------------------------------------------------------------------------------------
+    def record(self, exchange: Exchange) -> None:
+        counts = exchange.counts
+        req, resp = exchange.request, exchange.response
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
+                "path, query_string, client, request_headers, request_body, status, response_headers, "
+                "response_body, n_pass, n_fail, n_warning, n_info) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
+                 exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
+                 json.dumps(req.headers), req.body, resp.status, json.dumps(resp.headers), resp.body,
+                 counts["pass"], counts["fail"], counts["warning"], counts["info"]))
+            exchange.seq = cursor.lastrowid
+            db.executemany(
+                "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
+                [(exchange.seq, exchange.session, f.requirement, str(f.outcome), f.message, f.location,
+                  f.reject.status if f.reject else None, f.reject.code if f.reject else None)
+                 for f in exchange.findings])
+
+    def exchange(self, exchange_id: str) -> Exchange | None:
+        row = self._db().execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+        if row is None:
+            return None
+        return self._full(row, self._findings_of([row[0]]).get(row[0], []))
+
+    def exchanges(self, where: ExchangeFilter, limit: int = 100, before: int | None = None) -> list[dict]:
+        sql, args = self._where(where)
+        if before is not None:
+            sql += " AND seq < ?"
+            args.append(before)
+        rows = self._db().execute(
+            f"SELECT {_SUMMARY_COLUMNS} FROM exchanges e WHERE {sql} ORDER BY seq DESC LIMIT ?", (*args, limit))
+        return [_summary(r) for r in rows]
+
+    def count_exchanges(self, where: ExchangeFilter) -> int:
+        sql, args = self._where(where)
+        return self._db().execute(f"SELECT count(*) FROM exchanges e WHERE {sql}", args).fetchone()[0]
+
+    def iter_exchanges(self, session: str, batch: int = 500) -> Iterator[Exchange]:
+        last = 0
+        db = self._db()
+        while True:
+            rows = db.execute("SELECT * FROM exchanges WHERE session = ? AND seq > ? ORDER BY seq LIMIT ?",
+                              (session, last, batch)).fetchall()
+            if not rows:
+                return
+            findings = self._findings_of([r[0] for r in rows])
+            for row in rows:
+                yield self._full(row, findings.get(row[0], []))
+            last = rows[-1][0]
+
+    def _findings_of(self, seqs: list[int]) -> dict[int, list[Finding]]:
+        marks = ",".join("?" * len(seqs))
+        found: dict[int, list[Finding]] = {}
+        for seq, requirement, outcome, message, location, status, code in self._db().execute(
+                f"SELECT exchange_seq, requirement, outcome, message, location, rejected_status, rejected_code "
+                f"FROM findings WHERE exchange_seq IN ({marks}) ORDER BY rowid", seqs):
+            reject = SpineError(status, code) if status is not None else None
+            found.setdefault(seq, []).append(Finding(requirement, Outcome(outcome), message, location, reject))
+        return found
+
+    @staticmethod
+    def _where(where: ExchangeFilter) -> tuple[str, list]:
+        clauses, args = ["1=1"], []
+        for column in ("session", "service", "operation", "scenario", "status"):
+            value = getattr(where, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if where.since is not None:
+            clauses.append("started_at >= ?")
+            args.append(where.since)
+        if where.until is not None:
+            clauses.append("started_at < ?")
+            args.append(where.until)
+        if where.outcome is not None:
+            clauses.append(f"n_{where.outcome} > 0" if where.outcome in ("pass", "fail", "warning", "info") else "0")
+        if where.requirement is not None:
+            clauses.append("EXISTS (SELECT 1 FROM findings f WHERE f.exchange_seq = e.seq AND f.requirement = ?)")
+            args.append(where.requirement)
+        return " AND ".join(clauses), args
+
+    @staticmethod
+    def _full(row, findings: list[Finding]) -> Exchange:
+        (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
+         client, req_headers, req_body, status, resp_headers, resp_body, *_counts) = row
+        return Exchange(
+            id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
+            started_at=started_at, duration_ms=duration_ms, seq=seq, findings=findings,
+            request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
+                                    bytes(req_body), client),
+            response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
+
+    # --- session state -----------------------------------------------------------------------------------------
+    def get_state(self, session: str, namespace: str, key: str) -> StateItem | None:
+        row = self._db().execute("SELECT value, version FROM state WHERE session=? AND namespace=? AND key=?",
+                                 (session, namespace, key)).fetchone()
+        return StateItem(json.loads(row[0]), row[1]) if row else None
+
+    def put_state(self, session: str, namespace: str, key: str, value: Any,
+                  expect_version: int | None = None, *, create_only: bool = False) -> int:
+        with self._write() as db:
+            row = db.execute("SELECT version FROM state WHERE session=? AND namespace=? AND key=?",
+                             (session, namespace, key)).fetchone()
+            current = row[0] if row else None
+            if create_only and current is not None:
+                raise VersionConflict(None, current)
+            if expect_version is not None and current != expect_version:
+                raise VersionConflict(expect_version, current)
+            version = (current or 0) + 1
+            db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?,?,?)",
+                       (session, namespace, key, version, json.dumps(value)))
+            return version
+
+    def list_state(self, session: str, namespace: str) -> dict[str, StateItem]:
+        rows = self._db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
+                                  (session, namespace))
+        return {k: StateItem(json.loads(v), ver) for k, v, ver in rows}
+
+    def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
+        with self._write() as db:
+            if key is None:
+                db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
+            else:
+                db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+
+    def next_counter(self, session: str, name: str, start: int = 0) -> int:
+        with self._write() as db:
+            row = db.execute("SELECT value FROM counters WHERE session=? AND name=?", (session, name)).fetchone()
+            value = start if row is None else row[0] + 1
+            db.execute("INSERT OR REPLACE INTO counters VALUES (?,?,?)", (session, name, value))
+            return value
+
+
+def _summary(row) -> dict:
+    (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, status,
+     n_pass, n_fail, n_warning, n_info) = row
+    return {"seq": seq, "id": ex_id, "session": session, "service": service, "operation": operation,
+            "scenario": scenario, "started_at": started_at, "duration_ms": round(duration_ms, 3), "method": method,
+            "path": path, "status": status,
+            "findings": {"pass": n_pass, "fail": n_fail, "warning": n_warning, "info": n_info}}

@@ -1,0 +1,98 @@
+"""The storage interface the journal and session state go through, and the factory that picks a backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.journal.exchange import Exchange
+
+
+class VersionConflict(Exception):
+    """A state write expected one version and found another (or found nothing)."""
+
+    def __init__(self, expected: int | None, actual: int | None):
+        super().__init__(f"expected version {expected}, found {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class StateItem:
+    value: Any
+    version: int
+
+
+@dataclass
+class ExchangeFilter:
+    session: str | None = None
+    service: str | None = None
+    operation: str | None = None
+    scenario: str | None = None
+    status: int | None = None
+    outcome: str | None = None  # exchanges with at least one finding of this outcome
+    requirement: str | None = None  # exchanges with a finding for this requirement
+    since: float | None = None
+    until: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Store(ABC):
+    """One small interface, two backends: SQLite (embedded default) and PostgreSQL (shared by replicas)."""
+
+    # --- the journal -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def record(self, exchange: Exchange) -> None:
+        """Commit the exchange and its findings; returns only once it is durable against a killed process."""
+
+    @abstractmethod
+    def exchange(self, exchange_id: str) -> Exchange | None: ...
+
+    @abstractmethod
+    def exchanges(self, where: ExchangeFilter, limit: int = 100, before: int | None = None) -> list[dict]:
+        """Newest first: summaries (no bodies), each with its journal 'seq' for paging with `before`."""
+
+    @abstractmethod
+    def iter_exchanges(self, session: str) -> Iterator[Exchange]:
+        """Oldest first, complete with bodies and findings: for behavioural checks and reports."""
+
+    @abstractmethod
+    def count_exchanges(self, where: ExchangeFilter) -> int: ...
+
+    # --- session state -----------------------------------------------------------------------------------------
+    @abstractmethod
+    def get_state(self, session: str, namespace: str, key: str) -> StateItem | None: ...
+
+    @abstractmethod
+    def put_state(self, session: str, namespace: str, key: str, value: Any,
+                  expect_version: int | None = None, *, create_only: bool = False) -> int:
+        """Write and return the new version. With expect_version, the current version must equal it; with
+        create_only, the key must not exist yet. Otherwise raises VersionConflict."""
+
+    @abstractmethod
+    def list_state(self, session: str, namespace: str) -> dict[str, StateItem]: ...
+
+    @abstractmethod
+    def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
+        """Delete one key, or the whole namespace when key is None."""
+
+    @abstractmethod
+    def next_counter(self, session: str, name: str, start: int = 0) -> int:
+        """An atomic per-session counter (e.g. NHS number allocation): returns start, start+1, ..."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        from sandbox.journal.sqlite import SqliteStore
+
+        return SqliteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from sandbox.journal.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")

@@ -1,0 +1,87 @@
+"""The running sandbox's shared parts: settings, journal, population, services, requirements and scenarios."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import current_app
+
+import scenarios as builtin_scenarios
+from sandbox.conformance.requirements import CatalogueError, RequirementCatalogue
+from sandbox.journal.store import Store, open_store
+from sandbox.scripting.scenarios import ScenarioCatalogue, ScenarioError
+from sandbox.services import Service, discover
+from sandbox.settings import Settings
+from sandbox.synthetic.population import Population
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The sandbox cannot start as configured; the message says which file or setting and why."""
+
+
+@dataclass
+class Sandbox:
+    settings: Settings
+    store: Store
+    population: Population
+    services: dict[str, Service]
+    requirements: RequirementCatalogue
+    scenarios: ScenarioCatalogue
+    started_at: float = 0.0
+    extensions: dict = field(default_factory=dict)  # per-service runtime objects, keyed by service name
+
+    @classmethod
+    def build(cls, settings: Settings, progress: Callable[[str], None] | None = None) -> Sandbox:
+        say = progress or (lambda message: None)
+        services = {s.name: s for s in discover()}
+        requirements = RequirementCatalogue()
+        try:
+            for service in services.values():
+                requirements.merge(service.requirements)
+                unknown = service.checks.requirement_ids() - {r.id for r in service.requirements}
+                if unknown:
+                    raise CatalogueError(f"{service.name} checks name requirements missing from its "
+                                         f"requirements.yaml: {', '.join(sorted(unknown))}")
+        except CatalogueError as exc:
+            raise StartupError(str(exc)) from None
+        folders = [Path(builtin_scenarios.__file__).parent, *settings.scenarios]
+        for folder in settings.scenarios:
+            if not Path(folder).is_dir():
+                raise StartupError(f"scenario folder {folder} does not exist (SANDBOX_SCENARIOS / --scenarios)")
+        try:
+            catalogue = ScenarioCatalogue.load(
+                folders, {name: set(s.operations) for name, s in services.items()}, requirements)
+        except ScenarioError as exc:
+            raise StartupError(str(exc)) from None
+        say(f"{len(services)} services, {len(requirements)} requirements, {len(catalogue)} scenarios")
+        try:
+            store = open_store(settings.journal_url)
+        except Exception as exc:  # sqlite3 / psycopg errors: the message is what the user needs
+            raise StartupError(f"cannot open the journal at {settings.journal_url}: {exc}") from None
+        population = Population(settings.seed, settings.population)
+        sandbox = cls(settings, store, population, services, requirements, catalogue)
+        for service in services.values():
+            if service.start:
+                service.start(sandbox)
+        return sandbox
+
+    def service_for_path(self, path: str) -> Service | None:
+        return next((s for s in self.services.values() if s.owns(path)), None)
+
+    def warm(self, progress: Callable[[int, int], None] | None = None, background: bool = True) -> None:
+        """Build the population's search index now (in a thread by default) rather than on the first search."""
+        if background:
+            threading.Thread(target=self.population.index, args=(progress,), daemon=True,
+                             name="population-index").start()
+        else:
+            self.population.index(progress)
+
+
+def current_sandbox() -> Sandbox:
+    return current_app.extensions["sandbox"]

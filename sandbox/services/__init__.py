@@ -1,0 +1,77 @@
+"""The service contract, and the registry that finds every service package by convention."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Response
+
+from sandbox.conformance.checks import CheckSet
+from sandbox.conformance.findings import SpineError
+from sandbox.conformance.requirements import RequirementCatalogue
+
+if TYPE_CHECKING:
+    import click
+    from flask import Request
+
+    from sandbox.runtime import Sandbox
+
+# What a generic HTTP failure (no route, wrong method, body too large) is called, unless a service says otherwise.
+HTTP_ERROR_CODES = {400: "INVALID_VALUE", 404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+                    406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
+                    500: "INTERNAL_SERVER_ERROR"}
+
+
+@dataclass
+class Service:
+    """Everything the engine knows about one mocked Spine service; the rest stays inside its folder."""
+
+    name: str
+    title: str
+    base_paths: tuple[str, ...]  # where the live service is mounted, so suppliers change only the host name
+    blueprint: Blueprint
+    operations: dict[str, str]  # operation id -> "METHOD /path" as a supplier reads it
+    checks: CheckSet
+    render_error: Callable[[SpineError], Response]  # the service's own error body shape
+    package_dir: Path
+    specification: dict[str, str] = field(default_factory=dict)  # spec name -> version, for reports
+    http_error_codes: dict[int, str] = field(default_factory=dict)
+    # Optional hooks: warm-up at start, headers every response carries, caller identity -> session, CLI commands.
+    start: Callable[[Sandbox], None] | None = None
+    finish_response: Callable[[Response], None] | None = None
+    resolve_session: Callable[[Request, Sandbox], str | None] | None = None
+    cli: click.Group | None = None
+
+    @cached_property
+    def requirements(self) -> RequirementCatalogue:
+        path = self.package_dir / "requirements.yaml"
+        return RequirementCatalogue.load(path, self.name) if path.exists() else RequirementCatalogue()
+
+    @property
+    def schema_dir(self) -> Path:
+        return self.package_dir / "schemas"
+
+    def http_error(self, status: int, diagnostics: str) -> SpineError:
+        code = self.http_error_codes.get(status) or HTTP_ERROR_CODES.get(status, "INTERNAL_SERVER_ERROR")
+        return SpineError(status, code, diagnostics, issue_code="not-found" if status == 404 else "invalid")
+
+    def owns(self, path: str) -> bool:
+        return any(path == base or path.startswith(base + "/") for base in self.base_paths)
+
+
+def discover() -> list[Service]:
+    """Every sandbox.services.<name> package that defines SERVICE; adding a service needs no engine edits."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.ispkg:
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            service = getattr(module, "SERVICE", None)
+            if isinstance(service, Service):
+                found.append(service)
+    return found

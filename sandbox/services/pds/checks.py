@@ -1,0 +1,107 @@
+"""PDS request checks, in the order live PDS applies them: the first one that rejects is the answer."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sandbox.conformance.checks import CheckSet, RequestView
+from sandbox.conformance.findings import Finding, SpineError
+from sandbox.synthetic.identifiers import is_valid_nhs_number
+
+checks = CheckSet("pds")
+
+UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+ODS_PATTERN = re.compile(r"^[A-Z0-9]{3,10}$")
+BEARER = re.compile(r"^Bearer [\x21-\x7e]+$")
+ON_PATIENT = ("get-patient", "patch-patient", "get-related-people")
+
+
+@checks.register("PDS-HDR-001", "PDS-HDR-002", "PDS-HDR-003")
+def x_request_id(req: RequestView, ctx):
+    value = req.header("X-Request-ID")
+    if value is None:
+        yield Finding.failed("PDS-HDR-001", "X-Request-ID header is missing; PDS refuses requests without it "
+                             "(400 MISSING_VALUE).", "header:X-Request-ID", reject=SpineError(
+                                 400, "MISSING_VALUE", "Invalid request with error - X-Request-ID header must be "
+                                 "supplied to access this resource"))
+        return
+    yield Finding.passed("PDS-HDR-001", "X-Request-ID header is present.", "header:X-Request-ID")
+    if not UUID_PATTERN.match(value):
+        yield Finding.failed("PDS-HDR-002", f"X-Request-ID {value[:80]!r} is not a UUID (expected 8-4-4-4-12 "
+                             "hexadecimal digits, e.g. 60E0B220-8136-4CA5-AE46-1D97EF59D068).",
+                             "header:X-Request-ID", reject=SpineError(
+                                 400, "INVALID_VALUE", f"Invalid value - '{value}' in header 'X-Request-ID'"))
+        return
+    yield Finding.passed("PDS-HDR-002", f"X-Request-ID {value!r} is a UUID.", "header:X-Request-ID")
+    version = uuid.UUID(value).version
+    if version == 4:
+        yield Finding.passed("PDS-HDR-003", "X-Request-ID is a version 4 UUID.", "header:X-Request-ID")
+    else:
+        yield Finding.warning("PDS-HDR-003", f"X-Request-ID {value!r} is a version {version} UUID; PDS asks for "
+                              "version 4 (random) so that ids never collide across systems.", "header:X-Request-ID")
+
+
+@checks.register("PDS-HDR-004")
+def x_correlation_id(req: RequestView, ctx):
+    value = req.header("X-Correlation-ID")
+    if value is None:
+        return
+    if "." in value:
+        yield Finding.warning("PDS-HDR-004", f"X-Correlation-ID {value[:80]!r} contains '.', which PDS recommends "
+                              "avoiding.", "header:X-Correlation-ID")
+    else:
+        yield Finding.passed("PDS-HDR-004", "X-Correlation-ID has no '.' characters.", "header:X-Correlation-ID")
+
+
+@checks.register("PDS-HDR-005")
+def authorization(req: RequestView, ctx):
+    value = req.header("Authorization")
+    if value is None:
+        yield Finding.failed("PDS-HDR-005", "Authorization header is missing; outside the open sandbox PDS refuses "
+                             "this with 401 ACCESS_DENIED.", "header:Authorization")
+    elif not BEARER.match(value):
+        shown = value.split(" ", 1)[0][:20]
+        yield Finding.failed("PDS-HDR-005", f"Authorization header is not 'Bearer <access token>' (it starts "
+                             f"{shown!r}).", "header:Authorization")
+    else:
+        yield Finding.passed("PDS-HDR-005", "Authorization carries a bearer token.", "header:Authorization")
+
+
+@checks.register("PDS-HDR-006")
+def end_user_organisation(req: RequestView, ctx):
+    value = req.header("NHSD-End-User-Organisation-ODS")
+    if value is None:
+        yield Finding.info("PDS-HDR-006", "NHSD-End-User-Organisation-ODS not sent: required if your application "
+                           "serves more than one end-user organisation.", "header:NHSD-End-User-Organisation-ODS")
+    elif not ODS_PATTERN.match(value):
+        yield Finding.failed("PDS-HDR-006", f"NHSD-End-User-Organisation-ODS {value[:40]!r} is not an ODS code "
+                             "(3-10 upper-case letters and digits, e.g. Y12345).",
+                             "header:NHSD-End-User-Organisation-ODS")
+    else:
+        yield Finding.passed("PDS-HDR-006", f"NHSD-End-User-Organisation-ODS {value!r} is an ODS code.",
+                             "header:NHSD-End-User-Organisation-ODS")
+
+
+@checks.register("PDS-HDR-007")
+def session_urid(req: RequestView, ctx):
+    value = req.header("NHSD-Session-URID")
+    if value is None:
+        return
+    if value.isdigit():
+        yield Finding.passed("PDS-HDR-007", "NHSD-Session-URID is numeric.", "header:NHSD-Session-URID")
+    else:
+        yield Finding.failed("PDS-HDR-007", f"NHSD-Session-URID {value[:40]!r} is not a numeric user role id.",
+                             "header:NHSD-Session-URID", reject=SpineError(
+                                 400, "INVALID_VALUE", f"Invalid value - '{value}' in header 'NHSD-Session-URID'"))
+
+
+@checks.register("PDS-GET-001", operations=ON_PATIENT)
+def nhs_number_in_path(req: RequestView, ctx):
+    number = req.params.get("nhs_number", "")
+    if is_valid_nhs_number(number):
+        yield Finding.passed("PDS-GET-001", f"{number} is a valid NHS number.", "path:id")
+    else:
+        why = "is not ten digits" if not (len(number) == 10 and number.isdigit()) else "fails the Modulus 11 check"
+        yield Finding.failed("PDS-GET-001", f"NHS number {number[:20]!r} {why}.", "path:id",
+                             reject=SpineError(400, "INVALID_RESOURCE_ID", ""))

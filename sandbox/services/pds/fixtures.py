@@ -1,0 +1,143 @@
+"""The published PDS sandbox patients, built to behave as the PDS specification documents them.
+
+These are read-only examples: every documented update to them succeeds every time and nothing is stored,
+exactly as on the NHS's own sandbox, so a supplier's existing sandbox tests pass unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timezone
+
+from sandbox.synthetic.fhir import SECURITY, UKCORE, death_notification, nhs_identifier
+from sandbox.synthetic.identifiers import ODS_SYSTEM
+
+NOT_FOUND = "9111231130"  # documented: a valid NHS number with no patient
+INVALID = "9000000000"  # documented: fails the check digit
+
+_PERIOD = {"start": "2024-01-01", "end": "2025-12-31"}
+_DIED = datetime(2010, 10, 22, tzinfo=timezone.utc)
+_LINES = ["1 Trevelyan Square", "Boar Lane", "City Centre", "Leeds", "West Yorkshire"]
+
+
+def _coding_ext(url: str, system: str, code: str, display: str, version: str | None = "1.0.0") -> dict:
+    coding = {"system": system}
+    if version:
+        coding["version"] = version
+    coding.update(code=code, display=display)
+    return {"url": url, "valueCodeableConcept": {"coding": [coding]}}
+
+
+def _ods(code: str, with_period: bool = True) -> dict:
+    identifier = {"system": ODS_SYSTEM, "value": code}
+    if with_period:
+        identifier["period"] = dict(_PERIOD)
+    return identifier
+
+
+def _address_keys() -> list[dict]:
+    def key(kind: str, value: str) -> dict:
+        return {"url": UKCORE + "AddressKey", "extension": [
+            {"url": "type", "valueCoding": {"system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-AddressKeyType",
+                                            "code": kind}},
+            {"url": "value", "valueString": value}]}
+    return [key("PAF", "12345678"), key("UPRN", "123456789012")]
+
+
+def _full_record(number: str, given: str, family: str, email: str) -> dict:
+    """The fully populated published example record (Jane Smith and her sound-alikes)."""
+    return {
+        "resourceType": "Patient",
+        "id": number,
+        "identifier": [nhs_identifier(number)],
+        "meta": {"versionId": "2", "security": [dict(SECURITY["U"])]},
+        "name": [{"id": "123", "use": "usual", "period": dict(_PERIOD), "given": [given], "family": family,
+                  "prefix": ["Mrs"], "suffix": ["MBE"]}],
+        "gender": "female",
+        "birthDate": "2010-10-22",
+        "multipleBirthInteger": 1,
+        "deceasedDateTime": "2010-10-22T00:00:00+00:00",
+        "generalPractitioner": [{"id": "254406A3", "type": "Organization", "identifier": _ods("Y12345")}],
+        "managingOrganization": {"type": "Organization", "identifier": _ods("Y12345")},
+        "extension": [
+            {"url": UKCORE + "NominatedPharmacy",
+             "valueReference": {"identifier": _ods("Y12345", with_period=False)}},
+            {"url": UKCORE + "PreferredDispenserOrganization",
+             "valueReference": {"identifier": _ods("Y23456", with_period=False)}},
+            {"url": UKCORE + "MedicalApplianceSupplier",
+             "valueReference": {"identifier": _ods("Y34567", with_period=False)}},
+            death_notification(_DIED),
+            {"url": UKCORE + "NHSCommunication", "extension": [
+                _coding_ext("language", "https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage", "fr", "French"),
+                {"url": "interpreterRequired", "valueBoolean": True}]},
+            {"url": UKCORE + "ContactPreference", "extension": [
+                _coding_ext("PreferredWrittenCommunicationFormat",
+                            "https://fhir.hl7.org.uk/CodeSystem/UKCore-PreferredWrittenCommunicationFormat",
+                            "12", "Braille", version=None),
+                _coding_ext("PreferredContactMethod",
+                            "https://fhir.hl7.org.uk/CodeSystem/UKCore-PreferredContactMethod", "1", "Letter",
+                            version=None),
+                {"url": "PreferredContactTimes", "valueString": "Not after 7pm"}]},
+            {"url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
+             "valueAddress": {"city": "Manchester", "district": "Greater Manchester", "country": "GBR"}},
+            {"url": "https://fhir.nhs.uk/StructureDefinition/Extension-PDS-RemovalFromRegistration", "extension": [
+                _coding_ext("removalFromRegistrationCode", "https://fhir.nhs.uk/CodeSystem/PDS-RemovalReasonExitCode",
+                            "SCT", "Transferred to Scotland", version=None),
+                {"url": "effectiveTime", "valuePeriod": {"start": "2020-01-01T00:00:00+00:00",
+                                                         "end": "2021-12-31T00:00:00+00:00"}}]},
+        ],
+        "telecom": [
+            {"id": "789", "period": dict(_PERIOD), "system": "phone", "value": "01632960587", "use": "home"},
+            {"id": "790", "period": {"start": "2019-01-01", "end": "2022-12-31"}, "system": "email",
+             "value": email, "use": "home"},
+            {"id": "OC789", "period": dict(_PERIOD), "system": "other", "value": "01632960587", "use": "home",
+             "extension": [{"url": UKCORE + "OtherContactSystem", "valueCoding": {
+                 "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-OtherContactSystem", "code": "textphone",
+                 "display": "Minicom (Textphone)"}}]},
+        ],
+        "contact": [{"id": "C123", "period": dict(_PERIOD), "relationship": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v2-0131", "code": "C", "display": "Emergency Contact"}]}],
+            "telecom": [{"system": "phone", "value": "01632960587"}]}],
+        "address": [
+            {"id": "456", "period": dict(_PERIOD), "use": "home", "line": list(_LINES), "postalCode": "LS1 6AE",
+             "extension": _address_keys()},
+            {"id": "T456", "period": dict(_PERIOD), "use": "temp", "text": "Student Accommodation",
+             "line": list(_LINES), "postalCode": "LS1 6AE", "extension": _address_keys()},
+        ],
+    }
+
+
+def _restricted(number: str, given: str, family: str) -> dict:
+    record = _full_record(number, given, family, "")
+    for field in ("generalPractitioner", "managingOrganization", "telecom", "contact", "address"):
+        record.pop(field)
+    record["meta"]["security"] = [dict(SECURITY["R"])]
+    record["extension"] = [death_notification(_DIED)]
+    return record
+
+
+def _minimal(number: str) -> dict:
+    return {"resourceType": "Patient", "id": number, "identifier": [nhs_identifier(number)],
+            "meta": {"versionId": "2", "security": [dict(SECURITY["U"])]}}
+
+
+_RECORDS: dict[str, dict] = {
+    "9000000009": _full_record("9000000009", "Jane", "Smith", "jane.smith@example.com"),
+    "9000000017": _full_record("9000000017", "Jayne", "Smyth", "jayne.smyth@example.com"),
+    "9000000025": _restricted("9000000025", "Janet", "Smythe"),
+    "9000000033": _minimal("9000000033"),
+}
+
+
+def is_fixture(number: str) -> bool:
+    return number in _RECORDS or number == NOT_FOUND
+
+
+def fixture(number: str) -> dict | None:
+    """A fresh copy: callers may trim or patch it without touching the example."""
+    record = _RECORDS.get(number)
+    return copy.deepcopy(record) if record is not None else None
+
+
+def fixture_numbers() -> list[str]:
+    return list(_RECORDS)

@@ -1,0 +1,103 @@
+"""Where PDS finds a patient for one session: the published examples, the session's own edits, the population."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from sandbox.conformance.findings import SpineError
+from sandbox.runtime import Sandbox
+from sandbox.services.pds import fixtures
+from sandbox.synthetic.fhir import patient_resource
+from sandbox.synthetic.identifiers import SCENARIO_START, is_valid_nhs_number
+
+NAMESPACE = "pds.patient"  # session state: NHS number -> the session's current version of the resource
+# Location-sensitive fields PDS withholds from a restricted record.
+RESTRICTED_FIELDS = ("address", "telecom", "generalPractitioner")
+
+
+@dataclass
+class Record:
+    resource: dict  # the whole record; callers trim it for the access mode and the operation
+    requested: str  # the NHS number asked for (differs from the id when superseded)
+    source: str  # "example" (published, read-only), "session" (edited or created here), "population"
+    state_version: int | None = None  # the session state row's version, for compare-and-set on update
+
+    @property
+    def nhs_number(self) -> str:
+        return self.resource["id"]
+
+    @property
+    def version(self) -> int:
+        return int(self.resource["meta"]["versionId"])
+
+    @property
+    def restricted(self) -> bool:
+        return is_restricted(self.resource)
+
+    @property
+    def superseded(self) -> bool:
+        return self.requested != self.nhs_number
+
+
+def is_restricted(resource: dict) -> bool:
+    return any(s.get("code") == "R" for s in resource.get("meta", {}).get("security", []))
+
+
+def for_retrieval(resource: dict) -> dict:
+    """The record as a retrieval returns it: a restricted patient's location-sensitive fields removed."""
+    if not is_restricted(resource):
+        return resource
+    trimmed = copy.copy(resource)
+    for field in RESTRICTED_FIELDS:
+        trimmed.pop(field, None)
+    return trimmed
+
+
+def patient_facts(sandbox: Sandbox, number: str) -> dict:
+    """What scenarios can trigger on without a lookup: the kind of patient behind an NHS number."""
+    if fixtures.is_fixture(number):
+        return {"patient_kind": "published-example"}
+    person = sandbox.population.by_nhs_number(number)
+    return {"patient_kind": person.kind if person else "unknown"}
+
+
+class PatientRecords:
+    def __init__(self, sandbox: Sandbox, session: str):
+        self.sandbox = sandbox
+        self.session = session
+
+    def find(self, number: str, requested: str | None = None) -> Record:
+        """The current record for an NHS number, following a merge to the superseding record; raises the
+        SpineError PDS answers for an invalid, unknown or invalidated number."""
+        requested = requested or number
+        if not is_valid_nhs_number(number):
+            raise SpineError(400, "INVALID_RESOURCE_ID")
+        example = fixtures.fixture(number)
+        if example is not None:
+            return Record(example, requested, "example")
+        stored = self.sandbox.store.get_state(self.session, NAMESPACE, number)
+        if stored is not None:
+            return Record(stored.value, requested, "session", stored.version)
+        person = self.sandbox.population.by_nhs_number(number)
+        if person is None and int(number[:9]) >= SCENARIO_START:
+            return self._scenario_patient(number, requested)
+        if person is None:
+            raise SpineError(404, "RESOURCE_NOT_FOUND")
+        if person.kind == "invalidated":
+            raise SpineError(404, "INVALIDATED_RESOURCE")
+        if person.superseded_by is not None and number == requested:
+            return self.find(self.sandbox.population.person(person.superseded_by).nhs_number, requested)
+        return Record(patient_resource(person), requested, "population")
+
+    def _scenario_patient(self, number: str, requested: str) -> Record:
+        """A number dedicated to a scenario (429, 503, slow...) is an ordinary patient whenever the scenario
+        does not answer, so a supplier's retry succeeds like it would on Spine."""
+        population = self.sandbox.population
+        index = (int(number[:9]) - SCENARIO_START) % population.size
+        while population.kind(index) != "standard":
+            index = (index + 1) % population.size
+        resource = patient_resource(population.person(index))
+        resource["id"] = number
+        resource["identifier"][0]["value"] = number
+        return Record(resource, requested, "population")

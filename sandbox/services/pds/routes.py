@@ -1,0 +1,35 @@
+"""PDS FHIR R4 endpoints: thin handlers that find, trim and answer; checks and scenarios run before them."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from sandbox.runtime import current_sandbox
+from sandbox.services.pds.outcome import fhir_response
+from sandbox.services.pds.records import PatientRecords, for_retrieval, patient_facts
+from sandbox.web.pipeline import operation
+
+blueprint = Blueprint("pds", __name__)
+
+
+def _patient_facts(view):
+    return patient_facts(current_sandbox(), view.params.get("nhs_number", ""))
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+@blueprint.get("/Patient/<nhs_number>")
+@operation("get-patient", facts=_patient_facts)
+def get_patient(ex, nhs_number: str):
+    record = PatientRecords(current_sandbox(), ex.session).find(nhs_number)
+    return fhir_response(for_retrieval(record.resource), headers={"ETag": etag(record.version)})
+
+
+def echo_request_headers(response) -> None:
+    """PDS mirrors X-Request-ID and X-Correlation-ID back on every response, errors included."""
+    for name in ("X-Request-ID", "X-Correlation-ID"):
+        value = request.headers.get(name)
+        if value is not None:
+            response.headers[name] = value

@@ -1,0 +1,93 @@
+"""The one home of configuration: defaults, SANDBOX_* environment variables and CLI overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ENV_PREFIX = "SANDBOX_"
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "spine-sandbox"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting has a default that works on a laptop; each is also SANDBOX_<NAME> in the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000
+    data_dir: Path = field(default_factory=_default_data_dir)
+    seed: int = 42
+    population: int = 10_000
+    # Extra scenario folders, searched after the built-in packs (os.pathsep-separated in the environment).
+    scenarios: tuple[Path, ...] = ()
+    # Empty means SQLite under data_dir.
+    database_url: str = ""
+    # The URL suppliers reach the sandbox at, when it differs from the request's own (a proxy, a container).
+    public_url: str = ""
+    max_body_bytes: int = 10 * 1024 * 1024
+    workers: int = 0  # 0: one per CPU
+    threads: int = 2  # per worker: a slow scenario holds one thread, not the whole worker
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Defaults, then SANDBOX_* variables, then explicit overrides (CLI flags); None means 'not given'."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f, raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = _convert(_field(cls, name), value) if isinstance(value, str) else value
+        settings = cls(**values)
+        return dataclasses.replace(settings, data_dir=Path(settings.data_dir).expanduser(),
+                                   scenarios=tuple(Path(p) for p in settings.scenarios))
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_environ(self) -> dict[str, str]:
+        """The settings as SANDBOX_* variables, so worker processes rebuild exactly the same configuration."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = os.pathsep.join(str(v) for v in value)
+            env[ENV_PREFIX + f.name.upper()] = str(value)
+        return env
+
+    @property
+    def journal_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'journal.sqlite3'}"
+
+
+def _field(cls, name: str):
+    for f in fields(cls):
+        if f.name == name:
+            return f
+    raise TypeError(f"unknown setting {name!r}")
+
+
+def _convert(f, raw: str):
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind.startswith("tuple"):
+            return tuple(Path(p) for p in raw.split(os.pathsep) if p)
+    except ValueError:
+        raise SettingError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+class SettingError(ValueError):
+    """A setting's value cannot be used; the message names the setting."""

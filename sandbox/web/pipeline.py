@@ -1,0 +1,204 @@
+"""The path of one request: session, safe parse, checks, scenario, record, tell (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from sandbox.conformance.checks import CheckContext, RequestView, query_from
+from sandbox.conformance.findings import Finding, SpineError, first_rejection, summarise
+from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
+from sandbox.runtime import Sandbox, current_sandbox
+from sandbox.scripting.scenarios import Scenario
+from sandbox.scripting.scripted import apply_fault, scripted_response
+from sandbox.services import Service
+from sandbox.web.sessions import resolve_session
+
+log = logging.getLogger(__name__)
+
+SCENARIO_HEADER = "X-Sandbox-Scenario"
+CONTROL_PREFIX = "/_sandbox"
+UNROUTED = "unrouted"
+
+
+@dataclass
+class ExchangeContext:
+    """One exchange while it is being answered; becomes a journal Exchange in after_request."""
+
+    id: str
+    started: float
+    clock: float
+    service: Service | None
+    session: str = "default"
+    operation: str = UNROUTED
+    scenario: Scenario | None = None
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    body: bytes = b""
+    view: RequestView | None = None
+
+    def add(self, *findings: Finding) -> None:
+        self.findings.extend(findings)
+
+
+def current_exchange() -> ExchangeContext:
+    return g.exchange
+
+
+def install(app: Flask, sandbox: Sandbox) -> None:
+    app.before_request(_open)
+    app.after_request(_record)
+    app.register_error_handler(SpineError, _spine_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def _journaled() -> bool:
+    return not request.path.startswith(CONTROL_PREFIX)
+
+
+def _open():
+    if not _journaled():
+        return None
+    sandbox = current_sandbox()
+    ex = g.exchange = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(),
+                                      sandbox.service_for_path(request.path))
+    try:
+        ex.body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
+                         f"({sandbox.settings.max_body_bytes} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
+    ex.session = resolve_session(request, sandbox)
+    return None
+
+
+def operation(name: str, facts=None):
+    """Wrap a service handler: run the service's checks, answer as Spine would refuse, or let the scenario answer,
+    or call the handler with the exchange context. `facts(view)` adds service facts scenarios can trigger on."""
+
+    def decorate(handler):
+        @functools.wraps(handler)
+        def wrapper(**params):
+            sandbox = current_sandbox()
+            ex = current_exchange()
+            ex.operation = name
+            view = ex.view = RequestView(request.method, request.path, query_from(request.args),
+                                         list(request.headers.items()), ex.body, dict(params))
+            if facts is not None:
+                ex.facts.update(facts(view))
+            ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts)))
+            ex.scenario = _choose_scenario(sandbox, ex, view)
+            spec = ex.scenario.response if ex.scenario else {}
+            if spec.get("delay_ms"):
+                time.sleep(spec["delay_ms"] / 1000)
+            rejection = first_rejection(ex.findings)
+            if rejection is not None:
+                raise rejection
+            if ex.scenario and ex.scenario.scripted:
+                response = scripted_response(ex.scenario, ex.service, view)
+            else:
+                response = handler(ex, **params)
+            return apply_fault(spec, response)
+
+        return wrapper
+
+    return decorate
+
+
+def _choose_scenario(sandbox: Sandbox, ex: ExchangeContext, view: RequestView) -> Scenario | None:
+    forced = view.header(SCENARIO_HEADER)
+    if forced:
+        scenario = sandbox.scenarios.get(forced.strip())
+        if scenario is None or scenario.service != ex.service.name or ex.operation not in scenario.trigger.operations:
+            known = [s.id for s in sandbox.scenarios.for_service(ex.service.name) if ex.operation in s.trigger.operations]
+            raise SpineError(400, "INVALID_VALUE", f"{SCENARIO_HEADER} {forced!r} is not a {ex.service.name} "
+                             f"scenario for operation {ex.operation}; choose one of: {', '.join(known) or 'none'} "
+                             f"(see /_sandbox/scenarios)")
+        return scenario
+    scenario = sandbox.scenarios.select(ex.service.name, ex.operation, view, ex.facts)
+    times = scenario.response.get("times") if scenario else None
+    if times and sandbox.store.next_counter(ex.session, f"scenario:{scenario.id}") >= times:
+        return None  # used up for this session: the service answers normally from now on
+    return scenario
+
+
+def _code(ex: ExchangeContext, status: int) -> str:
+    return ex.service.http_error(status, "").code if ex.service else "ERROR"
+
+
+def _spine_error(error: SpineError) -> Response:
+    ex = g.get("exchange")
+    service = ex.service if ex else None
+    if service is None:
+        response = Response(f'{{"error": "{error.code}", "message": {_json_str(error.diagnostics)}}}',
+                            status=error.status, mimetype="application/json")
+    else:
+        response = service.render_error(error)
+    for key, value in error.headers.items():
+        response.headers[key] = value
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    ex = g.get("exchange")
+    if ex is None or ex.service is None:
+        bases = ", ".join(b for s in current_sandbox().services.values() for b in s.base_paths)
+        text = (f"No Spine service is mounted at {request.path}; services are at {bases} "
+                f"(see /_sandbox/services)." if exc.code == 404 else exc.description)
+        return _spine_error(SpineError(exc.code or 500, (exc.name or "error").upper().replace(" ", "_"), text))
+    if exc.code == 405:
+        text = f"{request.method} is not supported on {request.path}."
+    elif exc.code == 404:
+        text = f"No {ex.service.title} resource at {request.path}: see /_sandbox/services for the operations."
+    else:
+        text = exc.description or exc.name
+    return _spine_error(ex.service.http_error(exc.code or 500, text))
+
+
+def _unexpected(exc: Exception) -> Response:
+    ex = g.get("exchange")
+    log.exception("unexpected error answering %s %s", request.method, request.path)
+    message = ("The sandbox failed to answer this request; this is a sandbox defect, not your error. "
+               f"Exchange {ex.id if ex else '-'} has the details.")
+    if ex and ex.service:
+        return _spine_error(ex.service.http_error(500, message))
+    return _spine_error(SpineError(500, "INTERNAL_SERVER_ERROR", message))
+
+
+def _json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text)
+
+
+def _record(response: Response) -> Response:
+    ex: ExchangeContext | None = g.get("exchange")
+    if ex is None:
+        return response
+    if ex.service and ex.service.finish_response:
+        ex.service.finish_response(response)
+    response.headers["X-Sandbox-Exchange"] = ex.id
+    counts = summarise(ex.findings)
+    response.headers["X-Sandbox-Findings"] = (
+        f"fail={counts['fail']} warning={counts['warning']} pass={counts['pass']}; "
+        f"{CONTROL_PREFIX}/exchanges/{ex.id}")
+    if ex.scenario:
+        response.headers[SCENARIO_HEADER] = ex.scenario.id
+    sandbox = current_sandbox()
+    exchange = Exchange(
+        id=ex.id, session=ex.session, service=ex.service.name if ex.service else "-", operation=ex.operation,
+        started_at=ex.started, duration_ms=(time.perf_counter() - ex.clock) * 1000,
+        request=RecordedRequest(request.method, request.path, request.query_string.decode("latin-1"),
+                                list(request.headers.items()), ex.body, request.remote_addr or ""),
+        response=RecordedResponse(response.status_code, list(response.headers.items()),
+                                  b"" if response.is_streamed else response.get_data()),
+        findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
+    # Written before the response leaves: an answered exchange is never missing from the evidence.
+    sandbox.store.record(exchange)
+    return response

@@ -1,0 +1,39 @@
+"""WSGI entry points. `app` for any WSGI server (`gunicorn sandbox.wsgi:app`); `create` is the factory the
+`spine-sandbox serve` workers call. Both read their configuration from SANDBOX_* variables."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sandbox.app import create_app
+from sandbox.settings import Settings
+
+log = logging.getLogger("sandbox")
+
+
+def create():
+    settings = Settings.load()
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(settings.log_level.upper())
+    app = create_app(settings)
+    sandbox = app.extensions["sandbox"]
+    started = time.perf_counter()
+
+    def ready(done: int, total: int) -> None:
+        if done == total:
+            log.info("population index ready: %d patients in %.2f s", total, time.perf_counter() - started)
+
+    sandbox.warm(ready)
+    return app
+
+
+def __getattr__(name: str):
+    # Built on first access only, so importing this module for `create` does not build a second sandbox.
+    if name == "app":
+        globals()["app"] = value = create()
+        return value
+    raise AttributeError(name)

@@ -1,0 +1,138 @@
+"""Shared fixtures: an in-process app per test, a PDS client with valid headers, and a live server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.app import create_app
+from sandbox.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT.parent / "shared" / "specs"
+PDS_BASE = "/personal-demographics/FHIR/R4"
+TEST_POPULATION = 2_000  # small enough to index in a blink, large enough for every special kind
+
+
+def spec_path(*parts: str) -> Path:
+    """A published specification file, used only as an outside reference; skips the test when absent."""
+    path = SPECS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference specification {path} is not available")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings.load(environ={}, data_dir=tmp_path / "data", population=TEST_POPULATION)
+
+
+@pytest.fixture
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def sandbox(app):
+    return app.extensions["sandbox"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def pds_headers(**extra) -> dict:
+    headers = {"X-Request-ID": str(uuid.uuid4()), "Authorization": "Bearer sandbox-test-token",
+               "Accept": "application/fhir+json"}
+    headers.update(extra)
+    return {k: v for k, v in headers.items() if v is not None}
+
+
+class PdsClient:
+    """Calls PDS the way a well-behaved supplier does, unless told otherwise."""
+
+    def __init__(self, client, session: str | None = None):
+        self.client = client
+        self.session = session
+
+    def _headers(self, headers):
+        base = pds_headers(**(headers or {}))
+        if self.session:
+            base.setdefault("X-Sandbox-Session", self.session)
+        return {k: v for k, v in base.items() if v is not None}
+
+    def get(self, path: str, headers: dict | None = None, **kwargs):
+        return self.client.get(PDS_BASE + path, headers=self._headers(headers), **kwargs)
+
+    def patch(self, path: str, json=None, headers: dict | None = None, **kwargs):
+        merged = {"Content-Type": "application/json-patch+json", **(headers or {})}
+        return self.client.patch(PDS_BASE + path, json=json, headers=self._headers(merged), **kwargs)
+
+    def post(self, path: str, json=None, headers: dict | None = None, **kwargs):
+        merged = {"Content-Type": "application/json", **(headers or {})}
+        return self.client.post(PDS_BASE + path, json=json, headers=self._headers(merged), **kwargs)
+
+
+@pytest.fixture
+def pds(client) -> PdsClient:
+    return PdsClient(client)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, data_dir: Path, port: int, extra_env: dict | None = None, args: list[str] | None = None):
+        self.data_dir = data_dir
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "SANDBOX_POPULATION": str(TEST_POPULATION), "SANDBOX_WORKERS": "1",
+               **(extra_env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--data-dir", str(data_dir), *(args or [])],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)  # its own process group, so stopping it stops its workers too
+
+    def wait(self, timeout: float = 30) -> LiveServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+            try:
+                if requests.get(self.url + "/_sandbox/health", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise TimeoutError("server did not become healthy")
+
+    def stop(self, kill: bool = False) -> str:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            out, _ = self.process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            out, _ = self.process.communicate()
+        return out or ""
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    server = LiveServer(tmp_path / "live-data", free_port()).wait()
+    yield server
+    server.stop()

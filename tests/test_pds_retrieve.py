@@ -1,0 +1,114 @@
+"""GET /Patient/{id}: every documented retrieval behaviour, over HTTP in and out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandbox.synthetic.identifiers import NHS_NUMBER_SYSTEM
+from tests.conftest import spec_path
+
+ERROR_SYSTEM = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
+
+
+def error_code(response) -> str:
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome", body
+    coding = body["issue"][0]["details"]["coding"][0]
+    assert coding["system"] == ERROR_SYSTEM and coding["version"] == "1"
+    return coding["code"]
+
+
+@pytest.mark.parametrize("number, example", [
+    ("9000000009", "Patient.json"),
+    ("9000000017", "Patient-Jayne-Smyth.json"),
+    ("9000000025", "Sensitive_Patient.json"),
+    ("9000000033", "Minimal_Patient.json"),
+])
+def test_published_patients_are_returned_exactly_as_documented(pds, number, example):
+    documented = json.loads(spec_path("pds-fhir", "specification", "components", "examples", example).read_text())
+    response = pds.get(f"/Patient/{number}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/fhir+json"
+    assert response.headers["ETag"] == 'W/"2"'
+    assert response.get_json() == documented
+
+
+def test_documented_errors(pds):
+    not_found = pds.get("/Patient/9111231130")
+    assert (not_found.status_code, error_code(not_found)) == (404, "RESOURCE_NOT_FOUND")
+    invalid = pds.get("/Patient/9000000000")
+    assert (invalid.status_code, error_code(invalid)) == (400, "INVALID_RESOURCE_ID")
+    short = pds.get("/Patient/12345")
+    assert (short.status_code, error_code(short)) == (400, "INVALID_RESOURCE_ID")
+
+
+def test_missing_and_invalid_request_id_are_refused_with_the_spec_messages(pds):
+    missing = pds.get("/Patient/9000000009", headers={"X-Request-ID": None})
+    assert (missing.status_code, error_code(missing)) == (400, "MISSING_VALUE")
+    assert missing.get_json()["issue"][0]["diagnostics"] == (
+        "Invalid request with error - X-Request-ID header must be supplied to access this resource")
+    invalid = pds.get("/Patient/9000000009", headers={"X-Request-ID": "1234"})
+    assert (invalid.status_code, error_code(invalid)) == (400, "INVALID_VALUE")
+    assert invalid.get_json()["issue"][0]["diagnostics"] == "Invalid value - '1234' in header 'X-Request-ID'"
+    assert invalid.headers["X-Request-ID"] == "1234"
+
+
+def test_request_and_correlation_ids_are_mirrored(pds):
+    response = pds.get("/Patient/9000000009", headers={"X-Request-ID": "60E0B220-8136-4CA5-AE46-1D97EF59D068",
+                                                      "X-Correlation-ID": "11C46F5F-CDEF-4865-94B2-0EE0EDCC26DA"})
+    assert response.headers["X-Request-ID"] == "60E0B220-8136-4CA5-AE46-1D97EF59D068"
+    assert response.headers["X-Correlation-ID"] == "11C46F5F-CDEF-4865-94B2-0EE0EDCC26DA"
+
+
+def first_of_kind(sandbox, kind: str):
+    return next(sandbox.population.of_kind(kind))
+
+
+def test_synthetic_patient_is_a_uk_core_patient_with_a_versioned_etag(pds, sandbox):
+    person = first_of_kind(sandbox, "standard")
+    response = pds.get(f"/Patient/{person.nhs_number}")
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["id"] == person.nhs_number
+    assert body["identifier"][0] == {**body["identifier"][0], "system": NHS_NUMBER_SYSTEM, "value": person.nhs_number}
+    assert response.headers["ETag"] == f'W/"{body["meta"]["versionId"]}"'
+    assert body["name"][0]["family"] == person.family
+    assert body["address"][0]["postalCode"] == person.home.postcode
+
+
+def test_restricted_patient_has_location_fields_removed(pds, sandbox):
+    person = first_of_kind(sandbox, "restricted")
+    body = pds.get(f"/Patient/{person.nhs_number}").get_json()
+    assert body["meta"]["security"][0]["code"] == "R"
+    assert not {"address", "telecom", "generalPractitioner"} & set(body)
+
+
+def test_superseded_patient_returns_the_superseding_record(pds, sandbox):
+    person = first_of_kind(sandbox, "superseded")
+    response = pds.get(f"/Patient/{person.nhs_number}")
+    survivor = sandbox.population.person(person.superseded_by)
+    assert response.status_code == 200
+    assert response.get_json()["id"] == survivor.nhs_number != person.nhs_number
+    assert response.headers["X-Sandbox-Scenario"] == "pds-superseded-patient"
+
+
+def test_invalidated_patient_is_refused(pds, sandbox):
+    response = pds.get(f"/Patient/{first_of_kind(sandbox, 'invalidated').nhs_number}")
+    assert (response.status_code, error_code(response)) == (404, "INVALIDATED_RESOURCE")
+
+
+def test_deceased_patient_carries_date_of_death(pds, sandbox):
+    body = pds.get(f"/Patient/{first_of_kind(sandbox, 'deceased').nhs_number}").get_json()
+    assert body["deceasedDateTime"]
+    assert any(e["url"].endswith("DeathNotificationStatus") for e in body["extension"])
+
+
+def test_unrouted_method_and_path_get_spine_shaped_errors(client, pds):
+    wrong_method = client.delete("/personal-demographics/FHIR/R4/Patient/9000000009")
+    assert wrong_method.status_code == 405 and error_code(wrong_method) == "METHOD_NOT_ALLOWED"
+    unknown = pds.get("/Nonsense")
+    assert unknown.status_code == 404 and error_code(unknown) == "RESOURCE_NOT_FOUND"
+    outside = client.get("/no-such-service")
+    assert outside.status_code == 404 and "personal-demographics" in outside.get_json()["message"]
