@@ -296,5 +296,16 @@ def exchanges_show(exchange_id, data_dir, as_json) -> None:
         click.echo(f"  [{f.outcome:^7}] {f.requirement:<14} {f.message}" + (f"  @ {f.location}" if f.location else ""))
 
 
+# --- services' own commands (e.g. `spine-sandbox mesh …`), found by convention -------------------------------------
+def _add_service_commands() -> None:
+    from sandbox.services import discover
+
+    for service in discover():
+        if service.cli is not None:
+            main.add_command(service.cli)
+
+
+_add_service_commands()
+
 if __name__ == "__main__":
     main()

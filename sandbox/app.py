@@ -26,5 +26,8 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     for service in sandbox.services.values():
         for n, base in enumerate(service.base_paths):
             app.register_blueprint(service.blueprint, url_prefix=base, name=f"{service.name}{n or ''}")
+        if service.control is not None:
+            app.register_blueprint(service.control, url_prefix=f"/_sandbox/{service.name}",
+                                   name=f"{service.name}-control")
     app.register_blueprint(control)
     return app

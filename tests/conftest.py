@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -119,10 +120,8 @@ class LiveServer:
         raise TimeoutError("server did not become healthy")
 
     def stop(self, kill: bool = False) -> str:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             out, _ = self.process.communicate(timeout=15)
         except subprocess.TimeoutExpired:

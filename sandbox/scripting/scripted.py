@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Response
 from jinja2.sandbox import SandboxedEnvironment
@@ -20,7 +20,7 @@ def template_context(request: RequestView) -> dict:
         "params": request.params,
         "query": {k: v[0] for k, v in request.query.items() if v},
         "headers": {k.lower(): v for k, v in request.headers},
-        "now": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "now": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

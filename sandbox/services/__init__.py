@@ -42,10 +42,12 @@ class Service:
     package_dir: Path
     specification: dict[str, str] = field(default_factory=dict)  # spec name -> version, for reports
     http_error_codes: dict[int, str] = field(default_factory=dict)
-    # Optional hooks: warm-up at start, headers every response carries, caller identity -> session, CLI commands.
+    # Optional hooks: warm-up at start, headers every response carries, caller identity -> session,
+    # service-specific control endpoints (mounted at /_sandbox/<name>/), CLI commands (`spine-sandbox <name> …`).
     start: Callable[[Sandbox], None] | None = None
     finish_response: Callable[[Response], None] | None = None
     resolve_session: Callable[[Request, Sandbox], str | None] | None = None
+    control: Blueprint | None = None
     cli: click.Group | None = None
 
     @cached_property

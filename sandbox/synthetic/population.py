@@ -7,7 +7,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from faker.providers.person.en_GB import Provider as _Names
 
@@ -222,7 +222,7 @@ def _make_person(pop: Population, index: int) -> Person:
     death = None
     if kind == "deceased":
         died = _date_between(rng, birth, EPOCH - timedelta(days=1))
-        death = datetime(died.year, died.month, died.day, rng.randint(0, 23), rng.randint(0, 59), tzinfo=timezone.utc)
+        death = datetime(died.year, died.month, died.day, rng.randint(0, 23), rng.randint(0, 59), tzinfo=UTC)
     superseded_by = _superseding(pop, index) if kind == "superseded" else None
     relations = _relations(rng, pop, index, adult) if kind not in ("restricted", "invalidated") else ()
     return Person(

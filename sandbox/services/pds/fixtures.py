@@ -7,7 +7,7 @@ exactly as on the NHS's own sandbox, so a supplier's existing sandbox tests pass
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sandbox.synthetic.fhir import SECURITY, UKCORE, death_notification, nhs_identifier
 from sandbox.synthetic.identifiers import ODS_SYSTEM
@@ -16,7 +16,7 @@ NOT_FOUND = "9111231130"  # documented: a valid NHS number with no patient
 INVALID = "9000000000"  # documented: fails the check digit
 
 _PERIOD = {"start": "2024-01-01", "end": "2025-12-31"}
-_DIED = datetime(2010, 10, 22, tzinfo=timezone.utc)
+_DIED = datetime(2010, 10, 22, tzinfo=UTC)
 _LINES = ["1 Trevelyan Square", "Boar Lane", "City Centre", "Leeds", "West Yorkshire"]
 
 
