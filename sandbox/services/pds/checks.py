@@ -7,6 +7,21 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.services.pds.search_params import (
+    REQ_DATES,
+    REQ_EXACT,
+    REQ_FLAGS,
+    REQ_GENDER,
+    REQ_KNOWN,
+    REQ_LIMIT,
+    REQ_MINIMUM,
+    REQ_NAMES,
+    REQ_POSTCODE,
+    REQ_PRESENT,
+    REQ_SINGLE,
+    REQ_WILDCARD,
+    parse_search,
+)
 from sandbox.synthetic.identifiers import is_valid_nhs_number
 
 checks = CheckSet("pds")
@@ -105,3 +120,9 @@ def nhs_number_in_path(req: RequestView, ctx):
         why = "is not ten digits" if not (len(number) == 10 and number.isdigit()) else "fails the Modulus 11 check"
         yield Finding.failed("PDS-GET-001", f"NHS number {number[:20]!r} {why}.", "path:id",
                              reject=SpineError(400, "INVALID_RESOURCE_ID", ""))
+
+
+@checks.register(REQ_PRESENT, REQ_KNOWN, REQ_DATES, REQ_GENDER, REQ_LIMIT, REQ_MINIMUM, REQ_WILDCARD, REQ_POSTCODE,
+                 REQ_FLAGS, REQ_NAMES, REQ_SINGLE, REQ_EXACT, operations=("search-patients",))
+def search_parameters(req: RequestView, ctx):
+    yield from parse_search(req.query)[1]

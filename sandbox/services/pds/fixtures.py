@@ -44,7 +44,7 @@ def _address_keys() -> list[dict]:
     return [key("PAF", "12345678"), key("UPRN", "123456789012")]
 
 
-def _full_record(number: str, given: str, family: str, email: str) -> dict:
+def _full_record(number: str, given: str, family: str, email: str, gender: str = "female") -> dict:
     """The fully populated published example record (Jane Smith and her sound-alikes)."""
     return {
         "resourceType": "Patient",
@@ -52,8 +52,8 @@ def _full_record(number: str, given: str, family: str, email: str) -> dict:
         "identifier": [nhs_identifier(number)],
         "meta": {"versionId": "2", "security": [dict(SECURITY["U"])]},
         "name": [{"id": "123", "use": "usual", "period": dict(_PERIOD), "given": [given], "family": family,
-                  "prefix": ["Mrs"], "suffix": ["MBE"]}],
-        "gender": "female",
+                  "prefix": ["Mrs" if gender == "female" else "Mr"], "suffix": ["MBE"]}],
+        "gender": gender,
         "birthDate": "2010-10-22",
         "multipleBirthInteger": 1,
         "deceasedDateTime": "2010-10-22T00:00:00+00:00",
@@ -127,6 +127,34 @@ _RECORDS: dict[str, dict] = {
     "9000000025": _restricted("9000000025", "Janet", "Smythe"),
     "9000000033": _minimal("9000000033"),
 }
+
+
+def _born(record: dict, day: str) -> dict:
+    """The same record with another date of birth and death (the published search examples differ here)."""
+    record["birthDate"] = day
+    record["deceasedDateTime"] = f"{day}T00:00:00+00:00"
+    for extension in record["extension"]:
+        for part in extension.get("extension", []):
+            if part["url"] == "systemEffectiveDate":
+                part["valueDateTime"] = f"{day}T00:00:00+00:00"
+    return record
+
+
+# The records behind the published search examples. Two exist only there: the restricted patient's search result
+# gives her a different date of birth than her retrieval does, and the compound-name patient's NHS number
+# (9000000015) fails the check digit, so it can be found but never retrieved - both exactly as published.
+COMPOUND_NAME = "9000000015"
+_SEARCH_RECORDS: dict[str, dict] = {
+    "9000000009": _RECORDS["9000000009"],
+    "9000000017": _RECORDS["9000000017"],
+    "9000000025": _born(_restricted("9000000025", "Janet", "Smythe"), "2005-06-16"),
+    COMPOUND_NAME: _full_record(COMPOUND_NAME, "John Paul", "Smith", "johnp.smith@example.com", gender="male"),
+}
+
+
+def search_record(number: str) -> dict:
+    """The whole record a published search example returns (before search trimming), as a fresh copy."""
+    return copy.deepcopy(_SEARCH_RECORDS[number])
 
 
 def is_fixture(number: str) -> bool:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from sandbox.runtime import current_sandbox
+from sandbox.services.pds import search
 from sandbox.services.pds.outcome import fhir_response
+from sandbox.services.pds.published_search import published_fact
 from sandbox.services.pds.records import PatientRecords, for_retrieval, patient_facts
+from sandbox.services.pds.search_params import parse_search
 from sandbox.web.pipeline import operation
 
 blueprint = Blueprint("pds", __name__)
@@ -25,6 +28,19 @@ def etag(version: int) -> str:
 def get_patient(ex, nhs_number: str):
     record = PatientRecords(current_sandbox(), ex.session).find(nhs_number)
     return fhir_response(for_retrieval(record.resource), headers={"ETag": etag(record.version)})
+
+
+def _search_facts(view):
+    fact = published_fact(view.query)
+    return {"published_search": fact} if fact else {}
+
+
+@blueprint.get("/Patient")
+@operation("search-patients", facts=_search_facts)
+def search_patients(ex):
+    query, _ = parse_search(ex.view.query)
+    result = search.answer(PatientRecords(current_sandbox(), ex.session), ex.view.query, query)
+    return fhir_response(result.body)
 
 
 def echo_request_headers(response) -> None:

@@ -1,0 +1,56 @@
+"""GET /Patient: the published examples' documented answers, or a live-like search of population and session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sandbox.services.pds import published_search
+from sandbox.services.pds.bundles import no_example_response, patient_entry, searchset, too_many_matches
+from sandbox.services.pds.matching import Match, ranked, score, search_population, subject_of_resource
+from sandbox.services.pds.records import PatientRecords, for_search
+from sandbox.services.pds.search_params import SearchQuery
+from sandbox.synthetic.fhir import patient_resource
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    body: dict
+    outcome: str  # "results", "too-many-matches", "no-example": for findings and the journal
+    matches: int
+
+
+def answer(records: PatientRecords, raw: dict[str, list[str]], q: SearchQuery) -> SearchAnswer:
+    if published_search.aimed_at_examples(raw):
+        return _published(raw, q)
+    own = records.session_patients()
+    matches = _matches(records, q, own)
+    if q.exact:
+        matches = [m for m in matches if m.score == 1.0]
+    if len(matches) > q.max_results:
+        return SearchAnswer(too_many_matches(), "too-many-matches", len(matches))
+    population = records.sandbox.population
+    entries = [patient_entry(for_search(own.get(m.nhs_number) or patient_resource(
+        population.by_nhs_number(m.nhs_number))), m.score) for m in matches]
+    return SearchAnswer(searchset(entries), "results", len(entries))
+
+
+def _published(raw: dict[str, list[str]], q: SearchQuery) -> SearchAnswer:
+    row = published_search.published_row(raw)
+    if row is None:
+        return SearchAnswer(no_example_response(published_search.NO_EXAMPLE), "no-example", 0)
+    if len(row.patients) > q.max_results:
+        return SearchAnswer(too_many_matches(), "too-many-matches", len(row.patients))
+    entries = [patient_entry(published_search.example_resource(n), published_search.PUBLISHED_SCORE)
+               for n in row.patients]
+    return SearchAnswer(searchset(entries), "results", len(entries))
+
+
+def _matches(records: PatientRecords, q: SearchQuery, own: dict[str, dict]) -> list[Match]:
+    found = {m.nhs_number: m for m in search_population(records.sandbox.population, q, skip=set(own))}
+    today = date.today()
+    for number, resource in own.items():
+        value = score(subject_of_resource(resource, today), q)
+        if value is not None and value > found.get(number, Match(0.0, number)).score:
+            found[number] = Match(value, number)
+    return ranked(found.values())
