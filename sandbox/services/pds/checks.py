@@ -7,6 +7,20 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.services.pds.patch_request import (
+    ITEM,
+    REQ_BODY,
+    REQ_FIELDS,
+    REQ_LIST_ITEMS,
+    REQ_OPERATIONS,
+    REQ_TEST_FIRST,
+    REQ_TYPE,
+    REQ_VERSION,
+    judge_content_type,
+    judge_if_match,
+    operation_problems,
+    patch_list,
+)
 from sandbox.services.pds.search_params import (
     REQ_DATES,
     REQ_EXACT,
@@ -126,3 +140,36 @@ def nhs_number_in_path(req: RequestView, ctx):
                  REQ_FLAGS, REQ_NAMES, REQ_SINGLE, REQ_EXACT, operations=("search-patients",))
 def search_parameters(req: RequestView, ctx):
     yield from parse_search(req.query)[1]
+
+
+@checks.register(REQ_VERSION, operations=("patch-patient",))
+def if_match(req: RequestView, ctx):
+    yield judge_if_match(req.header("If-Match"))
+
+
+@checks.register(REQ_TYPE, operations=("patch-patient",))
+def patch_content_type(req: RequestView, ctx):
+    yield judge_content_type(req)
+
+
+@checks.register(REQ_BODY, REQ_OPERATIONS, REQ_TEST_FIRST, REQ_LIST_ITEMS, REQ_FIELDS, operations=("patch-patient",))
+def patch_operations(req: RequestView, ctx):
+    patches, problem = patch_list(req)
+    if problem is not None:
+        yield problem.finding()
+        return
+    yield Finding.passed(REQ_BODY, f"The body holds {len(patches)} patch operation(s) under 'patches'.", "/patches")
+    problems, warnings = operation_problems(patches)
+    yield from (p.finding() for p in problems)
+    yield from warnings
+    failed = {p.requirement for p in problems} | {w.requirement for w in warnings}
+    ops = [(p.get("op"), p.get("path", "")) for p in patches if isinstance(p, dict)]
+    removes_items = any(op == "remove" and ITEM.match(str(path)) for op, path in ops)
+    adds_items = any(op == "add" and ITEM.match(str(path)) for op, path in ops)
+    for requirement, applies, message in (
+            (REQ_OPERATIONS, True, "Every operation is add, replace, remove or test with a JSON pointer path."),
+            (REQ_FIELDS, True, "Every operation changes a field PDS lets a supplier update."),
+            (REQ_TEST_FIRST, removes_items, "Every list item removal directly follows a test of that item."),
+            (REQ_LIST_ITEMS, adds_items, "New list items are added at the index '-'.")):
+        if applies and requirement not in failed:
+            yield Finding.passed(requirement, message, "/patches")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from sandbox.runtime import current_sandbox
-from sandbox.services.pds import search
+from sandbox.services.pds import patch, search
 from sandbox.services.pds.outcome import fhir_response
+from sandbox.services.pds.patch_request import patch_list
 from sandbox.services.pds.published_search import published_fact
 from sandbox.services.pds.records import PatientRecords, for_retrieval, patient_facts
 from sandbox.services.pds.search_params import parse_search
@@ -28,6 +29,15 @@ def etag(version: int) -> str:
 def get_patient(ex, nhs_number: str):
     record = PatientRecords(current_sandbox(), ex.session).find(nhs_number)
     return fhir_response(for_retrieval(record.resource), headers={"ETag": etag(record.version)})
+
+
+@blueprint.patch("/Patient/<nhs_number>")
+@operation("patch-patient", facts=_patient_facts)
+def patch_patient(ex, nhs_number: str):
+    patches, _ = patch_list(ex.view)  # the request checks have refused any body without them
+    records = PatientRecords(current_sandbox(), ex.session)
+    resource, version = patch.update(records, nhs_number, patches, ex.view.header("If-Match"), ex.add)
+    return fhir_response(for_retrieval(resource), headers={"ETag": etag(version)})
 
 
 def _search_facts(view):
