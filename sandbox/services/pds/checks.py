@@ -7,6 +7,7 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.services.pds import create
 from sandbox.services.pds.patch_request import (
     ITEM,
     REQ_BODY,
@@ -173,3 +174,16 @@ def patch_operations(req: RequestView, ctx):
             (REQ_LIST_ITEMS, adds_items, "New list items are added at the index '-'.")):
         if applies and requirement not in failed:
             yield Finding.passed(requirement, message, "/patches")
+
+
+@checks.register(create.REQ_TYPE, operations=("create-patient",))
+def create_content_type(req: RequestView, ctx):
+    yield create.judge_content_type(req)
+
+
+@checks.register(create.REQ_BODY, operations=("create-patient",))
+def create_request(req: RequestView, ctx):
+    problems = create.request_problems(req)
+    yield from (p.finding() for p in problems)
+    if not problems:
+        yield Finding.passed(create.REQ_BODY, "The body is a valid Patient create request.", "body")

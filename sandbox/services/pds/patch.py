@@ -34,8 +34,7 @@ NEW_ITEM = re.compile(r"^/([A-Za-z]+)/-$")
 
 def version_mismatch() -> SpineError:
     return SpineError(409, "RESOURCE_VERSION_MISMATCH", "Invalid update with error - This resource has changed since "
-                      "you last read. Please re-read and try again with the new version number.",
-                      display="Resource version supplied does not match actual version")
+                      "you last read. Please re-read and try again with the new version number.")
 
 
 def update(records: PatientRecords, nhs_number: str, patches: list[dict], if_match: str,

@@ -60,8 +60,10 @@ def validator(definition: str) -> Draft202012Validator:
 
 def schema_problems(definition: str, document, requirement: str, what: str) -> list[Problem]:
     """Every way the document breaks our schema, each as the error PDS gives for it."""
-    return [Problem(requirement, _error(p, document), f"{what}: {str(p)[:300]}", p.pointer or "/")
-            for p in problems_in(validator(definition), document)]
+    found = problems_in(validator(definition), document)
+    # "contains" only says a kind of item is absent; a problem inside the item that was meant is more precise.
+    found.sort(key=lambda p: p.validator == "contains")
+    return [Problem(requirement, _error(p, document), f"{what}: {str(p)[:300]}", p.pointer or "/") for p in found]
 
 
 def _error(problem: SchemaProblem, document) -> SpineError:
@@ -77,6 +79,8 @@ def _error(problem: SchemaProblem, document) -> SpineError:
         return SpineError(400, "MISSING_VALUE", f"Missing value - '{field_name(where + '/' + missing)}'")
     if problem.validator in ("maxItems", "maxProperties"):
         return SpineError(400, "TOO_MANY_VALUES_SUBMITTED", f"Too many values submitted - '{field_name(where)}'")
-    if problem.validator in ("minItems", "contains"):
+    if problem.validator == "contains":  # a required kind of item is absent, e.g. the Registering Authority
+        return SpineError(400, "MISSING_VALUE", f"Missing value - '{field_name(where)}'")
+    if problem.validator == "minItems":
         return SpineError(400, "TOO_FEW_VALUES_SUBMITTED", f"Too few values submitted - '{field_name(where)}'")
     return invalid_value(value, where)

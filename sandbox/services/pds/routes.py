@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from sandbox.conformance.parsing import Malformed
 from sandbox.runtime import current_sandbox
-from sandbox.services.pds import patch, search
+from sandbox.services.pds import create, patch, search
 from sandbox.services.pds.outcome import fhir_response
 from sandbox.services.pds.patch_request import patch_list
 from sandbox.services.pds.published_search import published_fact
@@ -38,6 +39,21 @@ def patch_patient(ex, nhs_number: str):
     records = PatientRecords(current_sandbox(), ex.session)
     resource, version = patch.update(records, nhs_number, patches, ex.view.header("If-Match"), ex.add)
     return fhir_response(for_retrieval(resource), headers={"ETag": etag(version)})
+
+
+def _create_facts(view):
+    try:
+        example = create.published_example(view.json())
+    except Malformed:
+        return {}  # the request checks answer a malformed body
+    return {"create_example": example} if example else {}
+
+
+@blueprint.post("/Patient")
+@operation("create-patient", facts=_create_facts)
+def create_patient(ex):
+    resource, status = create.create(PatientRecords(current_sandbox(), ex.session), ex.view, ex.add)
+    return fhir_response(for_retrieval(resource), status, headers={"ETag": etag(int(resource["meta"]["versionId"]))})
 
 
 def _search_facts(view):

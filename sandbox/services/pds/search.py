@@ -24,7 +24,7 @@ def answer(records: PatientRecords, raw: dict[str, list[str]], q: SearchQuery) -
     if published_search.aimed_at_examples(raw):
         return _published(raw, q)
     own = records.session_patients()
-    matches = _matches(records, q, own)
+    matches = find_matches(records, q, own)
     if q.exact:
         matches = [m for m in matches if m.score == 1.0]
     if len(matches) > q.max_results:
@@ -46,7 +46,8 @@ def _published(raw: dict[str, list[str]], q: SearchQuery) -> SearchAnswer:
     return SearchAnswer(searchset(entries), "results", len(entries))
 
 
-def _matches(records: PatientRecords, q: SearchQuery, own: dict[str, dict]) -> list[Match]:
+def find_matches(records: PatientRecords, q: SearchQuery, own: dict[str, dict]) -> list[Match]:
+    """Ranked matches among the population and this session's own patients (their copies win)."""
     found = {m.nhs_number: m for m in search_population(records.sandbox.population, q, skip=set(own))}
     today = date.today()
     for number, resource in own.items():
