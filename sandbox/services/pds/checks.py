@@ -7,7 +7,7 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
-from sandbox.services.pds import create
+from sandbox.services.pds import coverage, create
 from sandbox.services.pds.patch_request import (
     ITEM,
     REQ_BODY,
@@ -187,3 +187,26 @@ def create_request(req: RequestView, ctx):
     yield from (p.finding() for p in problems)
     if not problems:
         yield Finding.passed(create.REQ_BODY, "The body is a valid Patient create request.", "body")
+
+
+@checks.register(coverage.REQ_SEARCH, coverage.REQ_ACCESS, operations=("search-coverage",))
+def coverage_search(req: RequestView, ctx):
+    problems = coverage.search_problems(req)
+    yield from (p.finding() for p in problems)
+    if not problems:
+        yield Finding.passed(coverage.REQ_SEARCH, f"{coverage.PARAMETER} is the one parameter, a valid NHS number.",
+                             "query")
+    yield coverage.access_finding()
+
+
+@checks.register(coverage.REQ_VERSION, coverage.REQ_BODY, coverage.REQ_ACCESS, operations=("update-coverage",))
+def coverage_update(req: RequestView, ctx):
+    yield judge_if_match(req.header("If-Match"), coverage.REQ_VERSION)
+    if req.content_type not in ("application/json", "application/json-patch+json", "application/fhir+json"):
+        yield Finding.failed(coverage.REQ_BODY, f"Content-Type {req.content_type or '(none)'!r}: send the Coverage as "
+                             "application/json.", "header:Content-Type")
+    problems = coverage.body_problems(req)
+    yield from (p.finding() for p in problems)
+    if not problems:
+        yield Finding.passed(coverage.REQ_BODY, "The body is a complete EHIC Coverage.", "body")
+    yield coverage.access_finding()

@@ -169,3 +169,50 @@ def fixture(number: str) -> dict | None:
 
 def fixture_numbers() -> list[str]:
     return list(_RECORDS)
+
+
+# --- the published related people ----------------------------------------------------------------------------
+_GUARDIAN = {"coding": [{"system": "https://fhir.nhs.uk/R4/CodeSystem/UKCore-AdditionalRelatedPersonRole",
+                         "code": "Guardian", "display": "Guardian of patient"}]}
+
+
+def _related_extensions() -> list[dict]:
+    """Copy-correspondence and contact rank, and the same contact preference and communication as Jane Smith's."""
+    patients = {e["url"]: e for e in _full_record(JANE, "Jane", "Smith", "")["extension"]}
+    preference, communication = patients[UKCORE + "ContactPreference"], patients[UKCORE + "NHSCommunication"]
+    return [{"url": "https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-CopyCorrespondenceIndicator",
+             "valueBoolean": True},
+            {"url": "https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-ContactRank", "valuePositiveInt": 1},
+            preference, communication]
+
+
+def _related(person_id: str, patient: dict, details: bool) -> dict:
+    """A published RelatedPerson: with personal details (name, telecom, address) or a patient reference only."""
+    related = {"id": person_id, "resourceType": "RelatedPerson", "patient": patient, "active": True,
+               "period": dict(_PERIOD)}
+    if details:
+        related["name"] = [{"use": "usual", "period": dict(_PERIOD), "given": ["Jane"], "family": "Smith",
+                            "prefix": ["Mrs"], "suffix": ["MBE"]}]
+    related["relationship"] = [copy.deepcopy(_GUARDIAN)]
+    related["extension"] = _related_extensions()
+    if details:
+        related["telecom"] = [{"period": dict(_PERIOD), "system": "phone", "value": "01632960587", "use": "home"}]
+        related["address"] = [{"period": dict(_PERIOD), "use": "home", "line": list(_LINES), "postalCode": "LS1 6AE",
+                               "extension": _address_keys()}]
+    return related
+
+
+def _reference(number: str) -> dict:
+    return {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": number}}
+
+
+JANE = "9000000009"
+_RELATED: dict[str, list[dict]] = {
+    JANE: [_related("507B7621", _reference(JANE), details=True), _related("B3380E98", _reference(JANE), details=False)],
+    "9000000017": [_related("F4CF8B96", {}, details=True)],
+}
+
+
+def related_people(number: str) -> list[dict]:
+    """The published example's related people (none for the restricted and minimal examples), fresh copies."""
+    return copy.deepcopy(_RELATED.get(number, []))

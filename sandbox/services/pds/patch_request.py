@@ -31,17 +31,17 @@ def if_match_version(value: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def judge_if_match(value: str | None) -> Finding:
+def judge_if_match(value: str | None, requirement: str = REQ_VERSION) -> Finding:
     if value is None:
-        return Finding.failed(REQ_VERSION, "If-Match is missing: send the ETag of your latest retrieval of this "
-                              "patient, e.g. W/\"2\" (412 PRECONDITION_FAILED).", "header:If-Match", SpineError(
+        return Finding.failed(requirement, "If-Match is missing: send the ETag of your latest retrieval, e.g. "
+                              "W/\"2\" (412 PRECONDITION_FAILED).", "header:If-Match", SpineError(
                                   412, "PRECONDITION_FAILED", "Invalid request with error - If-Match header must "
                                   "be supplied to update this resource"))
     if if_match_version(value) is None:
-        return Finding.failed(REQ_VERSION, f"If-Match {value[:40]!r} is not W/\"<version>\" (the ETag header of a "
+        return Finding.failed(requirement, f"If-Match {value[:40]!r} is not W/\"<version>\" (the ETag header of a "
                               "retrieval, mirrored back unchanged).", "header:If-Match",
                               SpineError(400, "INVALID_VALUE", f"Invalid value - '{value}' in header 'If-Match'"))
-    return Finding.passed(REQ_VERSION, f"If-Match {value} is a weak ETag.", "header:If-Match")
+    return Finding.passed(requirement, f"If-Match {value} is a weak ETag.", "header:If-Match")
 
 
 def judge_content_type(req: RequestView) -> Finding:
