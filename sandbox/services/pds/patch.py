@@ -65,7 +65,7 @@ def _update_example(record: Record, patches: list[dict], add_findings) -> dict:
         except (jsonpatch.JsonPatchException, JsonPointerException) as exc:
             raise _patch_error(i, op, exc, add_findings) from None
     resource["meta"]["versionId"] = str(record.version + 1)
-    return resource
+    return without_empty_lists(resource)
 
 
 def _update(records: PatientRecords, record: Record, patches: list[dict], add_findings) -> tuple[dict, int]:
@@ -83,6 +83,7 @@ def _update(records: PatientRecords, record: Record, patches: list[dict], add_fi
             raise _patch_error(i, op, exc, add_findings) from None
     add_findings(Finding.passed(REQ_TESTS, "Every operation applied to the current record.", "/patches"))
     _settle_new_items(before, after, patches, add_findings)
+    after = without_empty_lists(after)
     problems = change_problems(before, after, date.today()) + schema_problems(
         "patient", after, REQ_VALID, "The patched patient breaks the PDS schema")
     _stop_at_first(problems, add_findings)
@@ -94,6 +95,15 @@ def _update(records: PatientRecords, record: Record, patches: list[dict], add_fi
     except VersionConflict:
         raise version_mismatch() from None  # another request updated this patient first
     return after, version
+
+
+def without_empty_lists(value):
+    """FHIR JSON never holds an empty array: a list emptied by a patch disappears."""
+    if isinstance(value, dict):
+        return {k: without_empty_lists(v) for k, v in value.items() if v != []}
+    if isinstance(value, list):
+        return [without_empty_lists(v) for v in value]
+    return value
 
 
 def _apply(resource: dict, op: dict) -> None:
