@@ -297,3 +297,16 @@ def test_invalidated_never_returned_and_superseded_returns_the_survivor(pds, san
     assert survivor.nhs_number in found and merged.nhs_number not in found
 
 
+
+
+def test_forced_too_many_matches_and_search_faults(pds, sandbox):
+    person = next(people(sandbox))
+    forced = search(pds, {"family": person.family, "birthdate": str(person.birth_date)},
+                    headers={"X-Sandbox-Scenario": "pds-search-too-many-matches"})
+    assert (forced.status_code, error_code(forced)) == (200, "TOO_MANY_MATCHES")
+    limited = search(pds, {"family": "Sandbox-RateLimit", "birthdate": "2000-01-01"})
+    assert (limited.status_code, error_code(limited)) == (429, "TOO_MANY_REQUESTS")
+    timeout = search(pds, {"family": "Sandbox-Timeout", "birthdate": "2000-01-01"})
+    assert (timeout.status_code, error_code(timeout)) == (408, "UNABLE_TO_CALL_SERVICE")
+    refused_first = search(pds, {"family": "Sandbox-Timeout"})
+    assert (refused_first.status_code, error_code(refused_first)) == (400, "MISSING_VALUE")
