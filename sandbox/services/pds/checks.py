@@ -7,36 +7,7 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
-from sandbox.services.pds import coverage, create
-from sandbox.services.pds.patch_request import (
-    ITEM,
-    REQ_BODY,
-    REQ_FIELDS,
-    REQ_LIST_ITEMS,
-    REQ_OPERATIONS,
-    REQ_TEST_FIRST,
-    REQ_TYPE,
-    REQ_VERSION,
-    judge_content_type,
-    judge_if_match,
-    operation_problems,
-    patch_list,
-)
-from sandbox.services.pds.search_params import (
-    REQ_DATES,
-    REQ_EXACT,
-    REQ_FLAGS,
-    REQ_GENDER,
-    REQ_KNOWN,
-    REQ_LIMIT,
-    REQ_MINIMUM,
-    REQ_NAMES,
-    REQ_POSTCODE,
-    REQ_PRESENT,
-    REQ_SINGLE,
-    REQ_WILDCARD,
-    parse_search,
-)
+from sandbox.services.pds import coverage, create, patch_request, search_params
 from sandbox.synthetic.identifiers import is_valid_nhs_number
 
 checks = CheckSet("pds")
@@ -137,43 +108,24 @@ def nhs_number_in_path(req: RequestView, ctx):
                              reject=SpineError(400, "INVALID_RESOURCE_ID", ""))
 
 
-@checks.register(REQ_PRESENT, REQ_KNOWN, REQ_DATES, REQ_GENDER, REQ_LIMIT, REQ_MINIMUM, REQ_WILDCARD, REQ_POSTCODE,
-                 REQ_FLAGS, REQ_NAMES, REQ_SINGLE, REQ_EXACT, operations=("search-patients",))
+@checks.register(*search_params.REQUIREMENTS, operations=("search-patients",))
 def search_parameters(req: RequestView, ctx):
-    yield from parse_search(req.query)[1]
+    yield from search_params.parse_search(req.query)[1]
 
 
-@checks.register(REQ_VERSION, operations=("patch-patient",))
+@checks.register(patch_request.REQ_VERSION, operations=("patch-patient",))
 def if_match(req: RequestView, ctx):
-    yield judge_if_match(req.header("If-Match"))
+    yield patch_request.judge_if_match(req.header("If-Match"))
 
 
-@checks.register(REQ_TYPE, operations=("patch-patient",))
+@checks.register(patch_request.REQ_TYPE, operations=("patch-patient",))
 def patch_content_type(req: RequestView, ctx):
-    yield judge_content_type(req)
+    yield patch_request.judge_content_type(req)
 
 
-@checks.register(REQ_BODY, REQ_OPERATIONS, REQ_TEST_FIRST, REQ_LIST_ITEMS, REQ_FIELDS, operations=("patch-patient",))
+@checks.register(*patch_request.BODY_REQUIREMENTS, operations=("patch-patient",))
 def patch_operations(req: RequestView, ctx):
-    patches, problem = patch_list(req)
-    if problem is not None:
-        yield problem.finding()
-        return
-    yield Finding.passed(REQ_BODY, f"The body holds {len(patches)} patch operation(s) under 'patches'.", "/patches")
-    problems, warnings = operation_problems(patches)
-    yield from (p.finding() for p in problems)
-    yield from warnings
-    failed = {p.requirement for p in problems} | {w.requirement for w in warnings}
-    ops = [(p.get("op"), p.get("path", "")) for p in patches if isinstance(p, dict)]
-    removes_items = any(op == "remove" and ITEM.match(str(path)) for op, path in ops)
-    adds_items = any(op == "add" and ITEM.match(str(path)) for op, path in ops)
-    for requirement, applies, message in (
-            (REQ_OPERATIONS, True, "Every operation is add, replace, remove or test with a JSON pointer path."),
-            (REQ_FIELDS, True, "Every operation changes a field PDS lets a supplier update."),
-            (REQ_TEST_FIRST, removes_items, "Every list item removal directly follows a test of that item."),
-            (REQ_LIST_ITEMS, adds_items, "New list items are added at the index '-'.")):
-        if applies and requirement not in failed:
-            yield Finding.passed(requirement, message, "/patches")
+    yield from patch_request.judge_patch_body(req)
 
 
 @checks.register(create.REQ_TYPE, operations=("create-patient",))
@@ -201,12 +153,6 @@ def coverage_search(req: RequestView, ctx):
 
 @checks.register(coverage.REQ_VERSION, coverage.REQ_BODY, coverage.REQ_ACCESS, operations=("update-coverage",))
 def coverage_update(req: RequestView, ctx):
-    yield judge_if_match(req.header("If-Match"), coverage.REQ_VERSION)
-    if req.content_type not in ("application/json", "application/json-patch+json", "application/fhir+json"):
-        yield Finding.failed(coverage.REQ_BODY, f"Content-Type {req.content_type or '(none)'!r}: send the Coverage as "
-                             "application/json.", "header:Content-Type")
-    problems = coverage.body_problems(req)
-    yield from (p.finding() for p in problems)
-    if not problems:
-        yield Finding.passed(coverage.REQ_BODY, "The body is a complete EHIC Coverage.", "body")
+    yield patch_request.judge_if_match(req.header("If-Match"), coverage.REQ_VERSION)
+    yield from coverage.judge_body(req)
     yield coverage.access_finding()

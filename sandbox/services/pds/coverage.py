@@ -54,6 +54,14 @@ def search_problems(req: RequestView) -> list[Problem]:
     return []
 
 
+def judge_body(req: RequestView) -> list[Finding]:
+    if req.content_type not in ("application/json", "application/json-patch+json", "application/fhir+json"):
+        return [Finding.failed(REQ_BODY, f"Content-Type {req.content_type or '(none)'!r}: send the Coverage as "
+                               "application/json.", "header:Content-Type")]
+    problems = body_problems(req)
+    return [p.finding() for p in problems] or [Finding.passed(REQ_BODY, "The body is a complete EHIC Coverage.", "body")]
+
+
 def body_problems(req: RequestView) -> list[Problem]:
     try:
         body = req.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from jsonpointer import JsonPointer, JsonPointerException
 
@@ -20,6 +21,7 @@ ITEM = re.compile(r"^/([A-Za-z]+)/([0-9]+|-)$")  # a base-level list item: /name
 NO_PATCHES = "Invalid update with error - No patches found"
 REQ_VERSION, REQ_TYPE, REQ_BODY, REQ_OPERATIONS, REQ_TEST_FIRST, REQ_LIST_ITEMS, REQ_FIELDS = (
     "PDS-UPD-001", "PDS-UPD-002", "PDS-UPD-003", "PDS-UPD-004", "PDS-UPD-005", "PDS-UPD-006", "PDS-UPD-016")
+BODY_REQUIREMENTS = (REQ_BODY, REQ_OPERATIONS, REQ_TEST_FIRST, REQ_LIST_ITEMS, REQ_FIELDS)
 
 
 def invalid_update(reason: str) -> SpineError:
@@ -74,6 +76,29 @@ def patch_list(req: RequestView) -> tuple[list | None, Problem | None]:
         return None, Problem(REQ_BODY, SpineError(400, "INVALID_UPDATE", NO_PATCHES),
                              f"Expected {{\"patches\": [ ... ]}} with at least one operation; found {seen}.", "/patches")
     return patches, None
+
+
+def judge_patch_body(req: RequestView) -> Iterator[Finding]:
+    """Findings about the patch list: every problem (the first is answered), warnings, and passes that apply."""
+    patches, problem = patch_list(req)
+    if problem is not None:
+        yield problem.finding()
+        return
+    yield Finding.passed(REQ_BODY, f"The body holds {len(patches)} patch operation(s) under 'patches'.", "/patches")
+    problems, warnings = operation_problems(patches)
+    yield from (p.finding() for p in problems)
+    yield from warnings
+    failed = {p.requirement for p in problems} | {w.requirement for w in warnings}
+    ops = [(p.get("op"), str(p.get("path", ""))) for p in patches if isinstance(p, dict)]
+    for requirement, applies, message in (
+            (REQ_OPERATIONS, True, "Every operation is add, replace, remove or test with a JSON pointer path."),
+            (REQ_FIELDS, True, "Every operation changes a field PDS lets a supplier update."),
+            (REQ_TEST_FIRST, any(op == "remove" and ITEM.match(path) for op, path in ops),
+             "Every list item removal directly follows a test of that item."),
+            (REQ_LIST_ITEMS, any(op == "add" and ITEM.match(path) for op, path in ops),
+             "New list items are added at the index '-'.")):
+        if applies and requirement not in failed:
+            yield Finding.passed(requirement, message, "/patches")
 
 
 def operation_problems(patches: list) -> tuple[list[Problem], list[Finding]]:
