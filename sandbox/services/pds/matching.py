@@ -9,6 +9,7 @@ practice only in the score. Scores are 1.0 for an exact match on current data, l
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ def _date(text: str) -> date | None:
 
 
 # --- judging one subject ---------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
 def _pattern(value: str) -> re.Pattern:
     return re.compile("^" + ".*".join(re.escape(part) for part in value.split(WILDCARD)) + "$")
 
@@ -260,12 +262,17 @@ def _postcode_similarity(query: str, postcodes: list[tuple[str, bool]]) -> float
     return best
 
 
-def score(s: Subject, q: SearchQuery) -> float | None:
-    folded = {"family": fold(q.family) if q.family else "", "given": tuple(fold(g) for g in q.given),
-              "postcode": normalise_postcode(q.postcode) if q.postcode else ""}
+def folded(q: SearchQuery) -> dict:
+    """The query's names and postcode in the form subjects hold them (fold once per search, not per patient)."""
+    return {"family": fold(q.family) if q.family else "", "given": tuple(fold(g) for g in q.given),
+            "postcode": normalise_postcode(q.postcode) if q.postcode else ""}
+
+
+def score(s: Subject, q: SearchQuery, keys: dict) -> float | None:
+    """The subject's score for the search (keys: folded(q)), or None when it does not match."""
     if s.restricted and q.by_location:
         return None
-    return fuzzy_score(s, q, folded) if q.fuzzy else exact_score(s, q, folded)
+    return fuzzy_score(s, q, keys) if q.fuzzy else exact_score(s, q, keys)
 
 
 # --- candidates from the population index ------------------------------------------------------------------------
@@ -315,12 +322,13 @@ def search_population(population: Population, q: SearchQuery, skip: set[str]) ->
     """Matches among the population, following merges; records in `skip` (edited in this session) are judged from
     the session's own copy instead."""
     index = population.index()
+    keys = folded(q)
     found: dict[str, float] = {}
     for i in set(candidates(index, q)):
         person = index.people[i]
         if person.kind == "invalidated" or person.nhs_number in skip:
             continue
-        value = score(subject_of_person(person), q)
+        value = score(subject_of_person(person), q, keys)
         if value is None:
             continue
         returned = person if person.superseded_by is None else index.people[person.superseded_by]

@@ -33,6 +33,20 @@ def get_patient(ex, nhs_number: str):
     return fhir_response(for_retrieval(record.resource), headers={"ETag": etag(record.version)})
 
 
+def _search_facts(view):
+    fact = published_fact(view.query)
+    return {"published_search": fact} if fact else {}
+
+
+@blueprint.get("/Patient")
+@operation("search-patients", facts=_search_facts)
+def search_patients(ex):
+    query, _ = parse_search(ex.view.query)
+    result = search.answer(PatientRecords(current_sandbox(), ex.session), ex.view.query, query)
+    ex.add(result.finding())
+    return fhir_response(result.body)
+
+
 @blueprint.get("/Patient/<nhs_number>/RelatedPerson")
 @operation("get-related-people", facts=_patient_facts)
 def get_related_people(ex, nhs_number: str):
@@ -88,19 +102,6 @@ def update_coverage(ex):
     records = PatientRecords(current_sandbox(), ex.session)
     body, version = coverage.update(records, ex.view.json(), ex.view.header("If-Match"), ex.add)
     return fhir_response(body, 201, headers={"ETag": etag(version)})
-
-
-def _search_facts(view):
-    fact = published_fact(view.query)
-    return {"published_search": fact} if fact else {}
-
-
-@blueprint.get("/Patient")
-@operation("search-patients", facts=_search_facts)
-def search_patients(ex):
-    query, _ = parse_search(ex.view.query)
-    result = search.answer(PatientRecords(current_sandbox(), ex.session), ex.view.query, query)
-    return fhir_response(result.body)
 
 
 def echo_request_headers(response) -> None:
