@@ -112,10 +112,10 @@ def _date_score(criterion: DateRange, value: date | None) -> float:
 def _best(options: Iterable[tuple[float, bool]], history: bool) -> float:
     """The best score among current values, or historic ones when history is searched."""
     best = 0.0
-    for score, historic in options:
+    for points, historic in options:
         if historic and not history:
             continue
-        best = max(best, score * (PARTIAL["history"] if historic else 1.0))
+        best = max(best, points * (PARTIAL["history"] if historic else 1.0))
     return best
 
 
@@ -131,22 +131,22 @@ def _given_match(query: tuple[str, ...], given: tuple[str, ...]) -> float:
     return first if all(g in rest for g in query[1:]) else 0.0
 
 
-def exact_score(s: Subject, q: SearchQuery, folded: dict) -> float | None:
+def exact_score(s: Subject, q: SearchQuery, keys: dict) -> float | None:
     """A non-fuzzy match: every criterion must hold; None when one does not."""
     parts: list[float] = []
     name = 0.0
     for given, family, historic in s.names:
         if historic and not q.history:
             continue
-        score = _text_match(folded["family"], family)
-        if score and folded["given"]:
-            score = min(score, _given_match(folded["given"], given))
-        name = max(name, score * (PARTIAL["history"] if historic else 1.0))
+        points = _text_match(keys["family"], family)
+        if points and keys["given"]:
+            points = min(points, _given_match(keys["given"], given))
+        name = max(name, points * (PARTIAL["history"] if historic else 1.0))
     if not name:
         return None
     parts.append(name)
     for check in (_gender_part, _birth_part, _death_part, _postcode_part, _gp_part, _email_part, _phone_part):
-        part = check(s, q, folded)
+        part = check(s, q, keys)
         if part is None:
             continue
         if not part:
@@ -200,9 +200,9 @@ def similarity(query: str, value: str) -> float:
     return round(close * 0.9, 4) if close >= 0.9 else 0.0
 
 
-def fuzzy_score(s: Subject, q: SearchQuery, folded: dict) -> float | None:
+def fuzzy_score(s: Subject, q: SearchQuery, keys: dict) -> float | None:
     """A fuzzy match: names by sound and transposition, always with history; date of death and GP only score."""
-    family_q, given_q = folded["family"], folded["given"][0] if folded["given"] else None
+    family_q, given_q = keys["family"], keys["given"][0] if keys["given"] else None
     best_names: tuple[float, float] = (0.0, 0.0)
     for given, family, historic in s.names:
         first = given[0] if given else ""
@@ -221,7 +221,7 @@ def fuzzy_score(s: Subject, q: SearchQuery, folded: dict) -> float | None:
         return None
     if q.gender is not None and s.gender != q.gender:
         return None
-    for part in (_email_part(s, q, folded), _phone_part(s, q, folded)):
+    for part in (_email_part(s, q, keys), _phone_part(s, q, keys)):
         if part is not None and not part:
             return None
     weighted = []
@@ -233,17 +233,17 @@ def fuzzy_score(s: Subject, q: SearchQuery, folded: dict) -> float | None:
     if q.gender is not None:
         weighted.append(("gender", 1.0))
     if q.postcode is not None:
-        weighted.append(("postcode", _postcode_similarity(folded["postcode"], s.postcodes)))
+        weighted.append(("postcode", _postcode_similarity(keys["postcode"], s.postcodes)))
     if q.death is not None:
         weighted.append(("death", 1.0 if q.death.contains(s.death) else 0.5))
     if q.gp is not None:
         weighted.append(("gp", 1.0 if s.gp == q.gp.upper() else 0.5))
-    for name, part in (("email", _email_part(s, q, folded)), ("phone", _phone_part(s, q, folded))):
+    for name, part in (("email", _email_part(s, q, keys)), ("phone", _phone_part(s, q, keys))):
         if part is not None:
             weighted.append((name, part))
     total = sum(WEIGHTS[n] for n, _ in weighted)
-    score = round(sum(WEIGHTS[n] * v for n, v in weighted) / total, 4)
-    return score if score >= FUZZY_THRESHOLD else None
+    points = round(sum(WEIGHTS[n] * v for n, v in weighted) / total, 4)
+    return points if points >= FUZZY_THRESHOLD else None
 
 
 def _postcode_similarity(query: str, postcodes: list[tuple[str, bool]]) -> float:
@@ -251,14 +251,14 @@ def _postcode_similarity(query: str, postcodes: list[tuple[str, bool]]) -> float
     best = 0.0
     for postcode, historic in postcodes:
         if postcode == query:
-            score = 1.0
+            points = 1.0
         elif postcode[:-2] == query[:-2]:
-            score = 0.8
+            points = 0.8
         elif postcode[:-3] == query[:-3]:
-            score = 0.6
+            points = 0.6
         else:
-            score = 0.0
-        best = max(best, score * (PARTIAL["history"] if historic else 1.0))
+            points = 0.0
+        best = max(best, points * (PARTIAL["history"] if historic else 1.0))
     return best
 
 
