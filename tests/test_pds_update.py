@@ -278,3 +278,17 @@ def test_business_rule_failures_are_findings(client, pds, person):
     response = rule(pds, person, {"op": "remove", "path": "/gender"})
     failed = [f for f in findings(client, response) if f["outcome"] == "fail"]
     assert failed[0]["requirement"] == "PDS-UPD-010" and failed[0]["location"] == "/gender"
+
+
+def test_superseded_number_updates_the_survivor_and_invalidated_is_refused(pds, sandbox):
+    merged = next(sandbox.population.of_kind("superseded"))
+    survivor = sandbox.population.person(merged.superseded_by).nhs_number
+    resource, etag = retrieve(pds, merged.nhs_number)
+    assert resource["id"] == survivor
+    response = patch(pds, merged.nhs_number, patches({"op": "replace", "path": "/gender", "value": "unknown"}),
+                     etag=etag)
+    assert response.status_code == 200 and response.get_json()["id"] == survivor
+    assert retrieve(pds, survivor)[0]["gender"] == "unknown"
+    gone = next(sandbox.population.of_kind("invalidated"))
+    refused = patch(pds, gone.nhs_number, patches({"op": "replace", "path": "/gender", "value": "male"}))
+    assert (refused.status_code, error_code(refused)) == (404, "INVALIDATED_RESOURCE")

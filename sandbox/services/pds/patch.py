@@ -22,6 +22,7 @@ from sandbox.services.pds.patch_request import LIST_FIELDS, REQ_VERSION, if_matc
 from sandbox.services.pds.patch_rules import (
     REQ_VALID,
     change_problems,
+    changed_items,
     identity_problems,
     restricted_problem,
 )
@@ -137,17 +138,18 @@ def _stop_at_first(problems: list[Problem], add_findings) -> None:
 
 
 def _settle_new_items(before: dict, after: dict, patches: list[dict], add_findings) -> None:
-    """As PDS does for new list items: it allocates the object id, and a missing period starts today."""
+    """As PDS does: it allocates the object id of a new list item, a new or wholly replaced item without a period
+    starts today, and trailing full stops leave titles (Mrs. -> Mrs)."""
+    today = date.today().isoformat()
     for field in ("name", "address", "telecom", "contact"):
-        known = {item.get("id") for item in before.get(field, []) if isinstance(item, dict)}
-        for item in after.get(field, []):
-            if not isinstance(item, dict) or (item.get("id") in known and item.get("id")):
-                continue
-            if "id" in item:
-                add_findings(Finding.warning(REQ_NEW_IDS, f"A new {field} item came with id {item['id']!r}: ids are "
-                                             "allocated by PDS, so it was replaced.", f"/{field}"))
-            item["id"] = uuid.uuid4().hex[:8].upper()
-            item.setdefault("period", {"start": date.today().isoformat()})
+        known = {item.get("id") for item in before.get(field, []) if isinstance(item, dict) and item.get("id")}
+        for _index, item, _old in changed_items(before, after, field):
+            if item.get("id") not in known:
+                if "id" in item:
+                    add_findings(Finding.warning(REQ_NEW_IDS, f"A new {field} item came with id {item['id']!r}: ids "
+                                                 "are allocated by PDS, so it was replaced.", f"/{field}"))
+                item["id"] = uuid.uuid4().hex[:8].upper()
+            item.setdefault("period", {"start": today})
     for item in after.get("name", []):
         if isinstance(item, dict) and isinstance(item.get("prefix"), list):
             item["prefix"] = [p.rstrip(".") if isinstance(p, str) else p for p in item["prefix"]]

@@ -92,7 +92,7 @@ def change_problems(before: dict, after: dict, today: date) -> list[Problem]:
     return problems
 
 
-def _changed(before: dict, after: dict, field: str) -> Iterator[tuple[int, dict, dict | None]]:
+def changed_items(before: dict, after: dict, field: str) -> Iterator[tuple[int, dict, dict | None]]:
     """(index, item, its previous version) for each item of a list that is new or differs from before."""
     previous = {item.get("id") or item.get("url"): item for item in before.get(field, []) if isinstance(item, dict)}
     for index, item in enumerate(after.get(field, [])):
@@ -185,7 +185,7 @@ def _status(resource: dict) -> str | None:
 
 
 def _names(before: dict, after: dict, today: date) -> Iterator[Problem]:
-    for index, name, old in _changed(before, after, "name"):
+    for index, name, old in changed_items(before, after, "name"):
         where = f"/name/{index}"
         if old is not None and old.get("use") != name.get("use"):
             yield Problem(REQ_NAME, invalid_update(f"the use of name '{name.get('id')}' cannot change from "
@@ -221,7 +221,7 @@ def _names(before: dict, after: dict, today: date) -> Iterator[Problem]:
 
 
 def _addresses(before: dict, after: dict, today: date) -> Iterator[Problem]:
-    for index, address, _old in _changed(before, after, "address"):
+    for index, address, _old in changed_items(before, after, "address"):
         where, use = f"/address/{index}", address.get("use")
         if use == "work":
             yield Problem(REQ_ADDRESS, unsupported("work", f"address/{index}/use"), "A work address is a legacy value "
@@ -244,7 +244,7 @@ def _addresses(before: dict, after: dict, today: date) -> Iterator[Problem]:
 
 
 def _telecom(before: dict, after: dict, today: date) -> Iterator[Problem]:
-    for index, telecom, old in _changed(before, after, "telecom"):
+    for index, telecom, old in changed_items(before, after, "telecom"):
         where = f"/telecom/{index}"
         if old is not None and (old.get("system"), old.get("use")) != (telecom.get("system"), telecom.get("use")):
             yield Problem(REQ_CONTACT, invalid_update(f"telecom '{telecom.get('id')}' cannot change its system or "
@@ -262,7 +262,7 @@ def _email(telecom: dict, where: str) -> Iterator[Problem]:
 
 
 def _contacts(before: dict, after: dict, today: date) -> Iterator[Problem]:
-    for index, contact, _old in _changed(before, after, "contact"):
+    for index, contact, _old in changed_items(before, after, "contact"):
         where = f"/contact/{index}"
         codes = [c.get("code") for r in contact.get("relationship", []) if isinstance(r, dict)
                  for c in r.get("coding", []) if isinstance(c, dict)]
@@ -285,7 +285,7 @@ def _practice(before: dict, after: dict, today: date) -> Iterator[Problem]:
                                               "National Back Office"),
                       "The patch removes the registered GP practice, which only NHAIS or the National Back Office "
                       "may do.", "/generalPractitioner")
-    for index, practice, _old in _changed(before, after, "generalPractitioner"):
+    for index, practice, _old in changed_items(before, after, "generalPractitioner"):
         if ((practice.get("identifier") or {}).get("period") or {}).get("end"):
             yield Problem(REQ_PRACTICE, invalid_update("a general practice must not have a period end date"),
                           "The registered practice is current: give no period.end.",
@@ -299,7 +299,7 @@ def _extensions(before: dict, after: dict, today: date) -> Iterator[Problem]:
             yield Problem(REQ_VALID, invalid_update(f"only one '{url.rsplit('-', 1)[-1]}' extension is allowed"),
                           f"The patient would have {urls.count(url)} extensions {url}; PDS keeps one of each.",
                           "/extension")
-    for index, extension, _old in _changed(before, after, "extension"):
+    for index, extension, _old in changed_items(before, after, "extension"):
         where = f"/extension/{index}"
         parts = {p.get("url"): p for p in extension.get("extension", []) if isinstance(p, dict)}
         if extension.get("url") == BIRTH_PLACE and not any((extension.get("valueAddress") or {}).get(k)
@@ -323,7 +323,7 @@ def _extensions(before: dict, after: dict, today: date) -> Iterator[Problem]:
 
 def _periods(before: dict, after: dict, today: date) -> Iterator[Problem]:
     for field in ("name", "address", "telecom", "contact"):
-        for index, item, old in _changed(before, after, field):
+        for index, item, old in changed_items(before, after, field):
             period = item.get("period")
             if not isinstance(period, dict) or (old is not None and old.get("period") == period):
                 continue
