@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -136,7 +137,7 @@ def _spine_error(error: SpineError) -> Response:
     ex = g.get("exchange")
     service = ex.service if ex else None
     if service is None:
-        response = Response(f'{{"error": "{error.code}", "message": {_json_str(error.diagnostics)}}}',
+        response = Response(json.dumps({"error": error.code, "message": error.diagnostics}),
                             status=error.status, mimetype="application/json")
     else:
         response = service.render_error(error)
@@ -169,12 +170,6 @@ def _unexpected(exc: Exception) -> Response:
     if ex and ex.service:
         return _spine_error(ex.service.http_error(500, message))
     return _spine_error(SpineError(500, "INTERNAL_SERVER_ERROR", message))
-
-
-def _json_str(text: str) -> str:
-    import json
-
-    return json.dumps(text)
 
 
 def _record(response: Response) -> Response:
