@@ -4,6 +4,23 @@ The engine knows no identity provider: a service that issues tokens (the OAuth2 
 `resolve_access(token, sandbox)` hook; the pipeline resolves every operation's Authorization header through it and
 puts the result on the exchange (`ex.access`) and in the check facts (`facts["access"]`, `facts["access_mode"]`).
 Services judge it with `access_findings`, which honours SANDBOX_AUTH (strict / lenient / off).
+
+Using it in a service's per-operation rules (the contract PDS's access-mode rules are written against):
+
+    # in a check: the token itself is judged once, by the service's Authorization check (access_findings)
+    access: Access = ctx.facts["access"]
+    # in a handler decorated with @operation: the same object
+    access = ex.access
+    if access.mode == APPLICATION:          # e.g. a search answers at most one match, or 403 INVALID_VALUE
+        ...
+    elif access.mode == PATIENT:            # e.g. only access.nhs_number's own record, else 403 ACCESS_DENIED
+        ...
+    elif access.mode == HEALTHCARE_WORKER:  # access.user_id / role_id / role_code / aal
+        ...
+    else:                                   # NONE: no valid token (only reachable when SANDBOX_AUTH is lenient or
+        ...                                 # off): apply no mode-specific restriction, as the open sandbox does
+
+Scenarios can trigger on the mode too: `trigger: {facts: {access_mode: patient}}`.
 """
 
 from __future__ import annotations
