@@ -106,3 +106,26 @@ def test_demo_application(tmp_path):
     shown = json.loads(run("apps", "demo", "--data-dir", str(tmp_path), "--json"))
     assert shown["api_key"] == "sandbox-demo-application" and shown["kid"] == "sandbox-demo-1"
     assert "DEMO" in run("apps", "demo", "--data-dir", str(tmp_path))
+
+
+def test_two_worker_processes_share_applications_jtis_and_tokens(tmp_path):
+    data = tmp_path / "shared"
+    server = LiveServer(data, free_port(), extra_env={"SANDBOX_AUTH": "strict", "SANDBOX_WORKERS": "2"}).wait()
+    try:
+        url = server.url + "/oauth2/token"
+        tokens = []
+        for _ in range(8):  # fresh connections: granian spreads them over both workers
+            signed = run("apps", "assertion", "--aud", url).strip()
+            form = {"grant_type": "client_credentials", "client_assertion": signed,
+                    "client_assertion_type": JWT_BEARER}
+            first = requests.post(url, data=form, timeout=5)
+            replay = requests.post(url, data=form, timeout=5)
+            assert first.status_code == 200 and replay.status_code == 400, (first.text, replay.text)
+            assert replay.json()["error_description"] == "Non-unique 'jti' claim in client_assertion JWT"
+            tokens.append(first.json()["access_token"])
+        for token in tokens:
+            headers = {"X-Request-ID": str(uuid.uuid4()), "Authorization": f"Bearer {token}"}
+            response = requests.get(f"{server.url}{PDS_BASE}/Patient/9000000009", headers=headers, timeout=5)
+            assert response.status_code == 200
+    finally:
+        server.stop()
