@@ -14,9 +14,9 @@ from sandbox.services.oauth.rules import RuleLog
 checks = CheckSet("oauth")
 
 
-def form_of(req: RequestView) -> dict[str, str]:
+def parse_form(body: bytes) -> dict[str, str]:
     form: dict[str, str] = {}
-    for key, value in parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True):
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
         form.setdefault(key, value)  # the first value of a repeated parameter, as the gateway reads it
     return form
 
@@ -33,7 +33,7 @@ def audiences(req: RequestView) -> list[str]:
 @checks.register(*grants.RULES, operations=("token",))
 def token_request(req: RequestView, ctx):
     log = RuleLog()
-    form = form_of(req) if req.content_type == grants.FORM else {}
+    form = parse_form(req.body) if req.content_type == grants.FORM else {}
     # The handler issues what was granted; facts are shared with it through the exchange.
     ctx.facts["grant"] = grants.judge_token_request(log, req.content_type, form, audiences(req),
                                                     current_sandbox().store)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, redirect, render_template_string, request
 
 from sandbox.runtime import current_sandbox
 from sandbox.services.oauth import idp
 from sandbox.services.oauth.authorize import PENDING, SignInError, complete_sign_in, open_sign_in
+from sandbox.services.oauth.checks import parse_form
 from sandbox.services.oauth.errors import oauth_error
 from sandbox.services.oauth.exchange import TOKEN_EXCHANGE
 from sandbox.services.oauth.grants import CLIENT_CREDENTIALS, Grant
@@ -85,10 +85,7 @@ def sign_in(ex):
 
 
 def _form() -> dict[str, str]:
-    form: dict[str, str] = {}
-    for key, value in parse_qsl(request.get_data(cache=True).decode("utf-8", "replace"), keep_blank_values=True):
-        form.setdefault(key, value)
-    return form
+    return parse_form(request.get_data(cache=True))
 
 
 def _example_patients(population, count: int = 5) -> list:
