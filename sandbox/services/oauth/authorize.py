@@ -12,6 +12,7 @@ from sandbox.services.oauth.errors import UNSUPPORTED_RESPONSE_TYPE
 from sandbox.services.oauth.registry import GLOBAL, Application, Registry
 from sandbox.services.oauth.rules import RuleLog, shown
 from sandbox.services.oauth.tokens import CODE_LIFETIME_S, CODES
+from sandbox.web.access import HEALTHCARE_WORKER, PATIENT
 
 PENDING = "oauth.authorize"  # sign-in pages shown and not yet answered
 PENDING_LIFETIME_S = 900
@@ -100,7 +101,7 @@ def complete_sign_in(store: Store, population, form: dict[str, str]) -> str:
         role = next((r for r in person.roles if r.id == role_id), None) if person else None
         if person is None or role is None or form.get("aal") not in idp.AAL_LEVELS:
             raise SignInError("Choose a healthcare worker, one of their roles and an AAL.")
-        provider, mode = idp.CIS2, "healthcare-worker"
+        provider, mode = idp.CIS2, HEALTHCARE_WORKER
         identity = {"user_id": person.uid, "role_id": role.id, "role_code": role.code, "aal": form["aal"]}
     elif form.get("idp") == idp.NHS_LOGIN:
         number, vot = form.get("nhs_number", "").replace(" ", ""), form.get("vot", "")
@@ -109,7 +110,7 @@ def complete_sign_in(store: Store, population, form: dict[str, str]) -> str:
                               "list shows some.")
         if not idp.VOT.match(vot):
             raise SignInError(f"{vot!r} is not a vector of trust such as P9.Cp.Cd.")
-        provider, mode = idp.NHS_LOGIN, "patient"
+        provider, mode = idp.NHS_LOGIN, PATIENT
         identity = {"nhs_number": number, "vot": vot, "proofing_level": vot.split(".")[0]}
     else:
         raise SignInError("Choose NHS CIS2 (healthcare worker) or NHS login (patient).")

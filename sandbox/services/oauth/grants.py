@@ -15,6 +15,7 @@ from sandbox.services.oauth.errors import INVALID_CLIENT, INVALID_GRANT, UNSUPPO
 from sandbox.services.oauth.registry import GLOBAL, Application, Registry
 from sandbox.services.oauth.rules import RuleLog, shown
 from sandbox.services.oauth.tokens import CODES, REFRESH_TOKENS, identity_of
+from sandbox.web.access import APPLICATION
 
 FORM = "application/x-www-form-urlencoded"
 CLIENT_CREDENTIALS, AUTHORIZATION_CODE, REFRESH_TOKEN = "client_credentials", "authorization_code", "refresh_token"
@@ -53,7 +54,7 @@ def judge_token_request(log: RuleLog, content_type: str, form: dict[str, str], a
     if grant == CLIENT_CREDENTIALS:
         _grant_ok(log, grant)
         outcome = assertion.check_client_assertion(form, audiences, store, log=log)
-        return Grant(grant, outcome.app, "application") if outcome.app else None
+        return Grant(grant, outcome.app, APPLICATION) if outcome.app else None
     if grant in (AUTHORIZATION_CODE, REFRESH_TOKEN):
         _grant_ok(log, grant)
         app = _client_secret(log, form, Registry(store))

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sandbox.journal.store import Store, VersionConflict
 from sandbox.services.oauth.jwtparts import sign
 from sandbox.services.oauth.registry import GLOBAL
+from sandbox.web.access import HEALTHCARE_WORKER, PATIENT
 
 CIS2, NHS_LOGIN = "cis2", "nhs-login"
 ISSUERS = {
@@ -150,9 +151,9 @@ def identity_from_id_token(idp: str, claims: dict) -> tuple[str, dict]:
         person = worker(str(claims.get("sub")))
         role = next((r for r in person.roles if r.id == claims.get("selected_roleid")), None) if person else None
         level = claims.get("authentication_assurance_level")
-        return "healthcare-worker", {"user_id": claims.get("sub"), "role_id": claims.get("selected_roleid"),
+        return HEALTHCARE_WORKER, {"user_id": claims.get("sub"), "role_id": claims.get("selected_roleid"),
                                      "role_code": role.code if role else None,
                                      "aal": f"AAL{level}" if level else str(claims.get("acr", "")).split("_")[0]}
     vot = claims.get("vot")
-    return "patient", {"nhs_number": claims.get("nhs_number"), "vot": vot,
+    return PATIENT, {"nhs_number": claims.get("nhs_number"), "vot": vot,
                        "proofing_level": claims.get("identity_proofing_level")}
