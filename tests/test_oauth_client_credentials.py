@@ -223,3 +223,14 @@ def test_token_request_belongs_to_the_applications_session(client, keys, app_key
     response = post_token(client, cc_form(assertion(keys[0], app_key)), headers=FORM)
     record = client.get(f"/_sandbox/exchanges/{response.headers['X-Sandbox-Exchange']}").get_json()
     assert record["session"] == app_key
+
+
+def test_control_api_registration_errors_and_demo(client):
+    bad = client.post("/_sandbox/oauth/apps", json={"name": "x", "jwks": {"keys": [{"kty": "RSA"}]}})
+    assert bad.status_code == 400 and "has no 'kid'" in bad.get_json()["message"]
+    assert client.post("/_sandbox/oauth/apps", data="nope").status_code == 400
+    assert client.get("/_sandbox/oauth/apps/unknown").status_code == 404
+    demo = client.get("/_sandbox/oauth/demo").get_json()
+    assert "DEMO" in demo["warning"] and demo["private_key_pem"].startswith("-----BEGIN PRIVATE KEY-----")
+    assert demo["api_key"] in {a["api_key"] for a in client.get("/_sandbox/oauth/apps").get_json()["applications"]}
+    assert client.get("/_sandbox/oauth/cis2/jwks").get_json()["keys"][0]["kid"] == "mock-cis2-1"
