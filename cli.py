@@ -13,6 +13,9 @@ from sandbox import __version__
 from sandbox.settings import SettingError, Settings
 
 JSON_HELP = "Print JSON for scripts instead of a table."
+AUTH_MEANING = {"strict": "API requests need a live token from /oauth2/token (else 401)",
+                "lenient": "any bearer token is let through; fakes are recorded as failing findings",
+                "off": "bearer tokens are not checked"}
 
 
 # --- shared plumbing ---------------------------------------------------------------------------------------------
@@ -70,13 +73,16 @@ def main() -> None:
               file_okay=False), help="Extra scenario folder, after the built-in packs (repeatable) [SANDBOX_SCENARIOS].")
 @click.option("--workers", type=int, help="Worker processes [SANDBOX_WORKERS, default one per CPU].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[SANDBOX_LOG_LEVEL]")
-def serve(host, port, data_dir, seed, population, scenarios, workers, log_level) -> None:
+@click.option("--auth", type=click.Choice(["strict", "lenient", "off"]),
+              help="Bearer tokens: strict requires real ones from /oauth2/token; lenient accepts any and records a "
+              "failing finding; off records nothing [SANDBOX_AUTH, default lenient].")
+def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import serve as run_server
     from sandbox.web.server import worker_count
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
-                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level)
+                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth)
     started = time.perf_counter()
     click.echo(f"Spine Sandbox {__version__}: checking configuration…", err=True)
     sandbox = _sandbox(settings)
@@ -99,7 +105,8 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
               f"  {'Journal':<44} {s.journal_url}",
               f"  {'Synthetic population':<44} {s.population} patients, seed {s.seed}",
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
-              f"  {'Workers':<44} {workers} x {s.threads} threads", ""]
+              f"  {'Workers':<44} {workers} x {s.threads} threads",
+              f"  {'Authorisation (SANDBOX_AUTH)':<44} {s.auth}: {AUTH_MEANING[s.auth]}", ""]
     return "\n".join(lines)
 
 

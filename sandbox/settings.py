@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 ENV_PREFIX = "SANDBOX_"
+# How API requests' bearer tokens are judged: strict refuses anything but a live token from /oauth2/token;
+# lenient accepts any bearer token and records a failing finding; off records nothing.
+AUTH_MODES = ("strict", "lenient", "off")
 
 
 def _default_data_dir() -> Path:
@@ -33,6 +36,11 @@ class Settings:
     workers: int = 0  # 0: one per CPU
     threads: int = 2  # per worker: a slow scenario holds one thread, not the whole worker
     log_level: str = "info"
+    auth: str = "lenient"  # one of AUTH_MODES
+
+    def __post_init__(self):
+        if self.auth not in AUTH_MODES:
+            raise SettingError(f"{ENV_PREFIX}AUTH={self.auth!r} is not one of {', '.join(AUTH_MODES)}")
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from flask import Request
 
     from sandbox.runtime import Sandbox
+    from sandbox.web.access import Access
 
 # What a generic HTTP failure (no route, wrong method, body too large) is called, unless a service says otherwise.
 HTTP_ERROR_CODES = {400: "INVALID_VALUE", 404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
@@ -43,12 +44,14 @@ class Service:
     specification: dict[str, str] = field(default_factory=dict)  # spec name -> version, for reports
     http_error_codes: dict[int, str] = field(default_factory=dict)
     # Optional hooks: warm-up at start, headers every response carries, caller identity -> session,
-    # service-specific control endpoints (mounted at /_sandbox/<name>/), CLI commands (`spine-sandbox <name> …`).
+    # service-specific control endpoints (mounted at /_sandbox/<name>/), CLI commands (`spine-sandbox <name> …`),
+    # bearer token -> who the request acts for (sandbox.web.access; offered by the service that issues tokens).
     start: Callable[[Sandbox], None] | None = None
     finish_response: Callable[[Response], None] | None = None
     resolve_session: Callable[[Request, Sandbox], str | None] | None = None
     control: Blueprint | None = None
     cli: click.Group | None = None
+    resolve_access: Callable[[str, Sandbox], Access | None] | None = None
 
     @cached_property
     def requirements(self) -> RequirementCatalogue:

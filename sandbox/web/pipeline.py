@@ -19,6 +19,7 @@ from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
 from sandbox.scripting.scripted import apply_fault, scripted_response
 from sandbox.services import Service
+from sandbox.web.access import Access, resolve_access
 from sandbox.web.sessions import resolve_session
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class ExchangeContext:
     facts: dict[str, Any] = field(default_factory=dict)
     body: bytes = b""
     view: RequestView | None = None
+    access: Access | None = None  # who the request acts for, resolved from its bearer token
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
@@ -81,7 +83,8 @@ def _open():
 
 def operation(name: str, facts=None):
     """Wrap a service handler: run the service's checks, answer as Spine would refuse, or let the scenario answer,
-    or call the handler with the exchange context. `facts(view)` adds service facts scenarios can trigger on."""
+    or call the handler with the exchange context. `facts(view)` adds service facts scenarios can trigger on; the
+    caller's access (sandbox.web.access) is always there, as facts "access" and "access_mode"."""
 
     def decorate(handler):
         @functools.wraps(handler)
@@ -91,6 +94,8 @@ def operation(name: str, facts=None):
             ex.operation = name
             view = ex.view = RequestView(request.method, request.path, query_from(request.args),
                                          list(request.headers.items()), ex.body, dict(params))
+            ex.access = resolve_access(request, sandbox)
+            ex.facts.update(access=ex.access, access_mode=ex.access.mode)
             if facts is not None:
                 ex.facts.update(facts(view))
             ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts)))
