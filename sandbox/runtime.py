@@ -44,7 +44,9 @@ class Sandbox:
         try:
             for service in services.values():
                 requirements.merge(service.requirements)
-                unknown = service.checks.requirement_ids() - {r.id for r in service.requirements}
+                named = service.checks.requirement_ids() | (service.history.requirement_ids()
+                                                            if service.history else set())
+                unknown = named - {r.id for r in service.requirements}
                 if unknown:
                     raise CatalogueError(f"{service.name} checks name requirements missing from its "
                                          f"requirements.yaml: {', '.join(sorted(unknown))}")
