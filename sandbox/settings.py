@@ -33,6 +33,8 @@ class Settings:
     workers: int = 0  # 0: one per CPU
     threads: int = 2  # per worker: a slow scenario holds one thread, not the whole worker
     log_level: str = "info"
+    # Signs assurance reports (HMAC-SHA256) and is needed to verify them; empty: reports carry a digest only.
+    report_key: str = ""
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
