@@ -16,8 +16,7 @@ from pathlib import Path
 from werkzeug.serving import make_server
 
 from sandbox.assurance.model import Progress
-from sandbox.assurance.render import render_markdown
-from sandbox.assurance.reports import FILES, make_report, write_reports
+from sandbox.assurance.reports import make_report, write_reports
 from sandbox.assurance.sessions import create_session, find_plan
 from sandbox.assurance.verdicts import FAIL, INCOMPLETE, PASS
 from sandbox.runtime import Sandbox
@@ -84,7 +83,7 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
         say(problem)
     report = make_report(sandbox, record.id, progress=progress)
     files = write_reports(report, report_dir, progress=progress)
-    markdown = render_markdown(report, {FILES[f]: FILES[f] for f in FILES if f != "markdown"})
+    markdown = files["markdown"].read_text(encoding="utf-8")
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:  # GitHub Actions shows this file on the job's page
         with open(summary_file, "a", encoding="utf-8") as out:

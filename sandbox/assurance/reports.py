@@ -42,11 +42,11 @@ def write_reports(report: dict, out_dir: Path, formats=tuple(FILES), progress: P
                   ) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    names = {f: FILES[f] for f in formats if f != "markdown"}
+    links = {FILES[f]: FILES[f] for f in formats if f != "markdown"}  # the summary links its sibling files
     for n, fmt in enumerate(formats):
         if progress:
             progress(f"writing {FILES[fmt]}", n, len(formats))
         path = out_dir / FILES[fmt]
-        path.write_text(render(report, fmt, names), encoding="utf-8")
+        path.write_text(render(report, fmt, links), encoding="utf-8")
         written[fmt] = path
     return written

@@ -208,14 +208,14 @@ class SqliteStore(Store):
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
         rows = self._db().execute(
-            "SELECT exchange_seq FROM exchange_keys WHERE session = ? AND key = ? ORDER BY exchange_seq DESC "
-            "LIMIT ?", (session, key, limit)).fetchall()
-        return self.exchanges_by_seq([r[0] for r in rows])[::-1]
+            "SELECT e.* FROM exchange_keys k JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? "
+            "AND k.key = ? ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
+        return [self._full(row, []) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
-        rows = self._db().execute("SELECT seq FROM exchanges WHERE session = ? AND service = ? ORDER BY seq DESC "
-                                  "LIMIT ?", (session, service, limit)).fetchall()
-        return self.exchanges_by_seq([r[0] for r in rows])[::-1]
+        rows = self._db().execute("SELECT * FROM exchanges WHERE session = ? AND service = ? ORDER BY seq DESC "
+                                  "LIMIT ?", (session, service, limit))
+        return [self._full(row, []) for row in rows]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
         seqs = sorted(set(seqs))

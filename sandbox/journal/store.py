@@ -121,11 +121,12 @@ class Store(ABC):
 
     @abstractmethod
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
-        """The session's exchanges recorded with `key`, newest first: the history a behavioural check asks for."""
+        """The session's exchanges recorded with `key`, newest first: the history a behavioural check asks for.
+        Their findings are not loaded (behaviour is judged on what was sent and answered)."""
 
     @abstractmethod
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
-        """The session's newest exchanges with one service, newest first."""
+        """The session's newest exchanges with one service, newest first, without their findings."""
 
     @abstractmethod
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:

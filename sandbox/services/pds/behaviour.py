@@ -17,6 +17,7 @@ from sandbox.journal.exchange import Exchange
 history = HistoryCheckSet("pds")
 
 PATIENT_PATH = re.compile(r"/Patient/([^/?]+)")
+PATIENT_HEAD = re.compile(rb'\{\s*"resourceType":\s*"Patient",\s*"id":\s*"([0-9]{10})"')
 # A retry is the same request (method, path, query) re-sent after one of these, within RETRY_WINDOW_S.
 RETRY_REQUIREMENT = {503: "PDS-ERR-001", 408: "PDS-ERR-003"}
 TRANSIENT = {408, 429, 500, 502, 503, 504}  # answers after which re-sending the same X-Request-ID is right
@@ -45,6 +46,9 @@ def returned_patient(ex: Exchange) -> str | None:
     """The id of the Patient a successful answer carried (differs from the number asked for when superseded)."""
     if ex.response.status != 200 or b'"Patient"' not in ex.response.body[:200]:
         return None
+    head = PATIENT_HEAD.match(ex.response.body)  # how PDS renders a Patient: no need to parse the whole record
+    if head:
+        return head.group(1).decode()
     try:
         body = json.loads(ex.response.body)
     except ValueError:
@@ -91,9 +95,11 @@ def keys(ex: Exchange):
 
 @history.register("PDS-ERR-001", "PDS-ERR-003")
 def retries_are_patient_and_bounded(ex: Exchange, past: History):
-    earlier = past.related(f"target:{target(ex)}", limit=MAX_ATTEMPTS)
+    key = f"target:{target(ex)}"
+    earlier = past.related(key)
     if not earlier or earlier[0].response.status not in RETRY_REQUIREMENT:
         return
+    earlier = past.related(key, limit=MAX_ATTEMPTS)  # only now: most requests are not retries
     previous = earlier[0]
     status, requirement = previous.response.status, RETRY_REQUIREMENT[previous.response.status]
     waited = ex.started_at - answered_at(previous)
