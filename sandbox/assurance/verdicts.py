@@ -70,7 +70,7 @@ class Assessment:
 
     session: SessionRecord
     plan: Plan
-    requirements: list[dict]  # id, verification, verdict, reason, counts, first_seq, last_seq, attestation(s)
+    requirements: list[dict]  # id, verification, verdict, reason, counts, attestation, attestations
     steps: list[dict]  # scenario, title, note, exchanges, exercised
     verdict: str
     reasons: list[str]
@@ -80,13 +80,9 @@ class Assessment:
 
 
 def assess(store: Store, plan: Plan, session: SessionRecord) -> Assessment:
-    totals: dict[str, dict] = {}
+    totals: dict[str, dict[str, int]] = {}
     for t in store.finding_totals(session.id):
-        entry = totals.setdefault(t.requirement, {"counts": dict.fromkeys(OUTCOMES, 0), "first_seq": None,
-                                                  "last_seq": None})
-        entry["counts"][t.outcome] = t.count
-        entry["first_seq"] = min(filter(None, (entry["first_seq"], t.first_seq)))
-        entry["last_seq"] = max(filter(None, (entry["last_seq"], t.last_seq)))
+        totals.setdefault(t.requirement, dict.fromkeys(OUTCOMES, 0))[t.outcome] = t.count
     latest: dict[str, Attestation] = {}
     history: dict[str, list[dict]] = {}
     for a in store.attestations(session.id):
@@ -95,16 +91,16 @@ def assess(store: Store, plan: Plan, session: SessionRecord) -> Assessment:
     requirements = []
     for req_id in plan.all_requirements:
         verification = plan.verification(req_id)
-        entry = totals.get(req_id, {"counts": dict.fromkeys(OUTCOMES, 0), "first_seq": None, "last_seq": None})
+        counts = totals.get(req_id, dict.fromkeys(OUTCOMES, 0))
         attested = attestation_dict(latest[req_id]) if req_id in latest else None
-        verdict, reason = requirement_verdict(verification, entry["counts"], attested)
+        verdict, reason = requirement_verdict(verification, counts, attested)
         requirements.append({"id": req_id, "verification": verification, "verdict": verdict, "reason": reason,
-                             **entry, "attestation": attested, "attestations": history.get(req_id, [])})
+                             "counts": counts, "attestation": attested, "attestations": history.get(req_id, [])})
     scenario_counts = store.scenario_counts(session.id)
     steps = [{"scenario": s.scenario, "title": s.title, "note": s.note, "exchanges": scenario_counts.get(s.scenario, 0),
               "exercised": scenario_counts.get(s.scenario, 0) > 0} for s in plan.steps]
     verdict, reasons = session_verdict(requirements, steps)
-    other = [{"id": req_id, **entry} for req_id, entry in sorted(totals.items())
+    other = [{"id": req_id, "counts": counts} for req_id, counts in sorted(totals.items())
              if req_id not in plan.all_requirements]
     return Assessment(session, plan, requirements, steps, verdict, reasons, store.session_span(session.id), other,
                       scenario_counts)

@@ -312,7 +312,7 @@ class SqliteStore(Store):
     # --- aggregates --------------------------------------------------------------------------------------------
     def finding_totals(self, session: str) -> list[FindingTotal]:
         rows = self._db().execute(
-            "SELECT requirement, outcome, count(*), min(exchange_seq), max(exchange_seq) FROM findings "
+            "SELECT requirement, outcome, count(*) FROM findings "
             "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
         return [FindingTotal(*r) for r in rows]
 

@@ -67,13 +67,11 @@ class Attestation:
 
 @dataclass(frozen=True)
 class FindingTotal:
-    """How many findings of one outcome a requirement has in a session, and the first and last exchange seq."""
+    """How many findings of one outcome a requirement has in a session."""
 
     requirement: str
     outcome: str
     count: int
-    first_seq: int
-    last_seq: int
 
 
 @dataclass(frozen=True)
