@@ -97,9 +97,9 @@ def _attach_evidence(store: Store, session: str, rows: list[dict], others: list[
                      say: Progress) -> None:
     """Sample the first and last findings per requirement and outcome, then load those exchanges in one go."""
     sampled: list[tuple[dict, int, object]] = []
-    everything = rows + others
-    for n, row in enumerate(everything):
-        outcomes = OUTCOMES if row in rows else ("fail", "warning")  # outside the plan: problems only
+    # Outside the plan, only problems are worth excerpts.
+    everything = [(row, OUTCOMES) for row in rows] + [(row, ("fail", "warning")) for row in others]
+    for n, (row, outcomes) in enumerate(everything):
         shown = 0
         for outcome in outcomes:
             if row["counts"][outcome]:
