@@ -41,6 +41,8 @@ class Settings:
     def __post_init__(self):
         if self.auth not in AUTH_MODES:
             raise SettingError(f"{ENV_PREFIX}AUTH={self.auth!r} is not one of {', '.join(AUTH_MODES)}")
+    # Signs assurance reports (HMAC-SHA256) and is needed to verify them; empty: reports carry a digest only.
+    report_key: str = ""
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

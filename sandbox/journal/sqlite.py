@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
-from sandbox.journal.store import ExchangeFilter, StateItem, Store, VersionConflict
+from sandbox.journal.store import (
+    Attestation,
+    CoverageCell,
+    ExchangeFilter,
+    FindingTotal,
+    SessionRecord,
+    SessionSpan,
+    StateItem,
+    Store,
+    VersionConflict,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -62,6 +72,30 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL,
     PRIMARY KEY (session, name)
 );
+CREATE TABLE IF NOT EXISTS exchange_keys (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    exchange_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchange_keys_lookup ON exchange_keys (session, key, exchange_seq);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    plan TEXT,
+    supplier TEXT NOT NULL,
+    system TEXT NOT NULL,
+    token_hash TEXT UNIQUE
+);
+CREATE TABLE IF NOT EXISTS attestations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL,
+    requirement TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    by TEXT NOT NULL,
+    note TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attestations_session ON attestations (session, seq);
 """
 
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
@@ -107,24 +141,38 @@ class SqliteStore(Store):
             self._local.db = None
 
     # --- the journal -------------------------------------------------------------------------------------------
-    def record(self, exchange: Exchange) -> None:
+    def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
+        with self._write() as db:
+            self._insert(db, exchange)
+            db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
+                           [(exchange.session, key, exchange.seq) for key in set(keys)])
+
+    def record_many(self, exchanges: Iterable[Exchange]) -> int:
+        n = 0
+        with self._write() as db:
+            for exchange in exchanges:
+                self._insert(db, exchange)
+                n += 1
+        return n
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, exchange: Exchange) -> None:
         counts = exchange.counts
         req, resp = exchange.request, exchange.response
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
-                "path, query_string, client, request_headers, request_body, status, response_headers, "
-                "response_body, n_pass, n_fail, n_warning, n_info) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
-                 exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
-                 json.dumps(req.headers), req.body, resp.status, json.dumps(resp.headers), resp.body,
-                 counts["pass"], counts["fail"], counts["warning"], counts["info"]))
-            exchange.seq = cursor.lastrowid
-            db.executemany(
-                "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
-                [(exchange.seq, exchange.session, f.requirement, str(f.outcome), f.message, f.location,
-                  f.reject.status if f.reject else None, f.reject.code if f.reject else None)
-                 for f in exchange.findings])
+        cursor = db.execute(
+            "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
+            "path, query_string, client, request_headers, request_body, status, response_headers, "
+            "response_body, n_pass, n_fail, n_warning, n_info) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
+             exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
+             json.dumps(req.headers), req.body, resp.status, json.dumps(resp.headers), resp.body,
+             counts["pass"], counts["fail"], counts["warning"], counts["info"]))
+        exchange.seq = cursor.lastrowid
+        db.executemany(
+            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
+            [(exchange.seq, exchange.session, f.requirement, str(f.outcome), f.message, f.location,
+              f.reject.status if f.reject else None, f.reject.code if f.reject else None)
+             for f in exchange.findings])
 
     def exchange(self, exchange_id: str) -> Exchange | None:
         row = self._db().execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
@@ -157,6 +205,29 @@ class SqliteStore(Store):
             for row in rows:
                 yield self._full(row, findings.get(row[0], []))
             last = rows[-1][0]
+
+    def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
+        rows = self._db().execute(
+            "SELECT e.* FROM exchange_keys k JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? "
+            "AND k.key = ? ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
+        return [self._full(row, []) for row in rows]
+
+    def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
+        rows = self._db().execute("SELECT * FROM exchanges WHERE session = ? AND service = ? ORDER BY seq DESC "
+                                  "LIMIT ?", (session, service, limit))
+        return [self._full(row, []) for row in rows]
+
+    def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
+        seqs = sorted(set(seqs))
+        found: list[Exchange] = []
+        for start in range(0, len(seqs), 500):  # SQLite caps the number of parameters
+            chunk = seqs[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db().execute(f"SELECT * FROM exchanges WHERE seq IN ({marks}) ORDER BY seq", chunk)
+            rows = rows.fetchall()
+            findings = self._findings_of([r[0] for r in rows]) if rows else {}
+            found.extend(self._full(row, findings.get(row[0], [])) for row in rows)
+        return found
 
     def _findings_of(self, seqs: list[int]) -> dict[int, list[Finding]]:
         marks = ",".join("?" * len(seqs))
@@ -199,6 +270,93 @@ class SqliteStore(Store):
             request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
                                     bytes(req_body), client),
             response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
+
+    # --- sessions and attestations ------------------------------------------------------------------------------
+    def create_session(self, record: SessionRecord) -> None:
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?)",
+                           (record.id, record.created_at, record.plan, record.supplier, record.system,
+                            record.token_hash))
+        except sqlite3.IntegrityError:
+            raise VersionConflict(None, 1) from None
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        row = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+                                 "WHERE id = ?", (session_id,)).fetchone()
+        return SessionRecord(*row) if row else None
+
+    def session_for_token(self, token_hash: str) -> SessionRecord | None:
+        row = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+                                 "WHERE token_hash = ?", (token_hash,)).fetchone()
+        return SessionRecord(*row) if row else None
+
+    def list_sessions(self) -> list[SessionRecord]:
+        rows = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+                                  "ORDER BY created_at, id")
+        return [SessionRecord(*r) for r in rows]
+
+    def add_attestation(self, attestation: Attestation) -> Attestation:
+        with self._write() as db:
+            cursor = db.execute("INSERT INTO attestations (session, requirement, verdict, by, note, at) "
+                                "VALUES (?,?,?,?,?,?)", (attestation.session, attestation.requirement,
+                                                         attestation.verdict, attestation.by, attestation.note,
+                                                         attestation.at))
+        return Attestation(**{**attestation.__dict__, "seq": cursor.lastrowid})
+
+    def attestations(self, session: str) -> list[Attestation]:
+        rows = self._db().execute("SELECT session, requirement, verdict, by, note, at, seq FROM attestations "
+                                  "WHERE session = ? ORDER BY seq", (session,))
+        return [Attestation(*r) for r in rows]
+
+    # --- aggregates --------------------------------------------------------------------------------------------
+    def finding_totals(self, session: str) -> list[FindingTotal]:
+        rows = self._db().execute(
+            "SELECT requirement, outcome, count(*) FROM findings "
+            "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
+        return [FindingTotal(*r) for r in rows]
+
+    def coverage(self, session: str) -> list[CoverageCell]:
+        rows = self._db().execute(
+            "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM findings f "
+            "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
+            "GROUP BY f.requirement, e.scenario, f.outcome", (session,))
+        return [CoverageCell(*r) for r in rows]
+
+    def scenario_counts(self, session: str) -> dict[str | None, int]:
+        rows = self._db().execute("SELECT scenario, count(*) FROM exchanges WHERE session = ? GROUP BY scenario",
+                                  (session,))
+        return dict(rows.fetchall())
+
+    def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
+                        last: int) -> list[tuple[int, Finding]]:
+        query = ("SELECT rowid, exchange_seq, requirement, outcome, message, location, rejected_status, "
+                 "rejected_code FROM findings WHERE session = ? AND requirement = ? AND outcome = ? "
+                 "ORDER BY rowid {} LIMIT ?")
+        db = self._db()
+        rows = {r[0]: r for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
+        rows.update({r[0]: r for r in db.execute(query.format("DESC"), (session, requirement, outcome, last))})
+        return [(seq, Finding(req, Outcome(out), message, location,
+                              SpineError(status, code) if status is not None else None))
+                for _, seq, req, out, message, location, status, code in sorted(rows.values())]
+
+    def session_span(self, session: str) -> SessionSpan:
+        count, first, last, failed = self._db().execute(
+            "SELECT count(*), min(started_at), max(started_at), coalesce(sum(n_fail > 0), 0) FROM exchanges "
+            "WHERE session = ?", (session,)).fetchone()
+        return SessionSpan(count, first, last, failed)
+
+    def timeline(self, session: str, start: float, width: float) -> list[tuple[int, int, int]]:
+        rows = self._db().execute(
+            "SELECT CAST((started_at - ?) / ? AS INTEGER) AS bucket, count(*), sum(n_fail > 0) FROM exchanges "
+            "WHERE session = ? GROUP BY bucket ORDER BY bucket", (start, width, session))
+        return [tuple(r) for r in rows]
+
+    def operation_counts(self, session: str) -> list[tuple[str, str, int, int]]:
+        rows = self._db().execute("SELECT service, operation, status, count(*) FROM exchanges WHERE session = ? "
+                                  "GROUP BY service, operation, status ORDER BY service, operation, status",
+                                  (session,))
+        return [tuple(r) for r in rows]
 
     # --- session state -----------------------------------------------------------------------------------------
     def get_state(self, session: str, namespace: str, key: str) -> StateItem | None:

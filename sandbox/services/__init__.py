@@ -14,6 +14,7 @@ from flask import Blueprint, Response
 
 from sandbox.conformance.checks import CheckSet
 from sandbox.conformance.findings import SpineError
+from sandbox.conformance.history import HistoryCheckSet
 from sandbox.conformance.requirements import RequirementCatalogue
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class Service:
     control: Blueprint | None = None
     cli: click.Group | None = None
     resolve_access: Callable[[str, Sandbox], Access | None] | None = None
+    # Behavioural checks over the session's earlier exchanges (retries, back-off, ETags), run at record time.
+    history: HistoryCheckSet | None = None
 
     @cached_property
     def requirements(self) -> RequirementCatalogue:

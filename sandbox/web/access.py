@@ -71,6 +71,7 @@ class Access:
     vot: str | None = None  # patient: NHS login vector of trust, e.g. P9.Cp.Cd
     proofing_level: str | None = None  # patient: P0, P5 or P9
     expires_at: float | None = None  # Unix time
+    session: str | None = None  # set when a session token (`sst_…`) stands in for an access token of `mode`
 
     @property
     def valid(self) -> bool:
@@ -78,6 +79,9 @@ class Access:
 
     def describe(self) -> str:
         """One line for findings and logs: the mode and who."""
+        if self.session is not None:
+            return (f"session token of session {self.session}, standing in for a {self.mode} access token (the "
+                    "plan's access mode)")
         if self.mode == APPLICATION:
             who = f"application-restricted token of application {self.app_name!r} ({self.app})"
         elif self.mode == HEALTHCARE_WORKER:
@@ -108,6 +112,10 @@ def resolve_access(request: Request, sandbox: Sandbox) -> Access:
         return Access(token=MALFORMED, strictness=strictness,
                       detail=f"Authorization header is not 'Bearer <access token>' (it starts {shown!r})")
     token = match.group(1)
+    from sandbox.assurance.sessions import TOKEN_PREFIX, session_token_access  # here: sessions import Access
+
+    if token.startswith(TOKEN_PREFIX):
+        return replace(session_token_access(token, sandbox), strictness=strictness)
     for service in sandbox.services.values():
         if service.resolve_access is not None:
             found = service.resolve_access(token, sandbox)

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sandbox.conformance.checks import CheckContext, RequestView, query_from
 from sandbox.conformance.findings import Finding, SpineError, first_rejection, summarise
+from sandbox.conformance.history import judge as judge_history
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
@@ -183,13 +184,6 @@ def _record(response: Response) -> Response:
         return response
     if ex.service and ex.service.finish_response:
         ex.service.finish_response(response)
-    response.headers["X-Sandbox-Exchange"] = ex.id
-    counts = summarise(ex.findings)
-    response.headers["X-Sandbox-Findings"] = (
-        f"fail={counts['fail']} warning={counts['warning']} pass={counts['pass']}; "
-        f"{CONTROL_PREFIX}/exchanges/{ex.id}")
-    if ex.scenario:
-        response.headers[SCENARIO_HEADER] = ex.scenario.id
     sandbox = current_sandbox()
     exchange = Exchange(
         id=ex.id, session=ex.session, service=ex.service.name if ex.service else "-", operation=ex.operation,
@@ -199,6 +193,15 @@ def _record(response: Response) -> Response:
         response=RecordedResponse(response.status_code, list(response.headers.items()),
                                   b"" if response.is_streamed else response.get_data()),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
+    keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
+    response.headers["X-Sandbox-Exchange"] = ex.id
+    counts = summarise(ex.findings)
+    response.headers["X-Sandbox-Findings"] = (
+        f"fail={counts['fail']} warning={counts['warning']} pass={counts['pass']}; "
+        f"{CONTROL_PREFIX}/exchanges/{ex.id}")
+    if ex.scenario:
+        response.headers[SCENARIO_HEADER] = ex.scenario.id
+    exchange.response.headers = list(response.headers.items())
     # Written before the response leaves: an answered exchange is never missing from the evidence.
-    sandbox.store.record(exchange)
+    sandbox.store.record(exchange, keys)
     return response
