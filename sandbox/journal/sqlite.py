@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL,
     PRIMARY KEY (session, name)
 );
+CREATE TABLE IF NOT EXISTS blobs (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session, key)
+);
 """
 
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
@@ -91,6 +97,9 @@ class SqliteStore(Store):
     @contextmanager
     def _write(self):
         db = self._db()
+        if db.in_transaction:  # inside transaction(): the outer block commits
+            yield db
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -99,6 +108,10 @@ class SqliteStore(Store):
             raise
         else:
             db.execute("COMMIT")
+
+    def transaction(self):
+        # BEGIN IMMEDIATE takes the write lock up front, so a read-modify-write inside the block cannot race.
+        return self._write()
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -232,6 +245,24 @@ class SqliteStore(Store):
                 db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
             else:
                 db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+
+    def clear_state(self, session: str, namespace_prefix: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
+                       (session, len(namespace_prefix), namespace_prefix))
+
+    # --- blobs -------------------------------------------------------------------------------------------------
+    def put_blob(self, session: str, key: str, data: bytes) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
+
+    def get_blob(self, session: str, key: str) -> bytes | None:
+        row = self._db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete_blobs(self, session: str, prefix: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?", (session, len(prefix), prefix))
 
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
         with self._write() as db:
