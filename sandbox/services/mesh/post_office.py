@@ -56,6 +56,7 @@ class PostOffice:
         self.store = mesh.store
         self.session = mesh.session
         self.limits = mesh.config.limits
+        self._inboxes: dict[str, list[tuple[str, dict]]] = {}  # read once per request (a check and the handler)
 
     # --- reading ----------------------------------------------------------------------------------------------
     def find(self, message_id: str) -> Found | None:
@@ -67,8 +68,10 @@ class PostOffice:
 
     def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
         """Messages ready to download, oldest first."""
-        entries = self.store.list_state(self.session, inbox_ns(mailbox))
-        return sorted(((k, v.value) for k, v in entries.items()), key=lambda e: (e[1]["t"], e[0]))
+        if mailbox not in self._inboxes:
+            entries = self.store.list_state(self.session, inbox_ns(mailbox))
+            self._inboxes[mailbox] = sorted(((k, v.value) for k, v in entries.items()), key=lambda e: (e[1]["t"], e[0]))
+        return self._inboxes[mailbox]
 
     def sent_with_local_id(self, mailbox: str, local_id: str) -> list[str]:
         entries = self.store.list_state(self.session, outbox_ns(mailbox))
@@ -203,6 +206,7 @@ class PostOffice:
                 self.mesh.forget("due")
             else:
                 self.mesh.put("due", {"at": next_due})
+        self._inboxes.clear()
         return done
 
     def _undeliver(self, message: dict, now: float) -> None:
