@@ -70,13 +70,18 @@ def main() -> None:
               file_okay=False), help="Extra scenario folder, after the built-in packs (repeatable) [SANDBOX_SCENARIOS].")
 @click.option("--workers", type=int, help="Worker processes [SANDBOX_WORKERS, default one per CPU].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[SANDBOX_LOG_LEVEL]")
-def serve(host, port, data_dir, seed, population, scenarios, workers, log_level) -> None:
+@click.option("--tls/--no-tls", default=None, help="HTTPS with mutual TLS: clients need a certificate from the "
+              "sandbox CA (made on first use, with one per MESH mailbox) [SANDBOX_TLS].")
+@click.option("--tls-dir", help="Where the CA, server and client certificates live [SANDBOX_TLS_DIR, default "
+              "<data dir>/tls].")
+def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, tls, tls_dir) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import serve as run_server
     from sandbox.web.server import worker_count
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
-                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level)
+                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, tls=tls,
+                         tls_dir=tls_dir)
     started = time.perf_counter()
     click.echo(f"Spine Sandbox {__version__}: checking configuration…", err=True)
     sandbox = _sandbox(settings)
@@ -84,7 +89,8 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level)
                            file=sys.stderr) as bar:
         sandbox.population.index(lambda done, total: bar.update(done - bar.pos))
     sandbox.store.close()  # workers open their own connections
-    base = f"http://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+    scheme = "https" if settings.tls else "http"
+    base = f"{scheme}://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
     click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started), err=True)
     run_server(settings)
 
@@ -100,6 +106,8 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
               f"  {'Synthetic population':<44} {s.population} patients, seed {s.seed}",
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
               f"  {'Workers':<44} {workers} x {s.threads} threads", ""]
+    if s.tls:
+        lines[-1:-1] = [f"  {'Mutual TLS (CA, server and client certificates)':<44} {s.tls_path}"]
     return "\n".join(lines)
 
 

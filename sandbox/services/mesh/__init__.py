@@ -8,7 +8,7 @@ from sandbox.services.mesh.checks import checks
 from sandbox.services.mesh.cli import make_client_certificates, mesh
 from sandbox.services.mesh.control import control
 from sandbox.services.mesh.errors import render_error
-from sandbox.services.mesh.routes import blueprint, remember_backoff
+from sandbox.services.mesh.routes import blueprint, finish_response
 from sandbox.services.mesh.session import EXTENSION
 
 
@@ -52,7 +52,7 @@ SERVICE = Service(
     specification={"MESH API": "NHSDigital/mesh-api-specification@7cfdcc4 (2026-05-06), version 2.0.0"},
     max_body_bytes=mesh_config.Limits().max_request_bytes + 64 * 1024,  # the spec's 100 MB, and room to refuse more
     start=start,
-    finish_response=remember_backoff,
+    finish_response=finish_response,
     control=control,
     cli=mesh,
 )

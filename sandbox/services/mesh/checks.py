@@ -96,6 +96,7 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
         return
     yield Finding.passed("MESH-AUTH-005", "The token has not been used before.", where)
     ctx.facts["authorised"] = mailbox_id
+    ctx.facts["token"] = (TOKENS_NS + token.bucket, token.key)
 
 
 @checks.register("MESH-API-001", operations=VERSIONED)

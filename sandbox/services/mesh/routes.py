@@ -319,11 +319,14 @@ def workflow_search(ex, workflow_id: str):
     return json_response(views.lookup_v2(config.receivers_of(workflow_id)))
 
 
-def remember_backoff(response: Response) -> None:
-    """finish_response hook: a 429 or 503 asks the client to wait; the next request is judged against it."""
+def finish_response(response: Response) -> None:
+    """A scripted fault (429, 503…) stands for MESH's front door refusing the request before authentication, so it
+    gives the token back (a client's retry may resend the same one); and a 429 or 503 asks the client to wait."""
+    ex = current_exchange()
+    if ex.scenario is not None and ex.scenario.scripted and "token" in ex.facts:
+        post_office(ex.session).store.delete_state(ex.session, *ex.facts["token"])
     if response.status_code not in (429, 503) or not request.view_args or "mailbox_id" not in request.view_args:
         return
-    ex = current_exchange()
     try:
         wait = max(1, int(response.headers.get("Retry-After", "1")))
     except ValueError:
