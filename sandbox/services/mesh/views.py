@@ -40,9 +40,14 @@ def message_headers(message: dict, chunk: int) -> dict[str, str]:
     return {k: v for k, v in headers.items() if v}
 
 
+def _present(body: dict) -> dict:
+    """Absent rather than null: the specification's schemas have no nullable fields."""
+    return {k: v for k, v in body.items() if v is not None}
+
+
 def tracking_v2(message: dict, recipient: Mailbox | None) -> dict:
     failed = message["status"] in ("undeliverable", "expired")
-    return {
+    return _present({
         "message_id": message["id"], "local_id": message.get("local_id"), "workflow_id": message.get("workflow_id"),
         "filename": message.get("filename"), "expiry_time": iso(message.get("expires_at")),
         "upload_timestamp": iso(message["uploaded_at"]), "recipient": message["recipient"],
@@ -55,14 +60,14 @@ def tracking_v2(message: dict, recipient: Mailbox | None) -> dict:
         "status_timestamp": iso(_status_time(message)),
         "status_description": message.get("status_description") or _status_text(message),
         "status_code": message.get("status_code") or "00",
-    }
+    })
 
 
 def tracking_v1(message: dict, config: MeshConfig) -> dict:
     sender, recipient = config.mailbox(message["sender"]), config.mailbox(message["recipient"])
     failed = message["status"] in ("undeliverable", "expired")
     size = sum(message["chunks"].values())
-    return {
+    return _present({
         "addressType": "ALL", "checksum": message.get("checksum"), "chunkCount": message["total_chunks"],
         "compressFlag": message.get("compressed"), "contentEncoding": message.get("content_encoding") or "",
         "downloadTimestamp": stamp(message.get("acknowledged_at")) or None, "dtsId": message["id"],
@@ -88,7 +93,7 @@ def tracking_v1(message: dict, config: MeshConfig) -> dict:
         "statusTimestamp": stamp(_status_time(message)) or None, "subject": message.get("subject"),
         "uploadTimestamp": stamp(message["uploaded_at"]), "version": "1.0",
         "workflowId": message.get("workflow_id"),
-    }
+    })
 
 
 def _status_time(message: dict) -> float | None:
