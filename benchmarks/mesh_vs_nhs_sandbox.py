@@ -2,8 +2,8 @@
 
     python benchmarks/mesh_vs_nhs_sandbox.py [--seconds 15] [--connections 32] [--workers 2]
 
-The NHS sandbox is installed from PyPI into a virtualenv of its own (benchmarks/.venv-mesh-sandbox, made on first
-run) and served by uvicorn, as its Docker image does, with real token checking (AUTH_MODE=full) and its file store
+The NHS sandbox is installed from PyPI into a virtualenv of its own (~/.cache/spine-sandbox/mesh-sandbox-venv, made
+on first run) and served by uvicorn, as its Docker image does, with real token checking (AUTH_MODE=full) and its file store
 (a store that survives a restart, as ours does). This sandbox runs `spine-sandbox serve` with a fresh data dir,
 journaling every exchange. Both listen on loopback only.
 
@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.services.mesh.auth import make_token  # noqa: E402
 
-PEER_VENV = Path(__file__).resolve().parent / ".venv-mesh-sandbox"
+# The peer's own virtualenv, outside the repository (it is a benchmark tool, not a project dependency).
+PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spine-sandbox" / "mesh-sandbox-venv"
 SHARED_KEY = "TestKey"
 BODY = (b"0123456789abcdef" * 64)  # 1 KiB
 
