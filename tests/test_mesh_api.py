@@ -425,3 +425,12 @@ def test_journal_keeps_what_was_sent_and_answered(client, sandbox, alice, bob):
     assert exchange.request.body == payload
     got = bob.download(sent.get_json()["message_id"])
     assert sandbox.store.exchange(got.headers["X-Sandbox-Exchange"]).response.body == payload
+
+
+def test_paging_continues_after_the_last_message_of_a_page_is_acknowledged(client, alice, bob):
+    sent = [alice.send_id(workflow="PAGED") for _ in range(12)]
+    first = bob.inbox(max_results=10).get_json()
+    bob.download(sent[9])
+    bob.ack(sent[9])
+    rest = client.get(first["links"]["next"], headers=bob.headers()).get_json()
+    assert rest["messages"] == sent[10:]

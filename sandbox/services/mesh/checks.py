@@ -343,8 +343,8 @@ def chunk_upload(req: RequestView, ctx: CheckContext):
     message = found.message
     if message["sender"] != mailbox:
         yield Finding.failed("MESH-CHK-003", f"Message {message_id} was sent by {message['sender']}, not {mailbox}.",
-                             "path:message_id", reject=MeshError(403, "AUTH", f"message {message_id} belongs to "
-                                                                 "another mailbox", message_id=message_id))
+                             "path:message_id", reject=MeshError.of(403, "Forbidden", f"message {message_id} "
+                                                                    "belongs to another mailbox", message_id=message_id))
         return
     if message["status"] != "uploading":
         yield Finding.failed("MESH-CHK-005", f"Chunk {number} arrived after message {message_id} was complete "

@@ -34,6 +34,7 @@ CODES: dict[str, tuple[str, str]] = {
     "MessageFinalised": ("SEND", "Message has been finalised; no more chunks can be uploaded"),
     "MessageGone": ("RECEIVE", "Message no longer available for download"),
     "AUTH": ("", "Authentication failed"),
+    "Forbidden": ("", "Not permitted for this mailbox"),
 }
 
 

@@ -136,8 +136,8 @@ class PostOffice:
                                message_id=message_id)
         message = found.message
         if message["recipient"] != mailbox:
-            raise MeshError(403, "AUTH", f"message {message_id} is addressed to another mailbox, not {mailbox}",
-                            message_id=message_id)
+            raise MeshError.of(403, "Forbidden", f"message {message_id} is addressed to another mailbox, not "
+                               f"{mailbox}", message_id=message_id)
         if message["status"] == "acknowledged":
             raise MeshError.of(410, "MessageGone", f"message {message_id} was acknowledged at "
                                f"{iso(message.get('acknowledged_at'))} and is no longer in the inbox",
@@ -165,8 +165,6 @@ class PostOffice:
 
     def acknowledge(self, found: Found) -> dict:
         message = found.message
-        if message["status"] != "accepted":
-            return message  # acknowledging twice is harmless, as on MESH
         now = self.mesh.now()
         with self.store.transaction():
             message["status"] = "acknowledged"

@@ -112,9 +112,10 @@ def _workflow_filter(text: str | None):
     return (lambda workflow: not test(workflow)) if negate else test
 
 
-def _decode_continue(token: str) -> str:
+def _decode_continue(token: str) -> tuple[float, str]:
     try:
-        return json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"==="))["after"]
+        data = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"==="))
+        return float(data["t"]), str(data["id"])
     except (ValueError, KeyError, TypeError, UnicodeError):
         raise MeshError.invalid("query", "continue_from", "continue_from is not a value this inbox gave in "
                                 "links.next") from None
@@ -130,15 +131,17 @@ def list_inbox(ex, mailbox_id: str):
     version = request_version()
     args = request.args
     wanted = _workflow_filter(args.get("workflow_filter"))
-    matching = [k for k, v in entries if wanted(v["w"])]
     limit = int(args.get("max_results", V1_PAGE)) if version >= 2 else V1_PAGE
     after = args.get("continue_from")
-    if after:
-        after = _decode_continue(after) if version >= 2 else after.upper()
-        ids = [k for k, _ in entries]
-        position = ids.index(after) + 1 if after in ids else 0
-        matching = [k for k in matching if k in set(ids[position:])] if position else matching
-    page = matching[:limit]
+    if after and version >= 2:  # resume after the last message of the previous page, even if it has gone since
+        mark = _decode_continue(after)
+        entries_after = [(k, v) for k, v in entries if (v["t"], k) > mark]
+    elif after:  # v1 passes the last message id; ids begin with their time, so they sort in inbox order
+        entries_after = [(k, v) for k, v in entries if k > after.upper()]
+    else:
+        entries_after = entries
+    matching = [(k, v) for k, v in entries_after if wanted(v["w"])]
+    page = [k for k, _ in matching[:limit]]
     if not after:
         office.mesh.put(f"poll:{mailbox}", {"at": now, "full": len(page) >= limit})
     if version < 2:
@@ -148,7 +151,8 @@ def list_inbox(ex, mailbox_id: str):
     base = f"/messageexchange/{mailbox}/inbox"
     links = {"self": base + (f"?{urlencode(query)}" if query else "")}
     if len(matching) > limit:
-        token = base64.urlsafe_b64encode(json.dumps({"after": page[-1]}).encode()).decode().rstrip("=")
+        last_id, last = matching[limit - 1]
+        token = base64.urlsafe_b64encode(json.dumps({"t": last["t"], "id": last_id}).encode()).decode().rstrip("=")
         links["next"] = f"{base}?{urlencode({**query, 'continue_from': token})}"
     return json_response({"messages": page, "links": links, "approx_inbox_count": len(entries)}, version=2)
 
@@ -224,18 +228,13 @@ def acknowledge(ex, mailbox_id: str, message_id: str):
     mailbox = mailbox_of(ex.view.params)
     message_id = message_id.upper()
     found = message_in_path(ex.session, ex.view.params)
-    if found is not None and found.message["status"] == "acknowledged" and found.message["recipient"] == mailbox:
-        message = found.message
-    else:
-        message = office.acknowledge(_readable(office, found, mailbox, message_id))
+    again = found is not None and found.message["status"] == "acknowledged" and found.message["recipient"] == mailbox
+    if not again:  # acknowledging twice is harmless, as on MESH; anything else must be downloadable now
+        office.readable(found, mailbox, message_id)
+        office.acknowledge(found)
     if request_version() >= 2:
         return Response(status=200)
-    return json_response({"messageId": message["id"]})
-
-
-def _readable(office, found, mailbox, message_id):
-    office.readable(found, mailbox, message_id)
-    return found
+    return json_response({"messageId": message_id})
 
 
 # --- outbox --------------------------------------------------------------------------------------------------
