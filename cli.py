@@ -76,13 +76,18 @@ def main() -> None:
 @click.option("--auth", type=click.Choice(["strict", "lenient", "off"]),
               help="Bearer tokens: strict requires real ones from /oauth2/token; lenient accepts any and records a "
               "failing finding; off records nothing [SANDBOX_AUTH, default lenient].")
-def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth) -> None:
+@click.option("--tls/--no-tls", default=None, help="HTTPS with mutual TLS: clients need a certificate from the "
+              "sandbox CA (made on first use, with one per MESH mailbox) [SANDBOX_TLS].")
+@click.option("--tls-dir", help="Where the CA, server and client certificates live [SANDBOX_TLS_DIR, default "
+              "<data dir>/tls].")
+def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import serve as run_server
     from sandbox.web.server import worker_count
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
-                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth)
+                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth,
+                         tls=tls, tls_dir=tls_dir)
     started = time.perf_counter()
     click.echo(f"Spine Sandbox {__version__}: checking configuration…", err=True)
     sandbox = _sandbox(settings)
@@ -90,7 +95,8 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
                            file=sys.stderr) as bar:
         sandbox.population.index(lambda done, total: bar.update(done - bar.pos))
     sandbox.store.close()  # workers open their own connections
-    base = f"http://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+    scheme = "https" if settings.tls else "http"
+    base = f"{scheme}://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
     click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started), err=True)
     run_server(settings)
 
@@ -107,6 +113,8 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
               f"  {'Workers':<44} {workers} x {s.threads} threads",
               f"  {'Authorisation (SANDBOX_AUTH)':<44} {s.auth}: {AUTH_MEANING[s.auth]}", ""]
+    if s.tls:
+        lines[-1:-1] = [f"  {'Mutual TLS (CA, server and client certificates)':<44} {s.tls_path}"]
     return "\n".join(lines)
 
 

@@ -96,6 +96,12 @@ CREATE TABLE IF NOT EXISTS attestations (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attestations_session ON attestations (session, seq);
+CREATE TABLE IF NOT EXISTS blobs (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session, key)
+);
 """
 
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
@@ -125,6 +131,9 @@ class SqliteStore(Store):
     @contextmanager
     def _write(self):
         db = self._db()
+        if db.in_transaction:  # inside transaction(): the outer block commits
+            yield db
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -133,6 +142,10 @@ class SqliteStore(Store):
             raise
         else:
             db.execute("COMMIT")
+
+    def transaction(self):
+        # BEGIN IMMEDIATE takes the write lock up front, so a read-modify-write inside the block cannot race.
+        return self._write()
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -366,18 +379,30 @@ class SqliteStore(Store):
 
     def put_state(self, session: str, namespace: str, key: str, value: Any,
                   expect_version: int | None = None, *, create_only: bool = False) -> int:
-        with self._write() as db:
-            row = db.execute("SELECT version FROM state WHERE session=? AND namespace=? AND key=?",
-                             (session, namespace, key)).fetchone()
-            current = row[0] if row else None
-            if create_only and current is not None:
-                raise VersionConflict(None, current)
-            if expect_version is not None and current != expect_version:
-                raise VersionConflict(expect_version, current)
-            version = (current or 0) + 1
-            db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?,?,?)",
-                       (session, namespace, key, version, json.dumps(value)))
-            return version
+        # One statement each (autocommit unless inside transaction()): the write path of every request stays short.
+        db = self._db()
+        where = (session, namespace, key)
+        data = json.dumps(value)
+        if create_only:
+            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
+                              (*where, data)).fetchall()
+            if not rows:
+                raise VersionConflict(None, self._version(db, where))
+        elif expect_version is not None:
+            rows = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND namespace=? "
+                              "AND key=? AND version=? RETURNING version", (data, *where, expect_version)).fetchall()
+            if not rows:
+                raise VersionConflict(expect_version, self._version(db, where))
+        else:
+            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
+                              "version = version + 1, value = excluded.value RETURNING version",
+                              (*where, data)).fetchall()
+        return rows[0][0]
+
+    @staticmethod
+    def _version(db, where) -> int | None:
+        row = db.execute("SELECT version FROM state WHERE session=? AND namespace=? AND key=?", where).fetchone()
+        return row[0] if row else None
 
     def list_state(self, session: str, namespace: str) -> dict[str, StateItem]:
         rows = self._db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
@@ -385,18 +410,31 @@ class SqliteStore(Store):
         return {k: StateItem(json.loads(v), ver) for k, v, ver in rows}
 
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
-        with self._write() as db:
-            if key is None:
-                db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
-            else:
-                db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+        if key is None:
+            self._db().execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
+        else:
+            self._db().execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+
+    def clear_state(self, session: str, namespace_prefix: str) -> None:
+        self._db().execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
+                           (session, len(namespace_prefix), namespace_prefix))
+
+    # --- blobs -------------------------------------------------------------------------------------------------
+    def put_blob(self, session: str, key: str, data: bytes) -> None:
+        self._db().execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
+
+    def get_blob(self, session: str, key: str) -> bytes | None:
+        row = self._db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete_blobs(self, session: str, prefix: str) -> None:
+        self._db().execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
+                           (session, len(prefix), prefix))
 
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
-        with self._write() as db:
-            row = db.execute("SELECT value FROM counters WHERE session=? AND name=?", (session, name)).fetchone()
-            value = start if row is None else row[0] + 1
-            db.execute("INSERT OR REPLACE INTO counters VALUES (?,?,?)", (session, name, value))
-            return value
+        rows = self._db().execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
+                                  "RETURNING value", (session, name, start)).fetchall()
+        return rows[0][0]
 
 
 def _summary(row) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +200,28 @@ class Store(ABC):
     @abstractmethod
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
         """An atomic per-session counter (e.g. NHS number allocation): returns start, start+1, ..."""
+
+    def clear_state(self, session: str, namespace_prefix: str) -> None:
+        """Delete every namespace of the session whose name starts with the prefix (e.g. a service's whole state)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement clear_state")
+
+    # --- binary blobs (large bodies, file payloads) --------------------------------------------------------------
+    def put_blob(self, session: str, key: str, data: bytes) -> None:
+        """Store bytes under a per-session key, replacing any earlier value."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
+
+    def get_blob(self, session: str, key: str) -> bytes | None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
+
+    def delete_blobs(self, session: str, prefix: str) -> None:
+        """Delete every blob of the session whose key starts with the prefix ("" deletes them all)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
+
+    # --- grouping writes -----------------------------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager:
+        """Group the state, counter and blob writes made inside the block into one atomic commit (reads inside see a
+        consistent snapshot). Nested blocks join the outer one. Backends without it run each write on its own."""
+        return nullcontext()
 
     @abstractmethod
     def close(self) -> None: ...

@@ -44,6 +44,7 @@ class Service:
     package_dir: Path
     specification: dict[str, str] = field(default_factory=dict)  # spec name -> version, for reports
     http_error_codes: dict[int, str] = field(default_factory=dict)
+    max_body_bytes: int = 0  # a larger request body limit than SANDBOX_MAX_BODY_BYTES, where the live service has one
     # Optional hooks: warm-up at start, headers every response carries, caller identity -> session,
     # service-specific control endpoints (mounted at /_sandbox/<name>/), CLI commands (`spine-sandbox <name> …`),
     # bearer token -> who the request acts for (sandbox.web.access; offered by the service that issues tokens).

@@ -73,11 +73,13 @@ def _open():
     sandbox = current_sandbox()
     ex = g.exchange = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(),
                                       sandbox.service_for_path(request.path))
+    limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
+    request.max_content_length = limit
     try:
         ex.body = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
-                         f"({sandbox.settings.max_body_bytes} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
+                         f"({limit} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
     ex.session = resolve_session(request, sandbox)
     return None
 
