@@ -99,13 +99,16 @@ def peer_python() -> Path:
     return python
 
 
-def start_peer(port: int, store: Path, workers: int) -> subprocess.Popen:
+def start_peer(port: int, store: Path, workers: int, quiet: bool = False) -> subprocess.Popen:
+    """As its Docker image runs it (entrypoint.sh: `uvicorn mesh_sandbox.api:app --workers 1`, default logging,
+    which the container runtime collects: here, a log file); --peer-quiet silences its logging instead."""
     env = {**os.environ, "AUTH_MODE": "full", "STORE_MODE": "file", "SHARED_KEY": SHARED_KEY,
            "MAILBOXES_DATA_DIR": str(store)}
+    args = ["--log-level", "warning", "--no-access-log"] if quiet else []
+    log = open(store.parent / "mesh-sandbox.log", "ab")  # noqa: SIM115 - the server process owns it
     return subprocess.Popen([str(peer_python()), "-m", "uvicorn", "mesh_sandbox.api:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-                             "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                             "--port", str(port), "--workers", str(workers), *args], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def start_ours(port: int, data: Path, workers: int) -> subprocess.Popen:
@@ -179,6 +182,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="this sandbox's worker processes")
     parser.add_argument("--peer-workers", type=int, default=1, help="uvicorn workers for mesh-sandbox")
     parser.add_argument("--only", choices=["ours", "peer"], help="run one side only")
+    parser.add_argument("--peer-quiet", action="store_true",
+                        help="silence mesh-sandbox's logging (its image logs every request; default: as the image)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -199,7 +204,7 @@ def main() -> None:
                 stop(server)
         if args.only != "ours":
             port = free_port()
-            peer = start_peer(port, work / "peer-store", args.peer_workers)
+            peer = start_peer(port, work / "peer-store", args.peer_workers, args.peer_quiet)
             try:
                 wait_up(f"http://127.0.0.1:{port}/messageexchange/_ping")
                 results["peer"] = run("mesh-sandbox", f"http://127.0.0.1:{port}", args, work, script)
