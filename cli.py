@@ -13,6 +13,9 @@ from sandbox import __version__
 from sandbox.settings import SettingError, Settings
 
 JSON_HELP = "Print JSON for scripts instead of a table."
+AUTH_MEANING = {"strict": "API requests need a live token from /oauth2/token (else 401)",
+                "lenient": "any bearer token is let through; fakes are recorded as failing findings",
+                "off": "bearer tokens are not checked"}
 
 
 # --- shared plumbing ---------------------------------------------------------------------------------------------
@@ -70,13 +73,21 @@ def main() -> None:
               file_okay=False), help="Extra scenario folder, after the built-in packs (repeatable) [SANDBOX_SCENARIOS].")
 @click.option("--workers", type=int, help="Worker processes [SANDBOX_WORKERS, default one per CPU].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[SANDBOX_LOG_LEVEL]")
-def serve(host, port, data_dir, seed, population, scenarios, workers, log_level) -> None:
+@click.option("--auth", type=click.Choice(["strict", "lenient", "off"]),
+              help="Bearer tokens: strict requires real ones from /oauth2/token; lenient accepts any and records a "
+              "failing finding; off records nothing [SANDBOX_AUTH, default lenient].")
+@click.option("--tls/--no-tls", default=None, help="HTTPS with mutual TLS: clients need a certificate from the "
+              "sandbox CA (made on first use, with one per MESH mailbox) [SANDBOX_TLS].")
+@click.option("--tls-dir", help="Where the CA, server and client certificates live [SANDBOX_TLS_DIR, default "
+              "<data dir>/tls].")
+def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import serve as run_server
     from sandbox.web.server import worker_count
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
-                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level)
+                         scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth,
+                         tls=tls, tls_dir=tls_dir)
     started = time.perf_counter()
     click.echo(f"Spine Sandbox {__version__}: checking configuration…", err=True)
     sandbox = _sandbox(settings)
@@ -84,7 +95,8 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level)
                            file=sys.stderr) as bar:
         sandbox.population.index(lambda done, total: bar.update(done - bar.pos))
     sandbox.store.close()  # workers open their own connections
-    base = f"http://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+    scheme = "https" if settings.tls else "http"
+    base = f"{scheme}://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
     click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started), err=True)
     run_server(settings)
 
@@ -99,7 +111,10 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
               f"  {'Journal':<44} {s.journal_url}",
               f"  {'Synthetic population':<44} {s.population} patients, seed {s.seed}",
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
-              f"  {'Workers':<44} {workers} x {s.threads} threads", ""]
+              f"  {'Workers':<44} {workers} x {s.threads} threads",
+              f"  {'Authorisation (SANDBOX_AUTH)':<44} {s.auth}: {AUTH_MEANING[s.auth]}", ""]
+    if s.tls:
+        lines[-1:-1] = [f"  {'Mutual TLS (CA, server and client certificates)':<44} {s.tls_path}"]
     return "\n".join(lines)
 
 
@@ -294,6 +309,263 @@ def exchanges_show(exchange_id, data_dir, as_json) -> None:
                f"{summary['operation']}, session {summary['session']}, scenario {summary['scenario'] or '-'})")
     for f in found.findings:
         click.echo(f"  [{f.outcome:^7}] {f.requirement:<14} {f.message}" + (f"  @ {f.location}" if f.location else ""))
+
+
+# --- assurance: plans, sessions, attestations, reports, verification, CI mode -------------------------------------
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.pass_context
+def plans(ctx, as_json) -> None:
+    """List the assurance plans: the scenarios to run and the requirements to evidence."""
+    ctx.obj = _sandbox(_settings(data_dir=Path(_temp_dir())))
+    if ctx.invoked_subcommand:
+        return
+    items = [p.to_dict() for p in ctx.obj.plans]
+    if as_json:
+        _emit_json(items)
+        return
+    for item in items:
+        item["steps"], item["automatic"], item["manual"] = (len(item["scenarios"]), len(item["requirements"]),
+                                                            len(item["manual"]))
+    _table(items, ["id", "title", "steps", "automatic", "manual"])
+
+
+@plans.command("show")
+@click.argument("plan_id")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.pass_obj
+def plans_show(sandbox, plan_id, as_json) -> None:
+    """Show one plan: its steps and requirements."""
+    from sandbox.assurance.sessions import find_plan
+
+    plan = _assurance_call(lambda: find_plan(sandbox.plans, plan_id))
+    if as_json:
+        _emit_json(plan.to_dict())
+        return
+    click.echo(f"{plan.title} ({plan.id}{', version ' + plan.version if plan.version else ''})")
+    if plan.description:
+        click.echo(plan.description)
+    click.echo("\nSteps (scenarios to run):")
+    for step in plan.steps:
+        scenario = sandbox.scenarios.get(step.scenario)
+        click.echo(f"  {step.scenario:<34} {scenario.trigger.describe()}")
+        if step.note:
+            click.echo(f"  {'':<34} {step.note}")
+    for title, ids in (("Requirements needing passing evidence", plan.requirements),
+                       ("Requirements verified by an assessor", plan.manual)):
+        click.echo(f"\n{title}:")
+        for req_id in ids:
+            req = sandbox.requirements[req_id]
+            click.echo(f"  {req.id:<12} {req.level:<6} {req.text}")
+
+
+def _assurance_call(call):
+    """Run an assurance operation; its SessionError is the message the user needs, not a traceback."""
+    from sandbox.assurance.sessions import SessionError
+
+    try:
+        return call()
+    except SessionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _journal_sandbox(data_dir):
+    """The sandbox over the journal in --data-dir (or SANDBOX_DATA_DIR), running or not."""
+    return _sandbox(_settings(data_dir=data_dir))
+
+
+@main.group()
+def sessions() -> None:
+    """Sessions bound to assurance plans: create one, list them, show progress."""
+
+
+@sessions.command("create")
+@click.option("--plan", "plan_id", required=True, help="The assurance plan (`spine-sandbox plans`).")
+@click.option("--supplier", required=True, help='The supplier\'s name, e.g. "Acme Health Ltd".')
+@click.option("--system", required=True, help='The system and version under test, e.g. "Acme PAS 1.2".')
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def sessions_create(plan_id, supplier, system, data_dir, as_json) -> None:
+    """Create a session bound to a plan; prints its id and token (the token is shown only once)."""
+    from sandbox.assurance.sessions import create_session, credentials
+
+    sandbox = _journal_sandbox(data_dir)
+    record, token = _assurance_call(lambda: create_session(sandbox.store, sandbox.plans, plan_id, supplier, system))
+    data = credentials(record, token)
+    if as_json:
+        _emit_json(data)
+        return
+    click.echo(f"Session {record.id} for {record.supplier}, {record.system}; plan {record.plan}.\n"
+               f"Send either header on every request:\n  X-Sandbox-Session: {record.id}\n"
+               f"  Authorization: Bearer {token}\n(The token is not stored; keep it now.)")
+
+
+@sessions.command("list")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def sessions_list(data_dir, as_json) -> None:
+    """List the sessions created in this journal."""
+    from sandbox.assurance.sessions import session_summary
+    from sandbox.journal.store import open_store
+
+    rows = [session_summary(r) for r in open_store(_settings(data_dir=data_dir).journal_url).list_sessions()]
+    if as_json:
+        _emit_json(rows)
+        return
+    for row in rows:
+        row["created"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
+    _table(rows, ["session", "plan", "supplier", "system", "created"])
+
+
+@sessions.command("show")
+@click.argument("session_id")
+@click.option("--plan", "plan_id", help="The plan to judge by, for a session used without `sessions create`.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def sessions_show(session_id, plan_id, data_dir, as_json) -> None:
+    """Progress: which steps ran, which requirements still lack evidence, and the verdict so far."""
+    from sandbox.assurance.sessions import progress, session_and_plan
+    from sandbox.assurance.verdicts import assess
+
+    sandbox = _journal_sandbox(data_dir)
+    record, plan = _assurance_call(lambda: session_and_plan(sandbox.store, sandbox.plans, session_id, plan_id))
+    data = progress(assess(sandbox.store, plan, record))
+    if as_json:
+        _emit_json(data)
+        return
+    click.echo(f"Session {data['session']} ({data['supplier']}, {data['system']}), plan {data['plan']}: "
+               f"{data['verdict'].upper()} so far, {data['exchanges']} exchanges")
+    for reason in data["reasons"]:
+        click.echo(f"  - {reason}")
+    click.echo("\nSteps:")
+    for step in data["steps"]:
+        click.echo(f"  [{'x' if step['exercised'] else ' '}] {step['scenario']:<34} {step['exchanges']:>6} exchanges")
+    click.echo("\nRequirements:")
+    for req in data["requirements"]:
+        click.echo(f"  {req['id']:<12} {req['verdict']:<14} {req['reason']}")
+
+
+@main.command()
+@click.argument("session_id")
+@click.argument("requirement")
+@click.option("--verdict", type=click.Choice(["pass", "fail"]), required=True)
+@click.option("--by", "by", required=True, help="The assessor's name.")
+@click.option("--note", required=True, help="What was checked, and how.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def attest(session_id, requirement, verdict, by, note, data_dir, as_json) -> None:
+    """Record an assessor's attestation for a manually verified requirement (the latest one counts)."""
+    from sandbox.assurance.sessions import attest as record_attestation
+    from sandbox.assurance.verdicts import attestation_dict
+
+    sandbox = _journal_sandbox(data_dir)
+    made = _assurance_call(lambda: record_attestation(sandbox.store, sandbox.plans, session_id, requirement,
+                                                      verdict, by, note))
+    if as_json:
+        _emit_json({"session": session_id, "requirement": requirement, **attestation_dict(made)})
+    else:
+        click.echo(f"Recorded: {requirement} {verdict} by {made.by} in session {session_id}.")
+
+
+class _ConsoleProgress:
+    """One line per phase on stderr, with a running count when stderr is a terminal."""
+
+    def __init__(self):
+        self.phase, self.started = None, time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if phase != self.phase:
+            if self.phase and self.tty:
+                click.echo("", err=True)
+            self.phase = phase
+            click.echo(f"[{time.perf_counter() - self.started:6.2f} s] {phase}…", err=True, nl=not self.tty)
+        if self.tty and total > 1:
+            click.echo(f"\r[{time.perf_counter() - self.started:6.2f} s] {phase}… {done}/{total}", err=True,
+                       nl=False)
+
+    def close(self) -> None:
+        if self.tty and self.phase:
+            click.echo("", err=True)
+        click.echo(f"[{time.perf_counter() - self.started:6.2f} s] done", err=True)
+
+
+@main.command()
+@click.argument("session_id")
+@click.option("--plan", "plan_id", help="The plan to judge by, for a session used without `sessions create`.")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=Path("spine-sandbox-report"), show_default=True)
+@click.option("--format", "formats", multiple=True, type=click.Choice(["json", "html", "junit", "markdown"]),
+              help="Only these formats (repeatable; default: all).")
+@click.option("--evidence", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Findings with excerpts per requirement and outcome, from each end of the session.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+def report(session_id, plan_id, out_dir, formats, evidence, data_dir) -> None:
+    """Write a session's assurance report: report.json (signed when SANDBOX_REPORT_KEY is set), report.html,
+    junit.xml and summary.md."""
+    from sandbox.assurance.reports import FILES, make_report, write_reports
+
+    sandbox = _journal_sandbox(data_dir)
+    bar = _ConsoleProgress()
+    sealed = _assurance_call(lambda: make_report(sandbox, session_id, plan_id, evidence=evidence, progress=bar))
+    written = write_reports(sealed, out_dir, formats or tuple(FILES), progress=bar)
+    bar.close()
+    click.echo(f"Verdict: {sealed['verdict'].upper()} — " + "; ".join(sealed["verdict_reasons"]))
+    for path in written.values():
+        click.echo(f"  {path}")
+
+
+@main.command()
+@click.argument("report_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+def verify(report_file) -> None:
+    """Check a report.json: its digest, its signature (with SANDBOX_REPORT_KEY) and its verdicts. Exit 0 when
+    valid, 1 when anything fails (each failure is listed)."""
+    from sandbox.assurance.integrity import verify_bytes
+
+    result = verify_bytes(report_file.read_bytes(), _settings().report_key or None)
+    for note in result.notes:
+        click.echo(f"  ok: {note}")
+    for problem in result.problems:
+        click.echo(f"  FAILED: {problem}")
+    click.echo(f"{report_file}: {'valid' if result.valid else 'INVALID'}")
+    if not result.valid:
+        sys.exit(1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--plan", "plan_id", required=True, help="The assurance plan to run (`spine-sandbox plans`).")
+@click.option("--report-dir", type=click.Path(path_type=Path), default=Path("spine-sandbox-report"),
+              show_default=True)
+@click.option("--supplier", default="(not named)", show_default=True, help="The supplier's name, for the report.")
+@click.option("--system", default="(not named)", show_default=True, help="The system and version, for the report.")
+@click.option("--timeout", type=float, help="Stop the supplier command after this many seconds.")
+@click.option("--scenarios", "scenarios", multiple=True, type=click.Path(path_type=Path, exists=True,
+              file_okay=False), help="Extra scenario folder, with its plans/ (repeatable) [SANDBOX_SCENARIOS].")
+@data_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(plan_id, report_dir, supplier, system, timeout, scenarios, data_dir, seed, population, command) -> None:
+    """CI mode: start the sandbox on a free port, run COMMAND against a new session bound to the plan, write every
+    report format and print the Markdown summary.
+
+    COMMAND gets SPINE_SANDBOX_URL, <SERVICE>_BASE_URL (e.g. PDS_BASE_URL), SPINE_SANDBOX_SESSION (send it as
+    X-Sandbox-Session) and SPINE_SANDBOX_SESSION_TOKEN (or send it as Authorization: Bearer).
+
+    Exit codes: 0 pass, 3 fail, 4 incomplete, 5 the command failed (or timed out), 1 the sandbox could not start,
+    2 usage.
+    """
+    from sandbox.assurance.ci import run_plan
+
+    settings = _settings(data_dir=data_dir or Path(_temp_dir()), seed=seed, population=population,
+                         scenarios=tuple(scenarios) or None)
+    sandbox = _sandbox(settings)
+    bar = _ConsoleProgress()
+    result = _assurance_call(lambda: run_plan(sandbox, plan_id, command, report_dir, supplier=supplier,
+                                              system=system, timeout=timeout,
+                                              say=lambda text: click.echo(text, err=True), progress=bar))
+    bar.close()
+    click.echo(result.markdown)
+    for path in result.files.values():
+        click.echo(f"Wrote {path}", err=True)
+    sys.exit(result.exit_code)
 
 
 # --- services' own commands (e.g. `spine-sandbox mesh …`), found by convention -------------------------------------

@@ -10,6 +10,7 @@ from flask import Flask
 from sandbox.runtime import Sandbox
 from sandbox.settings import Settings
 from sandbox.web import pipeline
+from sandbox.web.assurance import assurance
 from sandbox.web.control import control
 
 
@@ -30,4 +31,5 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
             app.register_blueprint(service.control, url_prefix=f"/_sandbox/{service.name}",
                                    name=f"{service.name}-control")
     app.register_blueprint(control)
+    app.register_blueprint(assurance)
     return app

@@ -11,6 +11,7 @@ from pathlib import Path
 from flask import current_app
 
 import scenarios as builtin_scenarios
+from sandbox.assurance.plans import PlanCatalogue, PlanError
 from sandbox.conformance.requirements import CatalogueError, RequirementCatalogue
 from sandbox.journal.store import Store, open_store
 from sandbox.scripting.scenarios import ScenarioCatalogue, ScenarioError
@@ -35,6 +36,7 @@ class Sandbox:
     scenarios: ScenarioCatalogue
     started_at: float = 0.0
     extensions: dict = field(default_factory=dict)  # per-service runtime objects, keyed by service name
+    plans: PlanCatalogue = field(default_factory=PlanCatalogue)
 
     @classmethod
     def build(cls, settings: Settings, progress: Callable[[str], None] | None = None) -> Sandbox:
@@ -44,7 +46,9 @@ class Sandbox:
         try:
             for service in services.values():
                 requirements.merge(service.requirements)
-                unknown = service.checks.requirement_ids() - {r.id for r in service.requirements}
+                named = service.checks.requirement_ids() | (service.history.requirement_ids()
+                                                            if service.history else set())
+                unknown = named - {r.id for r in service.requirements}
                 if unknown:
                     raise CatalogueError(f"{service.name} checks name requirements missing from its "
                                          f"requirements.yaml: {', '.join(sorted(unknown))}")
@@ -57,15 +61,17 @@ class Sandbox:
         try:
             catalogue = ScenarioCatalogue.load(
                 folders, {name: set(s.operations) for name, s in services.items()}, requirements)
-        except ScenarioError as exc:
+            plans = PlanCatalogue.load(folders, services, catalogue, requirements)
+        except (ScenarioError, PlanError) as exc:
             raise StartupError(str(exc)) from None
-        say(f"{len(services)} services, {len(requirements)} requirements, {len(catalogue)} scenarios")
+        say(f"{len(services)} services, {len(requirements)} requirements, {len(catalogue)} scenarios, "
+            f"{len(plans)} assurance plans")
         try:
             store = open_store(settings.journal_url)
         except Exception as exc:  # sqlite3 / psycopg errors: the message is what the user needs
             raise StartupError(f"cannot open the journal at {settings.journal_url}: {exc}") from None
         population = Population(settings.seed, settings.population)
-        sandbox = cls(settings, store, population, services, requirements, catalogue)
+        sandbox = cls(settings, store, population, services, requirements, catalogue, plans=plans)
         for service in services.values():
             if service.start:
                 service.start(sandbox)

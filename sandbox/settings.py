@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 ENV_PREFIX = "SANDBOX_"
+# How API requests' bearer tokens are judged: strict refuses anything but a live token from /oauth2/token;
+# lenient accepts any bearer token and records a failing finding; off records nothing.
+AUTH_MODES = ("strict", "lenient", "off")
 
 
 def _default_data_dir() -> Path:
@@ -33,6 +36,18 @@ class Settings:
     workers: int = 0  # 0: one per CPU
     threads: int = 2  # per worker: a slow scenario holds one thread, not the whole worker
     log_level: str = "info"
+    auth: str = "lenient"  # one of AUTH_MODES
+    # Signs assurance reports (HMAC-SHA256) and is needed to verify them; empty: reports carry a digest only.
+    report_key: str = ""
+    # HTTPS with mutual TLS: a local CA, a server certificate and client certificates (made on first use).
+    tls: bool = False
+    tls_dir: str = ""  # empty means <data_dir>/tls
+    # MESH mailboxes and workflows (YAML); empty means the NHS MESH sandbox's own (X26ABC1-3, password, TestKey).
+    mesh_config: str = ""
+
+    def __post_init__(self):
+        if self.auth not in AUTH_MODES:
+            raise SettingError(f"{ENV_PREFIX}AUTH={self.auth!r} is not one of {', '.join(AUTH_MODES)}")
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
@@ -67,6 +82,10 @@ class Settings:
     def journal_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'journal.sqlite3'}"
 
+    @property
+    def tls_path(self) -> Path:
+        return Path(self.tls_dir).expanduser() if self.tls_dir else self.data_dir / "tls"
+
 
 def _field(cls, name: str):
     for f in fields(cls):
@@ -80,6 +99,10 @@ def _convert(f, raw: str):
     try:
         if kind == "int":
             return int(raw)
+        if kind == "bool":
+            if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(raw)
+            return raw.strip().lower() in ("1", "true", "yes", "on")
         if kind == "Path":
             return Path(raw)
         if kind.startswith("tuple"):

@@ -24,11 +24,12 @@ def test_every_exchange_is_recorded_with_all_findings(client, pds):
 def test_passes_are_recorded_as_positive_evidence(client, pds):
     exchange_id = pds.get("/Patient/9000000009").headers["X-Sandbox-Exchange"]
     findings = client.get(f"/_sandbox/exchanges/{exchange_id}").get_json()["findings"]
-    assert {"PDS-HDR-001", "PDS-HDR-002", "PDS-HDR-003", "PDS-HDR-005", "PDS-GET-001"} <= {
-        f["requirement"] for f in findings if f["outcome"] == "pass"}
+    assert {"PDS-HDR-001", "PDS-HDR-002", "PDS-HDR-003", "PDS-GET-001"} <= {
+        f["requirement"] for f in findings if f["outcome"] == "pass"}  # PDS-HDR-005 needs a real token: test_access
 
 
-def test_exchange_listing_filters_and_pages(client, pds):
+def test_exchange_listing_filters_and_pages(client, pds, sandbox):
+    sandbox.settings = sandbox.settings.replace(auth="off")  # only PDS-GET-001 fails below, not the test token
     for _ in range(3):
         pds.get("/Patient/9000000009")
     pds.get("/Patient/9000000009", headers={"X-Sandbox-Session": "other"})

@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
-from sandbox.journal.store import ExchangeFilter, StateItem, Store, VersionConflict
+from sandbox.journal.store import (
+    Attestation,
+    CoverageCell,
+    ExchangeFilter,
+    FindingTotal,
+    SessionRecord,
+    SessionSpan,
+    StateItem,
+    Store,
+    VersionConflict,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -62,6 +72,36 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL,
     PRIMARY KEY (session, name)
 );
+CREATE TABLE IF NOT EXISTS exchange_keys (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    exchange_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchange_keys_lookup ON exchange_keys (session, key, exchange_seq);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    plan TEXT,
+    supplier TEXT NOT NULL,
+    system TEXT NOT NULL,
+    token_hash TEXT UNIQUE
+);
+CREATE TABLE IF NOT EXISTS attestations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    session TEXT NOT NULL,
+    requirement TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    by TEXT NOT NULL,
+    note TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attestations_session ON attestations (session, seq);
+CREATE TABLE IF NOT EXISTS blobs (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (session, key)
+);
 """
 
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
@@ -91,6 +131,9 @@ class SqliteStore(Store):
     @contextmanager
     def _write(self):
         db = self._db()
+        if db.in_transaction:  # inside transaction(): the outer block commits
+            yield db
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
@@ -100,6 +143,10 @@ class SqliteStore(Store):
         else:
             db.execute("COMMIT")
 
+    def transaction(self):
+        # BEGIN IMMEDIATE takes the write lock up front, so a read-modify-write inside the block cannot race.
+        return self._write()
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
@@ -107,24 +154,38 @@ class SqliteStore(Store):
             self._local.db = None
 
     # --- the journal -------------------------------------------------------------------------------------------
-    def record(self, exchange: Exchange) -> None:
+    def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
+        with self._write() as db:
+            self._insert(db, exchange)
+            db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
+                           [(exchange.session, key, exchange.seq) for key in set(keys)])
+
+    def record_many(self, exchanges: Iterable[Exchange]) -> int:
+        n = 0
+        with self._write() as db:
+            for exchange in exchanges:
+                self._insert(db, exchange)
+                n += 1
+        return n
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, exchange: Exchange) -> None:
         counts = exchange.counts
         req, resp = exchange.request, exchange.response
-        with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
-                "path, query_string, client, request_headers, request_body, status, response_headers, "
-                "response_body, n_pass, n_fail, n_warning, n_info) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
-                 exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
-                 json.dumps(req.headers), req.body, resp.status, json.dumps(resp.headers), resp.body,
-                 counts["pass"], counts["fail"], counts["warning"], counts["info"]))
-            exchange.seq = cursor.lastrowid
-            db.executemany(
-                "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
-                [(exchange.seq, exchange.session, f.requirement, str(f.outcome), f.message, f.location,
-                  f.reject.status if f.reject else None, f.reject.code if f.reject else None)
-                 for f in exchange.findings])
+        cursor = db.execute(
+            "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
+            "path, query_string, client, request_headers, request_body, status, response_headers, "
+            "response_body, n_pass, n_fail, n_warning, n_info) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
+             exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
+             json.dumps(req.headers), req.body, resp.status, json.dumps(resp.headers), resp.body,
+             counts["pass"], counts["fail"], counts["warning"], counts["info"]))
+        exchange.seq = cursor.lastrowid
+        db.executemany(
+            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
+            [(exchange.seq, exchange.session, f.requirement, str(f.outcome), f.message, f.location,
+              f.reject.status if f.reject else None, f.reject.code if f.reject else None)
+             for f in exchange.findings])
 
     def exchange(self, exchange_id: str) -> Exchange | None:
         row = self._db().execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
@@ -157,6 +218,29 @@ class SqliteStore(Store):
             for row in rows:
                 yield self._full(row, findings.get(row[0], []))
             last = rows[-1][0]
+
+    def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
+        rows = self._db().execute(
+            "SELECT e.* FROM exchange_keys k JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? "
+            "AND k.key = ? ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
+        return [self._full(row, []) for row in rows]
+
+    def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
+        rows = self._db().execute("SELECT * FROM exchanges WHERE session = ? AND service = ? ORDER BY seq DESC "
+                                  "LIMIT ?", (session, service, limit))
+        return [self._full(row, []) for row in rows]
+
+    def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
+        seqs = sorted(set(seqs))
+        found: list[Exchange] = []
+        for start in range(0, len(seqs), 500):  # SQLite caps the number of parameters
+            chunk = seqs[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db().execute(f"SELECT * FROM exchanges WHERE seq IN ({marks}) ORDER BY seq", chunk)
+            rows = rows.fetchall()
+            findings = self._findings_of([r[0] for r in rows]) if rows else {}
+            found.extend(self._full(row, findings.get(row[0], [])) for row in rows)
+        return found
 
     def _findings_of(self, seqs: list[int]) -> dict[int, list[Finding]]:
         marks = ",".join("?" * len(seqs))
@@ -200,6 +284,93 @@ class SqliteStore(Store):
                                     bytes(req_body), client),
             response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
 
+    # --- sessions and attestations ------------------------------------------------------------------------------
+    def create_session(self, record: SessionRecord) -> None:
+        try:
+            with self._write() as db:
+                db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?)",
+                           (record.id, record.created_at, record.plan, record.supplier, record.system,
+                            record.token_hash))
+        except sqlite3.IntegrityError:
+            raise VersionConflict(None, 1) from None
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        row = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+                                 "WHERE id = ?", (session_id,)).fetchone()
+        return SessionRecord(*row) if row else None
+
+    def session_for_token(self, token_hash: str) -> SessionRecord | None:
+        row = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+                                 "WHERE token_hash = ?", (token_hash,)).fetchone()
+        return SessionRecord(*row) if row else None
+
+    def list_sessions(self) -> list[SessionRecord]:
+        rows = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+                                  "ORDER BY created_at, id")
+        return [SessionRecord(*r) for r in rows]
+
+    def add_attestation(self, attestation: Attestation) -> Attestation:
+        with self._write() as db:
+            cursor = db.execute("INSERT INTO attestations (session, requirement, verdict, by, note, at) "
+                                "VALUES (?,?,?,?,?,?)", (attestation.session, attestation.requirement,
+                                                         attestation.verdict, attestation.by, attestation.note,
+                                                         attestation.at))
+        return Attestation(**{**attestation.__dict__, "seq": cursor.lastrowid})
+
+    def attestations(self, session: str) -> list[Attestation]:
+        rows = self._db().execute("SELECT session, requirement, verdict, by, note, at, seq FROM attestations "
+                                  "WHERE session = ? ORDER BY seq", (session,))
+        return [Attestation(*r) for r in rows]
+
+    # --- aggregates --------------------------------------------------------------------------------------------
+    def finding_totals(self, session: str) -> list[FindingTotal]:
+        rows = self._db().execute(
+            "SELECT requirement, outcome, count(*) FROM findings "
+            "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
+        return [FindingTotal(*r) for r in rows]
+
+    def coverage(self, session: str) -> list[CoverageCell]:
+        rows = self._db().execute(
+            "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM findings f "
+            "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
+            "GROUP BY f.requirement, e.scenario, f.outcome", (session,))
+        return [CoverageCell(*r) for r in rows]
+
+    def scenario_counts(self, session: str) -> dict[str | None, int]:
+        rows = self._db().execute("SELECT scenario, count(*) FROM exchanges WHERE session = ? GROUP BY scenario",
+                                  (session,))
+        return dict(rows.fetchall())
+
+    def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
+                        last: int) -> list[tuple[int, Finding]]:
+        query = ("SELECT rowid, exchange_seq, requirement, outcome, message, location, rejected_status, "
+                 "rejected_code FROM findings WHERE session = ? AND requirement = ? AND outcome = ? "
+                 "ORDER BY rowid {} LIMIT ?")
+        db = self._db()
+        rows = {r[0]: r for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
+        rows.update({r[0]: r for r in db.execute(query.format("DESC"), (session, requirement, outcome, last))})
+        return [(seq, Finding(req, Outcome(out), message, location,
+                              SpineError(status, code) if status is not None else None))
+                for _, seq, req, out, message, location, status, code in sorted(rows.values())]
+
+    def session_span(self, session: str) -> SessionSpan:
+        count, first, last, failed = self._db().execute(
+            "SELECT count(*), min(started_at), max(started_at), coalesce(sum(n_fail > 0), 0) FROM exchanges "
+            "WHERE session = ?", (session,)).fetchone()
+        return SessionSpan(count, first, last, failed)
+
+    def timeline(self, session: str, start: float, width: float) -> list[tuple[int, int, int]]:
+        rows = self._db().execute(
+            "SELECT CAST((started_at - ?) / ? AS INTEGER) AS bucket, count(*), sum(n_fail > 0) FROM exchanges "
+            "WHERE session = ? GROUP BY bucket ORDER BY bucket", (start, width, session))
+        return [tuple(r) for r in rows]
+
+    def operation_counts(self, session: str) -> list[tuple[str, str, int, int]]:
+        rows = self._db().execute("SELECT service, operation, status, count(*) FROM exchanges WHERE session = ? "
+                                  "GROUP BY service, operation, status ORDER BY service, operation, status",
+                                  (session,))
+        return [tuple(r) for r in rows]
+
     # --- session state -----------------------------------------------------------------------------------------
     def get_state(self, session: str, namespace: str, key: str) -> StateItem | None:
         row = self._db().execute("SELECT value, version FROM state WHERE session=? AND namespace=? AND key=?",
@@ -208,18 +379,30 @@ class SqliteStore(Store):
 
     def put_state(self, session: str, namespace: str, key: str, value: Any,
                   expect_version: int | None = None, *, create_only: bool = False) -> int:
-        with self._write() as db:
-            row = db.execute("SELECT version FROM state WHERE session=? AND namespace=? AND key=?",
-                             (session, namespace, key)).fetchone()
-            current = row[0] if row else None
-            if create_only and current is not None:
-                raise VersionConflict(None, current)
-            if expect_version is not None and current != expect_version:
-                raise VersionConflict(expect_version, current)
-            version = (current or 0) + 1
-            db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?,?,?)",
-                       (session, namespace, key, version, json.dumps(value)))
-            return version
+        # One statement each (autocommit unless inside transaction()): the write path of every request stays short.
+        db = self._db()
+        where = (session, namespace, key)
+        data = json.dumps(value)
+        if create_only:
+            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
+                              (*where, data)).fetchall()
+            if not rows:
+                raise VersionConflict(None, self._version(db, where))
+        elif expect_version is not None:
+            rows = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND namespace=? "
+                              "AND key=? AND version=? RETURNING version", (data, *where, expect_version)).fetchall()
+            if not rows:
+                raise VersionConflict(expect_version, self._version(db, where))
+        else:
+            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
+                              "version = version + 1, value = excluded.value RETURNING version",
+                              (*where, data)).fetchall()
+        return rows[0][0]
+
+    @staticmethod
+    def _version(db, where) -> int | None:
+        row = db.execute("SELECT version FROM state WHERE session=? AND namespace=? AND key=?", where).fetchone()
+        return row[0] if row else None
 
     def list_state(self, session: str, namespace: str) -> dict[str, StateItem]:
         rows = self._db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
@@ -227,18 +410,31 @@ class SqliteStore(Store):
         return {k: StateItem(json.loads(v), ver) for k, v, ver in rows}
 
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
-        with self._write() as db:
-            if key is None:
-                db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
-            else:
-                db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+        if key is None:
+            self._db().execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
+        else:
+            self._db().execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+
+    def clear_state(self, session: str, namespace_prefix: str) -> None:
+        self._db().execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
+                           (session, len(namespace_prefix), namespace_prefix))
+
+    # --- blobs -------------------------------------------------------------------------------------------------
+    def put_blob(self, session: str, key: str, data: bytes) -> None:
+        self._db().execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
+
+    def get_blob(self, session: str, key: str) -> bytes | None:
+        row = self._db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete_blobs(self, session: str, prefix: str) -> None:
+        self._db().execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
+                           (session, len(prefix), prefix))
 
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
-        with self._write() as db:
-            row = db.execute("SELECT value FROM counters WHERE session=? AND name=?", (session, name)).fetchone()
-            value = start if row is None else row[0] + 1
-            db.execute("INSERT OR REPLACE INTO counters VALUES (?,?,?)", (session, name, value))
-            return value
+        rows = self._db().execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
+                                  "RETURNING value", (session, name, start)).fetchall()
+        return rows[0][0]
 
 
 def _summary(row) -> dict:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.conformance.findings import Finding
 from sandbox.journal.exchange import Exchange
 
 
@@ -39,13 +41,68 @@ class ExchangeFilter:
     extra: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class SessionRecord:
+    """A named session: optionally bound to an assurance plan, for a supplier's system."""
+
+    id: str
+    created_at: float
+    plan: str | None = None
+    supplier: str = ""
+    system: str = ""
+    token_hash: str | None = None  # SHA-256 of the session token; the token itself is never stored
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """An assessor's verdict on a requirement verified by hand."""
+
+    session: str
+    requirement: str
+    verdict: str  # pass | fail
+    by: str
+    note: str
+    at: float
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class FindingTotal:
+    """How many findings of one outcome a requirement has in a session."""
+
+    requirement: str
+    outcome: str
+    count: int
+
+
+@dataclass(frozen=True)
+class CoverageCell:
+    requirement: str
+    scenario: str | None
+    outcome: str
+    count: int
+
+
+@dataclass(frozen=True)
+class SessionSpan:
+    exchanges: int
+    first: float | None
+    last: float | None
+    failed_exchanges: int = 0
+
+
 class Store(ABC):
     """One small interface, two backends: SQLite (embedded default) and PostgreSQL (shared by replicas)."""
 
     # --- the journal -------------------------------------------------------------------------------------------
     @abstractmethod
-    def record(self, exchange: Exchange) -> None:
-        """Commit the exchange and its findings; returns only once it is durable against a killed process."""
+    def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
+        """Commit the exchange and its findings; returns only once it is durable against a killed process.
+        `keys` index the exchange for behavioural checks that look back over the session (`related`)."""
+
+    @abstractmethod
+    def record_many(self, exchanges: Iterable[Exchange]) -> int:
+        """Commit many exchanges in one transaction (imports, benchmarks); returns how many."""
 
     @abstractmethod
     def exchange(self, exchange_id: str) -> Exchange | None: ...
@@ -60,6 +117,68 @@ class Store(ABC):
 
     @abstractmethod
     def count_exchanges(self, where: ExchangeFilter) -> int: ...
+
+    @abstractmethod
+    def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
+        """The session's exchanges recorded with `key`, newest first: the history a behavioural check asks for.
+        Their findings are not loaded (behaviour is judged on what was sent and answered)."""
+
+    @abstractmethod
+    def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
+        """The session's newest exchanges with one service, newest first, without their findings."""
+
+    @abstractmethod
+    def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
+        """Complete exchanges for journal seqs, in seq order (report evidence)."""
+
+    # --- sessions and attestations --------------------------------------------------------------------------
+    @abstractmethod
+    def create_session(self, record: SessionRecord) -> None:
+        """Raises VersionConflict when the id is taken."""
+
+    @abstractmethod
+    def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    def session_for_token(self, token_hash: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    def list_sessions(self) -> list[SessionRecord]: ...
+
+    @abstractmethod
+    def add_attestation(self, attestation: Attestation) -> Attestation: ...
+
+    @abstractmethod
+    def attestations(self, session: str) -> list[Attestation]:
+        """Oldest first; the latest per requirement is the one that counts."""
+
+    # --- aggregates for progress and reports (SQL, never 100,000 exchanges in memory) -------------------------
+    @abstractmethod
+    def finding_totals(self, session: str) -> list[FindingTotal]: ...
+
+    @abstractmethod
+    def coverage(self, session: str) -> list[CoverageCell]:
+        """Findings counted per requirement, answering scenario (None: the service's logic) and outcome."""
+
+    @abstractmethod
+    def scenario_counts(self, session: str) -> dict[str | None, int]: ...
+
+    @abstractmethod
+    def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
+                        last: int) -> list[tuple[int, Finding]]:
+        """The first `first` and last `last` findings of one requirement and outcome, as (exchange seq, finding),
+        oldest first and without duplicates."""
+
+    @abstractmethod
+    def session_span(self, session: str) -> SessionSpan: ...
+
+    @abstractmethod
+    def timeline(self, session: str, start: float, width: float) -> list[tuple[int, int, int]]:
+        """Exchanges per time bucket of `width` seconds from `start`: (bucket, exchanges, exchanges with a fail)."""
+
+    @abstractmethod
+    def operation_counts(self, session: str) -> list[tuple[str, str, int, int]]:
+        """(service, operation, status, exchanges) for the session."""
 
     # --- session state -----------------------------------------------------------------------------------------
     @abstractmethod
@@ -81,6 +200,28 @@ class Store(ABC):
     @abstractmethod
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
         """An atomic per-session counter (e.g. NHS number allocation): returns start, start+1, ..."""
+
+    def clear_state(self, session: str, namespace_prefix: str) -> None:
+        """Delete every namespace of the session whose name starts with the prefix (e.g. a service's whole state)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement clear_state")
+
+    # --- binary blobs (large bodies, file payloads) --------------------------------------------------------------
+    def put_blob(self, session: str, key: str, data: bytes) -> None:
+        """Store bytes under a per-session key, replacing any earlier value."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
+
+    def get_blob(self, session: str, key: str) -> bytes | None:
+        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
+
+    def delete_blobs(self, session: str, prefix: str) -> None:
+        """Delete every blob of the session whose key starts with the prefix ("" deletes them all)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
+
+    # --- grouping writes -----------------------------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager:
+        """Group the state, counter and blob writes made inside the block into one atomic commit (reads inside see a
+        consistent snapshot). Nested blocks join the outer one. Backends without it run each write on its own."""
+        return nullcontext()
 
     @abstractmethod
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ from flask import Blueprint, Response
 
 from sandbox.conformance.checks import CheckSet
 from sandbox.conformance.findings import SpineError
+from sandbox.conformance.history import HistoryCheckSet
 from sandbox.conformance.requirements import RequirementCatalogue
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from flask import Request
 
     from sandbox.runtime import Sandbox
+    from sandbox.web.access import Access
 
 # What a generic HTTP failure (no route, wrong method, body too large) is called, unless a service says otherwise.
 HTTP_ERROR_CODES = {400: "INVALID_VALUE", 404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
@@ -42,13 +44,18 @@ class Service:
     package_dir: Path
     specification: dict[str, str] = field(default_factory=dict)  # spec name -> version, for reports
     http_error_codes: dict[int, str] = field(default_factory=dict)
+    max_body_bytes: int = 0  # a larger request body limit than SANDBOX_MAX_BODY_BYTES, where the live service has one
     # Optional hooks: warm-up at start, headers every response carries, caller identity -> session,
-    # service-specific control endpoints (mounted at /_sandbox/<name>/), CLI commands (`spine-sandbox <name> …`).
+    # service-specific control endpoints (mounted at /_sandbox/<name>/), CLI commands (`spine-sandbox <name> …`),
+    # bearer token -> who the request acts for (sandbox.web.access; offered by the service that issues tokens).
     start: Callable[[Sandbox], None] | None = None
     finish_response: Callable[[Response], None] | None = None
     resolve_session: Callable[[Request, Sandbox], str | None] | None = None
     control: Blueprint | None = None
     cli: click.Group | None = None
+    resolve_access: Callable[[str, Sandbox], Access | None] | None = None
+    # Behavioural checks over the session's earlier exchanges (retries, back-off, ETags), run at record time.
+    history: HistoryCheckSet | None = None
 
     @cached_property
     def requirements(self) -> RequirementCatalogue:

@@ -46,7 +46,7 @@ def health():
         services={name: list(s.base_paths) for name, s in sandbox.services.items()},
         population={"seed": sandbox.population.seed, "size": sandbox.population.size,
                     "indexed": sandbox.population.ready},
-        journal=sandbox.settings.journal_url.split(":", 1)[0],
+        journal=sandbox.settings.journal_url.split(":", 1)[0], auth=sandbox.settings.auth,
         scenarios=len(sandbox.scenarios), requirements=len(sandbox.requirements))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,11 +14,13 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sandbox.conformance.checks import CheckContext, RequestView, query_from
 from sandbox.conformance.findings import Finding, SpineError, first_rejection, summarise
+from sandbox.conformance.history import judge as judge_history
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
 from sandbox.scripting.scripted import apply_fault, scripted_response
 from sandbox.services import Service
+from sandbox.web.access import Access, resolve_access
 from sandbox.web.sessions import resolve_session
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class ExchangeContext:
     facts: dict[str, Any] = field(default_factory=dict)
     body: bytes = b""
     view: RequestView | None = None
+    access: Access | None = None  # who the request acts for, resolved from its bearer token
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
@@ -69,18 +73,21 @@ def _open():
     sandbox = current_sandbox()
     ex = g.exchange = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(),
                                       sandbox.service_for_path(request.path))
+    limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
+    request.max_content_length = limit
     try:
         ex.body = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
-                         f"({sandbox.settings.max_body_bytes} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
+                         f"({limit} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
     ex.session = resolve_session(request, sandbox)
     return None
 
 
 def operation(name: str, facts=None):
     """Wrap a service handler: run the service's checks, answer as Spine would refuse, or let the scenario answer,
-    or call the handler with the exchange context. `facts(view)` adds service facts scenarios can trigger on."""
+    or call the handler with the exchange context. `facts(view)` adds service facts scenarios can trigger on; the
+    caller's access (sandbox.web.access) is always there, as facts "access" and "access_mode"."""
 
     def decorate(handler):
         @functools.wraps(handler)
@@ -90,6 +97,8 @@ def operation(name: str, facts=None):
             ex.operation = name
             view = ex.view = RequestView(request.method, request.path, query_from(request.args),
                                          list(request.headers.items()), ex.body, dict(params))
+            ex.access = resolve_access(request, sandbox)
+            ex.facts.update(access=ex.access, access_mode=ex.access.mode)
             if facts is not None:
                 ex.facts.update(facts(view))
             ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts)))
@@ -136,7 +145,7 @@ def _spine_error(error: SpineError) -> Response:
     ex = g.get("exchange")
     service = ex.service if ex else None
     if service is None:
-        response = Response(f'{{"error": "{error.code}", "message": {_json_str(error.diagnostics)}}}',
+        response = Response(json.dumps({"error": error.code, "message": error.diagnostics}),
                             status=error.status, mimetype="application/json")
     else:
         response = service.render_error(error)
@@ -171,25 +180,12 @@ def _unexpected(exc: Exception) -> Response:
     return _spine_error(SpineError(500, "INTERNAL_SERVER_ERROR", message))
 
 
-def _json_str(text: str) -> str:
-    import json
-
-    return json.dumps(text)
-
-
 def _record(response: Response) -> Response:
     ex: ExchangeContext | None = g.get("exchange")
     if ex is None:
         return response
     if ex.service and ex.service.finish_response:
         ex.service.finish_response(response)
-    response.headers["X-Sandbox-Exchange"] = ex.id
-    counts = summarise(ex.findings)
-    response.headers["X-Sandbox-Findings"] = (
-        f"fail={counts['fail']} warning={counts['warning']} pass={counts['pass']}; "
-        f"{CONTROL_PREFIX}/exchanges/{ex.id}")
-    if ex.scenario:
-        response.headers[SCENARIO_HEADER] = ex.scenario.id
     sandbox = current_sandbox()
     exchange = Exchange(
         id=ex.id, session=ex.session, service=ex.service.name if ex.service else "-", operation=ex.operation,
@@ -199,6 +195,15 @@ def _record(response: Response) -> Response:
         response=RecordedResponse(response.status_code, list(response.headers.items()),
                                   b"" if response.is_streamed else response.get_data()),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
+    keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
+    response.headers["X-Sandbox-Exchange"] = ex.id
+    counts = summarise(ex.findings)
+    response.headers["X-Sandbox-Findings"] = (
+        f"fail={counts['fail']} warning={counts['warning']} pass={counts['pass']}; "
+        f"{CONTROL_PREFIX}/exchanges/{ex.id}")
+    if ex.scenario:
+        response.headers[SCENARIO_HEADER] = ex.scenario.id
+    exchange.response.headers = list(response.headers.items())
     # Written before the response leaves: an answered exchange is never missing from the evidence.
-    sandbox.store.record(exchange)
+    sandbox.store.record(exchange, keys)
     return response

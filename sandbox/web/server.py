@@ -16,6 +16,19 @@ def worker_count(settings: Settings) -> int:
     return settings.workers or max(1, min(os.cpu_count() or 1, 8))
 
 
+def tls_options(settings: Settings) -> dict:
+    """With --tls: HTTPS, and every client must present a certificate signed by the sandbox CA (mutual TLS)."""
+    if not settings.tls:
+        return {}
+    from sandbox.web import tls
+
+    folder = settings.tls_path
+    server = tls.server_pair(folder)
+    tls.client_pair(folder, "sandbox", "spine-sandbox-client")  # for the control API and tools
+    return {"ssl_cert": server.cert, "ssl_key": server.key, "ssl_ca": tls.authority(folder).cert,
+            "ssl_client_verify": True}
+
+
 def serve(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces
@@ -33,4 +46,5 @@ def serve(settings: Settings) -> None:
         log_level=LogLevels(settings.log_level),
         respawn_failed_workers=True,
         websockets=False,
+        **tls_options(settings),
     ).serve()

@@ -1,4 +1,5 @@
-"""Which tenant a request belongs to: the caller's credentials, an X-Sandbox-Session header, or the default."""
+"""Which tenant a request belongs to: the caller's credentials, a session token, an X-Sandbox-Session header, or the
+default."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 
 from flask import Request
 
+from sandbox.assurance.sessions import TOKEN_PREFIX, hash_token
 from sandbox.conformance.findings import SpineError
 from sandbox.runtime import Sandbox
 
@@ -25,9 +27,29 @@ def resolve_session(request: Request, sandbox: Sandbox) -> str:
             if session:
                 return session
     named = request.headers.get(SESSION_HEADER)
+    by_token = _session_of_token(request, sandbox)
+    if by_token is not None:
+        if named is not None and named != by_token:
+            raise SpineError(400, "INVALID_VALUE", f"{SESSION_HEADER} {named[:80]!r} names a different session from "
+                             "the session token in Authorization; send one or the other")
+        return by_token
     if named is None:
         return DEFAULT_SESSION
     if not valid_session_id(named):
         raise SpineError(400, "INVALID_VALUE", f"{SESSION_HEADER} header {named[:80]!r} is not a session id: use "
                          "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
     return named
+
+
+def _session_of_token(request: Request, sandbox: Sandbox) -> str | None:
+    """A session token (`Authorization: Bearer sst_…`, from `spine-sandbox sessions create`) selects its session."""
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+        return None
+    record = sandbox.store.session_for_token(hash_token(token))
+    if record is None:
+        raise SpineError(401, "ACCESS_DENIED", f"The session token {token[:8]}… is not known to this sandbox: use "
+                         "the token `spine-sandbox sessions create` printed, or the X-Sandbox-Session header")
+    return record.id

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from sandbox.services import Service
+from sandbox.services.pds.behaviour import history
 from sandbox.services.pds.checks import checks
 from sandbox.services.pds.outcome import render_error
 from sandbox.services.pds.routes import blueprint, echo_request_headers
@@ -26,4 +27,5 @@ SERVICE = Service(
     package_dir=Path(__file__).parent,
     specification={"PDS FHIR API": "NHSDigital/personal-demographics-service-api@f57f5839 (2026-03-13)"},
     finish_response=echo_request_headers,
+    history=history,
 )

@@ -1,0 +1,1 @@
+"""Assurance: plans, sessions bound to plans, verdicts, reports in several renderings, integrity, CI mode."""

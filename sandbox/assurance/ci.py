@@ -1,0 +1,137 @@
+"""CI mode: start the sandbox on a free port, run the supplier's command against a fresh plan-bound session,
+write every report format, and turn the verdict into an exit code a pipeline can gate on."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from sandbox.assurance.model import Progress
+from sandbox.assurance.reports import make_report, write_reports
+from sandbox.assurance.sessions import create_session, find_plan
+from sandbox.assurance.verdicts import FAIL, INCOMPLETE, PASS
+from sandbox.runtime import Sandbox
+
+# Documented in README ("Exit codes"); 1 and 2 are click's: the sandbox could not start, or bad usage.
+EXIT_CODES = {PASS: 0, FAIL: 3, INCOMPLETE: 4}
+EXIT_COMMAND_FAILED = 5
+URL_VARIABLE = "SPINE_SANDBOX_URL"
+SESSION_VARIABLE = "SPINE_SANDBOX_SESSION"
+TOKEN_VARIABLE = "SPINE_SANDBOX_SESSION_TOKEN"
+PLAN_VARIABLE = "SPINE_SANDBOX_PLAN"
+
+
+@dataclass
+class RunResult:
+    verdict: str
+    exit_code: int
+    command_status: int | None  # None: the command could not be started or was stopped
+    command_problem: str
+    report: dict
+    files: dict[str, Path]
+    markdown: str
+
+
+def base_url_variable(service_name: str) -> str:
+    """PDS_BASE_URL for pds, MESH_BASE_URL for mesh, …: derived from the service's name, never listed here."""
+    return re.sub(r"[^A-Z0-9]+", "_", service_name.upper()).strip("_") + "_BASE_URL"
+
+
+def environment_for(sandbox: Sandbox, base: str, session: str, token: str, plan: str) -> dict[str, str]:
+    env = {URL_VARIABLE: base, SESSION_VARIABLE: session, TOKEN_VARIABLE: token, PLAN_VARIABLE: plan}
+    for service in sandbox.services.values():
+        if service.base_paths:
+            env[base_url_variable(service.name)] = base + service.base_paths[0]
+    return env
+
+
+def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir: Path, *, supplier: str,
+             system: str, timeout: float | None = None, say: Callable[[str], None] = print,
+             progress: Progress | None = None) -> RunResult:
+    from sandbox.app import create_app
+
+    plan = find_plan(sandbox.plans, plan_id)
+    app = create_app(sandbox.settings, sandbox=sandbox)
+    say("Building the synthetic population index…")
+    sandbox.population.index()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the supplier's output is what CI logs should show
+    server = make_server("127.0.0.1", 0, app, threaded=True)  # port 0: the OS picks a free port, no race
+    base = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, name="sandbox-server", daemon=True).start()
+    try:
+        record, token = create_session(sandbox.store, sandbox.plans, plan.id, supplier, system)
+        env = environment_for(sandbox, base, record.id, token, plan.id)
+        say(f"Spine Sandbox at {base}, session {record.id}, plan {plan.id}")
+        for name, value in env.items():
+            if name != TOKEN_VARIABLE:
+                say(f"  {name}={value}")
+        say(f"Running: {' '.join(command)}")
+        status, problem = _run_command(command, {**os.environ, **env}, timeout)
+    finally:
+        server.shutdown()
+        server.server_close()
+    if problem:
+        say(problem)
+    report = make_report(sandbox, record.id, progress=progress)
+    files = write_reports(report, report_dir, progress=progress)
+    markdown = files["markdown"].read_text(encoding="utf-8")
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:  # GitHub Actions shows this file on the job's page
+        with open(summary_file, "a", encoding="utf-8") as out:
+            out.write(markdown + "\n")
+    code = EXIT_COMMAND_FAILED if problem else EXIT_CODES[report["verdict"]]
+    return RunResult(report["verdict"], code, status, problem, report, files, markdown)
+
+
+def _run_command(command: Sequence[str], env: dict[str, str], timeout: float | None) -> tuple[int | None, str]:
+    """(exit status, problem): problem is empty only when the command ran and exited 0."""
+    try:
+        # Its own process group, so a timeout or a cancelled CI job stops everything it started.
+        process = subprocess.Popen(list(command), env=env, start_new_session=True)
+    except OSError as exc:
+        return None, f"The supplier command could not be started: {exc}"
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
+    try:
+        status = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        return None, f"The supplier command did not finish within {timeout:g} s and was stopped."
+    except KeyboardInterrupt:
+        _stop(process)
+        return None, "The run was interrupted; the supplier command was stopped."
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if status != 0:
+        return status, f"The supplier command exited with status {status}."
+    return status, ""
+
+
+def _stop(process: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

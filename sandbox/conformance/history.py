@@ -1,0 +1,108 @@
+"""Behavioural checks over a session's history: did the supplier retry, back off, re-use the latest ETag…?
+
+A service registers *history checks* (each tied to requirement ids) and *key functions*. Every exchange is
+indexed in the journal under the keys its service gives it (a request id, a patient, a retry target); a history
+check judges the exchange being recorded by looking up the session's earlier exchanges under those keys. They
+run at record time, so their findings appear on the exchange itself (and in its X-Sandbox-Findings header).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sandbox.conformance.findings import Finding
+
+if TYPE_CHECKING:
+    from sandbox.journal.exchange import Exchange
+    from sandbox.journal.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class History:
+    """One session's earlier exchanges with one service, as history checks ask for them."""
+
+    def __init__(self, store: Store, session: str, service: str):
+        self.store = store
+        self.session = session
+        self.service = service
+
+    def related(self, key: str, limit: int = 1) -> list[Exchange]:
+        """Earlier exchanges recorded under `key` (as the service's key functions name it), newest first."""
+        return self.store.related(self.session, f"{self.service}:{key}", limit)
+
+    def latest(self, limit: int = 1) -> list[Exchange]:
+        """The session's newest earlier exchanges with this service, newest first."""
+        return self.store.latest(self.session, self.service, limit)
+
+
+HistoryFunction = Callable[["Exchange", History], Iterable[Finding]]
+KeyFunction = Callable[["Exchange"], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class HistoryCheck:
+    func: HistoryFunction
+    requirements: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+
+class HistoryCheckSet:
+    """A service's behavioural checks and the keys its exchanges are indexed under."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self._checks: list[HistoryCheck] = []
+        self._keys: list[KeyFunction] = []
+
+    def register(self, *requirements: str):
+        def decorate(func: HistoryFunction) -> HistoryFunction:
+            self._checks.append(HistoryCheck(func, requirements))
+            return func
+
+        return decorate
+
+    def key(self, func: KeyFunction) -> KeyFunction:
+        self._keys.append(func)
+        return func
+
+    def __iter__(self):
+        return iter(self._checks)
+
+    def requirement_ids(self) -> set[str]:
+        return {r for c in self._checks for r in c.requirements}
+
+    def keys_of(self, exchange: Exchange) -> set[str]:
+        keys: set[str] = set()
+        for func in self._keys:
+            try:
+                keys.update(f"{self.service}:{k}" for k in func(exchange))
+            except Exception:  # a broken key function must not cost the supplier an answer
+                log.exception("history key %s failed on exchange %s", func.__name__, exchange.id)
+        return keys
+
+    def run(self, exchange: Exchange, history: History) -> list[Finding]:
+        findings: list[Finding] = []
+        for check in self._checks:
+            try:
+                findings.extend(check.func(exchange, history))
+            except Exception:
+                log.exception("history check %s failed on exchange %s", check.name, exchange.id)
+                findings.append(Finding.info(check.requirements[0],
+                                             f"The sandbox could not run behavioural check {check.name}."))
+        return findings
+
+
+def judge(checks: HistoryCheckSet | None, store: Store, exchange: Exchange) -> set[str]:
+    """Run the history checks on an exchange about to be recorded (adding their findings to it); return the keys
+    to record it under."""
+    if checks is None:
+        return set()
+    exchange.findings.extend(checks.run(exchange, History(store, exchange.session, checks.service)))
+    return checks.keys_of(exchange)

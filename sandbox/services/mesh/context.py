@@ -1,0 +1,39 @@
+"""What checks, facts and handlers of one request share: the session, the post office, the message the path names."""
+
+from __future__ import annotations
+
+from flask import g, has_request_context
+
+from sandbox.runtime import current_sandbox
+from sandbox.services.mesh import session as mesh_session
+from sandbox.services.mesh.post_office import Found, PostOffice
+
+_MISSING = object()
+
+
+def mesh(session: str) -> mesh_session.MeshSession:
+    return mesh_session.load(current_sandbox(), session)
+
+
+def post_office(session: str) -> PostOffice:
+    if has_request_context():
+        office = g.get("mesh_office")
+        if office is None or office.session != session:
+            office = g.mesh_office = PostOffice(mesh(session))
+        return office
+    return PostOffice(mesh(session))
+
+
+def mailbox_of(params: dict) -> str:
+    return (params.get("mailbox_id") or "").upper()
+
+
+def message_in_path(session: str, params: dict) -> Found | None:
+    """The message named in the path, read once per request (facts, checks and the handler share it)."""
+    message_id = (params.get("message_id") or "").upper()
+    cached = g.get("mesh_found", _MISSING) if has_request_context() else _MISSING
+    if cached is _MISSING:
+        cached = post_office(session).find(message_id) if message_id else None
+        if has_request_context():
+            g.mesh_found = cached
+    return cached

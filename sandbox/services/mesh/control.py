@@ -1,0 +1,139 @@
+"""MESH control endpoints at /_sandbox/mesh/: a session's configuration, its clock, its messages, a reset, tokens."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, jsonify, request
+
+from sandbox.runtime import current_sandbox
+from sandbox.services.mesh import auth
+from sandbox.services.mesh import session as mesh_session
+from sandbox.services.mesh.config import DAY, ConfigError, parse
+from sandbox.services.mesh.context import post_office
+from sandbox.services.mesh.post_office import MESSAGES, iso
+from sandbox.web.sessions import DEFAULT_SESSION, SESSION_HEADER, valid_session_id
+
+control = Blueprint("mesh-control", __name__)
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": DAY}
+
+
+class ControlError(Exception):
+    pass
+
+
+@control.errorhandler(ControlError)
+def _refused(exc: ControlError):
+    return jsonify(error="bad_request", message=str(exc)), 400
+
+
+def _session() -> str:
+    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
+    if not valid_session_id(session):
+        raise ControlError(f"session {session[:80]!r} is not a session id (1-64 letters, digits, '.', '_', '-')")
+    return session
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ControlError("the body must be a JSON object (Content-Type: application/json)")
+    return data
+
+
+@control.get("/config")
+def get_config():
+    session = _session()
+    config = mesh_session.load(current_sandbox(), session).config
+    return jsonify(session=session, source=config.source, config=config.to_dict())
+
+
+@control.put("/config")
+def put_config():
+    session = _session()
+    data = _body()
+    try:
+        config = parse(data, "the request body")
+    except ConfigError as exc:
+        raise ControlError(str(exc)) from None
+    current_sandbox().store.put_state(session, mesh_session.SESSION_NS, "config", data)
+    mesh_session.forget_cached(session)
+    return jsonify(session=session, source=f"session {session}", config=config.to_dict())
+
+
+@control.delete("/config")
+def reset_config():
+    session = _session()
+    current_sandbox().store.delete_state(session, mesh_session.SESSION_NS, "config")
+    mesh_session.forget_cached(session)
+    return get_config()
+
+
+@control.get("/clock")
+def get_clock():
+    session = _session()
+    mesh = mesh_session.load(current_sandbox(), session)
+    return jsonify(session=session, offset_seconds=mesh.offset, now=iso(mesh.now()))
+
+
+@control.post("/clock")
+def advance_clock():
+    """Move the session's clock forward (never back), then expire and purge whatever became due."""
+    session = _session()
+    data = _body()
+    raw = str(data.get("advance", ""))
+    match = DURATION.match(raw)
+    if not match:
+        raise ControlError(f"advance {raw[:40]!r} is not a duration: a number of seconds, or a number with s, m, h "
+                           "or d (e.g. \"5d\", \"90m\")")
+    seconds = float(match.group(1)) * UNITS[match.group(2)]
+    office = post_office(session)
+    with office.store.transaction():
+        office.mesh.put("clock", {"offset": office.mesh.offset + seconds})
+    swept = office.sweep(force=True)
+    return jsonify(session=session, advanced_seconds=seconds, offset_seconds=office.mesh.offset,
+                   now=iso(office.mesh.now()), **swept)
+
+
+@control.post("/reset")
+def reset():
+    """Forget every MESH message, token, poll and clock change of the session (its configuration stays)."""
+    session = _session()
+    store = current_sandbox().store
+    config = store.get_state(session, mesh_session.SESSION_NS, "config")
+    with store.transaction():
+        store.clear_state(session, "mesh.")
+        store.delete_blobs(session, "mesh/")
+        if config is not None:
+            store.put_state(session, mesh_session.SESSION_NS, "config", config.value)
+    mesh_session.forget_cached(session)
+    return jsonify(session=session, reset=True)
+
+
+@control.get("/messages")
+def messages():
+    """Every message the session holds, whatever its status: for seeing what the sandbox did."""
+    session = _session()
+    items = current_sandbox().store.list_state(session, MESSAGES)
+    rows = [{"message_id": k, "type": m["type"], "sender": m["sender"], "recipient": m["recipient"],
+             "workflow_id": m.get("workflow_id"), "local_id": m.get("local_id"), "status": m["status"],
+             "chunks": f"{len(m['chunks'])}/{m['total_chunks']}", "bytes": sum(m["chunks"].values()),
+             "uploaded": iso(m["uploaded_at"]), "expires": iso(m.get("expires_at")),
+             "downloaded_chunks": sorted(int(n) for n in m["downloaded"]),
+             "linked_message_id": m.get("linked_message_id")}
+            for k, m in ((k, v.value) for k, v in items.items())]
+    rows.sort(key=lambda r: r["uploaded"] or "")
+    return jsonify(session=session, messages=rows, count=len(rows))
+
+
+@control.get("/token/<mailbox_id>")
+def token(mailbox_id: str):
+    """A fresh, single-use NHSMESH Authorization value for a mailbox: for curl and quick experiments."""
+    session = _session()
+    config = mesh_session.load(current_sandbox(), session).config
+    mailbox = config.mailbox(mailbox_id)
+    if mailbox is None:
+        raise ControlError(f"no mailbox {mailbox_id!r} in session {session} (mailboxes: "
+                           f"{', '.join(config.mailboxes)})")
+    return jsonify(mailbox=mailbox.id, authorization=auth.make_token(mailbox.id, mailbox.password, config.shared_key))

@@ -1,0 +1,241 @@
+"""What MESH does with messages: accept (whole or in chunks), deliver to an inbox, hand over, acknowledge, expire with
+an undelivered report to the sender, and purge. State goes through the sandbox store; chunk bodies are blobs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sandbox.services.mesh.config import DAY
+from sandbox.services.mesh.errors import MeshError
+from sandbox.services.mesh.session import MeshSession
+
+MESSAGES = "mesh.message"  # message id -> the message's metadata and status
+
+
+def inbox_ns(mailbox: str) -> str:
+    return f"mesh.inbox.{mailbox}"  # message id -> {w: workflow, t: delivered, x: expires, d: first downloaded}
+
+
+def outbox_ns(mailbox: str) -> str:
+    return f"mesh.outbox.{mailbox}"  # message id -> {l: local id}
+
+
+def uploading_ns(mailbox: str) -> str:
+    return f"mesh.uploading.{mailbox}"  # chunked messages still waiting for chunks
+
+
+def blob_key(message_id: str, chunk: int) -> str:
+    return f"mesh/{message_id}/{chunk}"
+
+
+def new_message_id(now: float) -> str:
+    """As MESH makes them: UTC time to the microsecond, then six hex digits."""
+    return f"{datetime.fromtimestamp(now, UTC):%Y%m%d%H%M%S%f}_{os.urandom(3).hex().upper()}"
+
+
+def stamp(seconds: float | None) -> str:
+    """yyyyMMddHHmmss, the timestamp form of MESH headers and v1 bodies."""
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y%m%d%H%M%S}" if seconds else ""
+
+
+def iso(seconds: float | None) -> str | None:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") if seconds else None
+
+
+@dataclass
+class Found:
+    message: dict
+    version: int
+
+
+class PostOffice:
+    def __init__(self, mesh: MeshSession):
+        self.mesh = mesh
+        self.store = mesh.store
+        self.session = mesh.session
+        self.limits = mesh.config.limits
+        self._inboxes: dict[str, list[tuple[str, dict]]] = {}  # read once per request (a check and the handler)
+
+    # --- reading ----------------------------------------------------------------------------------------------
+    def find(self, message_id: str) -> Found | None:
+        item = self.store.get_state(self.session, MESSAGES, message_id.upper())
+        return Found(item.value, item.version) if item else None
+
+    def chunk(self, message_id: str, number: int) -> bytes | None:
+        return self.store.get_blob(self.session, blob_key(message_id, number))
+
+    def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
+        """Messages ready to download, oldest first."""
+        if mailbox not in self._inboxes:
+            entries = self.store.list_state(self.session, inbox_ns(mailbox))
+            self._inboxes[mailbox] = sorted(((k, v.value) for k, v in entries.items()), key=lambda e: (e[1]["t"], e[0]))
+        return self._inboxes[mailbox]
+
+    def sent_with_local_id(self, mailbox: str, local_id: str) -> list[str]:
+        entries = self.store.list_state(self.session, outbox_ns(mailbox))
+        return sorted(k for k, v in entries.items() if v.value.get("l") == local_id)
+
+    def uploads_pending(self, mailbox: str) -> dict[str, dict]:
+        return {k: v.value for k, v in self.store.list_state(self.session, uploading_ns(mailbox)).items()}
+
+    # --- sending ----------------------------------------------------------------------------------------------
+    def send(self, sender: str, recipient: str, headers: dict, body: bytes, total_chunks: int) -> dict:
+        now = self.mesh.now()
+        message = {
+            "id": new_message_id(now), "type": "DATA", "sender": sender, "recipient": recipient,
+            **headers, "total_chunks": total_chunks, "chunks": {"1": len(body)}, "status": "uploading",
+            "uploaded_at": now, "purge_at": now + self.limits.purge_days * DAY, "downloaded": {},
+        }
+        with self.store.transaction():
+            self.store.put_blob(self.session, blob_key(message["id"], 1), body)
+            self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers.get("local_id")})
+            if total_chunks == 1:
+                self._deliver(message, now)
+            else:
+                self.store.put_state(self.session, uploading_ns(sender), message["id"],
+                                     {"since": now, "of": total_chunks})
+            self.store.put_state(self.session, MESSAGES, message["id"], message, create_only=True)
+            self._due(message["purge_at"])
+        return message
+
+    def add_chunk(self, found: Found, number: int, body: bytes) -> tuple[dict, bool]:
+        """Store one chunk; deliver when the last one arrives. Returns the message and whether it was a duplicate."""
+        now = self.mesh.now()
+        message = found.message
+        with self.store.transaction():
+            duplicate = str(number) in message["chunks"]
+            self.store.put_blob(self.session, blob_key(message["id"], number), body)
+            message["chunks"][str(number)] = len(body)
+            if len(message["chunks"]) == message["total_chunks"]:
+                self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
+                self._deliver(message, now)
+            self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
+        return message, duplicate
+
+    def _deliver(self, message: dict, now: float) -> None:
+        message["status"] = "accepted"
+        message["accepted_at"] = now
+        message["expires_at"] = now + self.limits.inbox_days * DAY
+        self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
+                             {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
+        self._due(message["expires_at"])
+
+    def _due(self, when: float) -> None:
+        """Remember the earliest moment something must expire or be purged, so requests need not scan messages."""
+        due = self.mesh.item("due")
+        if due is None or when < due["at"]:
+            self.mesh.put("due", {"at": when})
+
+    # --- receiving --------------------------------------------------------------------------------------------
+    def readable(self, found: Found | None, mailbox: str, message_id: str) -> dict:
+        """The message if this mailbox may download it now; otherwise the error MESH answers."""
+        if found is None or found.message["status"] == "uploading":
+            raise MeshError.of(404, "20", f"no message {message_id!r} is waiting in mailbox {mailbox}'s inbox",
+                               message_id=message_id)
+        message = found.message
+        if message["recipient"] != mailbox:
+            raise MeshError.of(403, "Forbidden", f"message {message_id} is addressed to another mailbox, not "
+                               f"{mailbox}", message_id=message_id)
+        if message["status"] == "acknowledged":
+            raise MeshError.of(410, "MessageGone", f"message {message_id} was acknowledged at "
+                               f"{iso(message.get('acknowledged_at'))} and is no longer in the inbox",
+                               message_id=message_id)
+        if message["status"] != "accepted":
+            raise MeshError.of(410, "MessageGone", f"message {message_id} expired from the inbox at "
+                               f"{iso(message.get('expires_at'))} without being acknowledged", message_id=message_id)
+        return message
+
+    def record_download(self, found: Found, number: int) -> None:
+        message = found.message
+        now = self.mesh.now()
+        with self.store.transaction():
+            current = self.find(message["id"])  # re-read inside the write lock: a concurrent download may have won
+            message = current.message if current else message
+            first = not message["downloaded"]
+            message["downloaded"].setdefault(str(number), now)
+            self.store.put_state(self.session, MESSAGES, message["id"], message)
+            if first and message["status"] == "accepted":
+                entry = self.store.get_state(self.session, inbox_ns(message["recipient"]), message["id"])
+                if entry is not None:
+                    self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
+                                         {**entry.value, "d": now})
+        found.message = message
+
+    def acknowledge(self, found: Found) -> dict:
+        message = found.message
+        now = self.mesh.now()
+        with self.store.transaction():
+            message["status"] = "acknowledged"
+            message["acknowledged_at"] = now
+            self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+            self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
+        return message
+
+    # --- time -------------------------------------------------------------------------------------------------
+    def sweep(self, force: bool = False) -> dict[str, int]:
+        """Expire unacknowledged messages past their inbox time (each sender gets an undelivered report), and
+        purge messages past the retention period. Cheap when nothing is due."""
+        now = self.mesh.now()
+        due = self.mesh.item("due")
+        done = {"expired": 0, "reports": 0, "purged": 0}
+        if not force and (due is None or now < due["at"]):
+            return done
+        with self.store.transaction():
+            next_due: float | None = None
+            for message_id, item in self.store.list_state(self.session, MESSAGES).items():
+                message = item.value
+                if now >= message["purge_at"]:
+                    self._purge(message)
+                    done["purged"] += 1
+                    continue
+                if message["status"] == "accepted" and now >= message["expires_at"]:
+                    self._undeliver(message, now)
+                    done["expired"] += 1
+                    if message["type"] == "DATA":
+                        report = self._report(message, now)
+                        done["reports"] += 1
+                        next_due = min(filter(None, (next_due, report["expires_at"])))
+                    self.store.put_state(self.session, MESSAGES, message_id, message)
+                when = message["expires_at"] if message["status"] == "accepted" else message["purge_at"]
+                next_due = when if next_due is None else min(next_due, when)
+            if next_due is None:
+                self.mesh.forget("due")
+            else:
+                self.mesh.put("due", {"at": next_due})
+        self._inboxes.clear()
+        return done
+
+    def _undeliver(self, message: dict, now: float) -> None:
+        message.update(status="undeliverable" if message["type"] == "DATA" else "expired", failed_at=now,
+                       status_event="SEND", status_code="14",
+                       status_description=f"Message not collected by recipient after {self._days()} days")
+        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+
+    def _report(self, undelivered: dict, now: float) -> dict:
+        """The non-delivery report MESH puts in the sender's inbox: a REPORT with an empty body."""
+        report = {
+            "id": new_message_id(now), "type": "REPORT", "sender": undelivered["recipient"],
+            "recipient": undelivered["sender"], "report_to": undelivered["recipient"],
+            "workflow_id": undelivered.get("workflow_id"), "local_id": undelivered.get("local_id"),
+            "subject": undelivered.get("subject"), "linked_message_id": undelivered["id"],
+            "status_event": "SEND", "status_code": "14", "status_description": undelivered["status_description"],
+            "failed_at": now, "total_chunks": 1, "chunks": {"1": 0}, "status": "uploading", "uploaded_at": now,
+            "purge_at": now + self.limits.purge_days * DAY, "downloaded": {},
+        }
+        self.store.put_blob(self.session, blob_key(report["id"], 1), b"")
+        self._deliver(report, now)
+        self.store.put_state(self.session, MESSAGES, report["id"], report, create_only=True)
+        return report
+
+    def _purge(self, message: dict) -> None:
+        self.store.delete_state(self.session, MESSAGES, message["id"])
+        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+        self.store.delete_state(self.session, outbox_ns(message["sender"]), message["id"])
+        self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
+        self.store.delete_blobs(self.session, f"mesh/{message['id']}/")
+
+    def _days(self) -> str:
+        days = self.limits.inbox_days
+        return str(int(days)) if float(days).is_integer() else str(days)

@@ -1,0 +1,128 @@
+"""Control endpoints under /_sandbox/oauth/: applications, tokens, and the mock identity providers' ID tokens."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, request
+
+from sandbox.runtime import current_sandbox
+from sandbox.services.oauth import idp
+from sandbox.services.oauth.registry import DEMO_API_KEY, RegistrationError, Registry, demo_private_key
+from sandbox.services.oauth.tokens import resolve_access, revoke_token
+
+control = Blueprint("oauth-control", __name__)
+
+
+@control.errorhandler(400)
+@control.errorhandler(404)
+def _json_error(exc):
+    return jsonify(error=exc.name, message=exc.description), exc.code
+
+
+def _registry() -> Registry:
+    return Registry(current_sandbox().store)
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "expected a JSON object body (Content-Type: application/json)")
+    return body
+
+
+def _app(api_key: str):
+    app = _registry().get(api_key)
+    if app is None:
+        abort(404, f"no application with API key {api_key!r} (GET /_sandbox/oauth/apps lists them)")
+    return app
+
+
+@control.get("/apps")
+def list_apps():
+    return jsonify(applications=[a.to_dict() for a in _registry().all()])
+
+
+@control.post("/apps")
+def register_app():
+    body = _body()
+    try:
+        app = _registry().register(body.get("name", ""), body.get("jwks"), body.get("redirect_uris") or [],
+                                   body.get("session"))
+    except RegistrationError as exc:
+        abort(400, str(exc))
+    return jsonify(app.to_dict()), 201
+
+
+@control.get("/apps/<api_key>")
+def show_app(api_key: str):
+    return jsonify(_app(api_key).to_dict())
+
+
+@control.put("/apps/<api_key>/jwks")
+def set_jwks(api_key: str):
+    _app(api_key)
+    try:
+        return jsonify(_registry().update(api_key, jwks=_body()).to_dict())
+    except RegistrationError as exc:
+        abort(400, str(exc))
+
+
+@control.delete("/apps/<api_key>")
+def revoke_app(api_key: str):
+    _app(api_key)
+    return jsonify(_registry().update(api_key, revoked=True).to_dict())
+
+
+@control.get("/tokens/<token>")
+def show_token(token: str):
+    access = resolve_access(token, current_sandbox())
+    if access is None:
+        abort(404, "this sandbox never issued that access token")
+    return jsonify(access.to_dict())
+
+
+@control.post("/tokens/<token>/revoke")
+def revoke(token: str):
+    if not revoke_token(current_sandbox().store, token):
+        abort(404, "this sandbox never issued that access token")
+    return jsonify(revoked=True)
+
+
+@control.get("/cis2/users")
+def cis2_users():
+    return jsonify(users=[w.to_dict() for w in idp.WORKERS], aal_levels=list(idp.AAL_LEVELS), issuer=idp.ISSUERS[idp.CIS2])
+
+
+@control.get("/<any(cis2, 'nhs-login'):provider>/jwks")
+def provider_jwks(provider: str):
+    return jsonify(idp.jwks(current_sandbox().store, provider))
+
+
+@control.post("/cis2/id-token")
+def cis2_id_token():
+    body = _body()
+    try:
+        token = idp.cis2_id_token(current_sandbox().store, str(body.get("user_id", "")), body.get("role_id"),
+                                  body.get("aal", "AAL3"), body.get("audience", "spine-sandbox"))
+    except idp.IdpError as exc:
+        abort(400, str(exc))
+    return jsonify(id_token=token, issuer=idp.ISSUERS[idp.CIS2])
+
+
+@control.post("/nhs-login/id-token")
+def nhs_login_id_token():
+    body = _body()
+    sandbox = current_sandbox()
+    try:
+        token = idp.nhs_login_id_token(sandbox.store, sandbox.population, str(body.get("nhs_number", "")),
+                                       body.get("vot", "P9.Cp.Cd"), body.get("audience", "spine-sandbox"))
+    except idp.IdpError as exc:
+        abort(400, str(exc))
+    return jsonify(id_token=token, issuer=idp.ISSUERS[idp.NHS_LOGIN])
+
+
+@control.get("/demo")
+def demo():
+    app = _registry().ensure_demo()
+    return jsonify(warning="DEMO application: this private key is published with the sandbox; never use it for "
+                   "anything real.", application=app.to_dict(), kid=app.kids[0], private_key_pem=demo_private_key(),
+                   api_key=DEMO_API_KEY)

@@ -1,0 +1,88 @@
+"""The control API for assurance: plans, sessions bound to plans, progress, attestations and reports."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from sandbox.assurance.reports import make_report, render
+from sandbox.assurance.sessions import (
+    SessionError,
+    attest,
+    create_session,
+    credentials,
+    find_plan,
+    progress,
+    session_and_plan,
+    session_summary,
+)
+from sandbox.assurance.verdicts import assess, attestation_dict
+from sandbox.runtime import current_sandbox
+
+assurance = Blueprint("assurance", __name__, url_prefix="/_sandbox")
+CONTENT_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8",
+                 "junit": "application/xml", "markdown": "text/markdown; charset=utf-8"}
+
+
+@assurance.errorhandler(SessionError)
+def _session_error(exc: SessionError):
+    return jsonify(error="Bad Request" if exc.status == 400 else "Not Found", message=str(exc)), exc.status
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise SessionError("the request body must be a JSON object, e.g. "
+                           '{"plan": "pds-healthcare-worker", "supplier": "…", "system": "…"}')
+    return data
+
+
+@assurance.get("/plans")
+def plans():
+    return jsonify(plans=[p.to_dict() for p in current_sandbox().plans])
+
+
+@assurance.get("/plans/<plan_id>")
+def plan(plan_id: str):
+    return jsonify(find_plan(current_sandbox().plans, plan_id).to_dict())
+
+
+@assurance.post("/sessions")
+def new_session():
+    sandbox = current_sandbox()
+    data = _body()
+    record, token = create_session(sandbox.store, sandbox.plans, data.get("plan"), data.get("supplier"),
+                                   data.get("system"))
+    return jsonify(credentials(record, token)), 201
+
+
+@assurance.get("/sessions")
+def sessions():
+    return jsonify(sessions=[session_summary(r) for r in current_sandbox().store.list_sessions()])
+
+
+@assurance.get("/sessions/<session_id>")
+def session_progress(session_id: str):
+    sandbox = current_sandbox()
+    record, plan_ = session_and_plan(sandbox.store, sandbox.plans, session_id, request.args.get("plan"))
+    return jsonify(progress(assess(sandbox.store, plan_, record)))
+
+
+@assurance.post("/sessions/<session_id>/attestations")
+def new_attestation(session_id: str):
+    sandbox = current_sandbox()
+    data = _body()
+    made = attest(sandbox.store, sandbox.plans, session_id, str(data.get("requirement", "")),
+                  str(data.get("verdict", "")), data.get("by"), str(data.get("note", "")))
+    return jsonify(session=session_id, requirement=made.requirement, **attestation_dict(made)), 201
+
+
+@assurance.get("/sessions/<session_id>/report")
+def report(session_id: str):
+    fmt = request.args.get("format", "json")
+    if fmt not in CONTENT_TYPES:
+        raise SessionError(f"format={fmt!r} is not one of {', '.join(CONTENT_TYPES)}")
+    evidence = request.args.get("evidence", "3")
+    if not evidence.isdigit() or not 1 <= int(evidence) <= 50:
+        raise SessionError(f"evidence={evidence!r} must be a whole number from 1 to 50")
+    sealed = make_report(current_sandbox(), session_id, request.args.get("plan"), evidence=int(evidence))
+    return Response(render(sealed, fmt), content_type=CONTENT_TYPES[fmt])

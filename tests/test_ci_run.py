@@ -1,0 +1,146 @@
+"""CI mode: `spine-sandbox run --plan P -- <command>` and its exit codes (0 pass, 3 fail, 4 incomplete,
+5 the command failed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from sandbox.assurance.ci import base_url_variable
+from tests.conftest import ROOT, TEST_POPULATION
+
+PLAN = """
+id: ci-small
+title: Retrieve one patient
+services: [pds]
+scenarios: [pds-get-patient-exists]
+requirements: [PDS-HDR-001, PDS-GET-001]
+"""
+CLIENT = """
+import json, os, sys, uuid, urllib.request
+numbers = sys.argv[1:]
+for number in numbers:
+    request = urllib.request.Request(os.environ["PDS_BASE_URL"] + "/Patient/" + number, headers={
+        "X-Request-ID": str(uuid.uuid4()), "X-Sandbox-Session": os.environ["SPINE_SANDBOX_SESSION"],
+        "Authorization": "Bearer my-oauth-token"})
+    try:
+        urllib.request.urlopen(request, timeout=10).read()
+    except urllib.error.HTTPError:
+        pass
+names = ("SPINE_SANDBOX_URL", "PDS_BASE_URL", "SPINE_SANDBOX_SESSION", "SPINE_SANDBOX_SESSION_TOKEN",
+         "SPINE_SANDBOX_PLAN")
+with open("seen.json", "w") as out:
+    json.dump({n: os.environ.get(n) for n in names}, out)
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A supplier's checkout: a plan folder and a client script; runs happen inside it."""
+    (tmp_path / "extra" / "plans").mkdir(parents=True)
+    (tmp_path / "extra" / "plans" / "ci-small.yaml").write_text(PLAN)
+    (tmp_path / "client.py").write_text(CLIENT)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return tmp_path
+
+
+def run(project, *command: str, plan: str = "ci-small", extra: tuple[str, ...] = ()):
+    args = ["run", "--plan", plan, "--scenarios", str(project / "extra"), "--population", str(TEST_POPULATION),
+            "--report-dir", str(project / "reports"), "--supplier", "Acme", "--system", "PAS 1.2", *extra,
+            "--", *command]
+    return CliRunner().invoke(main, args)
+
+
+def test_base_url_variables_are_derived_from_service_names():
+    assert base_url_variable("pds") == "PDS_BASE_URL"
+    assert base_url_variable("e-rs") == "E_RS_BASE_URL"
+
+
+def test_pass_exits_0_and_writes_every_report_as_a_real_process(project):
+    completed = subprocess.run(
+        [sys.executable, "-m", "cli", "run", "--plan", "ci-small", "--scenarios", str(project / "extra"),
+         "--population", str(TEST_POPULATION), "--report-dir", "reports", "--", sys.executable, "client.py",
+         "9000000009"], cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("## Spine Sandbox assurance: ✅ PASS")
+    assert sorted(p.name for p in (project / "reports").iterdir()) == ["junit.xml", "report.html", "report.json",
+                                                                      "summary.md"]
+    seen = json.loads((project / "seen.json").read_text())
+    assert seen["PDS_BASE_URL"] == seen["SPINE_SANDBOX_URL"] + "/personal-demographics/FHIR/R4"
+    assert seen["SPINE_SANDBOX_URL"].startswith("http://127.0.0.1:")
+    assert seen["SPINE_SANDBOX_SESSION"].startswith("sess-") and seen["SPINE_SANDBOX_SESSION_TOKEN"].startswith("sst_")
+    assert seen["SPINE_SANDBOX_PLAN"] == "ci-small"
+    report = json.loads((project / "reports" / "report.json").read_text())
+    assert report["metadata"]["session"] == seen["SPINE_SANDBOX_SESSION"] and report["verdict"] == "pass"
+    assert "SPINE_SANDBOX_SESSION_TOKEN" not in completed.stderr  # the token is never echoed to CI logs
+
+
+def test_fail_exits_3(project):
+    result = run(project, sys.executable, "client.py", "9000000009", "9000000000")
+    assert result.exit_code == 3, result.output
+    assert "## Spine Sandbox assurance: ❌ FAIL" in result.output and "`PDS-GET-001`" in result.output
+
+
+def test_incomplete_exits_4(project):
+    result = run(project, sys.executable, "client.py")
+    assert result.exit_code == 4, result.output
+    assert "INCOMPLETE" in result.output and "### Steps not exercised" in result.output
+
+
+@pytest.mark.parametrize("command, message", [
+    ((sys.executable, "-c", "import sys; sys.exit(2)"), "The supplier command exited with status 2."),
+    (("/no/such/command",), "The supplier command could not be started"),
+    ((sys.executable, "-c", "import time; time.sleep(30)"), "did not finish within 1 s and was stopped"),
+])
+def test_a_failing_supplier_command_exits_5_and_still_reports(project, command, message):
+    result = run(project, *command, extra=("--timeout", "1"))
+    assert result.exit_code == 5, result.output
+    assert message in result.output
+    assert (project / "reports" / "report.json").exists()
+
+
+def test_github_step_summary_gets_the_markdown(project, monkeypatch):
+    summary = project / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run(project, sys.executable, "client.py", "9000000009")
+    assert summary.read_text().startswith("## Spine Sandbox assurance: ✅ PASS")
+
+
+def test_an_unknown_plan_is_a_clear_error(project):
+    result = run(project, "true", plan="nope")
+    assert result.exit_code == 1 and "no assurance plan 'nope'" in result.output
+
+
+@pytest.mark.slow
+def test_the_example_client_meets_the_application_restricted_plan(tmp_path):
+    """Every step of a real plan, run by the example client: incomplete until the assessor attests, then pass."""
+    data = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_REPORT_KEY": "k"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "cli", "run", "--plan", "pds-application-restricted", "--data-dir", str(data),
+         "--population", str(TEST_POPULATION), "--report-dir", str(tmp_path / "ci"), "--",
+         sys.executable, str(ROOT / "examples" / "pds_client.py")], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300)
+    assert completed.returncode == 4, completed.stdout + completed.stderr
+    report = json.loads((tmp_path / "ci" / "report.json").read_text())
+    assert report["verdict_reasons"] == ["awaiting attestation: PDS-GET-003"]
+    session = report["metadata"]["session"]
+    cli = [sys.executable, "-m", "cli"]
+    subprocess.run([*cli, "attest", session, "PDS-GET-003", "--verdict", "pass", "--by", "A. Assessor", "--note",
+                    "Withheld fields are not stored.", "--data-dir", str(data)], cwd=ROOT, env=env, check=True)
+    subprocess.run([*cli, "report", session, "--out-dir", str(tmp_path / "final"), "--data-dir", str(data)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    final = json.loads((tmp_path / "final" / "report.json").read_text())
+    assert final["verdict"] == "pass", final["verdict_reasons"]
+    verified = subprocess.run([*cli, "verify", str(tmp_path / "final" / "report.json")], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+    assert verified.returncode == 0 and "signature valid" in verified.stdout
+    assert final["requirements"][-1]["attestation"]["note"] == "Withheld fields are not stored."
