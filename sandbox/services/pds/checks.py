@@ -105,7 +105,7 @@ def search_parameters(req: RequestView, ctx):
     yield from search_params.parse_search(req.query)[1]
 
 
-@checks.register(patch_request.REQ_VERSION, operations=("patch-patient",))
+@checks.register(patch_request.REQ_IF_MATCH, operations=("patch-patient",))
 def if_match(req: RequestView, ctx):
     yield patch_request.judge_if_match(req.header("If-Match"))
 
@@ -140,11 +140,11 @@ def coverage_search(req: RequestView, ctx):
     if not problems:
         yield Finding.passed(coverage.REQ_SEARCH, f"{coverage.PARAMETER} is the one parameter, a valid NHS number.",
                              "query")
-    yield coverage.access_finding()
+    yield coverage.access_finding(ctx.facts.get("access"))
 
 
 @checks.register(coverage.REQ_VERSION, coverage.REQ_BODY, coverage.REQ_ACCESS, operations=("update-coverage",))
 def coverage_update(req: RequestView, ctx):
     yield patch_request.judge_if_match(req.header("If-Match"), coverage.REQ_VERSION)
     yield from coverage.judge_body(req)
-    yield coverage.access_finding()
+    yield coverage.access_finding(ctx.facts.get("access"))

@@ -21,6 +21,7 @@ from sandbox.services.pds.patch_request import if_match_version
 from sandbox.services.pds.problems import Problem, schema_problems
 from sandbox.services.pds.records import PatientRecords, Record
 from sandbox.synthetic.identifiers import NHS_NUMBER_SYSTEM, is_valid_nhs_number
+from sandbox.web.access import NONE, PATIENT, Access
 
 NAMESPACE = "pds.coverage"  # session state: NHS number -> the patient's EHIC
 PARAMETER = "subscriber:identifier"
@@ -36,10 +37,18 @@ EXAMPLE = {"resourceType": "Coverage", "status": "active",
            "period": {"end": "2030-12-31"}}
 
 
-def access_finding() -> Finding:
-    return Finding.info(REQ_ACCESS, "Coverage is available in patient access mode only (for specific use cases); "
-                        "this sandbox does not enforce access modes yet, so other callers are answered too.",
-                        "header:Authorization")
+def access_finding(access: Access | None) -> Finding:
+    """Coverage is for patient access only. Not enforced yet (the published sandbox answers anyone): recorded."""
+    mode = access.mode if access else NONE
+    if mode == PATIENT:
+        return Finding.passed(REQ_ACCESS, "Coverage is requested in patient access mode.", "header:Authorization")
+    if mode == NONE:
+        return Finding.info(REQ_ACCESS, "Coverage is available in patient access mode only (for specific use "
+                            "cases); without a patient token the sandbox answers as the open published sandbox does.",
+                            "header:Authorization")
+    return Finding.failed(REQ_ACCESS, f"Coverage is available in patient access mode only, but this request acts in "
+                          f"{mode} mode; live PDS refuses it (403 ACCESS_DENIED). The sandbox answers anyway until "
+                          "PDS access modes are enforced.", "header:Authorization")
 
 
 def search_problems(req: RequestView) -> list[Problem]:

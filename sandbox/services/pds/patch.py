@@ -18,7 +18,7 @@ from jsonpointer import JsonPointerException
 
 from sandbox.conformance.findings import Finding, SpineError
 from sandbox.journal.store import VersionConflict
-from sandbox.services.pds.patch_request import LIST_FIELDS, REQ_VERSION, if_match_version, invalid_update
+from sandbox.services.pds.patch_request import LIST_FIELDS, if_match_version, invalid_update
 from sandbox.services.pds.patch_rules import (
     REQ_VALID,
     change_problems,
@@ -42,13 +42,8 @@ def update(records: PatientRecords, nhs_number: str, patches: list[dict], if_mat
            add_findings) -> tuple[dict, int]:
     """The updated resource and its version; raises the SpineError live PDS would answer."""
     record = records.find(nhs_number)
-    sent = if_match_version(if_match)
-    if sent != record.version:
-        add_findings(Finding.failed(REQ_VERSION, f"If-Match {if_match} names version {sent}, but patient "
-                                    f"{record.nhs_number} is at version {record.version}: retrieve it again and send "
-                                    "its ETag.", "header:If-Match", version_mismatch()))
-        raise version_mismatch()
-    add_findings(Finding.passed(REQ_VERSION, f"If-Match {if_match} is the current version.", "header:If-Match"))
+    if if_match_version(if_match) != record.version:
+        raise version_mismatch()  # the finding (PDS-UPD-001, latest ETag) comes from the session's history
     if record.source == "example":
         return _update_example(record, patches, add_findings), record.version + 1
     return _update(records, record, patches, add_findings)

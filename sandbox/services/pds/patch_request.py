@@ -19,8 +19,10 @@ UPDATABLE = (*LIST_FIELDS, "gender", "birthDate", "deceasedDateTime", "managingO
 IF_MATCH = re.compile(r'^W/"([0-9]+)"$')
 ITEM = re.compile(r"^/([A-Za-z]+)/([0-9]+|-)$")  # a base-level list item: /name/0, /address/-
 NO_PATCHES = "Invalid update with error - No patches found"
-REQ_VERSION, REQ_TYPE, REQ_BODY, REQ_OPERATIONS, REQ_TEST_FIRST, REQ_LIST_ITEMS, REQ_FIELDS = (
-    "PDS-UPD-001", "PDS-UPD-002", "PDS-UPD-003", "PDS-UPD-004", "PDS-UPD-005", "PDS-UPD-006", "PDS-UPD-016")
+# PDS-UPD-021 judges the If-Match header itself; whether it is the latest ETag (PDS-UPD-001) is judged over the
+# session's history (behaviour.py).
+REQ_IF_MATCH, REQ_TYPE, REQ_BODY, REQ_OPERATIONS, REQ_TEST_FIRST, REQ_LIST_ITEMS, REQ_FIELDS = (
+    "PDS-UPD-021", "PDS-UPD-002", "PDS-UPD-003", "PDS-UPD-004", "PDS-UPD-005", "PDS-UPD-006", "PDS-UPD-016")
 BODY_REQUIREMENTS = (REQ_BODY, REQ_OPERATIONS, REQ_TEST_FIRST, REQ_LIST_ITEMS, REQ_FIELDS)
 
 
@@ -33,7 +35,7 @@ def if_match_version(value: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def judge_if_match(value: str | None, requirement: str = REQ_VERSION) -> Finding:
+def judge_if_match(value: str | None, requirement: str = REQ_IF_MATCH) -> Finding:
     if value is None:
         return Finding.failed(requirement, "If-Match is missing: send the ETag of your latest retrieval, e.g. "
                               "W/\"2\" (412 PRECONDITION_FAILED).", "header:If-Match", SpineError(
