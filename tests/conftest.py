@@ -19,7 +19,11 @@ from sandbox.app import create_app
 from sandbox.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT.parent / "shared" / "specs"
+# The published specifications sit beside the repository (../shared/specs); a git worktree one level deeper
+# (or SANDBOX_REFERENCE_SPECS) finds them too.
+SPECS = next((p for p in (Path(os.environ.get("SANDBOX_REFERENCE_SPECS", "")), ROOT.parent / "shared" / "specs",
+                          ROOT.parent.parent / "shared" / "specs") if str(p) != "." and p.is_dir()),
+             ROOT.parent / "shared" / "specs")
 PDS_BASE = "/personal-demographics/FHIR/R4"
 TEST_POPULATION = 2_000  # small enough to index in a blink, large enough for every special kind
 

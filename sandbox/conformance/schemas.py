@@ -34,13 +34,15 @@ def _validator_for_file(path: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def validator_for(schema: dict | Path | str) -> Draft202012Validator:
+def validator_for(schema: dict | Path | str | Draft202012Validator) -> Draft202012Validator:
+    if isinstance(schema, Draft202012Validator):
+        return schema
     if isinstance(schema, dict):
         return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     return _validator_for_file(str(schema))
 
 
-def problems_in(schema: dict | Path | str, document) -> list[SchemaProblem]:
+def problems_in(schema: dict | Path | str | Draft202012Validator, document) -> list[SchemaProblem]:
     """Every way the document breaks the schema, most specific first, in document order."""
     found: list[SchemaProblem] = []
     for error in sorted(validator_for(schema).iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 import threading
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import jellyfish
 from faker.providers.person.en_GB import Provider as _Names
 
 from sandbox.synthetic.identifiers import (
@@ -122,12 +124,19 @@ class Person:
 
 @dataclass
 class SearchIndex:
+    """Keys -> patient indices. Names are keyed by every name a person has held (current and historic);
+    searches narrow candidates here and then judge each candidate in full."""
+
     family: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     birth: dict[date, list[int]] = field(default_factory=lambda: defaultdict(list))
     postcode: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     phone: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     email: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    family_soundex: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    given_soundex: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     people: list[Person] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)  # sorted keys of `family`, for wildcard (prefix) scans
+    birth_dates: list[date] = field(default_factory=list)  # sorted keys of `birth`, for date ranges
 
 
 class Population:
@@ -213,7 +222,7 @@ def _make_person(pop: Population, index: int) -> Person:
     if rng.random() < 0.3:
         addresses.append(_address(rng, "home", birth, end=since - timedelta(days=1)))
     if kind == "multi-address":
-        addresses.append(_address(rng, "temp", _date_between(rng, since, EPOCH), text="Temporary residence"))
+        addresses.append(_address(rng, "temp", _date_between(rng, since, EPOCH), text="Temporary Residence Address"))
         addresses.append(_address(rng, "billing", since))
     phone = f"01632 960{rng.randint(0, 999):03d}"  # Ofcom drama numbers: never a real line
     mobile = f"07700 900{rng.randint(0, 999):03d}"
@@ -296,10 +305,13 @@ def _build_index(pop: Population, progress: Callable[[int, int], None] | None) -
         person = _make_person(pop, i)
         index.people.append(person)
         for name in person.names:
-            index.family[name.family.upper()].append(i)
+            _add_once(index.family, fold(name.family), i)
+            _add_once(index.family_soundex, soundex(name.family), i)
+            if name.given:
+                _add_once(index.given_soundex, soundex(name.given[0]), i)
         index.birth[person.birth_date].append(i)
         for address in person.addresses:
-            index.postcode[normalise_postcode(address.postcode)].append(i)
+            _add_once(index.postcode, normalise_postcode(address.postcode), i)
         for phone in (person.phone, person.mobile):
             if phone:
                 index.phone[phone.replace(" ", "")].append(i)
@@ -307,4 +319,23 @@ def _build_index(pop: Population, progress: Callable[[int, int], None] | None) -
             index.email[person.email.lower()].append(i)
         if progress and (i + 1) % step == 0:
             progress(i + 1, pop.size)
+    index.families = sorted(index.family)
+    index.birth_dates = sorted(index.birth)
     return index
+
+
+def _add_once(keyed: dict[str, list[int]], key: str, i: int) -> None:
+    entries = keyed[key]
+    if not entries or entries[-1] != i:  # a person's names often share a family name: list each person once
+        entries.append(i)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form for name comparison (Kociński ~ KOCINSKI, Attsön ~ ATTSON)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).upper()
+
+
+def soundex(name: str) -> str:
+    """The Soundex key PDS's fuzzy search uses for homophones (Smith, Smyth, Smythe: S530)."""
+    letters = "".join(c for c in fold(name) if "A" <= c <= "Z")
+    return jellyfish.soundex(letters) if letters else ""

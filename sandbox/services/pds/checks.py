@@ -7,6 +7,7 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.services.pds import coverage, create, patch_request, search_params
 from sandbox.synthetic.identifiers import is_valid_nhs_number
 from sandbox.web.access import access_findings
 
@@ -97,3 +98,53 @@ def nhs_number_in_path(req: RequestView, ctx):
         why = "is not ten digits" if not (len(number) == 10 and number.isdigit()) else "fails the Modulus 11 check"
         yield Finding.failed("PDS-GET-001", f"NHS number {number[:20]!r} {why}.", "path:id",
                              reject=SpineError(400, "INVALID_RESOURCE_ID", ""))
+
+
+@checks.register(*search_params.REQUIREMENTS, operations=("search-patients",))
+def search_parameters(req: RequestView, ctx):
+    yield from search_params.parse_search(req.query)[1]
+
+
+@checks.register(patch_request.REQ_IF_MATCH, operations=("patch-patient",))
+def if_match(req: RequestView, ctx):
+    yield patch_request.judge_if_match(req.header("If-Match"))
+
+
+@checks.register(patch_request.REQ_TYPE, operations=("patch-patient",))
+def patch_content_type(req: RequestView, ctx):
+    yield patch_request.judge_content_type(req)
+
+
+@checks.register(*patch_request.BODY_REQUIREMENTS, operations=("patch-patient",))
+def patch_operations(req: RequestView, ctx):
+    yield from patch_request.judge_patch_body(req)
+
+
+@checks.register(create.REQ_TYPE, operations=("create-patient",))
+def create_content_type(req: RequestView, ctx):
+    yield create.judge_content_type(req)
+
+
+@checks.register(create.REQ_BODY, operations=("create-patient",))
+def create_request(req: RequestView, ctx):
+    problems = create.request_problems(req)
+    yield from (p.finding() for p in problems)
+    if not problems:
+        yield Finding.passed(create.REQ_BODY, "The body is a valid Patient create request.", "body")
+
+
+@checks.register(coverage.REQ_SEARCH, coverage.REQ_ACCESS, operations=("search-coverage",))
+def coverage_search(req: RequestView, ctx):
+    problems = coverage.search_problems(req)
+    yield from (p.finding() for p in problems)
+    if not problems:
+        yield Finding.passed(coverage.REQ_SEARCH, f"{coverage.PARAMETER} is the one parameter, a valid NHS number.",
+                             "query")
+    yield coverage.access_finding(ctx.facts.get("access"))
+
+
+@checks.register(coverage.REQ_VERSION, coverage.REQ_BODY, coverage.REQ_ACCESS, operations=("update-coverage",))
+def coverage_update(req: RequestView, ctx):
+    yield patch_request.judge_if_match(req.header("If-Match"), coverage.REQ_VERSION)
+    yield from coverage.judge_body(req)
+    yield coverage.access_finding(ctx.facts.get("access"))

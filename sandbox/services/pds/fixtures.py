@@ -44,7 +44,7 @@ def _address_keys() -> list[dict]:
     return [key("PAF", "12345678"), key("UPRN", "123456789012")]
 
 
-def _full_record(number: str, given: str, family: str, email: str) -> dict:
+def _full_record(number: str, given: str, family: str, email: str, gender: str = "female") -> dict:
     """The fully populated published example record (Jane Smith and her sound-alikes)."""
     return {
         "resourceType": "Patient",
@@ -52,8 +52,8 @@ def _full_record(number: str, given: str, family: str, email: str) -> dict:
         "identifier": [nhs_identifier(number)],
         "meta": {"versionId": "2", "security": [dict(SECURITY["U"])]},
         "name": [{"id": "123", "use": "usual", "period": dict(_PERIOD), "given": [given], "family": family,
-                  "prefix": ["Mrs"], "suffix": ["MBE"]}],
-        "gender": "female",
+                  "prefix": ["Mrs" if gender == "female" else "Mr"], "suffix": ["MBE"]}],
+        "gender": gender,
         "birthDate": "2010-10-22",
         "multipleBirthInteger": 1,
         "deceasedDateTime": "2010-10-22T00:00:00+00:00",
@@ -129,6 +129,34 @@ _RECORDS: dict[str, dict] = {
 }
 
 
+def _born(record: dict, day: str) -> dict:
+    """The same record with another date of birth and death (the published search examples differ here)."""
+    record["birthDate"] = day
+    record["deceasedDateTime"] = f"{day}T00:00:00+00:00"
+    for extension in record["extension"]:
+        for part in extension.get("extension", []):
+            if part["url"] == "systemEffectiveDate":
+                part["valueDateTime"] = f"{day}T00:00:00+00:00"
+    return record
+
+
+# The records behind the published search examples. Two exist only there: the restricted patient's search result
+# gives her a different date of birth than her retrieval does, and the compound-name patient's NHS number
+# (9000000015) fails the check digit, so it can be found but never retrieved - both exactly as published.
+COMPOUND_NAME = "9000000015"
+_SEARCH_RECORDS: dict[str, dict] = {
+    "9000000009": _RECORDS["9000000009"],
+    "9000000017": _RECORDS["9000000017"],
+    "9000000025": _born(_restricted("9000000025", "Janet", "Smythe"), "2005-06-16"),
+    COMPOUND_NAME: _full_record(COMPOUND_NAME, "John Paul", "Smith", "johnp.smith@example.com", gender="male"),
+}
+
+
+def search_record(number: str) -> dict:
+    """The whole record a published search example returns (before search trimming), as a fresh copy."""
+    return copy.deepcopy(_SEARCH_RECORDS[number])
+
+
 def is_fixture(number: str) -> bool:
     return number in _RECORDS or number == NOT_FOUND
 
@@ -141,3 +169,50 @@ def fixture(number: str) -> dict | None:
 
 def fixture_numbers() -> list[str]:
     return list(_RECORDS)
+
+
+# --- the published related people ----------------------------------------------------------------------------
+_GUARDIAN = {"coding": [{"system": "https://fhir.nhs.uk/R4/CodeSystem/UKCore-AdditionalRelatedPersonRole",
+                         "code": "Guardian", "display": "Guardian of patient"}]}
+
+
+def _related_extensions() -> list[dict]:
+    """Copy-correspondence and contact rank, and the same contact preference and communication as Jane Smith's."""
+    patients = {e["url"]: e for e in _full_record(JANE, "Jane", "Smith", "")["extension"]}
+    preference, communication = patients[UKCORE + "ContactPreference"], patients[UKCORE + "NHSCommunication"]
+    return [{"url": "https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-CopyCorrespondenceIndicator",
+             "valueBoolean": True},
+            {"url": "https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-ContactRank", "valuePositiveInt": 1},
+            preference, communication]
+
+
+def _related(person_id: str, patient: dict, details: bool) -> dict:
+    """A published RelatedPerson: with personal details (name, telecom, address) or a patient reference only."""
+    related = {"id": person_id, "resourceType": "RelatedPerson", "patient": patient, "active": True,
+               "period": dict(_PERIOD)}
+    if details:
+        related["name"] = [{"use": "usual", "period": dict(_PERIOD), "given": ["Jane"], "family": "Smith",
+                            "prefix": ["Mrs"], "suffix": ["MBE"]}]
+    related["relationship"] = [copy.deepcopy(_GUARDIAN)]
+    related["extension"] = _related_extensions()
+    if details:
+        related["telecom"] = [{"period": dict(_PERIOD), "system": "phone", "value": "01632960587", "use": "home"}]
+        related["address"] = [{"period": dict(_PERIOD), "use": "home", "line": list(_LINES), "postalCode": "LS1 6AE",
+                               "extension": _address_keys()}]
+    return related
+
+
+def _reference(number: str) -> dict:
+    return {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": number}}
+
+
+JANE = "9000000009"
+_RELATED: dict[str, list[dict]] = {
+    JANE: [_related("507B7621", _reference(JANE), details=True), _related("B3380E98", _reference(JANE), details=False)],
+    "9000000017": [_related("F4CF8B96", {}, details=True)],
+}
+
+
+def related_people(number: str) -> list[dict]:
+    """The published example's related people (none for the restricted and minimal examples), fresh copies."""
+    return copy.deepcopy(_RELATED.get(number, []))

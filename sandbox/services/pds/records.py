@@ -14,6 +14,8 @@ from sandbox.synthetic.identifiers import SCENARIO_START, is_valid_nhs_number
 NAMESPACE = "pds.patient"  # session state: NHS number -> the session's current version of the resource
 # Location-sensitive fields PDS withholds from a restricted record.
 RESTRICTED_FIELDS = ("address", "telecom", "generalPractitioner")
+SEARCH_EXCLUDED = ("managingOrganization",)
+SEARCH_NAME_USES = ("usual", "nickname", "temp")
 
 
 @dataclass
@@ -54,6 +56,28 @@ def for_retrieval(resource: dict) -> dict:
     return trimmed
 
 
+def for_search(resource: dict) -> dict:
+    """The record as a search returns it: usual, nickname and temporary names, the home address, no pharmacies,
+    communication, contact preferences, place of birth or managing organisation; a restricted patient's
+    location fields and contacts removed."""
+    out = {k: v for k, v in resource.items() if k not in SEARCH_EXCLUDED}
+    if "name" in out:
+        out["name"] = [n for n in out["name"] if n.get("use") in SEARCH_NAME_USES]
+    if "address" in out:
+        homes = [a for a in out["address"] if a.get("use") == "home"]
+        open_ended = [a for a in homes if not (a.get("period") or {}).get("end")]
+        out["address"] = open_ended or homes  # the current home address; previous ones only carry an end date
+    if "extension" in out:
+        out["extension"] = [e for e in out["extension"] if e.get("url", "").endswith("DeathNotificationStatus")]
+    for field in ("name", "address", "extension"):
+        if field in out and not out[field]:
+            del out[field]
+    if is_restricted(resource):
+        for field in (*RESTRICTED_FIELDS, "contact"):
+            out.pop(field, None)
+    return out
+
+
 def patient_facts(sandbox: Sandbox, number: str) -> dict:
     """What scenarios can trigger on without a lookup: the kind of patient behind an NHS number."""
     if fixtures.is_fixture(number):
@@ -89,6 +113,21 @@ class PatientRecords:
         if person.superseded_by is not None and number == requested:
             return self.find(self.sandbox.population.person(person.superseded_by).nhs_number, requested)
         return Record(patient_resource(person), requested, "population")
+
+    def session_patients(self) -> dict[str, dict]:
+        """Every patient this session edited or created, by NHS number."""
+        return {k: item.value for k, item in self.sandbox.store.list_state(self.session, NAMESPACE).items()}
+
+    def save(self, record: Record, resource: dict) -> None:
+        """Store the session's new version with compare-and-set, so two concurrent updates cannot both win; raises
+        VersionConflict when another request changed the record first."""
+        if record.source == "example":
+            raise ValueError("the published example patients are read-only")
+        store = self.sandbox.store
+        if record.source == "session":
+            store.put_state(self.session, NAMESPACE, resource["id"], resource, expect_version=record.state_version)
+        else:
+            store.put_state(self.session, NAMESPACE, resource["id"], resource, create_only=True)
 
     def _scenario_patient(self, number: str, requested: str) -> Record:
         """A number dedicated to a scenario (429, 503, slow...) is an ordinary patient whenever the scenario

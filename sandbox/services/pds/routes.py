@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from sandbox.conformance.parsing import Malformed
 from sandbox.runtime import current_sandbox
+from sandbox.services.pds import coverage, create, patch, search
 from sandbox.services.pds.outcome import fhir_response
+from sandbox.services.pds.patch_request import patch_list
+from sandbox.services.pds.published_search import published_fact
 from sandbox.services.pds.records import PatientRecords, for_retrieval, patient_facts
+from sandbox.services.pds.related import related_bundle
+from sandbox.services.pds.search_params import parse_search
 from sandbox.web.pipeline import operation
 
 blueprint = Blueprint("pds", __name__)
@@ -25,6 +31,77 @@ def etag(version: int) -> str:
 def get_patient(ex, nhs_number: str):
     record = PatientRecords(current_sandbox(), ex.session).find(nhs_number)
     return fhir_response(for_retrieval(record.resource), headers={"ETag": etag(record.version)})
+
+
+def _search_facts(view):
+    fact = published_fact(view.query)
+    return {"published_search": fact} if fact else {}
+
+
+@blueprint.get("/Patient")
+@operation("search-patients", facts=_search_facts)
+def search_patients(ex):
+    query, _ = parse_search(ex.view.query)
+    result = search.answer(PatientRecords(current_sandbox(), ex.session), ex.view.query, query)
+    ex.add(result.finding())
+    return fhir_response(result.body)
+
+
+@blueprint.get("/Patient/<nhs_number>/RelatedPerson")
+@operation("get-related-people", facts=_patient_facts)
+def get_related_people(ex, nhs_number: str):
+    records = PatientRecords(current_sandbox(), ex.session)
+    record = records.find(nhs_number)
+    return fhir_response(related_bundle(records, record), headers={"ETag": etag(record.version)})
+
+
+@blueprint.patch("/Patient/<nhs_number>")
+@operation("patch-patient", facts=_patient_facts)
+def patch_patient(ex, nhs_number: str):
+    patches, _ = patch_list(ex.view)  # the request checks have refused any body without them
+    records = PatientRecords(current_sandbox(), ex.session)
+    resource, version = patch.update(records, nhs_number, patches, ex.view.header("If-Match"), ex.add)
+    return fhir_response(for_retrieval(resource), headers={"ETag": etag(version)})
+
+
+def _create_facts(view):
+    try:
+        example = create.published_example(view.json())
+    except Malformed:
+        return {}  # the request checks answer a malformed body
+    return {"create_example": example} if example else {}
+
+
+@blueprint.post("/Patient")
+@operation("create-patient", facts=_create_facts)
+def create_patient(ex):
+    resource, status = create.create(PatientRecords(current_sandbox(), ex.session), ex.view, ex.add)
+    return fhir_response(for_retrieval(resource), status, headers={"ETag": etag(int(resource["meta"]["versionId"]))})
+
+
+def _coverage_facts(view):
+    try:
+        number = view.arg(coverage.PARAMETER) if view.method == "GET" else view.json()["subscriber"]["identifier"][
+            "value"]
+    except (Malformed, KeyError, TypeError):
+        return {}
+    return {"nhs_number": str(number), **patient_facts(current_sandbox(), str(number))} if number else {}
+
+
+@blueprint.get("/Coverage")
+@operation("search-coverage", facts=_coverage_facts)
+def search_coverage(ex):
+    records = PatientRecords(current_sandbox(), ex.session)
+    body, version = coverage.search(records, ex.view.arg(coverage.PARAMETER))
+    return fhir_response(body, headers={"ETag": etag(version)})
+
+
+@blueprint.post("/Coverage")
+@operation("update-coverage", facts=_coverage_facts)
+def update_coverage(ex):
+    records = PatientRecords(current_sandbox(), ex.session)
+    body, version = coverage.update(records, ex.view.json(), ex.view.header("If-Match"), ex.add)
+    return fhir_response(body, 201, headers={"ETag": etag(version)})
 
 
 def echo_request_headers(response) -> None:
