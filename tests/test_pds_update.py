@@ -53,6 +53,14 @@ def test_every_documented_request_example_is_accepted_every_time_and_nothing_is_
     assert etag == 'W/"2"' and resource["gender"] == "female"
 
 
+def test_repeating_a_documented_update_keeps_passing_the_latest_etag_check(client, pds):
+    retrieve(pds, "9000000009")
+    for _ in range(3):
+        response = patch(pds, "9000000009", patches({"op": "replace", "path": "/gender", "value": "male"}))
+        verdicts = {f["outcome"] for f in findings(client, response) if f["requirement"] == "PDS-UPD-001"}
+        assert response.status_code == 200 and verdicts == {"pass"}
+
+
 def test_a_documented_update_is_applied_to_the_answer(pds):
     added = patch(pds, "9000000009", patches({"op": "replace", "path": "/gender", "value": "male"})).get_json()
     assert added["gender"] == "male"
