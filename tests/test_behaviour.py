@@ -130,26 +130,26 @@ def test_a_429_retry_after_is_the_back_off_to_respect(traffic):
 
 # --- PATCH uses the latest ETag -----------------------------------------------------------------------------------
 def test_patch_with_the_latest_etag_passes(traffic):
-    read = traffic.send(0, "GET", "9000000009", 200, response_headers={"ETag": 'W/"2"'})
-    patch = traffic.send(1, "PATCH", "9000000009", 200, request_headers={"If-Match": 'W/"2"'},
+    read = traffic.send(0, "GET", "9990000107", 200, response_headers={"ETag": 'W/"2"'})
+    patch = traffic.send(1, "PATCH", "9990000107", 200, request_headers={"If-Match": 'W/"2"'},
                          response_headers={"ETag": 'W/"3"'})
     assert outcomes(patch, "PDS-UPD-001") == [("pass", f'If-Match W/"2" is the ETag of the latest answer for '
-                                                       f'9000000009 (exchange {read.id}).')]
-    again = traffic.send(2, "PATCH", "9000000009", 200, request_headers={"If-Match": 'W/"3"'})
+                                                       f'9990000107 (exchange {read.id}).')]
+    again = traffic.send(2, "PATCH", "9990000107", 200, request_headers={"If-Match": 'W/"3"'})
     assert only(again, "PDS-UPD-001") == ["pass"]  # the PATCH answer's ETag is the newest
 
 
 def test_patch_with_a_stale_invented_or_missing_etag_fails(traffic):
-    traffic.send(0, "GET", "9000000009", 200, response_headers={"ETag": 'W/"2"'})
-    updated = traffic.send(1, "PATCH", "9000000009", 200, request_headers={"If-Match": 'W/"2"'},
+    traffic.send(0, "GET", "9990000107", 200, response_headers={"ETag": 'W/"2"'})
+    updated = traffic.send(1, "PATCH", "9990000107", 200, request_headers={"If-Match": 'W/"2"'},
                            response_headers={"ETag": 'W/"3"'})
-    stale = traffic.send(2, "PATCH", "9000000009", 412, request_headers={"If-Match": 'W/"2"'})
-    assert outcomes(stale, "PDS-UPD-001") == [("fail", f'If-Match W/"2" is not the latest ETag of 9000000009: '
+    stale = traffic.send(2, "PATCH", "9990000107", 412, request_headers={"If-Match": 'W/"2"'})
+    assert outcomes(stale, "PDS-UPD-001") == [("fail", f'If-Match W/"2" is not the latest ETag of 9990000107: '
                                                        f'exchange {updated.id} returned ETag W/"3". Use the ETag of '
                                                        "the newest retrieval or update.")]
-    invented = traffic.send(3, "PATCH", "9000000017", 200, request_headers={"If-Match": 'W/"1"'})
-    assert "has not retrieved 9000000017" in outcomes(invented, "PDS-UPD-001")[0][1]
-    missing = traffic.send(4, "PATCH", "9000000009", 428)
+    invented = traffic.send(3, "PATCH", "9990000190", 200, request_headers={"If-Match": 'W/"1"'})
+    assert "has not retrieved 9990000190" in outcomes(invented, "PDS-UPD-001")[0][1]
+    missing = traffic.send(4, "PATCH", "9990000107", 428)
     assert outcomes(missing, "PDS-UPD-001")[0][0] == "fail"
     assert 'no If-Match header' in outcomes(missing, "PDS-UPD-001")[0][1]
 
