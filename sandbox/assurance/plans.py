@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from sandbox.conformance.requirements import RequirementCatalogue
-from sandbox.conformance.schemas import validate_document
+from sandbox.conformance.schemas import read_yaml, validate_document
 from sandbox.scripting.scenarios import ScenarioCatalogue
 
 SCHEMA = yaml.safe_load(Path(__file__).with_name("plan.schema.yaml").read_text(encoding="utf-8"))
@@ -102,12 +102,7 @@ class PlanCatalogue:
 
 def load_file(path: Path, services: set[str], scenarios: ScenarioCatalogue,
               requirements: RequirementCatalogue) -> Plan:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        raise PlanError(f"{path}: not valid YAML" + (f" at line {where.line + 1}" if where else "")
-                        + f": {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path, PlanError)
     problems = validate_document(SCHEMA, data)
     if problems:
         raise PlanError(f"{path}: " + "; ".join(problems[:5]))

@@ -6,9 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
-from sandbox.conformance.schemas import validate_document
+from sandbox.conformance.schemas import read_yaml, validate_document
 
 LEVELS = ("MUST", "SHOULD", "MAY")
 VERIFICATION = ("automatic", "manual")
@@ -57,7 +55,7 @@ class RequirementCatalogue:
 
     @classmethod
     def load(cls, path: Path, service: str) -> RequirementCatalogue:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        data = read_yaml(path, CatalogueError) or []
         problems = validate_document(_CATALOGUE_SCHEMA, data)
         if problems:
             raise CatalogueError(f"{path}: " + "; ".join(problems))

@@ -72,3 +72,15 @@ def _say(error: ValidationError) -> str:
 def validate_document(schema: dict, document) -> list[str]:
     """For our own YAML files (scenarios, plans, catalogues): problems as 'at <pointer>: message' lines."""
     return [f"at {p.pointer or '/'}: {p.message}" for p in problems_in(schema, document)]
+
+
+def read_yaml(path: Path, error: type[Exception] = ValueError):
+    """A YAML file's content; unreadable or malformed YAML raises `error` naming the file (and the line)."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise error(f"{path}: not valid YAML" + (f" at line {mark.line + 1}" if mark else "")
+                    + f": {getattr(exc, 'problem', None) or exc}") from None

@@ -12,7 +12,7 @@ from jsonpointer import JsonPointerException, resolve_pointer
 
 from sandbox.conformance.checks import RequestView
 from sandbox.conformance.parsing import Malformed
-from sandbox.conformance.schemas import validate_document
+from sandbox.conformance.schemas import read_yaml, validate_document
 
 SCHEMA = yaml.safe_load((Path(__file__).with_name("scenario.schema.yaml")).read_text(encoding="utf-8"))
 ANY = "*"
@@ -149,12 +149,7 @@ class ScenarioCatalogue:
 
 
 def load_file(path: Path, known: dict[str, set[str]], requirements=None) -> list[Scenario]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        raise ScenarioError(f"{path}: not valid YAML" + (f" at line {where.line + 1}" if where else "")
-                            + f": {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path, ScenarioError)
     # Validate against the one-scenario or list form directly, so every problem is reported, not one branch's.
     form = {"$ref": "#/$defs/scenario"} if not isinstance(data, list) else {"type": "array",
                                                                              "items": {"$ref": "#/$defs/scenario"}}

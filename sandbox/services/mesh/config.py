@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from sandbox.conformance.schemas import validate_document
+from sandbox.conformance.schemas import read_yaml, validate_document
 
 HERE = Path(__file__).parent
 DEFAULT_FILE = HERE / "default-config.yaml"
@@ -118,10 +118,5 @@ def parse(data, source: str) -> MeshConfig:
 
 def load(path: str | Path | None = None) -> MeshConfig:
     path = Path(path) if path else DEFAULT_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the MESH configuration {path} (SANDBOX_MESH_CONFIG): {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, ConfigError)  # a bad SANDBOX_MESH_CONFIG file: the message names it and the line
     return parse(data, str(path) if path != DEFAULT_FILE else "built-in (the NHS MESH sandbox's mailboxes)")
