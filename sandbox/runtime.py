@@ -70,7 +70,7 @@ class Sandbox:
             store = open_store(settings.journal_url)
         except Exception as exc:  # sqlite3 / psycopg errors: the message is what the user needs
             raise StartupError(f"cannot open the journal at {settings.journal_url}: {exc}") from None
-        population = Population(settings.seed, settings.population)
+        population = Population.shared(settings.seed, settings.population)
         sandbox = cls(settings, store, population, services, requirements, catalogue, plans=plans)
         for service in services.values():
             if service.start:

@@ -139,6 +139,10 @@ class SearchIndex:
     birth_dates: list[date] = field(default_factory=list)  # sorted keys of `birth`, for date ranges
 
 
+_SHARED: dict[tuple[int, int], Population] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 class Population:
     """Deterministic per seed. `person(i)` costs the same whatever the size; `index` is built once, on demand."""
 
@@ -150,6 +154,16 @@ class Population:
         self._index: SearchIndex | None = None
         self._lock = threading.Lock()
         self._practices = _practice_codes(seed)
+
+    @classmethod
+    def shared(cls, seed: int, size: int) -> Population:
+        """One population per seed and size in this process. Built once, it is inherited by forked worker
+        processes (copy-on-write), so `serve` builds the search index once, not once per worker."""
+        key = (seed, size)
+        with _SHARED_LOCK:
+            if key not in _SHARED:
+                _SHARED[key] = cls(seed, size)
+            return _SHARED[key]
 
     # --- one person ------------------------------------------------------------------------------------------
     def kind(self, index: int) -> str:
