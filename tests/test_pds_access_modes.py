@@ -181,9 +181,10 @@ def test_healthcare_worker_searches_reads_updates_and_creates(client, sandbox, m
     assert outcomes(client, patched, "PDS-ACC-007") == ["pass"]
     created = worker.post("/Patient", json=new_patient())
     assert created.status_code == 201 and outcomes(client, created, "PDS-ACC-001") == ["pass"]
-    coverage = worker.get("/Coverage?subscriber:identifier=9000000009")
-    assert refusal(coverage)[:4] == (403, "forbidden", "ACCESS_DENIED",
-                                     "Cannot GET resource with user-restricted access token")
+    for response, method in ((worker.get("/Coverage?subscriber:identifier=9000000009"), "GET"),
+                             (worker.post("/Coverage", json=card("9000000009"), headers={"If-Match": 'W/"2"'}), "POST")):
+        assert refusal(response)[:4] == (403, "forbidden", "ACCESS_DENIED",
+                                         f"Cannot {method} resource with user-restricted access token")
 
 
 def test_session_urid_must_be_a_role_of_the_logged_in_worker(client, mint):
@@ -213,9 +214,12 @@ def test_the_combined_sign_in_carries_the_workers_roles(client, app_key):
 
 
 def test_aal1_is_not_enough_for_healthcare_worker_access(client, mint):
-    weak = mint.worker(aal="AAL1").get("/Patient/9000000009")
+    worker = mint.worker(aal="AAL1")
+    weak = worker.get("/Patient/9000000009")
     assert refusal(weak)[:3] == (401, "forbidden", "ACCESS_DENIED")
     assert "needs AAL2 or AAL3" in message(client, weak, "PDS-ACC-007")
+    # judged with the token, before the headers: a missing X-Request-ID is not what this request hears about
+    assert worker.get("/Patient/9000000009", headers={"X-Request-ID": None}).status_code == 401
 
 
 # --- patient ---------------------------------------------------------------------------------------------------

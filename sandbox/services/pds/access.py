@@ -31,7 +31,7 @@ from sandbox.web.access import ACCESS_DENIED_TEXT, APPLICATION, HEALTHCARE_WORKE
 REQ_OPERATION, REQ_SINGLE, REQ_OWN, REQ_VOT, REQ_PATIENT_FIELDS, REQ_ROLE, REQ_AAL = (
     "PDS-ACC-001", "PDS-ACC-002", "PDS-ACC-003", "PDS-ACC-004", "PDS-ACC-005", "PDS-ACC-006", "PDS-ACC-007")
 REQ_COVERAGE = "PDS-COV-002"
-REQUIREMENTS = (REQ_OPERATION, REQ_SINGLE, REQ_OWN, REQ_VOT, REQ_ROLE, REQ_AAL, REQ_COVERAGE)
+REQUIREMENTS = (REQ_OPERATION, REQ_SINGLE, REQ_OWN, REQ_VOT, REQ_ROLE, REQ_COVERAGE)
 COVERAGE = ("search-coverage", "update-coverage")
 ON_A_PATIENT = ("get-patient", "patch-patient", "get-related-people", *COVERAGE)
 PDS_VECTORS = ("P9.Cp.Cd", "P9.Cp.Ck", "P9.Cm")
@@ -90,8 +90,25 @@ def rules_fact(access: Access | None) -> dict[str, str]:
     return {"access_rules": access.mode if applied(access) else NONE}
 
 
+def judge_authentication(facts: dict) -> Iterator[Finding]:
+    """A healthcare worker's authentication level: the platform judges it with the token, before the headers."""
+    access: Access = facts.get("access") or Access()
+    if not applied(access) or access.mode != HEALTHCARE_WORKER:
+        return
+    if access.session is not None:
+        yield Finding.info(REQ_AAL, "Not checked: a session token stands in for a healthcare worker token without "
+                           "a CIS2 identity; exchange a CIS2 ID token to exercise the AAL and role rules.",
+                           "header:Authorization")
+    elif access.aal in STRONG_AAL:
+        yield Finding.passed(REQ_AAL, f"The healthcare worker authenticated to {access.aal}.", "header:Authorization")
+    else:
+        yield Finding.failed(REQ_AAL, f"The healthcare worker authenticated to {access.aal or 'an unknown level'}; "
+                             f"PDS healthcare worker access needs {' or '.join(STRONG_AAL)} (live: 401 "
+                             "ACCESS_DENIED).", "header:Authorization", WEAK_AUTHENTICATION)
+
+
 def judge(req: RequestView, operation: str, facts: dict) -> Iterator[Finding]:
-    """Every access-mode finding for one request, in the order the API platform refuses."""
+    """The access mode's rules for one operation, in the order the API platform refuses."""
     access: Access = facts.get("access") or Access()
     if access.strictness == "off":
         return
@@ -103,7 +120,7 @@ def judge(req: RequestView, operation: str, facts: dict) -> Iterator[Finding]:
                            "header:Authorization")
         return
     if access.mode == HEALTHCARE_WORKER:
-        yield from _worker(req, access)
+        yield from _role(req, access)
     yield _permission(req, operation, access, permission)
     if access.mode == APPLICATION and operation == "search-patients":
         yield _single_result(req)
@@ -158,22 +175,13 @@ def _single_result(req: RequestView) -> Finding:
                           "query:_max-results", SEARCH_TOO_WIDE)
 
 
-def _worker(req: RequestView, access: Access) -> Iterator[Finding]:
+def _role(req: RequestView, access: Access) -> Iterator[Finding]:
     urid = req.header("NHSD-Session-URID")
     if access.session is not None:
-        yield Finding.info(REQ_AAL, "Not checked: a session token stands in for a healthcare worker token without "
-                           "a CIS2 identity; exchange a CIS2 ID token to exercise the AAL and role rules.",
-                           "header:Authorization")
         if urid is not None:
             yield Finding.info(REQ_ROLE, f"Not checked: NHSD-Session-URID {urid[:40]!r} cannot be matched to a role, "
                                "as a session token carries no CIS2 identity.", "header:NHSD-Session-URID")
         return
-    if access.aal in STRONG_AAL:
-        yield Finding.passed(REQ_AAL, f"The healthcare worker authenticated to {access.aal}.", "header:Authorization")
-    else:
-        yield Finding.failed(REQ_AAL, f"The healthcare worker authenticated to {access.aal or 'an unknown level'}; "
-                             f"PDS healthcare worker access needs {' or '.join(STRONG_AAL)} (live: 401 "
-                             "ACCESS_DENIED).", "header:Authorization", WEAK_AUTHENTICATION)
     roles = access.roles or ((access.role_id,) if access.role_id else ())
     if urid is None:
         yield Finding.info(REQ_ROLE, f"NHSD-Session-URID not sent: PDS acts in the role selected at sign-in "

@@ -25,6 +25,11 @@ def authorization(req: RequestView, ctx):
     yield from access_findings("PDS-HDR-005", ctx)  # honours SANDBOX_AUTH: strict refuses with 401 ACCESS_DENIED
 
 
+@checks.register(access_rules.REQ_AAL)
+def authentication_level(req: RequestView, ctx):
+    yield from access_rules.judge_authentication(ctx.facts)
+
+
 @checks.register("PDS-HDR-001", "PDS-HDR-002", "PDS-HDR-003")
 def x_request_id(req: RequestView, ctx):
     value = req.header("X-Request-ID")
