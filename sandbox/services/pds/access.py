@@ -28,8 +28,9 @@ from sandbox.conformance.findings import Finding, SpineError
 from sandbox.services.pds.search_params import SearchQuery
 from sandbox.web.access import ACCESS_DENIED_TEXT, APPLICATION, HEALTHCARE_WORKER, NONE, PATIENT, Access
 
-REQ_OPERATION, REQ_SINGLE, REQ_OWN, REQ_VOT, REQ_PATIENT_FIELDS, REQ_ROLE, REQ_AAL = (
-    "PDS-ACC-001", "PDS-ACC-002", "PDS-ACC-003", "PDS-ACC-004", "PDS-ACC-005", "PDS-ACC-006", "PDS-ACC-007")
+# PDS-ACC-005 (a patient's updates) is judged against the record, in patient_updates.py.
+REQ_OPERATION, REQ_SINGLE, REQ_OWN, REQ_VOT, REQ_ROLE, REQ_AAL = (
+    "PDS-ACC-001", "PDS-ACC-002", "PDS-ACC-003", "PDS-ACC-004", "PDS-ACC-006", "PDS-ACC-007")
 REQ_COVERAGE = "PDS-COV-002"
 REQUIREMENTS = (REQ_OPERATION, REQ_SINGLE, REQ_OWN, REQ_VOT, REQ_ROLE, REQ_COVERAGE)
 COVERAGE = ("search-coverage", "update-coverage")
