@@ -75,6 +75,11 @@ def app_key(client, key):
 def mint(client, key, app_key):
     """Tokens of each mode, through the sandbox's own token endpoint."""
 
+    def exchanged(issued) -> Caller:  # an ID token from a mock identity provider, exchanged for an access token
+        assert issued.status_code == 200, issued.get_json()
+        form = cc_form(assertion(key, app_key), subject_token=issued.get_json()["id_token"], **EXCHANGE)
+        return Caller(client, _token(client, form))
+
     class Mint:
         @staticmethod
         def application() -> Caller:
@@ -82,15 +87,12 @@ def mint(client, key, app_key):
 
         @staticmethod
         def worker(user_id: str = PRIYA, **id_token) -> Caller:
-            issued = client.post("/_sandbox/oauth/cis2/id-token", json={"user_id": user_id, **id_token})
-            return Caller(client, _token(client, cc_form(assertion(key, app_key), subject_token=issued.get_json()[
-                "id_token"], **EXCHANGE)))
+            return exchanged(client.post("/_sandbox/oauth/cis2/id-token", json={"user_id": user_id, **id_token}))
 
         @staticmethod
         def patient(number: str, vot: str = "P9.Cp.Cd") -> Caller:
-            issued = client.post("/_sandbox/oauth/nhs-login/id-token", json={"nhs_number": number, "vot": vot})
-            return Caller(client, _token(client, cc_form(assertion(key, app_key), subject_token=issued.get_json()[
-                "id_token"], **EXCHANGE)))
+            return exchanged(client.post("/_sandbox/oauth/nhs-login/id-token", json={"nhs_number": number,
+                                                                                   "vot": vot}))
 
     return Mint
 
@@ -195,13 +197,14 @@ def test_session_urid_must_be_a_role_of_the_logged_in_worker(client, mint):
     assert other_role.status_code == 200  # any role the user holds, not only the one selected at sign-in
     unsent = priya.get("/Patient/9000000009")
     assert unsent.status_code == 200 and outcomes(client, unsent, "PDS-ACC-006") == ["info"]
-    for value in (SAM_ROLES[0], "invalid"):
-        refused = priya.get("/Patient/9000000009", headers={"NHSD-Session-URID": value})
-        assert refusal(refused) == (400, "value", "INVALID_VALUE", "Provided value is invalid",
-                                    f"Invalid value - '{value}' in header 'NHSD-Session-URID'. Refer to the guidance "
-                                    f"for this header in our API Specification {DOCS}")
-    wrong = priya.get("/Patient/9000000009", headers={"NHSD-Session-URID": SAM_ROLES[0]})
-    assert "not a role of CIS2 user 555021935107 (their roles: 555021936103)" in message(client, wrong, "PDS-ACC-006")
+    refused = {value: priya.get("/Patient/9000000009", headers={"NHSD-Session-URID": value})
+               for value in (SAM_ROLES[0], "invalid")}  # another worker's role; not a role id at all
+    for value, response in refused.items():
+        assert refusal(response) == (400, "value", "INVALID_VALUE", "Provided value is invalid",
+                                     f"Invalid value - '{value}' in header 'NHSD-Session-URID'. Refer to the guidance "
+                                     f"for this header in our API Specification {DOCS}")
+    assert "not a role of CIS2 user 555021935107 (their roles: 555021936103)" in message(
+        client, refused[SAM_ROLES[0]], "PDS-ACC-006")
 
 
 def test_the_combined_sign_in_carries_the_workers_roles(client, app_key):
