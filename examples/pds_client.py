@@ -3,7 +3,7 @@
 Run it under CI mode:  spine-sandbox run --plan pds-application-restricted -- python examples/pds_client.py
 It reads PDS_BASE_URL, SPINE_SANDBOX_URL and SPINE_SANDBOX_SESSION_TOKEN from the environment, retries
 transient failures with the same X-Request-ID after Retry-After (or a one second back-off), gives up after
-MAX_ATTEMPTS, and follows superseded NHS numbers.
+MAX_ATTEMPTS, follows superseded NHS numbers, and searches for a single unique match (_max-results=1).
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ def get_patient(number: str) -> requests.Response:
     return answer
 
 
+def find_one(**params: str) -> str | None:
+    """Application-restricted search: one unique match or none (TOO_MANY_MATCHES means refine the search)."""
+    answer = requests.get(f"{PDS}/Patient", params={**params, "_max-results": "1"},
+                          headers={**HEADERS, "X-Request-ID": str(uuid.uuid4())}, timeout=30).json()
+    entries = answer.get("entry", []) if answer.get("resourceType") == "Bundle" else []
+    return entries[0]["resource"]["id"] if entries else None
+
+
 def synthetic(kind: str) -> str:
     return requests.get(f"{CONTROL}/patients", params={"kind": kind, "limit": 1}, timeout=30).json()[
         "patients"][0]["nhs_number"]
@@ -49,6 +57,7 @@ def main() -> int:
     merged = synthetic("superseded")
     current = get_patient(merged).json()["id"]  # PDS answers with the superseding record
     print(merged, "->", current, get_patient(current).status_code)  # and from now on we use the new number
+    print("search:", find_one(family="Smith", gender="female", birthdate="eq2010-10-22"))
     return 0
 
 

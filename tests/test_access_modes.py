@@ -1,5 +1,5 @@
 """Access modes end to end: token -> PDS GET, allowed, or refused with 401 in strict mode; lenient records the
-failing finding; off records nothing. Phase 1: no per-operation PDS rules yet."""
+failing finding; off records nothing. Each mode's per-operation rules: tests/test_pds_access_modes.py."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_strict_allows_each_user_restricted_mode(client, sandbox, key, app_key):
                              (person, f"patient token (NHS login, NHS number {number}")):
         form = cc_form(assertion(key, app_key), subject_token=issued.get_json()["id_token"], **exchange)
         bearer = post_token(client, form).get_json()["access_token"]
-        response = get(client, bearer)
+        response = get(client, bearer, f"{PDS_BASE}/Patient/{number}")  # a patient reaches only their own record
         assert response.status_code == 200
         assert expected in hdr5(client, response)["message"]
 

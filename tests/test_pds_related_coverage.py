@@ -137,15 +137,3 @@ def test_synthetic_coverage_update_is_stored_for_the_session(client, sandbox):
     stale = mine.post("/Coverage", json=card(person.nhs_number), headers={"If-Match": before.headers["ETag"]})
     assert stale.status_code == 409
     assert json.loads(after.get_data())["entry"][0]["resource"]["identifier"][0]["value"] == "29401395498043123948"
-
-
-def test_coverage_outside_patient_access_is_a_failed_finding_but_answered(client, pds):
-    from tests.oauth_helpers import KeyPair, assertion, cc_form, jwks, post_token, register
-
-    key = KeyPair("coverage-1")
-    app_key = register(client, name="Coverage app", keys=jwks(key))["api_key"]
-    token = post_token(client, cc_form(assertion(key, app_key))).get_json()["access_token"]
-    response = pds.get("/Coverage?subscriber:identifier=9000000009", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 200
-    access = [f for f in findings(client, response) if f["requirement"] == "PDS-COV-002"]
-    assert access[0]["outcome"] == "fail" and "application mode" in access[0]["message"]

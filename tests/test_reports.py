@@ -49,7 +49,7 @@ def test_json_report_model(report, session):
     assert report["format"] == "spine-sandbox/assurance-report" and report["format_version"] == 1
     meta = report["metadata"]
     assert (meta["supplier"], meta["system"], meta["session"]) == ("Acme <Health>", "PAS 1.2", session)
-    assert meta["plan"]["id"] == PLAN and meta["plan"]["version"] == "1"
+    assert meta["plan"]["id"] == PLAN and meta["plan"]["version"] == "2"
     assert meta["sandbox_version"] and meta["specifications"][0]["service"] == "pds"
     assert "personal-demographics-service-api" in meta["specifications"][0]["version"]
     assert meta["span"]["exchanges"] == 6 and meta["span"]["first"] <= meta["span"]["last"]
@@ -64,8 +64,8 @@ def test_json_report_model(report, session):
     assert "INVALID_RESOURCE_ID" in failure["response"]["body"]
     authorization = dict(failure["request"]["headers"])["Authorization"]
     assert authorization == "Bearer sst_… (redacted)"  # a session token is a credential: never in a report
-    assert report["summary"]["requirements"] == {"pass": 6, "fail": 2, "not exercised": 3, "manual": 0}
-    assert report["summary"]["steps"] == {"exercised": 3, "total": 9}
+    assert report["summary"]["requirements"] == {"pass": 7, "fail": 2, "not exercised": 4, "manual": 0}
+    assert report["summary"]["steps"] == {"exercised": 3, "total": 10}
     assert {o["id"] for o in report["other_findings"]} >= {"PDS-HDR-004", "PDS-HDR-006"}
     coverage = report["coverage"]
     assert coverage["scenarios"][:2] == ["pds-get-patient-exists", "pds-get-sensitive-patient"]
@@ -102,7 +102,7 @@ def test_junit_has_one_test_case_per_requirement_with_failures_carrying_findings
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
     assert [c.get("name").split()[0] for c in cases] == [r["id"] for r in report["requirements"]]
-    assert suite.get("tests") == str(len(cases)) and suite.get("skipped") == "3"
+    assert suite.get("tests") == str(len(cases)) and suite.get("skipped") == "4"
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert props["supplier"] == "Acme <Health>" and props["verdict"] == "fail"
     failed = {c.get("name").split()[0]: c.find("failure") for c in cases if c.find("failure") is not None}
@@ -116,7 +116,7 @@ def test_junit_has_one_test_case_per_requirement_with_failures_carrying_findings
 def test_markdown_summary_for_ci_pages(report):
     text = render(report, "markdown", {"report.html": "report.html"})
     assert text.startswith("## Spine Sandbox assurance: ❌ FAIL\n")
-    assert "| 11 | 6 | 2 | 3 | 0 | 3 / 9 |" in text
+    assert "| 13 | 7 | 2 | 4 | 0 | 3 / 10 |" in text
     assert "### Failed" in text and "`PDS-GET-001`" in text and "Modulus 11" in text
     assert "### Without passing evidence yet" in text and "### Steps not exercised" in text
     assert "Supplier **Acme <Health>**" in text and "[report.html](report.html)" in text

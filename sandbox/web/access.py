@@ -66,12 +66,17 @@ class Access:
     user_id: str | None = None  # healthcare worker: CIS2 user id
     role_id: str | None = None  # healthcare worker: selected role profile id (NHSD-Session-URID)
     role_code: str | None = None  # healthcare worker: national RBAC role code, e.g. S8000:G8000:R8000
+    roles: tuple[str, ...] | None = None  # healthcare worker: every role profile id the user holds
     aal: str | None = None  # healthcare worker: authenticator assurance level, AAL1..AAL3
     nhs_number: str | None = None  # patient
     vot: str | None = None  # patient: NHS login vector of trust, e.g. P9.Cp.Cd
     proofing_level: str | None = None  # patient: P0, P5 or P9
     expires_at: float | None = None  # Unix time
     session: str | None = None  # set when a session token (`sst_…`) stands in for an access token of `mode`
+
+    def __post_init__(self):
+        if self.roles is not None:  # stored token records keep them as a JSON list
+            object.__setattr__(self, "roles", tuple(self.roles))
 
     @property
     def valid(self) -> bool:

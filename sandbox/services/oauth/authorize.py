@@ -102,7 +102,8 @@ def complete_sign_in(store: Store, population, form: dict[str, str]) -> str:
         if person is None or role is None or form.get("aal") not in idp.AAL_LEVELS:
             raise SignInError("Choose a healthcare worker, one of their roles and an AAL.")
         provider, mode = idp.CIS2, HEALTHCARE_WORKER
-        identity = {"user_id": person.uid, "role_id": role.id, "role_code": role.code, "aal": form["aal"]}
+        identity = {"user_id": person.uid, "role_id": role.id, "role_code": role.code, "aal": form["aal"],
+                    "roles": [r.id for r in person.roles]}
     elif form.get("idp") == idp.NHS_LOGIN:
         number, vot = form.get("nhs_number", "").replace(" ", ""), form.get("vot", "")
         if population.by_nhs_number(number) is None:

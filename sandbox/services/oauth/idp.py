@@ -153,6 +153,7 @@ def identity_from_id_token(idp: str, claims: dict) -> tuple[str, dict]:
         level = claims.get("authentication_assurance_level")
         return HEALTHCARE_WORKER, {"user_id": claims.get("sub"), "role_id": claims.get("selected_roleid"),
                                      "role_code": role.code if role else None,
+                                     "roles": [r.id for r in person.roles] if person else None,
                                      "aal": f"AAL{level}" if level else str(claims.get("acr", "")).split("_")[0]}
     vot = claims.get("vot")
     return PATIENT, {"nhs_number": claims.get("nhs_number"), "vot": vot,

@@ -7,9 +7,10 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.services.pds import access as access_rules
 from sandbox.services.pds import coverage, create, patch_request, search_params
 from sandbox.synthetic.identifiers import is_valid_nhs_number
-from sandbox.web.access import access_findings
+from sandbox.web.access import HEALTHCARE_WORKER, access_findings
 
 checks = CheckSet("pds")
 
@@ -22,6 +23,11 @@ ON_PATIENT = ("get-patient", "patch-patient", "get-related-people")
 @checks.register("PDS-HDR-005")
 def authorization(req: RequestView, ctx):
     yield from access_findings("PDS-HDR-005", ctx)  # honours SANDBOX_AUTH: strict refuses with 401 ACCESS_DENIED
+
+
+@checks.register(access_rules.REQ_AAL)
+def authentication_level(req: RequestView, ctx):
+    yield from access_rules.judge_authentication(ctx.facts)
 
 
 @checks.register("PDS-HDR-001", "PDS-HDR-002", "PDS-HDR-003")
@@ -81,12 +87,21 @@ def session_urid(req: RequestView, ctx):
     value = req.header("NHSD-Session-URID")
     if value is None:
         return
-    if value.isdigit():
+    access = ctx.facts.get("access")
+    if access_rules.applied(access) and access.mode != HEALTHCARE_WORKER:
+        yield Finding.info("PDS-HDR-007", f"NHSD-Session-URID is ignored in {access_rules.NAMES[access.mode]} access "
+                           "mode; only healthcare worker access uses it.", "header:NHSD-Session-URID")
+    elif value.isdigit():
         yield Finding.passed("PDS-HDR-007", "NHSD-Session-URID is numeric.", "header:NHSD-Session-URID")
     else:
         yield Finding.failed("PDS-HDR-007", f"NHSD-Session-URID {value[:40]!r} is not a numeric user role id.",
-                             "header:NHSD-Session-URID", reject=SpineError(
-                                 400, "INVALID_VALUE", f"Invalid value - '{value}' in header 'NHSD-Session-URID'"))
+                             "header:NHSD-Session-URID", reject=access_rules.urid_invalid(value))
+
+
+# Then the API platform's access-mode rules, before PDS itself looks at the path, parameters or body.
+@checks.register(*access_rules.REQUIREMENTS)
+def access_mode(req: RequestView, ctx):
+    yield from access_rules.judge(req, ctx.operation, ctx.facts)
 
 
 @checks.register("PDS-GET-001", operations=ON_PATIENT)
@@ -133,18 +148,16 @@ def create_request(req: RequestView, ctx):
         yield Finding.passed(create.REQ_BODY, "The body is a valid Patient create request.", "body")
 
 
-@checks.register(coverage.REQ_SEARCH, coverage.REQ_ACCESS, operations=("search-coverage",))
+@checks.register(coverage.REQ_SEARCH, operations=("search-coverage",))
 def coverage_search(req: RequestView, ctx):
     problems = coverage.search_problems(req)
     yield from (p.finding() for p in problems)
     if not problems:
         yield Finding.passed(coverage.REQ_SEARCH, f"{coverage.PARAMETER} is the one parameter, a valid NHS number.",
                              "query")
-    yield coverage.access_finding(ctx.facts.get("access"))
 
 
-@checks.register(coverage.REQ_VERSION, coverage.REQ_BODY, coverage.REQ_ACCESS, operations=("update-coverage",))
+@checks.register(coverage.REQ_VERSION, coverage.REQ_BODY, operations=("update-coverage",))
 def coverage_update(req: RequestView, ctx):
     yield patch_request.judge_if_match(req.header("If-Match"), coverage.REQ_VERSION)
     yield from coverage.judge_body(req)
-    yield coverage.access_finding(ctx.facts.get("access"))

@@ -3,8 +3,7 @@
 The published example 9000000009 holds the documented EHIC; the other published examples hold none (an empty
 bundle with the version to update against). A POST replaces the EHIC: for the published examples the answer is
 version 3 and nothing is stored, as documented; for synthetic patients the card and a new patient version are
-stored for the session. The specification opens Coverage to patient access only; access modes are not yet
-enforced here, so a finding records it on every request.
+stored for the session. Coverage is for patient access only (access.py refuses the other modes).
 """
 
 from __future__ import annotations
@@ -21,11 +20,10 @@ from sandbox.services.pds.patch_request import if_match_version
 from sandbox.services.pds.problems import Problem, schema_problems
 from sandbox.services.pds.records import PatientRecords, Record
 from sandbox.synthetic.identifiers import NHS_NUMBER_SYSTEM, is_valid_nhs_number
-from sandbox.web.access import NONE, PATIENT, Access
 
 NAMESPACE = "pds.coverage"  # session state: NHS number -> the patient's EHIC
 PARAMETER = "subscriber:identifier"
-REQ_SEARCH, REQ_ACCESS, REQ_VERSION, REQ_BODY = "PDS-COV-001", "PDS-COV-002", "PDS-COV-003", "PDS-COV-004"
+REQ_SEARCH, REQ_VERSION, REQ_BODY = "PDS-COV-001", "PDS-COV-003", "PDS-COV-004"
 FORMAT = ("Invalid search data provided - 'Coverage search request must follow the format "
           "/Coverage?subscriber:identifier=NHS_NUMBER'")
 EXAMPLE = {"resourceType": "Coverage", "status": "active",
@@ -35,20 +33,6 @@ EXAMPLE = {"resourceType": "Coverage", "status": "active",
            "payor": [{"identifier": {"value": "92847ADGJL"}}],
            "beneficiary": {"identifier": {"value": "178705ABC"}},
            "period": {"end": "2030-12-31"}}
-
-
-def access_finding(access: Access | None) -> Finding:
-    """Coverage is for patient access only. Not enforced yet (the published sandbox answers anyone): recorded."""
-    mode = access.mode if access else NONE
-    if mode == PATIENT:
-        return Finding.passed(REQ_ACCESS, "Coverage is requested in patient access mode.", "header:Authorization")
-    if mode == NONE:
-        return Finding.info(REQ_ACCESS, "Coverage is available in patient access mode only (for specific use "
-                            "cases); without a patient token the sandbox answers as the open published sandbox does.",
-                            "header:Authorization")
-    return Finding.failed(REQ_ACCESS, f"Coverage is available in patient access mode only, but this request acts in "
-                          f"{mode} mode; live PDS refuses it (403 ACCESS_DENIED). The sandbox answers anyway until "
-                          "PDS access modes are enforced.", "header:Authorization")
 
 
 def search_problems(req: RequestView) -> list[Problem]:

@@ -18,6 +18,7 @@ from jsonpointer import JsonPointerException
 
 from sandbox.conformance.findings import Finding, SpineError
 from sandbox.journal.store import VersionConflict
+from sandbox.services.pds import patient_updates
 from sandbox.services.pds.patch_request import LIST_FIELDS, if_match_version, invalid_update
 from sandbox.services.pds.patch_rules import (
     REQ_VALID,
@@ -38,12 +39,17 @@ def version_mismatch() -> SpineError:
                       "you last read. Please re-read and try again with the new version number.")
 
 
-def update(records: PatientRecords, nhs_number: str, patches: list[dict], if_match: str,
-           add_findings) -> tuple[dict, int]:
-    """The updated resource and its version; raises the SpineError live PDS would answer."""
+def update(records: PatientRecords, nhs_number: str, patches: list[dict], if_match: str, add_findings,
+           patient_access: bool = False) -> tuple[dict, int]:
+    """The updated resource and its version; raises the SpineError live PDS would answer. In patient access only
+    the fields a patient may change are updated (patient_updates.py)."""
     record = records.find(nhs_number)
     if if_match_version(if_match) != record.version:
         raise version_mismatch()  # the finding (PDS-UPD-001, latest ETag) comes from the session's history
+    if patient_access:
+        _stop_at_first(patient_updates.problems(record.resource, patches), add_findings)
+        add_findings(Finding.passed(patient_updates.REQUIREMENT, "Every change is to a field patient access may "
+                                    "update.", "/patches"))
     if record.source == "example":
         return _update_example(record, patches, add_findings), record.version + 1
     return _update(records, record, patches, add_findings)

@@ -6,6 +6,7 @@ from flask import Blueprint, request
 
 from sandbox.conformance.parsing import Malformed
 from sandbox.runtime import current_sandbox
+from sandbox.services.pds import access as access_rules
 from sandbox.services.pds import coverage, create, patch, search
 from sandbox.services.pds.outcome import fhir_response
 from sandbox.services.pds.patch_request import patch_list
@@ -13,9 +14,19 @@ from sandbox.services.pds.published_search import published_fact
 from sandbox.services.pds.records import PatientRecords, for_retrieval, patient_facts
 from sandbox.services.pds.related import related_bundle
 from sandbox.services.pds.search_params import parse_search
-from sandbox.web.pipeline import operation
+from sandbox.web.pipeline import current_exchange, operation
 
 blueprint = Blueprint("pds", __name__)
+
+
+def _facts(source=None):
+    """Scenario facts: which access-mode rules apply (access_rules), and what `source` adds."""
+
+    def facts(view):
+        found = access_rules.rules_fact(current_exchange().access)
+        return {**found, **source(view)} if source else found
+
+    return facts
 
 
 def _patient_facts(view):
@@ -27,7 +38,7 @@ def etag(version: int) -> str:
 
 
 @blueprint.get("/Patient/<nhs_number>")
-@operation("get-patient", facts=_patient_facts)
+@operation("get-patient", facts=_facts(_patient_facts))
 def get_patient(ex, nhs_number: str):
     record = PatientRecords(current_sandbox(), ex.session).find(nhs_number)
     return fhir_response(for_retrieval(record.resource), headers={"ETag": etag(record.version)})
@@ -39,16 +50,16 @@ def _search_facts(view):
 
 
 @blueprint.get("/Patient")
-@operation("search-patients", facts=_search_facts)
+@operation("search-patients", facts=_facts(_search_facts))
 def search_patients(ex):
-    query, _ = parse_search(ex.view.query)
+    query = access_rules.search_query(ex.access, parse_search(ex.view.query)[0])
     result = search.answer(PatientRecords(current_sandbox(), ex.session), ex.view.query, query)
     ex.add(result.finding())
     return fhir_response(result.body)
 
 
 @blueprint.get("/Patient/<nhs_number>/RelatedPerson")
-@operation("get-related-people", facts=_patient_facts)
+@operation("get-related-people", facts=_facts(_patient_facts))
 def get_related_people(ex, nhs_number: str):
     records = PatientRecords(current_sandbox(), ex.session)
     record = records.find(nhs_number)
@@ -56,11 +67,12 @@ def get_related_people(ex, nhs_number: str):
 
 
 @blueprint.patch("/Patient/<nhs_number>")
-@operation("patch-patient", facts=_patient_facts)
+@operation("patch-patient", facts=_facts(_patient_facts))
 def patch_patient(ex, nhs_number: str):
     patches, _ = patch_list(ex.view)  # the request checks have refused any body without them
     records = PatientRecords(current_sandbox(), ex.session)
-    resource, version = patch.update(records, nhs_number, patches, ex.view.header("If-Match"), ex.add)
+    resource, version = patch.update(records, nhs_number, patches, ex.view.header("If-Match"), ex.add,
+                                     patient_access=access_rules.limits_updates(ex.access))
     return fhir_response(for_retrieval(resource), headers={"ETag": etag(version)})
 
 
@@ -73,7 +85,7 @@ def _create_facts(view):
 
 
 @blueprint.post("/Patient")
-@operation("create-patient", facts=_create_facts)
+@operation("create-patient", facts=_facts(_create_facts))
 def create_patient(ex):
     resource, status = create.create(PatientRecords(current_sandbox(), ex.session), ex.view, ex.add)
     return fhir_response(for_retrieval(resource), status, headers={"ETag": etag(int(resource["meta"]["versionId"]))})
@@ -89,7 +101,7 @@ def _coverage_facts(view):
 
 
 @blueprint.get("/Coverage")
-@operation("search-coverage", facts=_coverage_facts)
+@operation("search-coverage", facts=_facts(_coverage_facts))
 def search_coverage(ex):
     records = PatientRecords(current_sandbox(), ex.session)
     body, version = coverage.search(records, ex.view.arg(coverage.PARAMETER))
@@ -97,7 +109,7 @@ def search_coverage(ex):
 
 
 @blueprint.post("/Coverage")
-@operation("update-coverage", facts=_coverage_facts)
+@operation("update-coverage", facts=_facts(_coverage_facts))
 def update_coverage(ex):
     records = PatientRecords(current_sandbox(), ex.session)
     body, version = coverage.update(records, ex.view.json(), ex.view.header("If-Match"), ex.add)
