@@ -44,6 +44,7 @@ class SpineRun:
     server_used: bool = False
     report: dict | None = None
     report_files: list[Path] = field(default_factory=list)
+    error: str | None = None  # why there is no report
     _app: Flask | None = None
     _server: LocalServer | None = None
 
@@ -119,7 +120,8 @@ def _spine_run(request: pytest.FixtureRequest, spine_settings: Settings) -> Spin
         try:
             load_plan(run.app().extensions["sandbox"], run.plan)
         except PlanError as exc:
-            raise pytest.UsageError(f"--spine-plan: {exc}") from None
+            run.error = f"--spine-plan: {exc}"
+            pytest.exit(run.error, returncode=pytest.ExitCode.USAGE_ERROR)
     yield run
     run.stop_server()
 
@@ -175,7 +177,7 @@ def spine_server(request: pytest.FixtureRequest, _spine_run: SpineRun) -> Server
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(_RUN, None)
-    if run is None or run.report_dir is None or run.settings is None:
+    if run is None or run.report_dir is None or run.settings is None or run.error:
         return
     run.write_report()
 
@@ -186,8 +188,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         return
     terminalreporter.section("Spine Sandbox")
     if run.report is None:
-        terminalreporter.write_line(f"no report written to {run.report_dir}: no test used the spine or "
-                                    "spine_server fixture")
+        why = run.error or "no test used the spine or spine_server fixture"
+        terminalreporter.write_line(f"no report written to {run.report_dir}: {why}")
         return
     totals = run.report["totals"]
     terminalreporter.write_line(

@@ -1,7 +1,6 @@
 """The supplier's own tests, run against Spine Sandbox in-process through the `spine` fixture (pytest plugin)."""
 
 import pytest
-
 from pds_client import PdsClient, PdsError, PdsUnavailable
 
 
