@@ -44,6 +44,7 @@ if [ ! -s "$tarball" ] || [ "${REBUILD:-0}" = 1 ]; then
 fi
 
 docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
     --change 'CMD ["python3"]' \

@@ -98,7 +98,8 @@ class MockSpine(ContextDecorator):
         elif seed is not None or settings is not None:
             raise ValueError("give either app= or settings=/seed=, not both: an app already has its settings")
         self.app = app
-        self._client = app.test_client()
+        # No cookie jar of its own: requests keeps (or does not keep) cookies as the client chose, as over a socket.
+        self._client = app.test_client(use_cookies=False)
         self._mock: responses.RequestsMock | None = None
         self._pending: set[concurrent.futures.Future] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None

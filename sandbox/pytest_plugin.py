@@ -18,6 +18,7 @@ Nothing heavy is imported until a fixture is used, so installing the package cos
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,13 +46,15 @@ class SpineRun:
     report: dict | None = None
     report_files: list[Path] = field(default_factory=list)
     error: str | None = None  # why there is no report
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     _app: Flask | None = None
     _server: LocalServer | None = None
 
     def session_for(self, nodeid: str) -> str:
-        """A session id a reader of the report can trace back to the test: number, then the test's name."""
+        """A session id a reader of the report can trace back to the test: number, run, then the test's name. The
+        run id keeps runs apart where spine_settings points several runs at one journal."""
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", nodeid.rsplit("/", 1)[-1]).strip("-.")
-        session = f"t{len(self.sessions) + 1:04d}-{slug}"[:64].rstrip("-.")
+        session = f"t{len(self.sessions) + 1:04d}-{self.run_id}-{slug}"[:64].rstrip("-.")
         self.sessions.append(session)
         return session
 

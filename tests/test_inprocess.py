@@ -217,3 +217,17 @@ def test_default_mock_has_its_own_data_directory():
     data_dir = spine.sandbox.settings.data_dir
     assert "spine-sandbox-" in data_dir.name and (data_dir / "journal.sqlite3").exists()
     assert len(spine.exchanges) == 1
+
+
+def test_concurrent_clients_each_get_their_answer(spine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(_):
+        with requests.Session() as http:
+            return [http.get("https://int.api.service.nhs.uk" + PATIENT, headers=pds_headers()).status_code
+                    for _ in range(5)]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = [s for batch in pool.map(read, range(8)) for s in batch]
+    assert statuses == [200] * 40
+    assert len({ex.id for ex in spine.exchanges}) == 40
