@@ -85,7 +85,7 @@ class MockSpine(ContextDecorator):
         self.pass_through = pass_through
         self.production = production
         self._prefixed = [_prefixed_url(url) for url in self.base_urls]
-        self._temp: tempfile.TemporaryDirectory | None = None
+        self._temp: tempfile.TemporaryDirectory | None = None  # removed with the mock, so evidence outlives `with`
         if app is None:
             if settings is None:
                 self._temp = tempfile.TemporaryDirectory(prefix="spine-sandbox-", ignore_cleanup_errors=True)
@@ -119,11 +119,9 @@ class MockSpine(ContextDecorator):
         if self._mock is not None:
             raise RuntimeError("this mock_spine() is already active")
         mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-        routed = _authority_pattern(ROUTED_HOSTS + (PRODUCTION_HOSTS if self.production else ()))
-        refused = _authority_pattern(PRODUCTION_HOSTS)
-        ours = [_url_pattern(routed)] + [_url_pattern(re.escape(a), p) for a, p in self._prefixed]
-        if not self.production:
-            ours.append(_url_pattern(refused))
+        # Live hosts are always caught here, to be refused (or answered with production=True) but never passed on.
+        ours = [_url_pattern(_authority_pattern(ROUTED_HOSTS + PRODUCTION_HOSTS))]
+        ours += [_url_pattern(re.escape(authority), prefix) for authority, prefix in self._prefixed]
         # responses hands a request matched by several registrations to the first one and then drops it from the
         # registry, so every pattern below is disjoint from the others: one per method, routing decided inside.
         one = re.compile(rf"^(?:{'|'.join(ours)})", re.IGNORECASE)
