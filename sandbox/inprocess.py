@@ -26,7 +26,7 @@ import responses
 from flask import Flask
 
 from sandbox import session_report
-from sandbox.conformance.findings import Finding, Outcome
+from sandbox.evidence import SessionEvidence
 from sandbox.journal.exchange import Exchange
 from sandbox.runtime import Sandbox
 from sandbox.settings import Settings
@@ -61,7 +61,7 @@ def _url_pattern(authority: str, prefix: str = "") -> str:
     return rf"https?://(?:{authority}){re.escape(prefix)}(?=[/?#]|$)"
 
 
-class MockSpine(ContextDecorator):
+class MockSpine(ContextDecorator, SessionEvidence):
     """Routes `requests` traffic for the NHS environment hosts into one sandbox app, in one sandbox session.
 
     plan: the assurance plan the session is measured against in `report()`.
@@ -147,20 +147,12 @@ class MockSpine(ContextDecorator):
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    # --- evidence ------------------------------------------------------------------------------------------------
+    # --- evidence (findings and failures come from SessionEvidence) ----------------------------------------------
     @property
     def exchanges(self) -> list[Exchange]:
         """The session's journal, oldest first: every request, response, scenario and finding."""
         self._drain()
-        return list(self.sandbox.store.iter_exchanges(self.session))
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [f for ex in self.exchanges for f in ex.findings]
-
-    @property
-    def failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.outcome == Outcome.FAIL]
+        return super().exchanges
 
     def report(self, out_dir: str | Path | None = None) -> dict:
         """The session's assurance report (against `plan`, if given); with out_dir, its files are written there."""

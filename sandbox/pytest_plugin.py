@@ -25,10 +25,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from sandbox.evidence import SessionEvidence
+
 if TYPE_CHECKING:
     from flask import Flask
 
     from sandbox.local_server import LocalServer
+    from sandbox.runtime import Sandbox
     from sandbox.settings import Settings
 
 SERVER_SESSION = "default"  # where the server journals traffic that names no session
@@ -142,33 +145,23 @@ def spine(request: pytest.FixtureRequest, _spine_run: SpineRun):
 
 
 @dataclass
-class ServerSession:
-    """The real server, seen from one test: its URL, and the headers that put the test's traffic in its session."""
+class ServerSession(SessionEvidence):
+    """The real server, seen from one test: its URL, the headers that put the test's traffic in its session, and
+    that session's exchanges, findings and failures (the server's journal is the run's journal)."""
 
     url: str
     session: str
-    _app: Flask
+    app: Flask
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.app.extensions["sandbox"]
 
     @property
     def headers(self) -> dict[str, str]:
         from sandbox.web.sessions import SESSION_HEADER
 
         return {SESSION_HEADER: self.session}
-
-    @property
-    def exchanges(self):
-        # The server's journal is this run's journal, so the in-process view of it reads the same rows.
-        return list(self._app.extensions["sandbox"].store.iter_exchanges(self.session))
-
-    @property
-    def findings(self):
-        return [f for ex in self.exchanges for f in ex.findings]
-
-    @property
-    def failures(self):
-        from sandbox.conformance.findings import Outcome
-
-        return [f for f in self.findings if f.outcome == Outcome.FAIL]
 
 
 @pytest.fixture
