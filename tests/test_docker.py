@@ -104,7 +104,8 @@ def test_container_serves_journals_and_keeps_the_journal_across_restarts(run_con
     assert time.monotonic() - stopping < 10  # SIGTERM was handled, not waited out until SIGKILL
     state = dockerenv.inspect(first)["State"]
     assert state["ExitCode"] == 0
-    assert "Granian shutdown completed" in dockerenv.docker("logs", first).stderr + dockerenv.docker("logs", first).stdout
+    logs = dockerenv.docker("logs", first)
+    assert "Granian shutdown completed" in logs.stdout + logs.stderr
 
     second = run_container(port, SANDBOX_SEED="7", SANDBOX_POPULATION="3000", SANDBOX_WORKERS="1")
     dockerenv.wait_healthy(second)
