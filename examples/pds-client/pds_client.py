@@ -1,0 +1,86 @@
+"""A small PDS FHIR client, written as a supplier would: the Spine Sandbox example's system under test."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+INT_BASE_URL = "https://int.api.service.nhs.uk/personal-demographics/FHIR/R4"
+
+
+class PdsError(Exception):
+    """PDS refused the request; `code` is the Spine error code from the OperationOutcome."""
+
+    def __init__(self, status: int, code: str, diagnostics: str = ""):
+        super().__init__(f"PDS answered {status} {code}: {diagnostics}")
+        self.status, self.code = status, code
+
+
+class PdsUnavailable(Exception):
+    """PDS did not answer in time, or kept asking us to come back later."""
+
+
+@dataclass
+class Patient:
+    nhs_number: str
+    family_name: str
+    given_names: list[str]
+    version: str  # the ETag, needed to update the record later
+    restricted: bool
+    superseded_from: str | None = None  # the NHS number we asked for, when PDS answered with its replacement
+
+
+class PdsClient:
+    def __init__(self, base_url: str = INT_BASE_URL, access_token: str = "", ods_code: str | None = None,
+                 timeout: tuple[float, float] = (5, 10), max_attempts: int = 3,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.http.headers.update({"Accept": "application/fhir+json", "Authorization": f"Bearer {access_token}"})
+        if ods_code:
+            self.http.headers["NHSD-End-User-Organisation-ODS"] = ods_code
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+
+    def get_patient(self, nhs_number: str) -> Patient:
+        response = self._get(f"/Patient/{nhs_number}")
+        record = response.json()
+        name = next((n for n in record.get("name", []) if n.get("use") == "usual"), (record.get("name") or [{}])[0])
+        security = record.get("meta", {}).get("security", [])
+        return Patient(nhs_number=record["id"], family_name=name.get("family", ""), given_names=name.get("given", []),
+                       version=response.headers.get("ETag", ""),
+                       restricted=any(s.get("code") == "R" for s in security),
+                       superseded_from=nhs_number if record["id"] != nhs_number else None)
+
+    def _get(self, path: str) -> requests.Response:
+        # One X-Request-ID for every attempt: a retry is the same request, and PDS de-duplicates on it.
+        request_id = str(uuid.uuid4())
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self.http.get(self.base_url + path, headers={"X-Request-ID": request_id},
+                                         timeout=self.timeout)
+            except requests.Timeout as exc:
+                raise PdsUnavailable(f"PDS did not answer within {self.timeout[1]} s") from exc
+            if response.status_code == 503 and attempt < self.max_attempts:
+                self.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            if response.status_code == 503:
+                raise PdsUnavailable(f"PDS still unavailable after {attempt} attempts")
+            if not response.ok:
+                raise _error(response)
+            return response
+        raise AssertionError("unreachable")
+
+
+def _error(response: requests.Response) -> PdsError:
+    try:
+        issue = response.json()["issue"][0]
+        code = issue["details"]["coding"][0]["code"]
+        return PdsError(response.status_code, code, issue.get("diagnostics", ""))
+    except (ValueError, KeyError, IndexError):
+        return PdsError(response.status_code, "UNKNOWN", response.text[:200])
