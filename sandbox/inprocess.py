@@ -7,6 +7,12 @@ client keeps its configured base URL; only the answering end changes.
     with mock_spine() as spine:
         my_client.get_patient("9000000009")      # https://int.api.service.nhs.uk/personal-demographics/...
     assert spine.failures == []
+
+With a plan, the mock's session is an assurance session bound to it, and report() judges it:
+
+    with mock_spine(plan="pds-application-restricted", supplier="Acme", system="Acme PAS 1.2") as spine:
+        MyClient(access_token=spine.token).run_every_step()
+    spine.report("reports")                      # report.json, report.html, junit.xml, summary.md
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import requests
 import responses
 from flask import Flask
 
-from sandbox import session_report
-from sandbox.evidence import SessionEvidence
+from sandbox.assurance.plans import PlanFile, is_plan_file
+from sandbox.assurance.reports import make_report, write_reports
+from sandbox.assurance.sessions import TOKEN_PREFIX, SessionError, create_session, create_unbound_session
+from sandbox.evidence import DEFAULT_SUPPLIER, DEFAULT_SYSTEM, SessionEvidence, latest_seq
 from sandbox.journal.exchange import Exchange
-from sandbox.runtime import Sandbox
+from sandbox.runtime import Sandbox, StartupError
 from sandbox.settings import Settings
 from sandbox.web.sessions import SESSION_HEADER, valid_session_id
 
@@ -64,45 +72,75 @@ def _url_pattern(authority: str, prefix: str = "") -> str:
 class MockSpine(ContextDecorator, SessionEvidence):
     """Routes `requests` traffic for the NHS environment hosts into one sandbox app, in one sandbox session.
 
-    plan: the assurance plan the session is measured against in `report()`.
+    plan: an assurance plan (an id from the scenario folders' plans/, or a plan file's path): the session is bound
+        to it, as `spine-sandbox sessions create` does, and report() judges it.
+    supplier / system: who the plan-bound session's report is about.
     seed: the synthetic population's seed (the same seed gives the same patients as the server).
     base_urls: extra URLs to answer, e.g. a gateway the client is configured with ("http://gateway.test/spine");
         a path after the host is removed before routing, so the services still see their live paths.
     pass_through: let calls to any other host reach the network (by default they fail with a clear error).
     production: answer the live hosts (api.service.nhs.uk, mesh-sync…) too instead of refusing them.
-    session: the sandbox session id (default: a fresh one); settings / app: share a configuration or an app.
+    session / token: join an existing session (and know its token) instead of starting a new one; the view
+        (exchanges, findings, failures) then starts at what the session had when the mock was made.
+    settings / app: share a configuration or an app.
     """
 
-    def __init__(self, *, plan: str | None = None, seed: int | None = None, base_urls: Sequence[str] = (),
-                 pass_through: bool = False, production: bool = False, session: str | None = None,
+    def __init__(self, *, plan: str | None = None, supplier: str | None = None, system: str | None = None,
+                 seed: int | None = None, base_urls: Sequence[str] = (), pass_through: bool = False,
+                 production: bool = False, session: str | None = None, token: str | None = None,
                  settings: Settings | None = None, app: Flask | None = None):
-        self.plan = plan
-        self.session = session or f"mock-{uuid.uuid4().hex[:12]}"
-        if not valid_session_id(self.session):
-            raise ValueError(f"session {self.session!r} is not a session id: use 1-64 letters, digits, '.', '_' "
-                             "or '-', starting with a letter or digit")
+        if plan and session:
+            raise ValueError("give plan= to start a session bound to that plan, or session= to join an existing "
+                             "one (its plan comes with it), not both")
+        if session is not None and not valid_session_id(session):
+            raise ValueError(f"session {session!r} is not a session id: use 1-64 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit")
         self.base_urls = tuple(base_urls)
         self.pass_through = pass_through
         self.production = production
         self._prefixed = [_prefixed_url(url) for url in self.base_urls]
         self._temp: tempfile.TemporaryDirectory | None = None  # removed with the mock, so evidence outlives `with`
-        if app is None:
-            if settings is None:
-                self._temp = tempfile.TemporaryDirectory(prefix="spine-sandbox-", ignore_cleanup_errors=True)
-                settings = Settings.load(environ={}, data_dir=Path(self._temp.name), seed=seed)
-            elif seed is not None:
-                settings = settings.replace(seed=seed)
-            from sandbox.app import create_app
-
-            app = create_app(settings)
-        elif seed is not None or settings is not None:
-            raise ValueError("give either app= or settings=/seed=, not both: an app already has its settings")
-        self.app = app
+        self.app, plan_file = self._app(app, settings, seed, plan if plan and is_plan_file(plan) else None)
+        store = self.sandbox.store
+        if session is None:  # a session of its own, with a token: bound to the plan, if there is one
+            supplier, system = supplier or DEFAULT_SUPPLIER, system or DEFAULT_SYSTEM
+            if plan:
+                plan_id = plan_file.plan(self.sandbox.plans).id if plan_file else plan
+                record, token = create_session(store, self.sandbox.plans, plan_id, supplier, system)
+            else:
+                record, token = create_unbound_session(store, f"mock-{uuid.uuid4().hex[:12]}", supplier, system)
+            session = record.id
+        self.session, self.token = session, token
+        self.since = latest_seq(store, session)
         # No cookie jar of its own: requests keeps (or does not keep) cookies as the client chose, as over a socket.
-        self._client = app.test_client(use_cookies=False)
+        self._client = self.app.test_client(use_cookies=False)
         self._mock: responses.RequestsMock | None = None
         self._pending: set[concurrent.futures.Future] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _app(self, app: Flask | None, settings: Settings | None, seed: int | None, plan_file: str | None
+             ) -> tuple[Flask, PlanFile | None]:
+        if app is not None:
+            if seed is not None or settings is not None:
+                raise ValueError("give either app= or settings=/seed=, not both: an app already has its settings")
+            if plan_file:
+                raise ValueError(f"plan {plan_file!r} is a file, which an existing app has not loaded: pass settings= "
+                                 "(or nothing) instead of app=, or give the id of one of the app's plans")
+            return app, None
+        if settings is None:
+            self._temp = tempfile.TemporaryDirectory(prefix="spine-sandbox-", ignore_cleanup_errors=True)
+            settings = Settings.load(environ={}, data_dir=Path(self._temp.name), seed=seed)
+        elif seed is not None:
+            settings = settings.replace(seed=seed)
+        installed = None
+        if plan_file:
+            installed, settings = PlanFile.install(plan_file, settings)
+        from sandbox.app import create_app
+
+        try:
+            return create_app(settings), installed
+        except StartupError as exc:
+            raise StartupError(installed.explain(str(exc)) if installed else str(exc)) from None
 
     # --- the sandbox behind it -----------------------------------------------------------------------------------
     @property
@@ -154,12 +192,24 @@ class MockSpine(ContextDecorator, SessionEvidence):
         self._drain()
         return super().exchanges
 
+    @property
+    def plan(self) -> str | None:
+        """The id of the plan the session is bound to, if any."""
+        record = self.sandbox.store.get_session(self.session)
+        return record.plan if record else None
+
     def report(self, out_dir: str | Path | None = None) -> dict:
-        """The session's assurance report (against `plan`, if given); with out_dir, its files are written there."""
+        """The session's sealed assurance report (the whole session, judged against its plan); with out_dir, every
+        format is written there too: report.json, report.html, junit.xml, summary.md."""
         self._drain()
-        report = session_report.build_report(self.sandbox, [self.session], plan=self.plan)
+        if not self.plan:
+            raise SessionError(f"session {self.session} is not bound to an assurance plan, so there is nothing to "
+                               "judge it against: start the mock with mock_spine(plan=…), one of "
+                               f"{', '.join(self.sandbox.plans.ids()) or '(none)'} (`spine-sandbox plans`), or a "
+                               "plan file's path")
+        report = make_report(self.sandbox, self.session)
         if out_dir is not None:
-            session_report.write_report(report, Path(out_dir))
+            write_reports(report, Path(out_dir))
         return report
 
     # --- answering -----------------------------------------------------------------------------------------------
@@ -176,7 +226,7 @@ class MockSpine(ContextDecorator, SessionEvidence):
                 f"point the client at a test environment such as {DEFAULT_URL}, or pass production=True "
                 f"to answer live host names in-process too", request=request)
         headers = [(k, v) for k, v in request.headers.items() if k.lower() != "transfer-encoding"]
-        if not any(k.lower() == SESSION_HEADER.lower() for k, _ in headers):
+        if not any(_names_session(k, v) for k, v in headers):
             headers.append((SESSION_HEADER, self.session))
 
         def call():
@@ -222,6 +272,12 @@ class MockSpine(ContextDecorator, SessionEvidence):
 def mock_spine(**options) -> MockSpine:
     """A context manager and decorator: see MockSpine for the options."""
     return MockSpine(**options)
+
+
+def _names_session(name: str, value: str) -> bool:
+    """A header that already chooses the session: X-Sandbox-Session, or a session token as the bearer token."""
+    name = name.lower()
+    return name == SESSION_HEADER.lower() or (name == "authorization" and value.startswith(f"Bearer {TOKEN_PREFIX}"))
 
 
 def _prefixed_url(url: str) -> tuple[str, str]:

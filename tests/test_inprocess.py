@@ -9,8 +9,10 @@ import uuid
 import pytest
 import requests
 
+from sandbox.assurance.plans import PlanError
+from sandbox.assurance.sessions import SessionError
 from sandbox.inprocess import MockSpine, mock_spine
-from sandbox.session_report import PlanError
+from sandbox.runtime import StartupError
 from sandbox.settings import Settings
 from tests.conftest import PDS_BASE, TEST_POPULATION, pds_headers
 
@@ -166,39 +168,85 @@ def test_decorator_form(settings):
         requests.get("https://sandbox.api.service.nhs.uk" + PATIENT, timeout=1)
 
 
-def test_report_summarises_findings_per_requirement(spine, tmp_path):
-    requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=pds_headers(**{"X-Request-ID": "x"}))
+def test_without_a_plan_the_session_has_a_token_and_no_report(spine):
+    assert spine.token.startswith("sst_") and spine.plan is None
+    response = requests.get("https://int.api.service.nhs.uk" + PATIENT,
+                            headers={"X-Request-ID": str(uuid.uuid4()), **spine.auth_headers})
+    assert response.ok and spine.failures == []  # the token stands in for an application-restricted access token
+    assert "PDS-HDR-005" in {f.requirement for f in spine.findings}
+    with pytest.raises(SessionError, match=r"is not bound to an assurance plan.*mock_spine\(plan=…\), one of "
+                                           r"pds-application-restricted, pds-healthcare-worker \(`spine-sandbox plans`\)"):
+        spine.report()
+
+
+def test_a_plan_binds_the_session_and_reports_in_every_format(settings, tmp_path):
+    with mock_spine(settings=settings, plan="pds-application-restricted", supplier="Acme Health",
+                    system="Acme PAS 1.2") as spine:
+        for request_id in (str(uuid.uuid4()), "x"):
+            requests.get("https://int.api.service.nhs.uk" + PATIENT,
+                         headers={"X-Request-ID": request_id, **spine.auth_headers})
+    record = spine.sandbox.store.get_session(spine.session)
+    assert (record.plan, record.supplier, record.system) == ("pds-application-restricted", "Acme Health",
+                                                             "Acme PAS 1.2")
+    assert spine.plan == "pds-application-restricted"
     report = spine.report(tmp_path / "out")
-    assert report["verdict"] == "fail"
-    assert report["sessions"] == [spine.session]
-    rows = {r["id"]: r for r in report["requirements"]}
-    assert rows["PDS-HDR-002"]["status"] == "fail" and rows["PDS-HDR-001"]["status"] == "pass"
-    [failure] = report["failures"]
-    assert failure["requirement"] == "PDS-HDR-002" and failure["location"] and failure["status"] == 400
-    written = json.loads((tmp_path / "out" / "spine-sandbox-report.json").read_text())
-    assert written["failures"] == report["failures"]
+    assert report["verdict"] == "fail" and report["verdict_reasons"][0] == "failed: PDS-HDR-002"
+    assert report["metadata"]["session"] == spine.session and report["metadata"]["span"]["exchanges"] == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["junit.xml", "report.html", "report.json",
+                                                                     "summary.md"]
+    written = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert written["integrity"] == report["integrity"]
 
 
-def test_report_against_a_plan(settings, tmp_path):
+def test_a_plan_by_file_goes_through_the_plan_loader(settings, tmp_path):
     plan = tmp_path / "gp-system.yaml"
-    plan.write_text("id: gp-system\nrequirements: [PDS-HDR-001, PDS-GET-001]\n"
-                    "scenarios: [pds-get-patient-exists, pds-get-patient-not-found]\n")
+    plan.write_text("id: gp-system\ntitle: GP system reads\nservices: [pds]\n"
+                    "scenarios: [pds-get-patient-exists, pds-get-patient-not-found]\n"
+                    "requirements: [PDS-HDR-001, PDS-GET-001]\n")
     with mock_spine(settings=settings, plan=str(plan)) as spine:
         requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=pds_headers())
+    assert spine.plan == "gp-system"
     report = spine.report()
-    assert report["plan"] == {"id": "gp-system", "path": str(plan)}
-    assert report["verdict"] == "incomplete"  # pds-get-patient-not-found was never run
-    assert {s["id"]: s["exchanges"] for s in report["scenarios"] if s["required"]} == \
-           {"pds-get-patient-exists": 1, "pds-get-patient-not-found": 0}
-    with mock_spine(app=spine.app, plan=str(plan)) as complete:
-        for nhs in ("9000000009", "9111231130"):
-            requests.get(f"https://int.api.service.nhs.uk{PDS_BASE}/Patient/{nhs}", headers=pds_headers())
-    assert complete.report()["verdict"] == "pass"
-    plan.write_text("requirements: [PDS-NOPE-001]\n")
-    with pytest.raises(PlanError, match="PDS-NOPE-001"):
-        complete.report()
-    with pytest.raises(PlanError, match="no assurance plan 'missing'"):
-        MockSpine(app=spine.app, plan="missing").report()
+    assert report["verdict"] == "incomplete"
+    assert report["verdict_reasons"] == ["steps not exercised: pds-get-patient-not-found"]
+    plan.write_text("id: gp-system\ntitle: GP system reads\nservices: [pds]\nscenarios: []\n"
+                    "requirements: [PDS-NOPE-001]\n")
+    with pytest.raises(StartupError, match=rf"^{plan}: field 'requirements\[0\]': unknown requirement 'PDS-NOPE-001'"):
+        mock_spine(settings=settings.replace(data_dir=tmp_path / "other"), plan=str(plan))
+    with pytest.raises(PlanError, match="missing.yaml: no such plan file"):
+        mock_spine(settings=settings, plan=str(tmp_path / "missing.yaml"))
+    with pytest.raises(ValueError, match="is a file, which an existing app has not loaded"):
+        mock_spine(app=spine.app, plan=str(plan))
+
+
+def test_an_unknown_plan_is_refused_when_the_mock_is_made(app):
+    with pytest.raises(SessionError, match=r"no assurance plan 'missing'; plans: pds-application-restricted, "
+                                           r"pds-healthcare-worker \(`spine-sandbox plans`\)"):
+        mock_spine(app=app, plan="missing")
+    with pytest.raises(ValueError, match="not both"):
+        mock_spine(app=app, plan="pds-healthcare-worker", session="mine")
+
+
+@pytest.mark.parametrize("page", [1, 500])
+def test_joining_a_session_views_it_from_then_on(app, monkeypatch, page):
+    monkeypatch.setattr("sandbox.evidence.PAGE", page)  # the view reads the journal newest first, page by page
+    with mock_spine(app=app, plan="pds-healthcare-worker") as first:
+        requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=pds_headers())
+    with mock_spine(app=app, session=first.session, token=first.token) as second:
+        for _ in range(3):
+            requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=pds_headers())
+    assert second.plan == "pds-healthcare-worker" and second.auth_headers == first.auth_headers
+    assert [ex.seq for ex in second.exchanges] == [ex.seq for ex in first.exchanges][1:]
+    assert len(second.exchanges) == 3 and len(first.exchanges) == 4
+    assert second.report()["metadata"]["span"]["exchanges"] == 4  # the report is the whole session's
+
+
+def test_a_session_token_chooses_the_session_itself(app):
+    other = MockSpine(app=app)
+    with mock_spine(app=app) as spine:
+        requests.get("https://int.api.service.nhs.uk" + PATIENT,
+                     headers={"X-Request-ID": str(uuid.uuid4()), **other.auth_headers})
+    assert spine.exchanges == [] and len(other.exchanges) == 1
 
 
 def test_options_are_checked(settings, app):

@@ -9,9 +9,8 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-SUPPLIER_TESTS = '''
+HELPERS = '''
 import json
-import re
 import urllib.request
 import uuid
 
@@ -21,37 +20,45 @@ import requests
 PATIENT = "/personal-demographics/FHIR/R4/Patient/9000000009"
 
 
-def headers(**extra):
-    return {"X-Request-ID": str(uuid.uuid4()), "Authorization": "Bearer t", **extra}
+def headers(spine, **extra):
+    return {"X-Request-ID": str(uuid.uuid4()), **spine.auth_headers, **extra}
 
+
+def read_over_a_socket(url, extra):
+    request = urllib.request.Request(url + PATIENT, headers={"X-Request-ID": str(uuid.uuid4()), **extra})
+    with urllib.request.urlopen(request) as answer:
+        return json.load(answer)
+'''
+
+# Tests that hold with and without a plan: evidence is always the test's own.
+SUPPLIER_TESTS = HELPERS + '''
 
 def test_good_read(spine):
-    response = requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=headers())
+    response = requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=headers(spine))
     assert response.json()["id"] == "9000000009"
-    assert spine.failures == [] and spine.findings
+    assert spine.failures == [] and {f.requirement for f in spine.findings} >= {"PDS-HDR-005", "PDS-GET-001"}
 
 
 def test_bad_request_id(spine):
-    assert requests.get(spine.url + PATIENT, headers=headers(**{"X-Request-ID": "abc"})).status_code == 400
+    response = requests.get(spine.url + PATIENT, headers=headers(spine, **{"X-Request-ID": "abc"}))
+    assert response.status_code == 400
     assert [f.requirement for f in spine.failures] == ["PDS-HDR-002"]
 
 
-def test_each_test_has_its_own_session(spine):
-    assert re.fullmatch(r"t0003-[0-9a-f]{6}-test_supplier.py-test_each_test_has_its_own_session", spine.session)
+def test_evidence_is_the_tests_own(spine):
     assert spine.exchanges == []
 
 
 @pytest.mark.spine(base_urls=["http://pds.gateway.test/api"])
 def test_marker_options(spine):
-    assert requests.get("http://pds.gateway.test/api" + PATIENT, headers=headers()).ok
+    assert requests.get("http://pds.gateway.test/api" + PATIENT, headers=headers(spine)).ok
 
 
 def test_real_server_for_clients_without_requests(spine_server):
-    request = urllib.request.Request(spine_server.url + PATIENT, headers=headers(**spine_server.headers))
-    with urllib.request.urlopen(request) as answer:
-        assert json.load(answer)["id"] == "9000000009"
-    assert len(spine_server.exchanges) == 1 and spine_server.failures == []
-    urllib.request.urlopen(urllib.request.Request(spine_server.url + PATIENT, headers=headers()))  # no session
+    assert read_over_a_socket(spine_server.url, spine_server.auth_headers)["id"] == "9000000009"
+    assert read_over_a_socket(spine_server.url, spine_server.headers)["id"] == "9000000009"
+    assert len(spine_server.exchanges) == 2
+    assert [f.requirement for f in spine_server.failures] == ["PDS-HDR-005"]  # X-Sandbox-Session is no access token
 '''
 
 
@@ -61,46 +68,155 @@ def supplier(pytester):
     return pytester
 
 
-def _report(path) -> dict:
-    return json.loads((path / "spine-sandbox-report.json").read_text())
+def run(pytester, *args):
+    return pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
 
 
-def test_fixtures_and_the_run_report(supplier):
-    result = supplier.runpytest_subprocess("--spine-report", "reports", "-p", "no:cacheprovider")
+def test_without_a_plan_each_test_has_a_session_of_its_own(pytester):
+    pytester.makepyfile(test_own=HELPERS + '''
+import re
+
+def test_named_after_the_test(spine, spine_server):
+    assert re.fullmatch(r"t0001-[0-9a-f]{6}-test_own.py-test_named_after_the_test", spine.session)
+    assert spine_server.session == spine.session and spine_server.token == spine.token
+    assert spine.token.startswith("sst_") and spine.plan is None
+    requests.get(spine.url + PATIENT, headers=headers(spine))
+    read_over_a_socket(spine_server.url, spine_server.auth_headers)
+    assert len(spine.exchanges) == len(spine_server.exchanges) == 2 and spine.failures == []
+
+def test_state_does_not_leak(spine):
+    assert spine.session.startswith("t0002-") and spine.exchanges == []
+
+def test_no_report_without_a_plan(spine):
+    with pytest.raises(ValueError, match=r"not bound to an assurance plan.*mock_spine\\(plan=…\\).*pds-healthcare-worker"):
+        spine.report()
+''')
+    result = run(pytester)
+    result.assert_outcomes(passed=3)
+    assert "Spine Sandbox" not in result.stdout.str()  # an ordinary run is not told about plans
+
+
+def test_a_plan_makes_the_run_one_session_and_judges_it(supplier):
+    result = run(supplier, "--spine-plan", "pds-application-restricted", "--spine-report", "reports",
+                 "--spine-supplier", "Acme Health", "--spine-system", "Acme PAS 1.2")
     result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["*= Spine Sandbox =*", "verdict fail: 5 exchanges in 6 sessions, findings fail=1*",
-                                 "report: *spine-sandbox-report.json"])
-    report = _report(supplier.path / "reports")
-    assert re.fullmatch(r"t0001-[0-9a-f]{6}-test_supplier.py-test_good_read", report["sessions"][0])
-    assert report["sessions"][-1] == "default"  # the server's traffic that named no session
-    assert report["totals"]["exchanges"] == 5
-    [failure] = report["failures"]
-    assert failure["requirement"] == "PDS-HDR-002" and failure["session"].endswith("test_supplier.py-test_bad_request_id")
+    result.stdout.fnmatch_lines([
+        "*= Spine Sandbox =*",
+        "verdict fail: plan pds-application-restricted, session sess-* (Acme Health, Acme PAS 1.2)",
+        "  failed: PDS-HDR-002, PDS-HDR-005",
+        "  no passing evidence yet: *",
+        "  awaiting attestation: PDS-GET-003",
+        "  steps not exercised: pds-get-sensitive-patient, *",
+        "5 exchanges; findings: fail 2, *",
+        "report: reports*report.json", "report: reports*report.html", "report: reports*junit.xml",
+        "report: reports*summary.md"])
+    assert result.ret == pytest.ExitCode.OK  # the verdict does not fail the run unless asked to
+    report = json.loads((supplier.path / "reports" / "report.json").read_text())
+    meta = report["metadata"]
+    assert (meta["supplier"], meta["system"], meta["plan"]["id"]) == ("Acme Health", "Acme PAS 1.2",
+                                                                       "pds-application-restricted")
+    assert meta["span"]["exchanges"] == 5  # the in-process and the server's traffic, in one session
+    assert re.fullmatch(r"sess-[0-9a-f]{12}", meta["session"])
+    assert "<testsuite" in (supplier.path / "reports" / "junit.xml").read_text()
+    assert (supplier.path / "reports" / "summary.md").read_text().startswith("## Spine Sandbox assurance")
 
 
-def test_a_plan_judges_the_run(supplier):
-    supplier.path.joinpath("plan.yaml").write_text("id: read-only\nscenarios: [pds-get-patient-exists]\n"
-                                                   "requirements: [PDS-HDR-001, PDS-GET-001]\n")
-    result = supplier.runpytest_subprocess("--spine-plan", "plan.yaml", "--spine-report", "out",
-                                           "-k", "good_read", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, deselected=4)
-    result.stdout.fnmatch_lines(["verdict pass: 1 exchanges in 1 sessions*, plan read-only"])
-    assert _report(supplier.path / "out")["plan"]["id"] == "read-only"
+def test_fail_on_verdict_gates_the_run(supplier):
+    failing = run(supplier, "--spine-plan", "pds-application-restricted", "--spine-fail-on-verdict", "fail",
+                  "-k", "bad_request_id")
+    failing.assert_outcomes(passed=1, deselected=4)
+    assert failing.ret == pytest.ExitCode.TESTS_FAILED
+    failing.stdout.fnmatch_lines(["verdict fail: *", "no report files written: add --spine-report DIR",
+                                  "--spine-fail-on-verdict fail: the run fails because the verdict is fail"])
+    incomplete = ("--spine-plan", "pds-application-restricted", "-k", "good_read")
+    assert run(supplier, *incomplete, "--spine-fail-on-verdict", "fail").ret == pytest.ExitCode.OK
+    strict = run(supplier, *incomplete, "--spine-fail-on-verdict", "incomplete")
+    assert strict.ret == pytest.ExitCode.TESTS_FAILED
+    strict.stdout.fnmatch_lines(["*the run fails because the verdict is incomplete"])
+
+
+def test_a_plan_file_and_the_configuration_file(supplier):
+    supplier.path.joinpath("plans-of-ours").mkdir()
+    supplier.path.joinpath("plans-of-ours", "read-only.yaml").write_text(
+        "id: read-only\ntitle: Reads one patient\nservices: [pds]\nscenarios: [pds-get-patient-exists]\n"
+        "requirements: [PDS-HDR-001, PDS-GET-001]\n")
+    supplier.makeini("[pytest]\nspine_plan = plans-of-ours/read-only.yaml\nspine_supplier = Acme Health\n")
+    result = run(supplier, "--spine-report", "out", "--spine-fail-on-verdict", "incomplete", "-k", "good_read")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["verdict pass: plan read-only, session sess-* (Acme Health, test_a_plan_file_and_the_configuration_file0)",
+                                 "  every plan requirement has passing evidence*"])
+    assert json.loads((supplier.path / "out" / "report.json").read_text())["verdict"] == "pass"
+    # The command line wins over the configuration file; an empty --spine-plan means no plan at all.
+    assert "Spine Sandbox" not in run(supplier, "--spine-plan", "", "-k", "good_read").stdout.str()
+
+
+def test_a_bad_plan_file_is_named_as_the_user_wrote_it(supplier):
+    supplier.path.joinpath("mine.yaml").write_text(
+        "id: mine\ntitle: Mine\nservices: [pds]\nscenarios: [pds-nope]\nrequirements: [PDS-HDR-001]\n")
+    result = run(supplier, "--spine-plan", "mine.yaml", "-k", "good_read")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert ("no verdict: Spine Sandbox cannot start: mine.yaml: field 'scenarios[0]': unknown scenario 'pds-nope'"
+            in result.stdout.str())
+    missing = run(supplier, "--spine-plan", "gone.yaml", "-k", "good_read")
+    missing.stdout.fnmatch_lines(["*--spine-plan: gone.yaml: no such plan file*"])
 
 
 def test_an_unknown_plan_stops_the_run_with_a_clear_error(supplier):
-    result = supplier.runpytest_subprocess("--spine-plan", "nope", "--spine-report", "out", "-k", "good_read")
+    result = run(supplier, "--spine-plan", "nope", "--spine-report", "out", "-k", "good_read")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*--spine-plan: no assurance plan 'nope'*"])
+    result.stdout.fnmatch_lines(["*--spine-plan: no assurance plan 'nope'; plans: pds-application-restricted, "
+                                 "pds-healthcare-worker (`spine-sandbox plans`)*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert not (supplier.path / "out").exists()
 
 
-def test_no_report_without_the_option_and_no_cost_without_the_fixtures(pytester):
+@pytest.mark.parametrize("options", [("--spine-report", "out"), ("--spine-fail-on-verdict", "fail")])
+def test_report_options_without_a_plan_are_a_usage_error(pytester, options):
     pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
-    result = pytester.runpytest_subprocess("--spine-report", "out", "-p", "no:cacheprovider")
+    result = run(pytester, *options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {options[0]} needs an assurance plan to judge the run against: add "
+                                 "--spine-plan PLAN (or spine_plan in the pytest configuration). Plans: "
+                                 "pds-application-restricted, pds-healthcare-worker (`spine-sandbox plans`)*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_a_plan_without_any_fixture_use_has_no_verdict(pytester):
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    result = run(pytester, "--spine-plan", "pds-healthcare-worker", "--spine-report", "out",
+                 "--spine-fail-on-verdict", "fail")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*no report written to out: no test used the spine or spine_server fixture"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["no verdict: no test used the spine or spine_server fixture, so the plan has no "
+                                 "session", "--spine-fail-on-verdict fail: the run fails because there is no verdict"])
     assert not (pytester.path / "out").exists()
+
+
+def test_server_traffic_without_the_sessions_credentials_is_pointed_out(pytester):
+    pytester.makepyfile(test_stray=HELPERS + '''
+def test_forgot_the_headers(spine_server):
+    read_over_a_socket(spine_server.url, spine_server.auth_headers)
+    read_over_a_socket(spine_server.url, {"Authorization": "Bearer mine"})
+    assert len(spine_server.exchanges) == 1
+''')
+    result = run(pytester, "--spine-plan", "pds-application-restricted")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["1 exchanges; *", "1 exchanges reached spine_server without the session's "
+                                 "credentials and are not in this report (they went to the default session): *"])
+
+
+def test_marker_options_are_checked(pytester):
+    pytester.makepyfile(test_marker='''
+import pytest
+
+@pytest.mark.spine(plan="pds-healthcare-worker")
+def test_wrong(spine):
+    pass
+''')
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.spine takes only the keyword options base_urls, pass_through, "
+                                 "production, not plan*"])
 
 
 def test_settings_can_be_overridden_in_a_conftest(pytester):
@@ -119,4 +235,11 @@ def test_seed(spine):
     health = requests.get(spine.url + "/_sandbox/health").json()
     assert health["population"] == {"seed": 7, "size": 500, "indexed": False}
 ''')
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_the_light_constants_match_the_servers():
+    from sandbox.evidence import SESSION_HEADER
+    from sandbox.web.sessions import SESSION_HEADER as READ
+
+    assert SESSION_HEADER == READ

@@ -1,4 +1,10 @@
-"""A small PDS FHIR client, written as a supplier would: the Spine Sandbox example's system under test."""
+"""A small PDS FHIR client, written as a supplier would: the Spine Sandbox example's system under test.
+
+It behaves as the PDS specification asks of an application-restricted client: a fresh version 4 X-Request-ID
+for every request and the same one on every retry of it; NHS numbers checked before they are sent; retries after
+503, 429 and 408 that wait for Retry-After (or a second) and stop after a bounded number of attempts; and a
+superseded NHS number replaced by the one PDS answers with.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from dataclasses import dataclass
 import requests
 
 INT_BASE_URL = "https://int.api.service.nhs.uk/personal-demographics/FHIR/R4"
+TRANSIENT = {408, 429, 503}  # PDS asks for the same request again, later
+DEFAULT_WAIT_S = 1.0  # when a transient answer carries no Retry-After
 
 
 class PdsError(Exception):
@@ -34,6 +42,14 @@ class Patient:
     superseded_from: str | None = None  # the NHS number we asked for, when PDS answered with its replacement
 
 
+def valid_nhs_number(value: str) -> bool:
+    """Ten digits whose last is the Modulus 11 check digit of the other nine."""
+    if len(value) != 10 or not value.isdigit():
+        return False
+    check = 11 - sum(int(d) * w for d, w in zip(value[:9], range(10, 1, -1), strict=True)) % 11
+    return check != 10 and check % 11 == int(value[9])
+
+
 class PdsClient:
     def __init__(self, base_url: str = INT_BASE_URL, access_token: str = "", ods_code: str | None = None,
                  timeout: tuple[float, float] = (5, 10), max_attempts: int = 3,
@@ -48,6 +64,8 @@ class PdsClient:
         self.sleep = sleep
 
     def get_patient(self, nhs_number: str) -> Patient:
+        if not valid_nhs_number(nhs_number):
+            raise ValueError(f"{nhs_number!r} is not an NHS number (ten digits with a Modulus 11 check digit)")
         response = self._get(f"/Patient/{nhs_number}")
         record = response.json()
         name = next((n for n in record.get("name", []) if n.get("use") == "usual"), (record.get("name") or [{}])[0])
@@ -66,15 +84,22 @@ class PdsClient:
                                          timeout=self.timeout)
             except requests.Timeout as exc:
                 raise PdsUnavailable(f"PDS did not answer within {self.timeout[1]} s") from exc
-            if response.status_code == 503 and attempt < self.max_attempts:
-                self.sleep(float(response.headers.get("Retry-After", "1")))
-                continue
-            if response.status_code == 503:
-                raise PdsUnavailable(f"PDS still unavailable after {attempt} attempts")
-            if not response.ok:
-                raise _error(response)
-            return response
-        raise AssertionError("unreachable")
+            if response.status_code not in TRANSIENT:
+                if not response.ok:
+                    raise _error(response)
+                return response
+            wait = _retry_after(response)
+            # The rate limit is the whole application's: after a 429 the next request waits, even one not retried.
+            if attempt < self.max_attempts or response.status_code == 429:
+                self.sleep(wait)
+        raise PdsUnavailable(f"PDS still answered {response.status_code} after {self.max_attempts} attempts")
+
+
+def _retry_after(response: requests.Response) -> float:
+    try:
+        return max(float(response.headers.get("Retry-After", DEFAULT_WAIT_S)), 0.0)
+    except ValueError:  # an HTTP date: not sent by PDS; wait the default rather than guess
+        return DEFAULT_WAIT_S
 
 
 def _error(response: requests.Response) -> PdsError:
