@@ -100,13 +100,12 @@ class MockSpine(ContextDecorator, SessionEvidence):
         self.production = production
         self._prefixed = [_prefixed_url(url) for url in self.base_urls]
         self._temp: tempfile.TemporaryDirectory | None = None  # removed with the mock, so evidence outlives `with`
-        self.app, plan_file = self._app(app, settings, seed, plan if plan and is_plan_file(plan) else None)
+        self.app, plan = self._app(app, settings, seed, plan)
         store = self.sandbox.store
         if session is None:  # a session of its own, with a token: bound to the plan, if there is one
             supplier, system = supplier or DEFAULT_SUPPLIER, system or DEFAULT_SYSTEM
             if plan:
-                plan_id = plan_file.plan(self.sandbox.plans).id if plan_file else plan
-                record, token = create_session(store, self.sandbox.plans, plan_id, supplier, system)
+                record, token = create_session(store, self.sandbox.plans, plan, supplier, system)
             else:
                 record, token = create_unbound_session(store, f"mock-{uuid.uuid4().hex[:12]}", supplier, system)
             session = record.id
@@ -118,29 +117,21 @@ class MockSpine(ContextDecorator, SessionEvidence):
         self._pending: set[concurrent.futures.Future] = set()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def _app(self, app: Flask | None, settings: Settings | None, seed: int | None, plan_file: str | None
-             ) -> tuple[Flask, PlanFile | None]:
-        if app is not None:
-            if seed is not None or settings is not None:
-                raise ValueError("give either app= or settings=/seed=, not both: an app already has its settings")
-            if plan_file:
-                raise ValueError(f"plan {plan_file!r} is a file, which an existing app has not loaded: pass settings= "
-                                 "(or nothing) instead of app=, or give the id of one of the app's plans")
-            return app, None
-        if settings is None:
-            self._temp = tempfile.TemporaryDirectory(prefix="spine-sandbox-", ignore_cleanup_errors=True)
-            settings = Settings.load(environ={}, data_dir=Path(self._temp.name), seed=seed)
-        elif seed is not None:
-            settings = settings.replace(seed=seed)
-        installed = None
-        if plan_file:
-            installed, settings = PlanFile.install(plan_file, settings)
-        from sandbox.app import create_app
-
-        try:
-            return create_app(settings), installed
-        except StartupError as exc:
-            raise StartupError(installed.explain(str(exc)) if installed else str(exc)) from None
+    def _app(self, app: Flask | None, settings: Settings | None, seed: int | None, plan: str | None
+             ) -> tuple[Flask, str | None]:
+        if app is None:
+            if settings is None:
+                self._temp = tempfile.TemporaryDirectory(prefix="spine-sandbox-", ignore_cleanup_errors=True)
+                settings = Settings.load(environ={}, data_dir=Path(self._temp.name), seed=seed)
+            elif seed is not None:
+                settings = settings.replace(seed=seed)
+            return app_with_plan(settings, plan)
+        if seed is not None or settings is not None:
+            raise ValueError("give either app= or settings=/seed=, not both: an app already has its settings")
+        if plan and is_plan_file(plan):
+            raise ValueError(f"plan {plan!r} is a file, which an existing app has not loaded: pass settings= (or "
+                             "nothing) instead of app=, or give the id of one of the app's plans")
+        return app, plan
 
     # --- the sandbox behind it -----------------------------------------------------------------------------------
     @property
@@ -272,6 +263,21 @@ class MockSpine(ContextDecorator, SessionEvidence):
 def mock_spine(**options) -> MockSpine:
     """A context manager and decorator: see MockSpine for the options."""
     return MockSpine(**options)
+
+
+def app_with_plan(settings: Settings, plan: str | None) -> tuple[Flask, str | None]:
+    """The app for these settings, and the id `plan` has in it: a plan file is loaded through the plan catalogue
+    (see PlanFile), and a bad one is a StartupError that names the file as the user gave it."""
+    from sandbox.app import create_app
+
+    plan_file = None
+    if plan and is_plan_file(plan):
+        plan_file, settings = PlanFile.install(plan, settings)
+    try:
+        app = create_app(settings)
+    except StartupError as exc:
+        raise StartupError(plan_file.explain(str(exc)) if plan_file else str(exc)) from None
+    return app, plan_file.plan(app.extensions["sandbox"].plans).id if plan_file else plan
 
 
 def _names_session(name: str, value: str) -> bool:

@@ -71,22 +71,13 @@ class SpineRun:
         return self.app.extensions["sandbox"]
 
     def start(self, settings: Settings) -> None:
-        """The app (with a plan file's folder, if the plan is a file) and, with a plan, the run's session."""
-        from sandbox.app import create_app
-        from sandbox.assurance.plans import PlanFile, is_plan_file
+        """The app (which loads the plan, if it is a file) and, with a plan, the run's session."""
         from sandbox.assurance.sessions import create_session
-        from sandbox.runtime import StartupError
+        from sandbox.inprocess import app_with_plan
 
         self.started_at = time.time()
-        plan_file = None
-        if self.plan and is_plan_file(self.plan):
-            plan_file, settings = PlanFile.install(self.plan, settings)
-        try:
-            self.app = create_app(settings)
-        except StartupError as exc:
-            raise StartupError(plan_file.explain(str(exc)) if plan_file else str(exc)) from None
-        if self.plan:
-            plan_id = plan_file.plan(self.sandbox.plans).id if plan_file else self.plan
+        self.app, plan_id = app_with_plan(settings, self.plan)
+        if plan_id:
             record, self.token = create_session(self.sandbox.store, self.sandbox.plans, plan_id, self.supplier,
                                                 self.system)
             self.session = record.id
@@ -295,11 +286,12 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             yellow=verdict == "incomplete")
         for reason in report["verdict_reasons"]:
             say(f"  {reason}")
-        say(f"{meta['span']['exchanges']} exchanges; findings: "
+        say(f"{_exchanges(meta['span']['exchanges'])}; findings: "
             + ", ".join(f"{outcome} {findings[outcome]}" for outcome in ("fail", "warning", "info", "pass")))
         if run.strays:
-            say(f"{run.strays} exchanges reached spine_server without the session's credentials and are not in this "
-                "report (they went to the default session): send spine_server.headers or .auth_headers", yellow=True)
+            say(f"not in this report: {_exchanges(run.strays)} that reached spine_server without the session's "
+                "credentials (they went to the default session); send spine_server.auth_headers or .headers",
+                yellow=True)
         for path in run.report_files.values():
             say(f"report: {path}")
         if not run.report_files:
@@ -307,3 +299,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     if run.failed_on_verdict:
         why = f"the verdict is {report['verdict']}" if report else "there is no verdict"
         say(f"--spine-fail-on-verdict {run.fail_on}: the run fails because {why}", red=True)
+
+
+def _exchanges(count: int) -> str:
+    return f"{count} exchange{'' if count == 1 else 's'}"

@@ -89,8 +89,10 @@ def test_container_serves_journals_and_keeps_the_journal_across_restarts(run_con
     health = requests.get(f"{base}/_sandbox/health", timeout=5).json()
     assert health["population"]["seed"] == 7 and health["population"]["size"] == 3000  # SANDBOX_* configure it
 
-    read = requests.get(f"{base}{PDS_BASE}/Patient/9000000009", timeout=10,
-                        headers={"X-Request-ID": str(uuid.uuid4()), "Authorization": "Bearer docker-test"})
+    session = requests.post(f"{base}/_sandbox/sessions", timeout=5, json={
+        "plan": "pds-application-restricted", "supplier": "Docker test", "system": "image"}).json()
+    read = requests.get(f"{base}{PDS_BASE}/Patient/9000000009", timeout=10,  # the session token is a valid token
+                        headers={"X-Request-ID": str(uuid.uuid4()), "Authorization": f"Bearer {session['token']}"})
     assert read.status_code == 200 and read.json()["id"] == "9000000009"
     bad = requests.get(f"{base}{PDS_BASE}/Patient/9000000009", timeout=10, headers={"X-Request-ID": "not-a-uuid"})
     assert bad.status_code == 400

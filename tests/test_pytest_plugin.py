@@ -201,8 +201,8 @@ def test_forgot_the_headers(spine_server):
 ''')
     result = run(pytester, "--spine-plan", "pds-application-restricted")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["1 exchanges; *", "1 exchanges reached spine_server without the session's "
-                                 "credentials and are not in this report (they went to the default session): *"])
+    result.stdout.fnmatch_lines(["1 exchange; *", "not in this report: 1 exchange that reached spine_server without "
+                                 "the session's credentials (they went to the default session); send *"])
 
 
 def test_marker_options_are_checked(pytester):
