@@ -127,8 +127,8 @@ def test_the_example_client_meets_the_application_restricted_plan(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "cli", "run", "--plan", "pds-application-restricted", "--data-dir", str(data),
          "--population", str(TEST_POPULATION), "--report-dir", str(tmp_path / "ci"), "--",
-         sys.executable, str(ROOT / "examples" / "pds_client.py")], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=300)
+         sys.executable, str(ROOT / "examples" / "pds-client" / "conformance_steps.py")], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=300)
     assert completed.returncode == 4, completed.stdout + completed.stderr
     report = json.loads((tmp_path / "ci" / "report.json").read_text())
     assert report["verdict_reasons"] == ["awaiting attestation: PDS-GET-003"]

@@ -191,3 +191,22 @@ def test_a_session_token_stands_in_for_an_access_token_of_the_plans_mode(setting
     assert "standing in for a healthcare-worker access token" in auth_finding["message"]
     unknown = pds.get("/Patient/9000000009", headers={"Authorization": "Bearer sst_not-a-real-token"})
     assert unknown.status_code == 401
+
+
+def test_a_session_created_without_a_plan_has_a_token_and_is_judged_only_against_a_named_plan(small):
+    from sandbox.assurance.sessions import SessionError, create_unbound_session
+
+    client = create_app(small).test_client()
+    sandbox = client.application.extensions["sandbox"]
+    record, token = create_unbound_session(sandbox.store, "t0001-unbound", "Acme", "PAS 1")
+    assert record.plan is None and token.startswith("sst_")
+    response = PdsClient(client).get("/Patient/9000000009", headers={"Authorization": f"Bearer {token}"})
+    detail = client.get(f"/_sandbox/exchanges/{response.headers['X-Sandbox-Exchange']}").get_json()
+    assert detail["session"] == "t0001-unbound"
+    assert {f["requirement"]: f["outcome"] for f in detail["findings"]}["PDS-HDR-005"] == "pass"  # application
+    unjudged = client.get("/_sandbox/sessions/t0001-unbound")
+    assert unjudged.status_code == 400 and "is not bound to a plan; name one with --plan" in unjudged.get_data(True)
+    assert client.get("/_sandbox/sessions/t0001-unbound?plan=small").get_json()["steps"][0]["exercised"]
+    with pytest.raises(SessionError, match="already exists") as taken:
+        create_unbound_session(sandbox.store, "t0001-unbound", "Acme", "PAS 1")
+    assert taken.value.status == 409

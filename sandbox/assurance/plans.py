@@ -6,6 +6,8 @@ against the catalogues: a bad file is a startup error that names the file and th
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +17,11 @@ import yaml
 from sandbox.conformance.requirements import RequirementCatalogue
 from sandbox.conformance.schemas import read_yaml, validate_document
 from sandbox.scripting.scenarios import ScenarioCatalogue
+from sandbox.settings import Settings
 
 SCHEMA = yaml.safe_load(Path(__file__).with_name("plan.schema.yaml").read_text(encoding="utf-8"))
 PLANS_FOLDER = "plans"
+PLAN_FILE_FOLDER = "plan-file"  # inside the data directory: the scenario folder a plan given by path is copied to
 
 
 class PlanError(ValueError):
@@ -139,3 +143,37 @@ def load_file(path: Path, services: set[str], scenarios: ScenarioCatalogue,
     return Plan(data["id"], data["title"], tuple(data["services"]), tuple(steps), tuple(data["requirements"]),
                 tuple(data.get("manual", ())), str(data.get("version", "")), (data.get("description") or "").strip(),
                 str(path), data.get("access_mode", ""))
+
+
+def is_plan_file(plan: str) -> bool:
+    """A plan named by its file (a .yaml/.yml name, or a path with a folder) rather than by its id."""
+    return plan.endswith((".yaml", ".yml")) or "/" in plan or os.sep in plan
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    """A plan kept anywhere (`--spine-plan my-plan.yaml`), loaded through the catalogue like any other: a copy goes
+    under plans/ of a scenario folder of its own in the data directory, and the settings gain that folder, so a
+    server started with the same settings knows the plan too."""
+
+    source: Path
+    copy: Path
+
+    @classmethod
+    def install(cls, path: str | Path, settings: Settings) -> tuple[PlanFile, Settings]:
+        source = Path(path)
+        if not source.is_file():
+            raise PlanError(f"{path}: no such plan file (give a plan's id, or the path of a plan YAML file)")
+        folder = Path(settings.data_dir) / PLAN_FILE_FOLDER
+        shutil.rmtree(folder, ignore_errors=True)  # one plan file per configuration: never a stale one beside it
+        copy = folder / PLANS_FOLDER / f"{source.stem}.yaml"
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(source, copy)
+        return cls(source, copy), settings.replace(scenarios=(*settings.scenarios, folder))
+
+    def plan(self, plans: PlanCatalogue) -> Plan:
+        return next(plan for plan in plans if Path(plan.source) == self.copy)
+
+    def explain(self, message: str) -> str:
+        """A loading error about the copy, told about the file the user wrote."""
+        return message.replace(str(self.copy), str(self.source))

@@ -58,15 +58,29 @@ def create_session(store: Store, plans: PlanCatalogue, plan_id: str, supplier: s
     plan = find_plan(plans, plan_id)
     supplier, system = _name(supplier, "supplier"), _name(system, "system")
     for _ in range(5):
-        token = TOKEN_PREFIX + secrets.token_urlsafe(24)
-        record = SessionRecord(SESSION_PREFIX + secrets.token_hex(6), time.time(), plan.id, supplier, system,
-                               hash_token(token))
         try:
-            store.create_session(record)
-            return record, token
+            return _store_session(store, SESSION_PREFIX + secrets.token_hex(6), plan.id, supplier, system)
         except VersionConflict:
             continue  # an id collision: astronomically rare, so simply draw again
     raise SessionError("could not allocate a session id", 500)
+
+
+def create_unbound_session(store: Store, session_id: str, supplier: str, system: str) -> tuple[SessionRecord, str]:
+    """A session with a token but no plan, for test runs that want isolated state more than a verdict (the
+    in-process mock's own sessions). Its token stands in for an application-restricted access token; a report
+    needs a plan named for it (session_and_plan's plan_id). An id already taken is a SessionError (409)."""
+    try:
+        return _store_session(store, session_id, None, _name(supplier, "supplier"), _name(system, "system"))
+    except VersionConflict:
+        raise SessionError(f"session {session_id!r} already exists", 409) from None
+
+
+def _store_session(store: Store, session_id: str, plan: str | None, supplier: str, system: str
+                   ) -> tuple[SessionRecord, str]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    record = SessionRecord(session_id, time.time(), plan, supplier, system, hash_token(token))
+    store.create_session(record)
+    return record, token
 
 
 def credentials(record: SessionRecord, token: str | None) -> dict:
@@ -93,12 +107,12 @@ def session_and_plan(store: Store, plans: PlanCatalogue, session_id: str, plan_i
     """The session and the plan to judge it by: its own, or one named for a session used without creating it
     (any X-Sandbox-Session value, or `default`)."""
     record = store.get_session(session_id)
+    if record is None and not store.count_exchanges(ExchangeFilter(session=session_id)):
+        raise SessionError(f"no session {session_id!r}: it was never created and has no exchanges "
+                           "(`spine-sandbox sessions list`)", 404)
+    if not (plan_id or (record and record.plan)):
+        raise SessionError(f"session {session_id!r} is not bound to a plan; name one with --plan (or ?plan=)")
     if record is None:
-        if not store.count_exchanges(ExchangeFilter(session=session_id)):
-            raise SessionError(f"no session {session_id!r}: it was never created and has no exchanges "
-                               "(`spine-sandbox sessions list`)", 404)
-        if not plan_id:
-            raise SessionError(f"session {session_id!r} is not bound to a plan; name one with --plan (or ?plan=)")
         record = SessionRecord(session_id, store.session_span(session_id).first or time.time(), plan_id)
     plan = find_plan(plans, plan_id or record.plan)
     if plan_id and record.plan and plan_id != record.plan:
