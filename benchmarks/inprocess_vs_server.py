@@ -22,10 +22,11 @@ from sandbox.settings import Settings
 PATIENT = "/personal-demographics/FHIR/R4/Patient/9000000009"
 
 
-def timed_calls(http: requests.Session, url: str, calls: int) -> list[float]:
+def timed_calls(http: requests.Session, url: str, calls: int, token: str) -> list[float]:
+    """`token`: a sandbox session token, so every call passes the access-token check as a real client's would."""
     times = []
     for _ in range(calls):
-        headers = {"X-Request-ID": str(uuid.uuid4()), "Authorization": "Bearer bench"}
+        headers = {"X-Request-ID": str(uuid.uuid4()), "Authorization": f"Bearer {token}"}
         started = time.perf_counter()
         response = http.get(url, headers=headers)
         times.append((time.perf_counter() - started) * 1000)
@@ -46,13 +47,16 @@ def main() -> None:
     warmup = max(20, args.calls // 20)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.load(environ={}, data_dir=Path(tmp) / "inprocess")
-        with mock_spine(settings=settings), requests.Session() as http:
+        with mock_spine(settings=settings) as spine, requests.Session() as http:
             url = "https://int.api.service.nhs.uk" + PATIENT
-            timed_calls(http, url, warmup)
-            inprocess = timed_calls(http, url, args.calls)
+            timed_calls(http, url, warmup, spine.token)
+            inprocess = timed_calls(http, url, args.calls, spine.token)
         with LocalServer(settings.replace(data_dir=Path(tmp) / "server")) as server, requests.Session() as http:
-            timed_calls(http, server.url + PATIENT, warmup)
-            served = timed_calls(http, server.url + PATIENT, args.calls)
+            token = http.post(server.url + "/_sandbox/sessions", json={
+                "plan": "pds-application-restricted", "supplier": "Benchmark", "system": "in-process vs server"
+            }).json()["token"]
+            timed_calls(http, server.url + PATIENT, warmup, token)
+            served = timed_calls(http, server.url + PATIENT, args.calls, token)
     print(summary("in-process (mock_spine, requests)", inprocess))
     print(summary("live local server (1 worker)", served))
     print(f"in-process / server median: {statistics.median(inprocess) / statistics.median(served):.2f}")
