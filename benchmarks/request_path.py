@@ -11,7 +11,8 @@ cost), against a fresh SQLite journal in a temporary folder, as `spine-sandbox s
   patient: GET /personal-demographics/FHIR/R4/Patient/9990000107, as benchmarks/wsgi_servers.py asks
 The same requests as benchmarks/mesh_vs_nhs_sandbox.py and benchmarks/wsgi_servers.py send.
 
-Wall-clock totals are the median of several batches (the spread is printed; other work on the machine moves them).
+Times are this thread's CPU time (user and system), which other work on the machine hardly moves (--wall: elapsed
+time); totals are the median of several batches, with the spread.
 The stage table comes from a second, instrumented pass: each stage's own time (its callees' stages subtracted), so
 the rows add up to the instrumented total; "wsgi+flask" is what is left: routing, request and response objects.
 Between requests another connection commits a write, as the other worker process does under load, so each request
@@ -29,13 +30,13 @@ import io
 import os
 import pstats
 import re
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +51,7 @@ BODY = b"0123456789abcdef" * 64  # 1 KiB
 V2 = "application/vnd.mesh.v2+json"
 REQUEST_ID = "60e0b220-8136-4ca5-ae46-1d97ef59d068"
 CASES = ("inbox", "send", "patient")
+clock = time.thread_time  # CPU time of this thread: what other load on the machine does not inflate (--wall: elapsed)
 
 
 def environ(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> dict:
@@ -121,9 +123,9 @@ def run(app, case: Case, start: int, count: int, other=None) -> float:
     spent = 0.0
     for n in range(start, start + count):
         env = case.environ(n)
-        began = time.perf_counter()
+        began = clock()
         status = call(app, env)
-        spent += time.perf_counter() - began
+        spent += clock() - began
         if status != expected:
             raise SystemExit(f"{case.name}: answered {status}, expected {expected}")
         if other is not None:
@@ -132,15 +134,11 @@ def run(app, case: Case, start: int, count: int, other=None) -> float:
 
 
 def other_writer(app):
-    """A commit from another connection, as the other worker process makes under load: it makes this connection's
-    SQLite page cache start cold, as it does in `spine-sandbox serve`."""
-    db = sqlite3.connect(app.extensions["sandbox"].settings.journal_url.removeprefix("sqlite:///"),
-                         isolation_level=None, timeout=30)
-
-    def write():
-        db.execute("INSERT INTO counters VALUES ('other-writer', 'n', 0) ON CONFLICT DO UPDATE SET value = value + 1")
-
-    return write
+    """A commit from another connection of the same store (another thread), as the other worker process makes
+    under load: it makes this connection's SQLite page cache start cold, as it does in `spine-sandbox serve`."""
+    write = app.extensions["sandbox"].store.next_counter  # taken now: the stage timers never see it
+    pool = ThreadPoolExecutor(1)
+    return lambda: pool.submit(write, "other-writer", "n").result()
 
 
 # --- stages ----------------------------------------------------------------------------------------------------
@@ -154,12 +152,12 @@ class Stages:
 
     def wrap(self, name: str, func):
         def timed(*args, **kwargs):
-            began = time.perf_counter()
+            began = clock()
             self._children.append(0.0)
             try:
                 return func(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - began
+                elapsed = clock() - began
                 self.own[name] += elapsed - self._children.pop()
                 self.calls[name] += 1
                 if self._children:
@@ -279,7 +277,7 @@ def measure(case_name: str, requests: int, batches: int, alone: bool) -> None:
     finally:
         _uninstrument()
     median = statistics.median(times)
-    print(f"\n{case_name}: {median:.0f} µs per request (median of {batches} batches of {requests}; "
+    print(f"\n{case_name}: {median:.0f} µs {'elapsed' if clock is time.perf_counter else 'CPU'} per request (median of {batches} batches of {requests}; "
           f"spread {min(times):.0f}-{max(times):.0f}); instrumented {total:.0f} µs")
     print(f"  {'stage':<52}{'µs/req':>9}{'calls/req':>11}")
     rows = {name: own / requests * 1e6 for name, own in stages.own.items()}
@@ -320,19 +318,33 @@ def plain(case_name: str, requests: int, alone: bool, skip: bool) -> None:
                 other()
 
 
-def instructions(case_name: str, requests: int, alone: bool) -> float:
-    def count(skip: bool) -> int:
-        command = [sys.executable, __file__, "--plain", case_name, "--requests", str(requests)]
-        command += ["--alone"] if alone else []
-        command += ["--skip"] if skip else []
-        done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-        found = re.search(r"Collected : (\d+)", done.stderr)
-        if done.returncode or not found:
-            raise SystemExit(f"valgrind failed for {case_name}:\n{done.stderr[-2000:]}")
-        return int(found.group(1))
+def _counted(tool: list[str], case_name: str, requests: int, alone: bool, skip: bool) -> str:
+    command = [sys.executable, __file__, "--plain", case_name, "--requests", str(requests)]
+    command += ["--alone"] if alone else []
+    command += ["--skip"] if skip else []
+    done = subprocess.run([*tool, *command], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    if done.returncode:
+        raise SystemExit(f"{tool[0]} failed for {case_name}:\n{done.stderr[-2000:]}")
+    return done.stderr
 
-    return (count(False) - count(True)) / requests
+
+def instructions(case_name: str, requests: int, alone: bool) -> float:
+    """Instructions per request: a run with the requests less the same run without them (valgrind callgrind)."""
+    tool = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    with_, without = (int(re.search(r"Collected : (\d+)", _counted(tool, case_name, requests, alone, skip)).group(1))
+                      for skip in (False, True))
+    return (with_ - without) / requests
+
+
+def syscalls(case_name: str, requests: int, alone: bool) -> dict[str, float]:
+    """System calls per request, by name, counted the same way (strace -c; both threads with --alone off)."""
+    def count(skip: bool) -> Counter:
+        report = _counted(["strace", "-f", "-c", "-U", "name,calls"], case_name, requests, alone, skip)
+        return Counter({m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*(\w+)\s+(\d+)\s*$", report, re.M)
+                        if m.group(1) != "total"})
+
+    with_, without = count(False), count(True)
+    return {name: (with_[name] - without[name]) / requests for name in with_ if with_[name] > without[name]}
 
 
 def main() -> None:
@@ -342,15 +354,27 @@ def main() -> None:
     parser.add_argument("--cases", nargs="*", choices=CASES, default=list(CASES))
     parser.add_argument("--alone", action="store_true",
                         help="no other connection writes between requests (a single worker process, one thread)")
+    parser.add_argument("--wall", action="store_true", help="elapsed time rather than this thread's CPU time")
     parser.add_argument("--profile", choices=CASES, help="cProfile one case instead")
     parser.add_argument("--instructions", action="store_true", help="count instructions per request (valgrind)")
+    parser.add_argument("--syscalls", action="store_true", help="count system calls per request (strace)")
     parser.add_argument("--plain", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--skip", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.wall:
+        global clock
+        clock = time.perf_counter
     if args.plain:
         plain(args.plain, args.requests, args.alone, args.skip)
     elif args.profile:
         profile(args.profile, args.requests, args.alone)
+    elif args.syscalls:
+        requests = min(args.requests, 2000)
+        print(f"system calls per request (strace; {requests} requests, less the same run without them)")
+        for name in args.cases:
+            counts = syscalls(name, requests, args.alone)
+            shown = ", ".join(f"{k} {v:.1f}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+            print(f"  {name:<8} {sum(counts.values()):6.1f}: {shown}", flush=True)
     elif args.instructions:
         requests = min(args.requests, 500)
         print(f"instructions per request (valgrind callgrind; {requests} requests, less the same run without them)")

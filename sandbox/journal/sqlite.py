@@ -1,4 +1,9 @@
-"""The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes."""
+"""The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes.
+
+An exchange's findings are committed inside its own row (one small write per request); the findings table, indexed by
+requirement for reports and filters, is filled from those rows in batches (every FINDINGS_BATCH exchanges, and
+before any query that needs it), so recording an exchange does not dirty a page of that index per requirement.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,28 @@ from sandbox.journal.store import (
     VersionConflict,
 )
 
+# Small keyed rows stored clustered by their key (WITHOUT ROWID): a namespace is read from a page or two, and a write
+# touches one b-tree instead of a table and its key index. (Not blobs: large rows belong in a rowid table.)
+CLUSTERED = {
+    "state": """CREATE TABLE IF NOT EXISTS state (
+    session TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (session, namespace, key)
+) WITHOUT ROWID""",
+    "counters": """CREATE TABLE IF NOT EXISTS counters (
+    session TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (session, name)
+) WITHOUT ROWID""",
+}
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,  -- never reused: exchanges are never deleted (no AUTOINCREMENT page write per insert)
     id TEXT NOT NULL UNIQUE,
     session TEXT NOT NULL,
     service TEXT NOT NULL,
@@ -43,7 +67,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     status INTEGER NOT NULL,
     response_headers TEXT NOT NULL,
     response_body BLOB NOT NULL,
-    n_pass INTEGER NOT NULL, n_fail INTEGER NOT NULL, n_warning INTEGER NOT NULL, n_info INTEGER NOT NULL
+    n_pass INTEGER NOT NULL, n_fail INTEGER NOT NULL, n_warning INTEGER NOT NULL, n_info INTEGER NOT NULL,
+    findings TEXT  -- JSON [[requirement, outcome, message, location, rejected_status, rejected_code], ...]; NULL: none
 );
 CREATE INDEX IF NOT EXISTS exchanges_session ON exchanges (session, seq);
 CREATE TABLE IF NOT EXISTS findings (
@@ -58,20 +83,6 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 CREATE INDEX IF NOT EXISTS findings_exchange ON findings (exchange_seq);
 CREATE INDEX IF NOT EXISTS findings_requirement ON findings (session, requirement, outcome);
-CREATE TABLE IF NOT EXISTS state (
-    session TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (session, namespace, key)
-);
-CREATE TABLE IF NOT EXISTS counters (
-    session TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value INTEGER NOT NULL,
-    PRIMARY KEY (session, name)
-);
 CREATE TABLE IF NOT EXISTS exchange_keys (
     session TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -102,8 +113,21 @@ CREATE TABLE IF NOT EXISTS blobs (
     data BLOB NOT NULL,
     PRIMARY KEY (session, key)
 );
-"""
+""" + "".join(ddl + ";\n" for ddl in CLUSTERED.values())
 
+FINDINGS_BATCH = 64  # exchanges whose findings are indexed together; a report never waits for more than this many
+
+_INDEX_FINDINGS = """
+INSERT INTO findings
+SELECT e.seq, e.session, f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4, f.value ->> 5
+FROM exchanges e, json_each(e.findings) f
+WHERE e.seq > (SELECT coalesce(max(exchange_seq), 0) FROM findings) AND e.findings IS NOT NULL
+ORDER BY e.seq, f.key
+"""
+_EXCHANGE_FIELDS = ("seq", "id", "session", "service", "operation", "scenario", "started_at", "duration_ms", "method",
+                    "path", "query_string", "client", "request_headers", "request_body", "status", "response_headers",
+                    "response_body", "findings")
+_EXCHANGE_COLUMNS = ", ".join(_EXCHANGE_FIELDS)
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
                     "status, n_pass, n_fail, n_warning, n_info")
 
@@ -115,6 +139,21 @@ class SqliteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._db().executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a journal made by an earlier version to this schema (concurrent workers take turns)."""
+        with self._write() as db:
+            if "findings" not in {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}:
+                # Earlier journals kept findings in the findings table only, where they are already indexed.
+                db.execute("ALTER TABLE exchanges ADD COLUMN findings TEXT")
+            for table, ddl in CLUSTERED.items():
+                made = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+                if "WITHOUT ROWID" not in made.fetchone()[0].upper():
+                    db.execute(f"ALTER TABLE {table} RENAME TO {table}_before")
+                    db.execute(ddl)
+                    db.execute(f"INSERT INTO {table} SELECT * FROM {table}_before")
+                    db.execute(f"DROP TABLE {table}_before")
 
     # --- connections -------------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -157,8 +196,11 @@ class SqliteStore(Store):
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
         with self._write() as db:
             self._insert(db, exchange)
-            db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
-                           [(exchange.session, key, exchange.seq) for key in set(keys)])
+            if keys:
+                db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
+                               [(exchange.session, key, exchange.seq) for key in set(keys)])
+            if exchange.seq % FINDINGS_BATCH == 0:
+                db.execute(_INDEX_FINDINGS)
 
     def record_many(self, exchanges: Iterable[Exchange]) -> int:
         n = 0
@@ -166,32 +208,40 @@ class SqliteStore(Store):
             for exchange in exchanges:
                 self._insert(db, exchange)
                 n += 1
+            db.execute(_INDEX_FINDINGS)
         return n
+
+    def index_findings(self) -> None:
+        """Bring the findings table up to date with every recorded exchange (queries by requirement need it)."""
+        db = self._db()
+        if db.in_transaction or db.execute(
+                "SELECT 1 FROM exchanges WHERE seq > (SELECT coalesce(max(exchange_seq), 0) FROM findings) "
+                "AND findings IS NOT NULL LIMIT 1").fetchone():
+            with self._write() as db:
+                db.execute(_INDEX_FINDINGS)
 
     @staticmethod
     def _insert(db: sqlite3.Connection, exchange: Exchange) -> None:
         counts = exchange.counts
         req, resp = exchange.request, exchange.response
+        findings = json.dumps([(f.requirement, f.outcome, f.message, f.location,
+                                f.reject.status if f.reject else None, f.reject.code if f.reject else None)
+                               for f in exchange.findings]) if exchange.findings else None
         cursor = db.execute(
             "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
             "path, query_string, client, request_headers, request_body, status, response_headers, "
-            "response_body, n_pass, n_fail, n_warning, n_info) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "response_body, n_pass, n_fail, n_warning, n_info, findings) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
              exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
              json.dumps(req.headers), req.body, resp.status, json.dumps(resp.headers), resp.body,
-             counts["pass"], counts["fail"], counts["warning"], counts["info"]))
+             counts["pass"], counts["fail"], counts["warning"], counts["info"], findings))
         exchange.seq = cursor.lastrowid
-        db.executemany(
-            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
-            [(exchange.seq, exchange.session, f.requirement, str(f.outcome), f.message, f.location,
-              f.reject.status if f.reject else None, f.reject.code if f.reject else None)
-             for f in exchange.findings])
 
     def exchange(self, exchange_id: str) -> Exchange | None:
-        row = self._db().execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
-        if row is None:
-            return None
-        return self._full(row, self._findings_of([row[0]]).get(row[0], []))
+        rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE id = ?", (exchange_id,))
+        found = self._complete(rows.fetchall())
+        return found[0] if found else None
 
     def exchanges(self, where: ExchangeFilter, limit: int = 100, before: int | None = None) -> list[dict]:
         sql, args = self._where(where)
@@ -210,25 +260,24 @@ class SqliteStore(Store):
         last = 0
         db = self._db()
         while True:
-            rows = db.execute("SELECT * FROM exchanges WHERE session = ? AND seq > ? ORDER BY seq LIMIT ?",
-                              (session, last, batch)).fetchall()
+            rows = db.execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND seq > ? ORDER BY seq "
+                              "LIMIT ?", (session, last, batch)).fetchall()
             if not rows:
                 return
-            findings = self._findings_of([r[0] for r in rows])
-            for row in rows:
-                yield self._full(row, findings.get(row[0], []))
+            yield from self._complete(rows)
             last = rows[-1][0]
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
         rows = self._db().execute(
-            "SELECT e.* FROM exchange_keys k JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? "
-            "AND k.key = ? ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
-        return [self._full(row, []) for row in rows]
+            f"SELECT {', '.join('e.' + c for c in _EXCHANGE_FIELDS)} FROM exchange_keys k "
+            "JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? AND k.key = ? "
+            "ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
+        return [_exchange(row) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
-        rows = self._db().execute("SELECT * FROM exchanges WHERE session = ? AND service = ? ORDER BY seq DESC "
-                                  "LIMIT ?", (session, service, limit))
-        return [self._full(row, []) for row in rows]
+        rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND service = ? "
+                                  "ORDER BY seq DESC LIMIT ?", (session, service, limit))
+        return [_exchange(row) for row in rows]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
         seqs = sorted(set(seqs))
@@ -236,11 +285,17 @@ class SqliteStore(Store):
         for start in range(0, len(seqs), 500):  # SQLite caps the number of parameters
             chunk = seqs[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db().execute(f"SELECT * FROM exchanges WHERE seq IN ({marks}) ORDER BY seq", chunk)
-            rows = rows.fetchall()
-            findings = self._findings_of([r[0] for r in rows]) if rows else {}
-            found.extend(self._full(row, findings.get(row[0], [])) for row in rows)
+            rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE seq IN ({marks}) ORDER BY seq",
+                                      chunk)
+            found.extend(self._complete(rows.fetchall()))
         return found
+
+    def _complete(self, rows: list) -> list[Exchange]:
+        """Exchanges with their findings: from the row itself, or (journals from before) from the findings table."""
+        older = [row[0] for row in rows if row[-1] is None]
+        findings = self._findings_of(older) if older else {}
+        return [_exchange(row, findings.get(row[0], []) if row[-1] is None else _decode_findings(row[-1]))
+                for row in rows]
 
     def _findings_of(self, seqs: list[int]) -> dict[int, list[Finding]]:
         marks = ",".join("?" * len(seqs))
@@ -248,12 +303,10 @@ class SqliteStore(Store):
         for seq, requirement, outcome, message, location, status, code in self._db().execute(
                 f"SELECT exchange_seq, requirement, outcome, message, location, rejected_status, rejected_code "
                 f"FROM findings WHERE exchange_seq IN ({marks}) ORDER BY rowid", seqs):
-            reject = SpineError(status, code) if status is not None else None
-            found.setdefault(seq, []).append(Finding(requirement, Outcome(outcome), message, location, reject))
+            found.setdefault(seq, []).append(_finding(requirement, outcome, message, location, status, code))
         return found
 
-    @staticmethod
-    def _where(where: ExchangeFilter) -> tuple[str, list]:
+    def _where(self, where: ExchangeFilter) -> tuple[str, list]:
         clauses, args = ["1=1"], []
         for column in ("session", "service", "operation", "scenario", "status"):
             value = getattr(where, column)
@@ -269,20 +322,10 @@ class SqliteStore(Store):
         if where.outcome is not None:
             clauses.append(f"n_{where.outcome} > 0" if where.outcome in ("pass", "fail", "warning", "info") else "0")
         if where.requirement is not None:
+            self.index_findings()
             clauses.append("EXISTS (SELECT 1 FROM findings f WHERE f.exchange_seq = e.seq AND f.requirement = ?)")
             args.append(where.requirement)
         return " AND ".join(clauses), args
-
-    @staticmethod
-    def _full(row, findings: list[Finding]) -> Exchange:
-        (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
-         client, req_headers, req_body, status, resp_headers, resp_body, *_counts) = row
-        return Exchange(
-            id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
-            started_at=started_at, duration_ms=duration_ms, seq=seq, findings=findings,
-            request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
-                                    bytes(req_body), client),
-            response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
 
     # --- sessions and attestations ------------------------------------------------------------------------------
     def create_session(self, record: SessionRecord) -> None:
@@ -324,12 +367,14 @@ class SqliteStore(Store):
 
     # --- aggregates --------------------------------------------------------------------------------------------
     def finding_totals(self, session: str) -> list[FindingTotal]:
+        self.index_findings()
         rows = self._db().execute(
             "SELECT requirement, outcome, count(*) FROM findings "
             "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
         return [FindingTotal(*r) for r in rows]
 
     def coverage(self, session: str) -> list[CoverageCell]:
+        self.index_findings()
         rows = self._db().execute(
             "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM findings f "
             "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
@@ -343,14 +388,14 @@ class SqliteStore(Store):
 
     def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
                         last: int) -> list[tuple[int, Finding]]:
+        self.index_findings()
         query = ("SELECT rowid, exchange_seq, requirement, outcome, message, location, rejected_status, "
                  "rejected_code FROM findings WHERE session = ? AND requirement = ? AND outcome = ? "
                  "ORDER BY rowid {} LIMIT ?")
         db = self._db()
         rows = {r[0]: r for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
         rows.update({r[0]: r for r in db.execute(query.format("DESC"), (session, requirement, outcome, last))})
-        return [(seq, Finding(req, Outcome(out), message, location,
-                              SpineError(status, code) if status is not None else None))
+        return [(seq, _finding(req, out, message, location, status, code))
                 for _, seq, req, out, message, location, status, code in sorted(rows.values())]
 
     def session_span(self, session: str) -> SessionSpan:
@@ -435,6 +480,27 @@ class SqliteStore(Store):
         rows = self._db().execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
                                   "RETURNING value", (session, name, start)).fetchall()
         return rows[0][0]
+
+
+def _exchange(row, findings: list[Finding] | None = None) -> Exchange:
+    (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
+     client, req_headers, req_body, status, resp_headers, resp_body, _findings) = row
+    return Exchange(
+        id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
+        started_at=started_at, duration_ms=duration_ms, seq=seq, findings=findings or [],
+        request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
+                                bytes(req_body), client),
+        response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
+
+
+def _finding(requirement: str, outcome: str, message: str, location: str, status: int | None,
+             code: str | None) -> Finding:
+    return Finding(requirement, Outcome(outcome), message, location,
+                   SpineError(status, code) if status is not None else None)
+
+
+def _decode_findings(text: str) -> list[Finding]:
+    return [_finding(*item) for item in json.loads(text)]
 
 
 def _summary(row) -> dict:

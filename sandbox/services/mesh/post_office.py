@@ -4,6 +4,7 @@ an undelivered report to the sender, and purge. State goes through the sandbox s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -81,23 +82,30 @@ class PostOffice:
         return {k: v.value for k, v in self.store.list_state(self.session, uploading_ns(mailbox)).items()}
 
     # --- sending ----------------------------------------------------------------------------------------------
-    def send(self, sender: str, recipient: str, headers: dict, body: bytes, total_chunks: int) -> dict:
+    def send(self, sender: str, recipient: str, headers: dict, body: bytes, total_chunks: int,
+             commit: Callable[[Callable[[], None]], None] | None = None) -> dict:
+        """Accept a message (its first chunk). The writes happen through `commit` when given (a request commits them
+        with its journal record), and at once otherwise."""
         now = self.mesh.now()
         message = {
             "id": new_message_id(now), "type": "DATA", "sender": sender, "recipient": recipient,
             **headers, "total_chunks": total_chunks, "chunks": {"1": len(body)}, "status": "uploading",
             "uploaded_at": now, "purge_at": now + self.limits.purge_days * DAY, "downloaded": {},
         }
-        with self.store.transaction():
-            self.store.put_blob(self.session, blob_key(message["id"], 1), body)
-            self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers.get("local_id")})
-            if total_chunks == 1:
-                self._deliver(message, now)
-            else:
-                self.store.put_state(self.session, uploading_ns(sender), message["id"],
-                                     {"since": now, "of": total_chunks})
-            self.store.put_state(self.session, MESSAGES, message["id"], message, create_only=True)
-            self._due(message["purge_at"])
+
+        def write() -> None:
+            with self.store.transaction():
+                self.store.put_blob(self.session, blob_key(message["id"], 1), body)
+                self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers.get("local_id")})
+                if total_chunks == 1:
+                    self._deliver(message, now)
+                else:
+                    self.store.put_state(self.session, uploading_ns(sender), message["id"],
+                                         {"since": now, "of": total_chunks})
+                self.store.put_state(self.session, MESSAGES, message["id"], message, create_only=True)
+                self._due(message["purge_at"])
+
+        (commit or (lambda f: f()))(write)
         return message
 
     def add_chunk(self, found: Found, number: int, body: bytes) -> tuple[dict, bool]:
