@@ -8,12 +8,18 @@ before any query that needs it), so recording an exchange does not dirty a page 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's busy handler alone serialises writers
+    fcntl = None
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
@@ -173,14 +179,31 @@ class SqliteStore(Store):
         if db.in_transaction:  # inside transaction(): the outer block commits
             yield db
             return
-        db.execute("BEGIN IMMEDIATE")
+        with self._writers():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+
+    @contextmanager
+    def _writers(self):
+        """Writers queue on a lock file, and each wakes the moment the one before it is done. (SQLite's own busy
+        handler, left to itself, polls: a writer that finds the lock taken sleeps 1, 2, 5… ms, idle, every time.)"""
+        fd = getattr(self._local, "lock", None)
+        if fd is None:
+            if fcntl is None or self.path == ":memory:":
+                yield
+                return
+            fd = self._local.lock = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def transaction(self):
         # BEGIN IMMEDIATE takes the write lock up front, so a read-modify-write inside the block cannot race.
@@ -191,6 +214,10 @@ class SqliteStore(Store):
         if db is not None:
             db.close()
             self._local.db = None
+        lock = getattr(self._local, "lock", None)
+        if lock is not None:
+            os.close(lock)
+            self._local.lock = None
 
     # --- the journal -------------------------------------------------------------------------------------------
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
@@ -424,24 +451,24 @@ class SqliteStore(Store):
 
     def put_state(self, session: str, namespace: str, key: str, value: Any,
                   expect_version: int | None = None, *, create_only: bool = False) -> int:
-        # One statement each (autocommit unless inside transaction()): the write path of every request stays short.
-        db = self._db()
         where = (session, namespace, key)
         data = json.dumps(value)
-        if create_only:
-            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
-                              (*where, data)).fetchall()
-            if not rows:
-                raise VersionConflict(None, self._version(db, where))
-        elif expect_version is not None:
-            rows = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND namespace=? "
-                              "AND key=? AND version=? RETURNING version", (data, *where, expect_version)).fetchall()
-            if not rows:
-                raise VersionConflict(expect_version, self._version(db, where))
-        else:
-            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
-                              "version = version + 1, value = excluded.value RETURNING version",
-                              (*where, data)).fetchall()
+        with self._write() as db:
+            if create_only:
+                rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
+                                  (*where, data)).fetchall()
+                if not rows:
+                    raise VersionConflict(None, self._version(db, where))
+            elif expect_version is not None:
+                rows = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND "
+                                  "namespace=? AND key=? AND version=? RETURNING version",
+                                  (data, *where, expect_version)).fetchall()
+                if not rows:
+                    raise VersionConflict(expect_version, self._version(db, where))
+            else:
+                rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
+                                  "version = version + 1, value = excluded.value RETURNING version",
+                                  (*where, data)).fetchall()
         return rows[0][0]
 
     @staticmethod
@@ -455,30 +482,35 @@ class SqliteStore(Store):
         return {k: StateItem(json.loads(v), ver) for k, v, ver in rows}
 
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
-        if key is None:
-            self._db().execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
-        else:
-            self._db().execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+        with self._write() as db:
+            if key is None:
+                db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
+            else:
+                db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
 
     def clear_state(self, session: str, namespace_prefix: str) -> None:
-        self._db().execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
+        with self._write() as db:
+            db.execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
                            (session, len(namespace_prefix), namespace_prefix))
 
     # --- blobs -------------------------------------------------------------------------------------------------
     def put_blob(self, session: str, key: str, data: bytes) -> None:
-        self._db().execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
 
     def get_blob(self, session: str, key: str) -> bytes | None:
         row = self._db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
         return bytes(row[0]) if row else None
 
     def delete_blobs(self, session: str, prefix: str) -> None:
-        self._db().execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
+        with self._write() as db:
+            db.execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
                            (session, len(prefix), prefix))
 
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
-        rows = self._db().execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
-                                  "RETURNING value", (session, name, start)).fetchall()
+        with self._write() as db:
+            rows = db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
+                              "RETURNING value", (session, name, start)).fetchall()
         return rows[0][0]
 
 
