@@ -4,6 +4,7 @@ from earlier versions opened as they are."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
@@ -97,3 +98,24 @@ def test_a_journal_from_an_earlier_version_opens_and_reads_the_same(tmp_path):
     with sqlite3.connect(path) as db:
         for table in ("state", "counters"):
             assert "WITHOUT ROWID" in db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+
+
+def test_the_checkpointer_copies_committed_exchanges_into_the_database_file(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    store = SqliteStore(path)
+    for n in range(3):
+        store.record(exchange("s", n, Finding.passed("REQ-A", "ok")))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)  # the database file alone, not the WAL
+        try:
+            if db.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 3:
+                break
+        except sqlite3.OperationalError:  # not even the schema has been copied yet
+            pass
+        finally:
+            db.close()
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the exchanges never reached the database file")
+    store.close()

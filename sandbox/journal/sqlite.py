@@ -8,9 +8,11 @@ before any query that needs it), so recording an exchange does not dirty a page 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +55,8 @@ CLUSTERED = {
     PRIMARY KEY (session, name)
 ) WITHOUT ROWID""",
 }
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -121,6 +125,8 @@ CREATE TABLE IF NOT EXISTS blobs (
 );
 """ + "".join(ddl + ";\n" for ddl in CLUSTERED.values())
 
+CHECKPOINT_EVERY_S = 0.5
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this once a checkpoint has emptied it
 FINDINGS_BATCH = 64  # exchanges whose findings are indexed together; a report never waits for more than this many
 
 _INDEX_FINDINGS = """
@@ -144,6 +150,8 @@ class SqliteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._checkpointer: int | None = None  # the process its checkpointer thread runs in
+        self._closed = threading.Event()
         self._db().executescript(SCHEMA)
         self._migrate()
 
@@ -170,8 +178,20 @@ class SqliteStore(Store):
             # NORMAL in WAL mode: a commit survives a killed process (not a power cut), at a fraction of FULL's cost.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            # Copying the WAL back into the database (and syncing both) is the checkpointer thread's work, not that of
+            # whichever request's commit happens to cross the threshold, with every other writer waiting on it.
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._local.db = db
+            self._start_checkpointer()
         return db
+
+    def _start_checkpointer(self) -> None:
+        if self.path == ":memory:" or self._checkpointer == os.getpid():
+            return
+        self._checkpointer = os.getpid()  # one per process: threads do not survive a fork
+        threading.Thread(target=_checkpoints, args=(self.path, weakref.ref(self), self._closed), daemon=True,
+                         name="journal-checkpoints").start()
 
     @contextmanager
     def _write(self):
@@ -210,6 +230,7 @@ class SqliteStore(Store):
         return self._write()
 
     def close(self) -> None:
+        self._closed.set()
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
@@ -512,6 +533,20 @@ class SqliteStore(Store):
             rows = db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
                               "RETURNING value", (session, name, start)).fetchall()
         return rows[0][0]
+
+
+def _checkpoints(path: str, store: weakref.ref, closed: threading.Event) -> None:
+    """Every CHECKPOINT_EVERY_S, copy what the WAL holds back into the database (PASSIVE: never waiting for, nor
+    blocking, readers and writers), while the store is open."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        while not closed.wait(CHECKPOINT_EVERY_S) and store() is not None:
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError:  # another process's checkpoint is running: the next round
+                log.debug("journal checkpoint skipped", exc_info=True)
+    finally:
+        db.close()
 
 
 def _exchange(row, findings: list[Finding] | None = None) -> Exchange:

@@ -201,13 +201,14 @@ def _record(response: Response) -> Response:
         id=ex.id, session=ex.session, service=ex.service.name if ex.service else "-", operation=ex.operation,
         started_at=ex.started, duration_ms=(time.perf_counter() - ex.clock) * 1000,
         request=RecordedRequest(request.method, request.path, request.query_string.decode("latin-1"),
-                                list(request.headers.items()), ex.body, request.remote_addr or ""),
+                                ex.view.headers if ex.view else list(request.headers.items()), ex.body,
+                                request.remote_addr or ""),
         response=RecordedResponse(response.status_code, list(response.headers.items()),
                                   b"" if response.is_streamed else response.get_data()),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
     keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
     _tell(response, ex)
-    exchange.response.headers = list(response.headers.items())
+    exchange.response.headers = list(response.headers.items())  # as sent: with the X-Sandbox-* headers
     # Written before the response leaves: an answered exchange is never missing from the evidence.
     try:
         with sandbox.store.transaction():
