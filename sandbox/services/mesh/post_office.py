@@ -31,6 +31,10 @@ def outbox_ns(mailbox: str) -> str:
     return f"mesh.outbox.{mailbox}"  # message id -> {l: local id}
 
 
+def chunking_key(mailbox: str) -> str:
+    return f"chunking:{mailbox}"  # in the session's items: set once the mailbox has started a chunked message
+
+
 def uploading_ns(mailbox: str) -> str:
     return f"mesh.uploading.{mailbox}"  # chunked messages still waiting for chunks
 
@@ -97,6 +101,8 @@ class PostOffice:
         return sorted(k for k, v in entries.items() if v.value.get("l") == local_id)
 
     def uploads_pending(self, mailbox: str) -> dict[str, dict]:
+        if not self.mesh.item(chunking_key(mailbox)):
+            return {}  # this mailbox never started a chunked message: nothing to look up
         return {k: v.value for k, v in self.store.list_state(self.session, uploading_ns(mailbox)).items()}
 
     # --- sending ----------------------------------------------------------------------------------------------
@@ -120,6 +126,8 @@ class PostOffice:
                 else:
                     self.store.put_state(self.session, uploading_ns(sender), message["id"],
                                          {"since": now, "of": total_chunks})
+                    if not self.mesh.item(chunking_key(sender)):
+                        self.mesh.put(chunking_key(sender), True)
                 self.store.put_state(self.session, MESSAGES, message["id"], message, create_only=True)
                 self._due(message["purge_at"])
 
