@@ -1,8 +1,8 @@
 """The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes.
 
-An exchange's findings are committed inside its own row (one small write per request); the findings table, indexed by
-requirement for reports and filters, is filled from those rows in batches (every FINDINGS_BATCH exchanges, and
-before any query that needs it), so recording an exchange does not dirty a page of that index per requirement.
+An exchange's findings are kept in its own row (one small write per request). The finding index, which reports and
+filters query by requirement, is filled from those rows in batches (every FINDINGS_BATCH exchanges, and before any
+query that needs it), so recording an exchange does not dirty a page of the index per requirement.
 """
 
 from __future__ import annotations
@@ -81,18 +81,15 @@ CREATE TABLE IF NOT EXISTS exchanges (
     findings TEXT  -- JSON [[requirement, outcome, message, location, rejected_status, rejected_code], ...]; NULL: none
 );
 CREATE INDEX IF NOT EXISTS exchanges_session ON exchanges (session, seq);
-CREATE TABLE IF NOT EXISTS findings (
-    exchange_seq INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS finding_index (
     session TEXT NOT NULL,
     requirement TEXT NOT NULL,
     outcome TEXT NOT NULL,
-    message TEXT NOT NULL,
-    location TEXT NOT NULL,
-    rejected_status INTEGER,
-    rejected_code TEXT
-);
-CREATE INDEX IF NOT EXISTS findings_exchange ON findings (exchange_seq);
-CREATE INDEX IF NOT EXISTS findings_requirement ON findings (session, requirement, outcome);
+    exchange_seq INTEGER NOT NULL,
+    position INTEGER NOT NULL,  -- the finding's place in its exchange's findings
+    PRIMARY KEY (session, requirement, outcome, exchange_seq, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS exchange_keys (
     session TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -129,12 +126,11 @@ CHECKPOINT_EVERY_S = 0.5
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this once a checkpoint has emptied it
 FINDINGS_BATCH = 64  # exchanges whose findings are indexed together; a report never waits for more than this many
 
+INDEXED_THROUGH = "findings indexed through"  # journal_meta: the last exchange seq whose findings are indexed
 _INDEX_FINDINGS = """
-INSERT INTO findings
-SELECT e.seq, e.session, f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4, f.value ->> 5
-FROM exchanges e, json_each(e.findings) f
-WHERE e.seq > (SELECT coalesce(max(exchange_seq), 0) FROM findings) AND e.findings IS NOT NULL
-ORDER BY e.seq, f.key
+INSERT INTO finding_index
+SELECT e.session, f.value ->> 0, f.value ->> 1, e.seq, f.key FROM exchanges e, json_each(e.findings) f
+WHERE e.seq > ? AND e.findings IS NOT NULL
 """
 _EXCHANGE_FIELDS = ("seq", "id", "session", "service", "operation", "scenario", "started_at", "duration_ms", "method",
                     "path", "query_string", "client", "request_headers", "request_body", "status", "response_headers",
@@ -159,8 +155,15 @@ class SqliteStore(Store):
         """Bring a journal made by an earlier version to this schema (concurrent workers take turns)."""
         with self._write() as db:
             if "findings" not in {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}:
-                # Earlier journals kept findings in the findings table only, where they are already indexed.
                 db.execute("ALTER TABLE exchanges ADD COLUMN findings TEXT")
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'findings'").fetchone():
+                # Earlier journals kept findings in a table of their own: move them into their exchanges' rows (the
+                # finding index is then built from those, like any other).
+                db.execute("UPDATE exchanges SET findings = (SELECT json_group_array(json_array(requirement, outcome, "
+                           "message, location, rejected_status, rejected_code)) FROM (SELECT * FROM findings f WHERE "
+                           "f.exchange_seq = exchanges.seq ORDER BY f.rowid)) WHERE findings IS NULL AND seq IN "
+                           "(SELECT exchange_seq FROM findings)")
+                db.execute("DROP TABLE findings")
             for table, ddl in CLUSTERED.items():
                 made = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
                 if "WITHOUT ROWID" not in made.fetchone()[0].upper():
@@ -248,7 +251,7 @@ class SqliteStore(Store):
                 db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
                                [(exchange.session, key, exchange.seq) for key in set(keys)])
             if exchange.seq % FINDINGS_BATCH == 0:
-                db.execute(_INDEX_FINDINGS)
+                self._index_findings(db)
 
     def record_many(self, exchanges: Iterable[Exchange]) -> int:
         n = 0
@@ -256,17 +259,26 @@ class SqliteStore(Store):
             for exchange in exchanges:
                 self._insert(db, exchange)
                 n += 1
-            db.execute(_INDEX_FINDINGS)
+            self._index_findings(db)
         return n
 
     def index_findings(self) -> None:
-        """Bring the findings table up to date with every recorded exchange (queries by requirement need it)."""
+        """Bring the finding index up to date with every recorded exchange (queries by requirement need it)."""
         db = self._db()
-        if db.in_transaction or db.execute(
-                "SELECT 1 FROM exchanges WHERE seq > (SELECT coalesce(max(exchange_seq), 0) FROM findings) "
-                "AND findings IS NOT NULL LIMIT 1").fetchone():
+        if db.in_transaction or self._indexed_through(db) < (db.execute("SELECT max(seq) FROM exchanges").fetchone()[0]
+                                                             or 0):
             with self._write() as db:
-                db.execute(_INDEX_FINDINGS)
+                self._index_findings(db)
+
+    def _index_findings(self, db: sqlite3.Connection) -> None:
+        last = db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0
+        db.execute(_INDEX_FINDINGS, (self._indexed_through(db),))
+        db.execute("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)", (INDEXED_THROUGH, last))
+
+    @staticmethod
+    def _indexed_through(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM journal_meta WHERE name = ?", (INDEXED_THROUGH,)).fetchone()
+        return row[0] if row else 0
 
     @staticmethod
     def _insert(db: sqlite3.Connection, exchange: Exchange) -> None:
@@ -338,21 +350,9 @@ class SqliteStore(Store):
             found.extend(self._complete(rows.fetchall()))
         return found
 
-    def _complete(self, rows: list) -> list[Exchange]:
-        """Exchanges with their findings: from the row itself, or (journals from before) from the findings table."""
-        older = [row[0] for row in rows if row[-1] is None]
-        findings = self._findings_of(older) if older else {}
-        return [_exchange(row, findings.get(row[0], []) if row[-1] is None else _decode_findings(row[-1]))
-                for row in rows]
-
-    def _findings_of(self, seqs: list[int]) -> dict[int, list[Finding]]:
-        marks = ",".join("?" * len(seqs))
-        found: dict[int, list[Finding]] = {}
-        for seq, requirement, outcome, message, location, status, code in self._db().execute(
-                f"SELECT exchange_seq, requirement, outcome, message, location, rejected_status, rejected_code "
-                f"FROM findings WHERE exchange_seq IN ({marks}) ORDER BY rowid", seqs):
-            found.setdefault(seq, []).append(_finding(requirement, outcome, message, location, status, code))
-        return found
+    @staticmethod
+    def _complete(rows: list) -> list[Exchange]:
+        return [_exchange(row, _decode_findings(row[-1])) for row in rows]
 
     def _where(self, where: ExchangeFilter) -> tuple[str, list]:
         clauses, args = ["1=1"], []
@@ -371,8 +371,9 @@ class SqliteStore(Store):
             clauses.append(f"n_{where.outcome} > 0" if where.outcome in ("pass", "fail", "warning", "info") else "0")
         if where.requirement is not None:
             self.index_findings()
-            clauses.append("EXISTS (SELECT 1 FROM findings f WHERE f.exchange_seq = e.seq AND f.requirement = ?)")
-            args.append(where.requirement)
+            within = " AND session = ?" if where.session is not None else ""
+            clauses.append(f"seq IN (SELECT exchange_seq FROM finding_index WHERE requirement = ?{within})")
+            args.extend([where.requirement] + ([where.session] if within else []))
         return " AND ".join(clauses), args
 
     # --- sessions and attestations ------------------------------------------------------------------------------
@@ -417,14 +418,14 @@ class SqliteStore(Store):
     def finding_totals(self, session: str) -> list[FindingTotal]:
         self.index_findings()
         rows = self._db().execute(
-            "SELECT requirement, outcome, count(*) FROM findings "
+            "SELECT requirement, outcome, count(*) FROM finding_index "
             "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
         return [FindingTotal(*r) for r in rows]
 
     def coverage(self, session: str) -> list[CoverageCell]:
         self.index_findings()
         rows = self._db().execute(
-            "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM findings f "
+            "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM finding_index f "
             "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
             "GROUP BY f.requirement, e.scenario, f.outcome", (session,))
         return [CoverageCell(*r) for r in rows]
@@ -437,14 +438,15 @@ class SqliteStore(Store):
     def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
                         last: int) -> list[tuple[int, Finding]]:
         self.index_findings()
-        query = ("SELECT rowid, exchange_seq, requirement, outcome, message, location, rejected_status, "
-                 "rejected_code FROM findings WHERE session = ? AND requirement = ? AND outcome = ? "
-                 "ORDER BY rowid {} LIMIT ?")
+        query = ("SELECT exchange_seq, position FROM finding_index WHERE session = ? AND requirement = ? AND outcome = ? "
+                 "ORDER BY exchange_seq {0}, position {0} LIMIT ?")
         db = self._db()
-        rows = {r[0]: r for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
-        rows.update({r[0]: r for r in db.execute(query.format("DESC"), (session, requirement, outcome, last))})
-        return [(seq, _finding(req, out, message, location, status, code))
-                for _, seq, req, out, message, location, status, code in sorted(rows.values())]
+        places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
+        places.update(tuple(r) for r in db.execute(query.format("DESC"), (session, requirement, outcome, last)))
+        seqs = sorted({seq for seq, _ in places})
+        findings = dict(db.execute(f"SELECT seq, findings FROM exchanges WHERE seq IN ({','.join('?' * len(seqs))})",
+                                   seqs).fetchall()) if seqs else {}
+        return [(seq, _finding(*json.loads(findings[seq])[position])) for seq, position in sorted(places)]
 
     def session_span(self, session: str) -> SessionSpan:
         count, first, last, failed = self._db().execute(
@@ -566,8 +568,8 @@ def _finding(requirement: str, outcome: str, message: str, location: str, status
                    SpineError(status, code) if status is not None else None)
 
 
-def _decode_findings(text: str) -> list[Finding]:
-    return [_finding(*item) for item in json.loads(text)]
+def _decode_findings(text: str | None) -> list[Finding]:
+    return [_finding(*item) for item in json.loads(text)] if text else []
 
 
 def _summary(row) -> dict:
