@@ -2,7 +2,8 @@
 
 An exchange's findings are kept in its own row (one small write per request). The finding index, which reports and
 filters query by requirement, is filled from those rows in batches (every FINDINGS_BATCH exchanges, and before any
-query that needs it), so recording an exchange does not dirty a page of the index per requirement.
+query that needs it), so recording an exchange does not dirty a page of the index per requirement. Writers queue on
+a lock file; a background thread per process copies the WAL back into the database (checkpoints).
 """
 
 from __future__ import annotations
@@ -266,8 +267,8 @@ class SqliteStore(Store):
     def index_findings(self) -> None:
         """Bring the finding index up to date with every recorded exchange (queries by requirement need it)."""
         db = self._db()
-        if db.in_transaction or self._indexed_through(db) < (db.execute("SELECT max(seq) FROM exchanges").fetchone()[0]
-                                                             or 0):
+        newest = db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0
+        if db.in_transaction or self._indexed_through(db) < newest:
             with self._write() as db:
                 self._index_findings(db)
 
@@ -300,9 +301,8 @@ class SqliteStore(Store):
         exchange.seq = cursor.lastrowid
 
     def exchange(self, exchange_id: str) -> Exchange | None:
-        rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE id = ?", (exchange_id,))
-        found = self._complete(rows.fetchall())
-        return found[0] if found else None
+        row = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+        return _exchange(row) if row else None
 
     def exchanges(self, where: ExchangeFilter, limit: int = 100, before: int | None = None) -> list[dict]:
         sql, args = self._where(where)
@@ -325,7 +325,7 @@ class SqliteStore(Store):
                               "LIMIT ?", (session, last, batch)).fetchall()
             if not rows:
                 return
-            yield from self._complete(rows)
+            yield from (_exchange(row) for row in rows)
             last = rows[-1][0]
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
@@ -333,12 +333,12 @@ class SqliteStore(Store):
             f"SELECT {', '.join('e.' + c for c in _EXCHANGE_FIELDS)} FROM exchange_keys k "
             "JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? AND k.key = ? "
             "ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
-        return [_exchange(row) for row in rows]
+        return [_exchange(row, with_findings=False) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
         rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND service = ? "
                                   "ORDER BY seq DESC LIMIT ?", (session, service, limit))
-        return [_exchange(row) for row in rows]
+        return [_exchange(row, with_findings=False) for row in rows]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
         seqs = sorted(set(seqs))
@@ -348,12 +348,8 @@ class SqliteStore(Store):
             marks = ",".join("?" * len(chunk))
             rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE seq IN ({marks}) ORDER BY seq",
                                       chunk)
-            found.extend(self._complete(rows.fetchall()))
+            found.extend(_exchange(row) for row in rows)
         return found
-
-    @staticmethod
-    def _complete(rows: list) -> list[Exchange]:
-        return [_exchange(row, _decode_findings(row[-1])) for row in rows]
 
     def _where(self, where: ExchangeFilter) -> tuple[str, list]:
         clauses, args = ["1=1"], []
@@ -552,12 +548,13 @@ def _checkpoints(path: str, store: weakref.ref, closed: threading.Event) -> None
         db.close()
 
 
-def _exchange(row, findings: list[Finding] | None = None) -> Exchange:
+def _exchange(row, with_findings: bool = True) -> Exchange:
     (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
-     client, req_headers, req_body, status, resp_headers, resp_body, _findings) = row
+     client, req_headers, req_body, status, resp_headers, resp_body, findings) = row
     return Exchange(
         id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
-        started_at=started_at, duration_ms=duration_ms, seq=seq, findings=findings or [],
+        started_at=started_at, duration_ms=duration_ms, seq=seq,
+        findings=_decode_findings(findings) if with_findings else [],
         request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
                                 bytes(req_body), client),
         response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))

@@ -179,7 +179,10 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("unexpected error answering %s %s", request.method, request.path)
-    return _unexpected_response(g.get("exchange"), "failed to answer this request")
+    ex = g.get("exchange")
+    if ex is not None:
+        ex.writes.clear()  # a request that failed halfway changes nothing
+    return _unexpected_response(ex, "failed to answer this request")
 
 
 def _unexpected_response(ex: ExchangeContext | None, what: str) -> Response:
