@@ -3,6 +3,7 @@
     python benchmarks/request_path.py [--requests 2000] [--cases inbox send patient]
     python benchmarks/request_path.py --profile inbox          # cProfile: the functions the time goes to
     python benchmarks/request_path.py --instructions           # CPU instructions per request (valgrind)
+    python benchmarks/request_path.py --syscalls               # system calls per request, by name (strace)
 
 The WSGI app is called directly with the environ a server would build (Flask's test client would add its own
 cost), against a fresh SQLite journal in a temporary folder, as `spine-sandbox serve` runs it.
@@ -14,11 +15,13 @@ The same requests as benchmarks/mesh_vs_nhs_sandbox.py and benchmarks/wsgi_serve
 Times are this thread's CPU time (user and system), which other work on the machine hardly moves (--wall: elapsed
 time); totals are the median of several batches, with the spread.
 The stage table comes from a second, instrumented pass: each stage's own time (its callees' stages subtracted), so
-the rows add up to the instrumented total; "wsgi+flask" is what is left: routing, request and response objects.
+the rows add up to the instrumented total; "wsgi+flask" is what is left: routing, request and response objects, and
+the timers' own cost (about 1 µs per timed call, hence the instrumented total above the plain one).
 Between requests another connection commits a write, as the other worker process does under load, so each request
 starts with a cold SQLite page cache as in `spine-sandbox serve` (--alone: no such writes).
 --instructions runs each case under `valgrind --tool=callgrind` twice (with and without the measured requests)
-and prints the difference per request: a count that other load on the machine does not change.
+and prints the difference per request: a count that other load on the machine does not change; --syscalls does
+the same under `strace -f -c`.
 """
 
 from __future__ import annotations
