@@ -70,24 +70,21 @@ def install(app: Flask, sandbox: Sandbox) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def _journaled() -> bool:
-    return not request.path.startswith(CONTROL_PREFIX)
-
-
 def _open():
-    if not _journaled():
+    req = request._get_current_object()  # the request itself, not its context-local proxy: read on every request
+    if req.path.startswith(CONTROL_PREFIX):
         return None
     sandbox = current_sandbox()
     ex = g.exchange = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(),
-                                      sandbox.service_for_path(request.path))
+                                      sandbox.service_for_path(req.path))
     limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
-    request.max_content_length = limit
+    req.max_content_length = limit
     try:
-        ex.body = request.get_data(cache=True)
+        ex.body = req.get_data(cache=True)
     except RequestEntityTooLarge:
         raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
                          f"({limit} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
-    ex.session = resolve_session(request, sandbox)
+    ex.session = resolve_session(req, sandbox)
     return None
 
 
@@ -102,9 +99,10 @@ def operation(name: str, facts=None):
             sandbox = current_sandbox()
             ex = current_exchange()
             ex.operation = name
-            view = ex.view = RequestView(request.method, request.path, query_from(request.args),
-                                         list(request.headers.items()), ex.body, dict(params))
-            ex.access = resolve_access(request, sandbox)
+            req = request._get_current_object()
+            view = ex.view = RequestView(req.method, req.path, query_from(req.args), list(req.headers.items()),
+                                         ex.body, dict(params))
+            ex.access = resolve_access(req, sandbox)
             ex.facts.update(access=ex.access, access_mode=ex.access.mode)
             if facts is not None:
                 ex.facts.update(facts(view))
@@ -200,12 +198,13 @@ def _record(response: Response) -> Response:
     if ex.service and ex.service.finish_response:
         ex.service.finish_response(response)
     sandbox = current_sandbox()
+    req = request._get_current_object()
     exchange = Exchange(
         id=ex.id, session=ex.session, service=ex.service.name if ex.service else "-", operation=ex.operation,
         started_at=ex.started, duration_ms=(time.perf_counter() - ex.clock) * 1000,
-        request=RecordedRequest(request.method, request.path, request.query_string.decode("latin-1"),
-                                ex.view.headers if ex.view else list(request.headers.items()), ex.body,
-                                request.remote_addr or ""),
+        request=RecordedRequest(req.method, req.path, req.query_string.decode("latin-1"),
+                                ex.view.headers if ex.view else list(req.headers.items()), ex.body,
+                                req.remote_addr or ""),
         response=RecordedResponse(response.status_code, list(response.headers.items()),
                                   b"" if response.is_streamed else response.get_data()),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
