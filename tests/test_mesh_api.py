@@ -72,6 +72,29 @@ def test_a_replayed_token_is_refused(client, alice):
     assert "fail" in finding_outcomes(client, replay)["MESH-AUTH-005"]
 
 
+def test_a_token_replayed_concurrently_loses_at_commit_and_changes_nothing(client, alice, bob, sandbox, monkeypatch):
+    token = make_token("X26ABC1", "password", "TestKey")
+    assert alice.call("GET", "/inbox", token=token).status_code == 200
+    # The replay is checked as if the first request had not committed yet: it is caught when it commits instead.
+    real_get = sandbox.store.get_state
+    monkeypatch.setattr(sandbox.store, "get_state",
+                        lambda s, ns, key: None if ns.startswith("mesh.tokens.") else real_get(s, ns, key))
+    replay = alice.call("POST", "/outbox", {"Mex-To": "X26ABC2", "Mex-WorkflowID": "TEST_WORKFLOW"}, token=token,
+                        data=b"sent twice?")
+    monkeypatch.undo()
+    assert replay.status_code == 403
+    assert "Duplicated Authentication Token" in replay.get_json()["detail"][0]["msg"]
+    assert finding_outcomes(client, replay)["MESH-AUTH-005"] == {"fail"}
+    assert replay.headers["X-Sandbox-Findings"].startswith("fail=1 ")
+    assert bob.inbox().get_json()["messages"] == []  # the refused send delivered nothing
+
+
+def test_a_scripted_fault_leaves_the_token_unused(alice):
+    token = make_token("X26ABC1", "password", "TestKey")
+    assert alice.call("GET", "/inbox", {"X-Sandbox-Scenario": "mesh-unavailable"}, token=token).status_code == 503
+    assert alice.call("GET", "/inbox", token=token).status_code == 200  # (too soon after Retry-After: a finding)
+
+
 def test_same_nonce_with_the_next_count_is_a_new_token(alice):
     first = make_token("X26ABC1", "password", "TestKey", nonce="4b4f1b5e-9e0e-4f59-9d5c-6d0e4f1d1a11", nonce_count=1)
     second = make_token("X26ABC1", "password", "TestKey", nonce="4b4f1b5e-9e0e-4f59-9d5c-6d0e4f1d1a11", nonce_count=2)

@@ -64,6 +64,12 @@ class CheckContext:
     operation: str
     session: str = "default"
     facts: dict[str, Any] = field(default_factory=dict)  # e.g. the identity resolved from a token
+    writes: list[Callable[[], None]] = field(default_factory=list)  # made with the exchange's journal record
+
+    def write_with_record(self, write: Callable[[], None]) -> None:
+        """Make `write` in the transaction that journals the exchange (see ExchangeContext.write_with_record); it
+        may raise findings.Refusal when, at commit, the request must be refused after all."""
+        self.writes.append(write)
 
 
 CheckFunction = Callable[[RequestView, CheckContext], Iterable[Finding]]

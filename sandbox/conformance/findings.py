@@ -71,3 +71,13 @@ def summarise(findings) -> dict[str, int]:
 
 def first_rejection(findings) -> SpineError | None:
     return next((f.reject for f in findings if f.reject is not None), None)
+
+
+class Refusal(Exception):
+    """Raised by a write deferred to the journal transaction when the request turns out, at commit, to be one live
+    Spine refuses after all (e.g. a single-use token that a concurrent request used first): the exchange is then
+    answered with the finding's rejection instead, and none of its deferred writes are made."""
+
+    def __init__(self, finding: Finding):
+        super().__init__(str(finding.reject))
+        self.finding = finding

@@ -1,14 +1,28 @@
-"""The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes."""
+"""The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes.
+
+An exchange's findings are kept in its own row (one small write per request). The finding index, which reports and
+filters query by requirement, is filled from those rows in batches (every FINDINGS_BATCH exchanges, and before any
+query that needs it), so recording an exchange does not dirty a page of the index per requirement. Writers queue on
+a lock file; a background thread per process copies the WAL back into the database (checkpoints).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's busy handler alone serialises writers
+    fcntl = None
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
@@ -24,9 +38,31 @@ from sandbox.journal.store import (
     VersionConflict,
 )
 
+# Small keyed rows stored clustered by their key (WITHOUT ROWID): a namespace is read from a page or two, and a write
+# touches one b-tree instead of a table and its key index. (Not blobs: large rows belong in a rowid table.)
+CLUSTERED = {
+    "state": """CREATE TABLE IF NOT EXISTS state (
+    session TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (session, namespace, key)
+) WITHOUT ROWID""",
+    "counters": """CREATE TABLE IF NOT EXISTS counters (
+    session TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (session, name)
+) WITHOUT ROWID""",
+}
+
+log = logging.getLogger(__name__)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # compact: smaller rows, fewer pages written per request
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,  -- never reused: exchanges are never deleted (no AUTOINCREMENT page write per insert)
     id TEXT NOT NULL UNIQUE,
     session TEXT NOT NULL,
     service TEXT NOT NULL,
@@ -43,35 +79,19 @@ CREATE TABLE IF NOT EXISTS exchanges (
     status INTEGER NOT NULL,
     response_headers TEXT NOT NULL,
     response_body BLOB NOT NULL,
-    n_pass INTEGER NOT NULL, n_fail INTEGER NOT NULL, n_warning INTEGER NOT NULL, n_info INTEGER NOT NULL
+    n_pass INTEGER NOT NULL, n_fail INTEGER NOT NULL, n_warning INTEGER NOT NULL, n_info INTEGER NOT NULL,
+    findings TEXT  -- JSON [[requirement, outcome, message, location, rejected_status, rejected_code], ...]; NULL: none
 );
 CREATE INDEX IF NOT EXISTS exchanges_session ON exchanges (session, seq);
-CREATE TABLE IF NOT EXISTS findings (
-    exchange_seq INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS finding_index (
     session TEXT NOT NULL,
     requirement TEXT NOT NULL,
     outcome TEXT NOT NULL,
-    message TEXT NOT NULL,
-    location TEXT NOT NULL,
-    rejected_status INTEGER,
-    rejected_code TEXT
-);
-CREATE INDEX IF NOT EXISTS findings_exchange ON findings (exchange_seq);
-CREATE INDEX IF NOT EXISTS findings_requirement ON findings (session, requirement, outcome);
-CREATE TABLE IF NOT EXISTS state (
-    session TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (session, namespace, key)
-);
-CREATE TABLE IF NOT EXISTS counters (
-    session TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value INTEGER NOT NULL,
-    PRIMARY KEY (session, name)
-);
+    exchange_seq INTEGER NOT NULL,
+    position INTEGER NOT NULL,  -- the finding's place in its exchange's findings
+    PRIMARY KEY (session, requirement, outcome, exchange_seq, position)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS exchange_keys (
     session TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -102,8 +122,22 @@ CREATE TABLE IF NOT EXISTS blobs (
     data BLOB NOT NULL,
     PRIMARY KEY (session, key)
 );
-"""
+""" + "".join(ddl + ";\n" for ddl in CLUSTERED.values())
 
+CHECKPOINT_EVERY_S = 0.5
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this once a checkpoint has emptied it
+FINDINGS_BATCH = 64  # exchanges whose findings are indexed together; a report never waits for more than this many
+
+INDEXED_THROUGH = "findings indexed through"  # journal_meta: the last exchange seq whose findings are indexed
+_INDEX_FINDINGS = """
+INSERT INTO finding_index
+SELECT e.session, f.value ->> 0, f.value ->> 1, e.seq, f.key FROM exchanges e, json_each(e.findings) f
+WHERE e.seq > ? AND e.findings IS NOT NULL
+"""
+_EXCHANGE_FIELDS = ("seq", "id", "session", "service", "operation", "scenario", "started_at", "duration_ms", "method",
+                    "path", "query_string", "client", "request_headers", "request_body", "status", "response_headers",
+                    "response_body", "findings")
+_EXCHANGE_COLUMNS = ", ".join(_EXCHANGE_FIELDS)
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
                     "status, n_pass, n_fail, n_warning, n_info")
 
@@ -114,7 +148,31 @@ class SqliteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._checkpointer: int | None = None  # the process its checkpointer thread runs in
+        self._closed = threading.Event()
         self._db().executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a journal made by an earlier version to this schema (concurrent workers take turns)."""
+        with self._write() as db:
+            if "findings" not in {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}:
+                db.execute("ALTER TABLE exchanges ADD COLUMN findings TEXT")
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'findings'").fetchone():
+                # Earlier journals kept findings in a table of their own: move them into their exchanges' rows (the
+                # finding index is then built from those, like any other).
+                db.execute("UPDATE exchanges SET findings = (SELECT json_group_array(json_array(requirement, outcome, "
+                           "message, location, rejected_status, rejected_code)) FROM (SELECT * FROM findings f WHERE "
+                           "f.exchange_seq = exchanges.seq ORDER BY f.rowid)) WHERE findings IS NULL AND seq IN "
+                           "(SELECT exchange_seq FROM findings)")
+                db.execute("DROP TABLE findings")
+            for table, ddl in CLUSTERED.items():
+                made = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+                if "WITHOUT ROWID" not in made.fetchone()[0].upper():
+                    db.execute(f"ALTER TABLE {table} RENAME TO {table}_before")
+                    db.execute(ddl)
+                    db.execute(f"INSERT INTO {table} SELECT * FROM {table}_before")
+                    db.execute(f"DROP TABLE {table}_before")
 
     # --- connections -------------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -125,8 +183,20 @@ class SqliteStore(Store):
             # NORMAL in WAL mode: a commit survives a killed process (not a power cut), at a fraction of FULL's cost.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            # Copying the WAL back into the database (and syncing both) is the checkpointer thread's work, not that of
+            # whichever request's commit happens to cross the threshold, with every other writer waiting on it.
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._local.db = db
+            self._start_checkpointer()
         return db
+
+    def _start_checkpointer(self) -> None:
+        if self.path == ":memory:" or self._checkpointer == os.getpid():
+            return
+        self._checkpointer = os.getpid()  # one per process: threads do not survive a fork
+        threading.Thread(target=_checkpoints, args=(self.path, weakref.ref(self), self._closed), daemon=True,
+                         name="journal-checkpoints").start()
 
     @contextmanager
     def _write(self):
@@ -134,31 +204,56 @@ class SqliteStore(Store):
         if db.in_transaction:  # inside transaction(): the outer block commits
             yield db
             return
-        db.execute("BEGIN IMMEDIATE")
+        with self._writers():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+
+    @contextmanager
+    def _writers(self):
+        """Writers queue on a lock file, and each wakes the moment the one before it is done. (SQLite's own busy
+        handler, left to itself, polls: a writer that finds the lock taken sleeps 1, 2, 5… ms, idle, every time.)"""
+        fd = getattr(self._local, "lock", None)
+        if fd is None:
+            if fcntl is None or self.path == ":memory:":
+                yield
+                return
+            fd = self._local.lock = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
-            db.execute("COMMIT")
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def transaction(self):
         # BEGIN IMMEDIATE takes the write lock up front, so a read-modify-write inside the block cannot race.
         return self._write()
 
     def close(self) -> None:
+        self._closed.set()
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()
             self._local.db = None
+        lock = getattr(self._local, "lock", None)
+        if lock is not None:
+            os.close(lock)
+            self._local.lock = None
 
     # --- the journal -------------------------------------------------------------------------------------------
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
         with self._write() as db:
             self._insert(db, exchange)
-            db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
-                           [(exchange.session, key, exchange.seq) for key in set(keys)])
+            if keys:
+                db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
+                               [(exchange.session, key, exchange.seq) for key in set(keys)])
+            if exchange.seq % FINDINGS_BATCH == 0:
+                self._index_findings(db)
 
     def record_many(self, exchanges: Iterable[Exchange]) -> int:
         n = 0
@@ -166,32 +261,48 @@ class SqliteStore(Store):
             for exchange in exchanges:
                 self._insert(db, exchange)
                 n += 1
+            self._index_findings(db)
         return n
+
+    def index_findings(self) -> None:
+        """Bring the finding index up to date with every recorded exchange (queries by requirement need it)."""
+        db = self._db()
+        newest = db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0
+        if db.in_transaction or self._indexed_through(db) < newest:
+            with self._write() as db:
+                self._index_findings(db)
+
+    def _index_findings(self, db: sqlite3.Connection) -> None:
+        last = db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0
+        db.execute(_INDEX_FINDINGS, (self._indexed_through(db),))
+        db.execute("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)", (INDEXED_THROUGH, last))
+
+    @staticmethod
+    def _indexed_through(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM journal_meta WHERE name = ?", (INDEXED_THROUGH,)).fetchone()
+        return row[0] if row else 0
 
     @staticmethod
     def _insert(db: sqlite3.Connection, exchange: Exchange) -> None:
         counts = exchange.counts
         req, resp = exchange.request, exchange.response
+        findings = _dumps([(f.requirement, f.outcome, f.message, f.location,
+                            f.reject.status if f.reject else None, f.reject.code if f.reject else None)
+                           for f in exchange.findings]) if exchange.findings else None
         cursor = db.execute(
             "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
             "path, query_string, client, request_headers, request_body, status, response_headers, "
-            "response_body, n_pass, n_fail, n_warning, n_info) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "response_body, n_pass, n_fail, n_warning, n_info, findings) VALUES "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
              exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
-             json.dumps(req.headers), req.body, resp.status, json.dumps(resp.headers), resp.body,
-             counts["pass"], counts["fail"], counts["warning"], counts["info"]))
+             _dumps(req.headers), req.body, resp.status, _dumps(resp.headers), resp.body,
+             counts["pass"], counts["fail"], counts["warning"], counts["info"], findings))
         exchange.seq = cursor.lastrowid
-        db.executemany(
-            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?)",
-            [(exchange.seq, exchange.session, f.requirement, str(f.outcome), f.message, f.location,
-              f.reject.status if f.reject else None, f.reject.code if f.reject else None)
-             for f in exchange.findings])
 
     def exchange(self, exchange_id: str) -> Exchange | None:
-        row = self._db().execute("SELECT * FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
-        if row is None:
-            return None
-        return self._full(row, self._findings_of([row[0]]).get(row[0], []))
+        row = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
+        return _exchange(row) if row else None
 
     def exchanges(self, where: ExchangeFilter, limit: int = 100, before: int | None = None) -> list[dict]:
         sql, args = self._where(where)
@@ -210,25 +321,24 @@ class SqliteStore(Store):
         last = 0
         db = self._db()
         while True:
-            rows = db.execute("SELECT * FROM exchanges WHERE session = ? AND seq > ? ORDER BY seq LIMIT ?",
-                              (session, last, batch)).fetchall()
+            rows = db.execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND seq > ? ORDER BY seq "
+                              "LIMIT ?", (session, last, batch)).fetchall()
             if not rows:
                 return
-            findings = self._findings_of([r[0] for r in rows])
-            for row in rows:
-                yield self._full(row, findings.get(row[0], []))
+            yield from (_exchange(row) for row in rows)
             last = rows[-1][0]
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
         rows = self._db().execute(
-            "SELECT e.* FROM exchange_keys k JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? "
-            "AND k.key = ? ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
-        return [self._full(row, []) for row in rows]
+            f"SELECT {', '.join('e.' + c for c in _EXCHANGE_FIELDS)} FROM exchange_keys k "
+            "JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? AND k.key = ? "
+            "ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
+        return [_exchange(row, with_findings=False) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
-        rows = self._db().execute("SELECT * FROM exchanges WHERE session = ? AND service = ? ORDER BY seq DESC "
-                                  "LIMIT ?", (session, service, limit))
-        return [self._full(row, []) for row in rows]
+        rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND service = ? "
+                                  "ORDER BY seq DESC LIMIT ?", (session, service, limit))
+        return [_exchange(row, with_findings=False) for row in rows]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
         seqs = sorted(set(seqs))
@@ -236,24 +346,12 @@ class SqliteStore(Store):
         for start in range(0, len(seqs), 500):  # SQLite caps the number of parameters
             chunk = seqs[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db().execute(f"SELECT * FROM exchanges WHERE seq IN ({marks}) ORDER BY seq", chunk)
-            rows = rows.fetchall()
-            findings = self._findings_of([r[0] for r in rows]) if rows else {}
-            found.extend(self._full(row, findings.get(row[0], [])) for row in rows)
+            rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE seq IN ({marks}) ORDER BY seq",
+                                      chunk)
+            found.extend(_exchange(row) for row in rows)
         return found
 
-    def _findings_of(self, seqs: list[int]) -> dict[int, list[Finding]]:
-        marks = ",".join("?" * len(seqs))
-        found: dict[int, list[Finding]] = {}
-        for seq, requirement, outcome, message, location, status, code in self._db().execute(
-                f"SELECT exchange_seq, requirement, outcome, message, location, rejected_status, rejected_code "
-                f"FROM findings WHERE exchange_seq IN ({marks}) ORDER BY rowid", seqs):
-            reject = SpineError(status, code) if status is not None else None
-            found.setdefault(seq, []).append(Finding(requirement, Outcome(outcome), message, location, reject))
-        return found
-
-    @staticmethod
-    def _where(where: ExchangeFilter) -> tuple[str, list]:
+    def _where(self, where: ExchangeFilter) -> tuple[str, list]:
         clauses, args = ["1=1"], []
         for column in ("session", "service", "operation", "scenario", "status"):
             value = getattr(where, column)
@@ -269,20 +367,11 @@ class SqliteStore(Store):
         if where.outcome is not None:
             clauses.append(f"n_{where.outcome} > 0" if where.outcome in ("pass", "fail", "warning", "info") else "0")
         if where.requirement is not None:
-            clauses.append("EXISTS (SELECT 1 FROM findings f WHERE f.exchange_seq = e.seq AND f.requirement = ?)")
-            args.append(where.requirement)
+            self.index_findings()
+            within = " AND session = ?" if where.session is not None else ""
+            clauses.append(f"seq IN (SELECT exchange_seq FROM finding_index WHERE requirement = ?{within})")
+            args.extend([where.requirement] + ([where.session] if within else []))
         return " AND ".join(clauses), args
-
-    @staticmethod
-    def _full(row, findings: list[Finding]) -> Exchange:
-        (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
-         client, req_headers, req_body, status, resp_headers, resp_body, *_counts) = row
-        return Exchange(
-            id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
-            started_at=started_at, duration_ms=duration_ms, seq=seq, findings=findings,
-            request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
-                                    bytes(req_body), client),
-            response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
 
     # --- sessions and attestations ------------------------------------------------------------------------------
     def create_session(self, record: SessionRecord) -> None:
@@ -324,14 +413,16 @@ class SqliteStore(Store):
 
     # --- aggregates --------------------------------------------------------------------------------------------
     def finding_totals(self, session: str) -> list[FindingTotal]:
+        self.index_findings()
         rows = self._db().execute(
-            "SELECT requirement, outcome, count(*) FROM findings "
+            "SELECT requirement, outcome, count(*) FROM finding_index "
             "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
         return [FindingTotal(*r) for r in rows]
 
     def coverage(self, session: str) -> list[CoverageCell]:
+        self.index_findings()
         rows = self._db().execute(
-            "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM findings f "
+            "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM finding_index f "
             "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
             "GROUP BY f.requirement, e.scenario, f.outcome", (session,))
         return [CoverageCell(*r) for r in rows]
@@ -343,15 +434,16 @@ class SqliteStore(Store):
 
     def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
                         last: int) -> list[tuple[int, Finding]]:
-        query = ("SELECT rowid, exchange_seq, requirement, outcome, message, location, rejected_status, "
-                 "rejected_code FROM findings WHERE session = ? AND requirement = ? AND outcome = ? "
-                 "ORDER BY rowid {} LIMIT ?")
+        self.index_findings()
+        query = ("SELECT exchange_seq, position FROM finding_index WHERE session = ? AND requirement = ? AND outcome = ? "
+                 "ORDER BY exchange_seq {0}, position {0} LIMIT ?")
         db = self._db()
-        rows = {r[0]: r for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
-        rows.update({r[0]: r for r in db.execute(query.format("DESC"), (session, requirement, outcome, last))})
-        return [(seq, Finding(req, Outcome(out), message, location,
-                              SpineError(status, code) if status is not None else None))
-                for _, seq, req, out, message, location, status, code in sorted(rows.values())]
+        places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
+        places.update(tuple(r) for r in db.execute(query.format("DESC"), (session, requirement, outcome, last)))
+        seqs = sorted({seq for seq, _ in places})
+        findings = dict(db.execute(f"SELECT seq, findings FROM exchanges WHERE seq IN ({','.join('?' * len(seqs))})",
+                                   seqs).fetchall()) if seqs else {}
+        return [(seq, _finding(*json.loads(findings[seq])[position])) for seq, position in sorted(places)]
 
     def session_span(self, session: str) -> SessionSpan:
         count, first, last, failed = self._db().execute(
@@ -379,24 +471,24 @@ class SqliteStore(Store):
 
     def put_state(self, session: str, namespace: str, key: str, value: Any,
                   expect_version: int | None = None, *, create_only: bool = False) -> int:
-        # One statement each (autocommit unless inside transaction()): the write path of every request stays short.
-        db = self._db()
         where = (session, namespace, key)
-        data = json.dumps(value)
-        if create_only:
-            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
-                              (*where, data)).fetchall()
-            if not rows:
-                raise VersionConflict(None, self._version(db, where))
-        elif expect_version is not None:
-            rows = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND namespace=? "
-                              "AND key=? AND version=? RETURNING version", (data, *where, expect_version)).fetchall()
-            if not rows:
-                raise VersionConflict(expect_version, self._version(db, where))
-        else:
-            rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
-                              "version = version + 1, value = excluded.value RETURNING version",
-                              (*where, data)).fetchall()
+        data = _dumps(value)
+        with self._write() as db:
+            if create_only:
+                rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
+                                  (*where, data)).fetchall()
+                if not rows:
+                    raise VersionConflict(None, self._version(db, where))
+            elif expect_version is not None:
+                rows = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND "
+                                  "namespace=? AND key=? AND version=? RETURNING version",
+                                  (data, *where, expect_version)).fetchall()
+                if not rows:
+                    raise VersionConflict(expect_version, self._version(db, where))
+            else:
+                rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
+                                  "version = version + 1, value = excluded.value RETURNING version",
+                                  (*where, data)).fetchall()
         return rows[0][0]
 
     @staticmethod
@@ -410,31 +502,72 @@ class SqliteStore(Store):
         return {k: StateItem(json.loads(v), ver) for k, v, ver in rows}
 
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
-        if key is None:
-            self._db().execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
-        else:
-            self._db().execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+        with self._write() as db:
+            if key is None:
+                db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
+            else:
+                db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
 
     def clear_state(self, session: str, namespace_prefix: str) -> None:
-        self._db().execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
+        with self._write() as db:
+            db.execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
                            (session, len(namespace_prefix), namespace_prefix))
 
     # --- blobs -------------------------------------------------------------------------------------------------
     def put_blob(self, session: str, key: str, data: bytes) -> None:
-        self._db().execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
 
     def get_blob(self, session: str, key: str) -> bytes | None:
         row = self._db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
         return bytes(row[0]) if row else None
 
     def delete_blobs(self, session: str, prefix: str) -> None:
-        self._db().execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
+        with self._write() as db:
+            db.execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
                            (session, len(prefix), prefix))
 
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
-        rows = self._db().execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
-                                  "RETURNING value", (session, name, start)).fetchall()
+        with self._write() as db:
+            rows = db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
+                              "RETURNING value", (session, name, start)).fetchall()
         return rows[0][0]
+
+
+def _checkpoints(path: str, store: weakref.ref, closed: threading.Event) -> None:
+    """Every CHECKPOINT_EVERY_S, copy what the WAL holds back into the database (PASSIVE: never waiting for, nor
+    blocking, readers and writers), while the store is open."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        while not closed.wait(CHECKPOINT_EVERY_S) and store() is not None:
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError:  # another process's checkpoint is running: the next round
+                log.debug("journal checkpoint skipped", exc_info=True)
+    finally:
+        db.close()
+
+
+def _exchange(row, with_findings: bool = True) -> Exchange:
+    (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
+     client, req_headers, req_body, status, resp_headers, resp_body, findings) = row
+    return Exchange(
+        id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
+        started_at=started_at, duration_ms=duration_ms, seq=seq,
+        findings=_decode_findings(findings) if with_findings else [],
+        request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
+                                bytes(req_body), client),
+        response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
+
+
+def _finding(requirement: str, outcome: str, message: str, location: str, status: int | None,
+             code: str | None) -> Finding:
+    return Finding(requirement, Outcome(outcome), message, location,
+                   SpineError(status, code) if status is not None else None)
+
+
+def _decode_findings(text: str | None) -> list[Finding]:
+    return [_finding(*item) for item in json.loads(text)] if text else []
 
 
 def _summary(row) -> dict:

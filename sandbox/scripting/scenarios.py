@@ -103,6 +103,7 @@ class ScenarioCatalogue:
     def __init__(self, scenarios: Iterable[Scenario] = ()):
         self._by_id: dict[str, Scenario] = {}
         self._by_service: dict[str, list[Scenario]] = {}
+        self._by_operation: dict[tuple[str, str], list[Scenario]] = {}  # what select() looks through, per request
         for scenario in scenarios:
             self.add(scenario)
 
@@ -112,6 +113,8 @@ class ScenarioCatalogue:
                                 f"{self._by_id[scenario.id].source}")
         self._by_id[scenario.id] = scenario
         self._by_service.setdefault(scenario.service, []).append(scenario)
+        for operation in scenario.trigger.operations:
+            self._by_operation.setdefault((scenario.service, operation), []).append(scenario)
 
     def __iter__(self) -> Iterator[Scenario]:
         return iter(self._by_id.values())
@@ -128,7 +131,7 @@ class ScenarioCatalogue:
     def select(self, service: str, operation: str, request: RequestView, facts: dict[str, Any]) -> Scenario | None:
         """The most specific matching scenario; ties go to the one loaded first."""
         best: Scenario | None = None
-        for scenario in self._by_service.get(service, ()):
+        for scenario in self._by_operation.get((service, operation), ()):
             if scenario.trigger.matches(operation, request, facts) and (
                     best is None or scenario.trigger.specificity > best.trigger.specificity):
                 best = scenario

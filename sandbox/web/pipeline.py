@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sandbox.conformance.checks import CheckContext, RequestView, query_from
-from sandbox.conformance.findings import Finding, SpineError, first_rejection, summarise
+from sandbox.conformance.findings import Finding, Refusal, SpineError, first_rejection, summarise
 from sandbox.conformance.history import judge as judge_history
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.runtime import Sandbox, current_sandbox
@@ -46,9 +47,15 @@ class ExchangeContext:
     body: bytes = b""
     view: RequestView | None = None
     access: Access | None = None  # who the request acts for, resolved from its bearer token
+    writes: list[Callable[[], None]] = field(default_factory=list)
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
+
+    def write_with_record(self, write: Callable[[], None]) -> None:
+        """Make `write` (state changes) in the transaction that journals this exchange: they commit together, once,
+        just before the response leaves. If they fail, the client is answered (and the journal keeps) a 500 instead."""
+        self.writes.append(write)
 
 
 def current_exchange() -> ExchangeContext:
@@ -63,24 +70,21 @@ def install(app: Flask, sandbox: Sandbox) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def _journaled() -> bool:
-    return not request.path.startswith(CONTROL_PREFIX)
-
-
 def _open():
-    if not _journaled():
+    req = request._get_current_object()  # the request itself, not its context-local proxy: read on every request
+    if req.path.startswith(CONTROL_PREFIX):
         return None
     sandbox = current_sandbox()
     ex = g.exchange = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(),
-                                      sandbox.service_for_path(request.path))
+                                      sandbox.service_for_path(req.path))
     limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
-    request.max_content_length = limit
+    req.max_content_length = limit
     try:
-        ex.body = request.get_data(cache=True)
+        ex.body = req.get_data(cache=True)
     except RequestEntityTooLarge:
         raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
                          f"({limit} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
-    ex.session = resolve_session(request, sandbox)
+    ex.session = resolve_session(req, sandbox)
     return None
 
 
@@ -95,13 +99,14 @@ def operation(name: str, facts=None):
             sandbox = current_sandbox()
             ex = current_exchange()
             ex.operation = name
-            view = ex.view = RequestView(request.method, request.path, query_from(request.args),
-                                         list(request.headers.items()), ex.body, dict(params))
-            ex.access = resolve_access(request, sandbox)
+            req = request._get_current_object()
+            view = ex.view = RequestView(req.method, req.path, query_from(req.args), list(req.headers.items()),
+                                         ex.body, dict(params))
+            ex.access = resolve_access(req, sandbox)
             ex.facts.update(access=ex.access, access_mode=ex.access.mode)
             if facts is not None:
                 ex.facts.update(facts(view))
-            ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts)))
+            ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts, ex.writes)))
             ex.scenario = _choose_scenario(sandbox, ex, view)
             spec = ex.scenario.response if ex.scenario else {}
             if spec.get("delay_ms"):
@@ -171,9 +176,15 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    ex = g.get("exchange")
     log.exception("unexpected error answering %s %s", request.method, request.path)
-    message = ("The sandbox failed to answer this request; this is a sandbox defect, not your error. "
+    ex = g.get("exchange")
+    if ex is not None:
+        ex.writes.clear()  # a request that failed halfway changes nothing
+    return _unexpected_response(ex, "failed to answer this request")
+
+
+def _unexpected_response(ex: ExchangeContext | None, what: str) -> Response:
+    message = (f"The sandbox {what}; this is a sandbox defect, not your error. "
                f"Exchange {ex.id if ex else '-'} has the details.")
     if ex and ex.service:
         return _spine_error(ex.service.http_error(500, message))
@@ -187,15 +198,48 @@ def _record(response: Response) -> Response:
     if ex.service and ex.service.finish_response:
         ex.service.finish_response(response)
     sandbox = current_sandbox()
+    req = request._get_current_object()
     exchange = Exchange(
         id=ex.id, session=ex.session, service=ex.service.name if ex.service else "-", operation=ex.operation,
         started_at=ex.started, duration_ms=(time.perf_counter() - ex.clock) * 1000,
-        request=RecordedRequest(request.method, request.path, request.query_string.decode("latin-1"),
-                                list(request.headers.items()), ex.body, request.remote_addr or ""),
+        request=RecordedRequest(req.method, req.path, req.query_string.decode("latin-1"),
+                                ex.view.headers if ex.view else list(req.headers.items()), ex.body,
+                                req.remote_addr or ""),
         response=RecordedResponse(response.status_code, list(response.headers.items()),
                                   b"" if response.is_streamed else response.get_data()),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
     keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
+    _tell(response, ex)
+    exchange.response.headers = list(response.headers.items())  # as sent: with the X-Sandbox-* headers
+    # Written before the response leaves: an answered exchange is never missing from the evidence.
+    try:
+        with sandbox.store.transaction():
+            for write in ex.writes:
+                write()
+            sandbox.store.record(exchange, keys)
+    except Refusal as refusal:  # e.g. a single-use token a concurrent request used first
+        ex.findings[:] = [f for f in ex.findings if f.requirement != refusal.finding.requirement]
+        ex.add(refusal.finding)
+        return _answer_instead(ex, exchange, _spine_error(refusal.finding.reject))
+    except Exception:
+        if not ex.writes:
+            raise
+        log.exception("the state changes of exchange %s failed", ex.id)
+        return _answer_instead(ex, exchange, _unexpected_response(ex, "could not store the changes this request makes"))
+    return response
+
+
+def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response) -> Response:
+    """Journal and answer `response` rather than the one whose deferred writes could not be made (none of them are)."""
+    ex.writes.clear()
+    _tell(response, ex)
+    exchange.response = RecordedResponse(response.status_code, list(response.headers.items()), response.get_data())
+    history = ex.service.history if ex.service else None
+    current_sandbox().store.record(exchange, history.keys_of(exchange) if history else ())
+    return response
+
+
+def _tell(response: Response, ex: ExchangeContext) -> None:
     response.headers["X-Sandbox-Exchange"] = ex.id
     counts = summarise(ex.findings)
     response.headers["X-Sandbox-Findings"] = (
@@ -203,7 +247,3 @@ def _record(response: Response) -> Response:
         f"{CONTROL_PREFIX}/exchanges/{ex.id}")
     if ex.scenario:
         response.headers[SCENARIO_HEADER] = ex.scenario.id
-    exchange.response.headers = list(response.headers.items())
-    # Written before the response leaves: an answered exchange is never missing from the evidence.
-    sandbox.store.record(exchange, keys)
-    return response

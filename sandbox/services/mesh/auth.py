@@ -8,7 +8,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from hashlib import sha256
 
 SCHEME = "NHSMESH "
 TIMESTAMP = re.compile(r"^\d{12}$")
@@ -71,7 +70,7 @@ def token_time(token: Token) -> datetime:
 
 def expected_digest(shared_key: str, mailbox: str, nonce: str, nonce_count: str, password: str, timestamp: str) -> str:
     message = f"{mailbox}:{nonce}:{nonce_count}:{password}:{timestamp}"
-    return hmac.new(shared_key.encode("utf-8"), message.encode("utf-8"), sha256).hexdigest()
+    return hmac.digest(shared_key.encode("utf-8"), message.encode("utf-8"), "sha256").hex()
 
 
 def digest_matches(token: Token, shared_key: str, password: str) -> bool:

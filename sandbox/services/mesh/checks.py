@@ -6,12 +6,13 @@ import re
 import time
 
 from sandbox.conformance.checks import CheckContext, CheckSet, RequestView
-from sandbox.conformance.findings import Finding
+from sandbox.conformance.findings import Finding, Refusal
 from sandbox.journal.store import VersionConflict
 from sandbox.services.mesh import auth
 from sandbox.services.mesh.context import mailbox_of, mesh, message_in_path, post_office
 from sandbox.services.mesh.errors import MeshError, api_version
 from sandbox.synthetic.identifiers import is_valid_nhs_number
+from sandbox.web.pipeline import current_exchange
 
 checks = CheckSet("mesh")
 
@@ -87,16 +88,33 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
     else:
         yield Finding.warning("MESH-AUTH-006", f"The nonce {token.nonce[:40]!r} is not a GUID; MESH documents a "
                               "GUID so that tokens never repeat.", where)
-    try:
-        session.store.put_state(ctx.session, TOKENS_NS + token.bucket, token.key, 1, create_only=True)
-    except VersionConflict:
-        text = ("Error Duplicated Authentication Token: this exact token was already used; every request needs a "
-                "new token (a new nonce, or the same nonce with the next nonce_count)")
-        yield Finding.failed("MESH-AUTH-005", text + ".", where, reject=_refuse(text))
+    namespace = TOKENS_NS + token.bucket
+    if session.store.get_state(ctx.session, namespace, token.key) is not None:
+        yield _replayed(where)
         return
     yield Finding.passed("MESH-AUTH-005", "The token has not been used before.", where)
     ctx.facts["authorised"] = mailbox_id
-    ctx.facts["token"] = (TOKENS_NS + token.bucket, token.key)
+    ctx.write_with_record(_claim(session.store, ctx.session, namespace, token.key, where))
+
+
+def _replayed(where: str) -> Finding:
+    text = ("Error Duplicated Authentication Token: this exact token was already used; every request needs a new "
+            "token (a new nonce, or the same nonce with the next nonce_count)")
+    return Finding.failed("MESH-AUTH-005", text + ".", where, reject=_refuse(text))
+
+
+def _claim(store, session: str, namespace: str, key: str, where: str):
+    """Use the token up, in the transaction that journals the exchange (a replay racing this request loses there)."""
+    def claim() -> None:
+        scenario = current_exchange().scenario
+        if scenario is not None and scenario.scripted:
+            return  # a scripted fault stands for MESH's front door refusing before authentication: the token stays new
+        try:
+            store.put_state(session, namespace, key, 1, create_only=True)
+        except VersionConflict:
+            raise Refusal(_replayed(where)) from None
+
+    return claim
 
 
 @checks.register("MESH-API-001", operations=VERSIONED)

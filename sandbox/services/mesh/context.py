@@ -12,7 +12,7 @@ _MISSING = object()
 
 
 def mesh(session: str) -> mesh_session.MeshSession:
-    return mesh_session.load(current_sandbox(), session)
+    return mesh_session.load(current_sandbox, session)  # the sandbox is looked up only when not cached
 
 
 def post_office(session: str) -> PostOffice:

@@ -4,6 +4,7 @@ an undelivered report to the sender, and purge. State goes through the sandbox s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,8 +19,20 @@ def inbox_ns(mailbox: str) -> str:
     return f"mesh.inbox.{mailbox}"  # message id -> {w: workflow, t: delivered, x: expires, d: first downloaded}
 
 
+def inbox_version_key(mailbox: str) -> str:
+    return f"inbox:{mailbox}"  # in the session's items: a new random value whenever the inbox changes
+
+
+# Inboxes this worker has read, by (session, mailbox): (version, entries). Reused while the version stays the same.
+_read_inboxes: dict[tuple[str, str], tuple[str, list[tuple[str, dict]]]] = {}
+
+
 def outbox_ns(mailbox: str) -> str:
     return f"mesh.outbox.{mailbox}"  # message id -> {l: local id}
+
+
+def chunking_key(mailbox: str) -> str:
+    return f"chunking:{mailbox}"  # in the session's items: set once the mailbox has started a chunked message
 
 
 def uploading_ns(mailbox: str) -> str:
@@ -67,10 +80,20 @@ class PostOffice:
         return self.store.get_blob(self.session, blob_key(message_id, number))
 
     def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
-        """Messages ready to download, oldest first."""
+        """Messages ready to download, oldest first (the entries are shared: read them, never change them)."""
         if mailbox not in self._inboxes:
-            entries = self.store.list_state(self.session, inbox_ns(mailbox))
-            self._inboxes[mailbox] = sorted(((k, v.value) for k, v in entries.items()), key=lambda e: (e[1]["t"], e[0]))
+            version = self.mesh.item(inbox_version_key(mailbox))
+            cached = _read_inboxes.get((self.session, mailbox))
+            if version is not None and cached is not None and cached[0] == version:
+                entries = cached[1]
+            else:
+                items = self.store.list_state(self.session, inbox_ns(mailbox))
+                entries = sorted(((k, v.value) for k, v in items.items()), key=lambda e: (e[1]["t"], e[0]))
+                if version is not None:
+                    if len(_read_inboxes) >= 1024:
+                        _read_inboxes.clear()
+                    _read_inboxes[self.session, mailbox] = (version, entries)
+            self._inboxes[mailbox] = entries
         return self._inboxes[mailbox]
 
     def sent_with_local_id(self, mailbox: str, local_id: str) -> list[str]:
@@ -78,26 +101,37 @@ class PostOffice:
         return sorted(k for k, v in entries.items() if v.value.get("l") == local_id)
 
     def uploads_pending(self, mailbox: str) -> dict[str, dict]:
+        if not self.mesh.item(chunking_key(mailbox)):
+            return {}  # this mailbox never started a chunked message: nothing to look up
         return {k: v.value for k, v in self.store.list_state(self.session, uploading_ns(mailbox)).items()}
 
     # --- sending ----------------------------------------------------------------------------------------------
-    def send(self, sender: str, recipient: str, headers: dict, body: bytes, total_chunks: int) -> dict:
+    def send(self, sender: str, recipient: str, headers: dict, body: bytes, total_chunks: int,
+             commit: Callable[[Callable[[], None]], None] | None = None) -> dict:
+        """Accept a message (its first chunk). The writes happen through `commit` when given (a request commits them
+        with its journal record), and at once otherwise."""
         now = self.mesh.now()
         message = {
             "id": new_message_id(now), "type": "DATA", "sender": sender, "recipient": recipient,
             **headers, "total_chunks": total_chunks, "chunks": {"1": len(body)}, "status": "uploading",
             "uploaded_at": now, "purge_at": now + self.limits.purge_days * DAY, "downloaded": {},
         }
-        with self.store.transaction():
-            self.store.put_blob(self.session, blob_key(message["id"], 1), body)
-            self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers.get("local_id")})
-            if total_chunks == 1:
-                self._deliver(message, now)
-            else:
-                self.store.put_state(self.session, uploading_ns(sender), message["id"],
-                                     {"since": now, "of": total_chunks})
-            self.store.put_state(self.session, MESSAGES, message["id"], message, create_only=True)
-            self._due(message["purge_at"])
+
+        def write() -> None:
+            with self.store.transaction():
+                self.store.put_blob(self.session, blob_key(message["id"], 1), body)
+                self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers.get("local_id")})
+                if total_chunks == 1:
+                    self._deliver(message, now)
+                else:
+                    self.store.put_state(self.session, uploading_ns(sender), message["id"],
+                                         {"since": now, "of": total_chunks})
+                    if not self.mesh.item(chunking_key(sender)):
+                        self.mesh.put(chunking_key(sender), True)
+                self.store.put_state(self.session, MESSAGES, message["id"], message, create_only=True)
+                self._due(message["purge_at"])
+
+        (commit or (lambda f: f()))(write)
         return message
 
     def add_chunk(self, found: Found, number: int, body: bytes) -> tuple[dict, bool]:
@@ -118,9 +152,19 @@ class PostOffice:
         message["status"] = "accepted"
         message["accepted_at"] = now
         message["expires_at"] = now + self.limits.inbox_days * DAY
-        self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
-                             {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
+        self._put_in_inbox(message["recipient"], message["id"],
+                           {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
         self._due(message["expires_at"])
+
+    # Every change to an inbox goes through these two, and gives the inbox a new version in the same transaction: a
+    # worker that has read that version of the inbox before need not read it again.
+    def _put_in_inbox(self, mailbox: str, message_id: str, entry: dict) -> None:
+        self.store.put_state(self.session, inbox_ns(mailbox), message_id, entry)
+        self.mesh.put(inbox_version_key(mailbox), os.urandom(8).hex())
+
+    def _take_from_inbox(self, mailbox: str, message_id: str) -> None:
+        self.store.delete_state(self.session, inbox_ns(mailbox), message_id)
+        self.mesh.put(inbox_version_key(mailbox), os.urandom(8).hex())
 
     def _due(self, when: float) -> None:
         """Remember the earliest moment something must expire or be purged, so requests need not scan messages."""
@@ -159,8 +203,7 @@ class PostOffice:
             if first and message["status"] == "accepted":
                 entry = self.store.get_state(self.session, inbox_ns(message["recipient"]), message["id"])
                 if entry is not None:
-                    self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
-                                         {**entry.value, "d": now})
+                    self._put_in_inbox(message["recipient"], message["id"], {**entry.value, "d": now})
         found.message = message
 
     def acknowledge(self, found: Found) -> dict:
@@ -169,7 +212,7 @@ class PostOffice:
         with self.store.transaction():
             message["status"] = "acknowledged"
             message["acknowledged_at"] = now
-            self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+            self._take_from_inbox(message["recipient"], message["id"])
             self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
         return message
 
@@ -211,7 +254,7 @@ class PostOffice:
         message.update(status="undeliverable" if message["type"] == "DATA" else "expired", failed_at=now,
                        status_event="SEND", status_code="14",
                        status_description=f"Message not collected by recipient after {self._days()} days")
-        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+        self._take_from_inbox(message["recipient"], message["id"])
 
     def _report(self, undelivered: dict, now: float) -> dict:
         """The non-delivery report MESH puts in the sender's inbox: a REPORT with an empty body."""
@@ -231,7 +274,7 @@ class PostOffice:
 
     def _purge(self, message: dict) -> None:
         self.store.delete_state(self.session, MESSAGES, message["id"])
-        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+        self._take_from_inbox(message["recipient"], message["id"])
         self.store.delete_state(self.session, outbox_ns(message["sender"]), message["id"])
         self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
         self.store.delete_blobs(self.session, f"mesh/{message['id']}/")

@@ -54,10 +54,12 @@ _parsed: dict[tuple[str, int], mesh_config.MeshConfig] = {}
 
 
 def load(sandbox, session: str) -> MeshSession:
-    """The session as stored now; cached for the rest of the request so checks and the handler agree."""
+    """The session as stored now; cached for the rest of the request so checks and the handler agree. `sandbox` may
+    be a function that returns it (called only when the session must be read)."""
     cache = g.setdefault("mesh_sessions", {}) if has_request_context() else {}
     if session in cache:
         return cache[session]
+    sandbox = sandbox() if callable(sandbox) else sandbox
     items = sandbox.store.list_state(session, SESSION_NS)
     override = items.get("config")
     if override is None:
