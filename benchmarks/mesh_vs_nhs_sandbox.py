@@ -9,7 +9,8 @@ journaling every exchange. Both listen on loopback only.
 
 Load: wrk (Debian package `wrk`), 2 threads, N connections. Every request carries its own valid NHSMESH token,
 made here beforehand (this sandbox refuses a replayed token, as MESH does); each wrk thread reads its own list.
-  inbox: GET /messageexchange/X26ABC2/inbox (Accept v2) with 20 messages waiting;
+  inbox: GET /messageexchange/X26ABC2/inbox (Accept v2) with --inbox-messages waiting (default 20; MESH lists
+         at most 500 per page, and a busy mailbox holds hundreds);
   send:  POST /messageexchange/X26ABC1/outbox, 1 KiB body, Mex-To X26ABC2, an unrestricted workflow.
 Prints requests per second, latency percentiles and error counts, and the ratios.
 """
@@ -161,7 +162,7 @@ def wrk(base: str, method: str, path: str, tokens: Path, seconds: int, connectio
 
 
 def run(name: str, base: str, args, work: Path, script: Path) -> dict:
-    seed(base, 20)
+    seed(base, args.inbox_messages)
     per_thread = 6000 * args.seconds  # more than either server can use: a token is never repeated
     results = {}
     for label, method, path, mailbox in (("inbox", "GET", "/messageexchange/X26ABC2/inbox", "X26ABC2"),
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="this sandbox's worker processes")
     parser.add_argument("--peer-workers", type=int, default=1, help="uvicorn workers for mesh-sandbox")
     parser.add_argument("--only", choices=["ours", "peer"], help="run one side only")
+    parser.add_argument("--inbox-messages", type=int, default=20, help="messages waiting in the listed inbox")
     parser.add_argument("--peer-quiet", action="store_true",
                         help="silence mesh-sandbox's logging (its image logs every request; default: as the image)")
     args = parser.parse_args()
