@@ -92,7 +92,8 @@ class SessionSpan:
 
 
 class Store(ABC):
-    """One small interface, two backends: SQLite (embedded default) and PostgreSQL (shared by replicas)."""
+    """One small interface for the journal and session state. SQLite (embedded, WAL) is the backend today; the
+    interface is what a shared backend for several replicas (PostgreSQL) implements."""
 
     # --- the journal -------------------------------------------------------------------------------------------
     @abstractmethod
@@ -233,7 +234,6 @@ def open_store(url: str) -> Store:
 
         return SqliteStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
-        from sandbox.journal.postgres import PostgresStore
-
-        return PostgresStore(url)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+        raise ValueError("a PostgreSQL journal is not available in this version: leave SANDBOX_DATABASE_URL empty "
+                         "(SQLite under the data directory) or give sqlite:///path/to/journal.sqlite3")
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path/to/journal.sqlite3")
