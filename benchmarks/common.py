@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,17 +28,26 @@ def start(command: list[str], env: dict, health_url: str, timeout: float = 60) -
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_up(health_url, timeout, process)
+    return process, time.perf_counter() - started
+
+
+def wait_up(url: str, timeout: float = 60, process: subprocess.Popen | None = None) -> None:
+    """Wait until `url` answers at all; stop the process (if given) and raise when it exits or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited with {process.returncode}")
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(health_url, timeout=1):
-                return process, time.perf_counter() - started
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
         except OSError:
             time.sleep(0.05)
-    stop(process)
-    raise TimeoutError(f"{command} did not become healthy")
+    if process is not None:
+        stop(process)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
 def stop(process: subprocess.Popen) -> None:
