@@ -8,7 +8,8 @@ import time
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
-from sandbox.journal.sqlite import FINDINGS_BATCH, SqliteStore
+from sandbox.journal import sqlite as journal_sqlite
+from sandbox.journal.sqlite import SqliteStore
 from sandbox.journal.store import ExchangeFilter, StateItem
 
 
@@ -25,9 +26,10 @@ def findings_of(n: int) -> list[Finding]:
             Finding.warning("REQ-A", f"w {n}")]
 
 
-def test_findings_are_read_back_in_order_and_counted_before_and_after_a_batch(tmp_path):
+def test_findings_are_read_back_in_order_and_counted_before_and_after_a_batch(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_sqlite, "INDEX_BATCH", 8)  # indexed in several transactions
     store = SqliteStore(tmp_path / "j.sqlite3")
-    total = FINDINGS_BATCH + 5  # one batch indexed on the way, five exchanges still waiting for theirs
+    total = 8 * 8 + 5
     for n in range(total):
         store.record(exchange("s", n, *findings_of(n)))
     store.record(exchange("s", total))  # no findings at all

@@ -64,12 +64,29 @@ class CheckContext:
     operation: str
     session: str = "default"
     facts: dict[str, Any] = field(default_factory=dict)  # e.g. the identity resolved from a token
-    writes: list[Callable[[], None]] = field(default_factory=list)  # made with the exchange's journal record
+    writes: list[Callable[[], None]] = field(default_factory=list)  # made just before the exchange is journaled
+    claims: list[Claim] = field(default_factory=list)  # made just before the writes
 
     def write_with_record(self, write: Callable[[], None]) -> None:
-        """Make `write` in the transaction that journals the exchange (see ExchangeContext.write_with_record); it
-        may raise findings.Refusal when, at commit, the request must be refused after all."""
+        """Make `write` in the transaction committed just before the exchange is journaled (see
+        ExchangeContext.write_with_record); it may raise findings.Refusal when the request must be refused after
+        all."""
         self.writes.append(write)
+
+    def claim_with_record(self, claim: Claim) -> None:
+        """Use a single-use key up once the service has answered (not when a scripted scenario answers instead);
+        if a concurrent request used it first, the exchange is refused with the claim's finding after all."""
+        self.claims.append(claim)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A key to use up for good (Store.claim), and the finding that refuses the request if it was used already."""
+
+    namespace: str
+    key: str
+    expires_at: float
+    refusal: Finding
 
 
 CheckFunction = Callable[[RequestView, CheckContext], Iterable[Finding]]

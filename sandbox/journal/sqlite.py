@@ -1,9 +1,11 @@
 """The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes.
 
-An exchange's findings are kept in its own row (one small write per request). The finding index, which reports and
-filters query by requirement, is filled from those rows in batches (every FINDINGS_BATCH exchanges, and before any
-query that needs it), so recording an exchange does not dirty a page of the index per requirement. Writers queue on
-a lock file; a background thread per process copies the WAL back into the database (checkpoints).
+Recording an exchange appends it to this process's spool (sandbox.journal.spool); spooled exchanges are imported in
+batches by a background thread in each process, and before any query that reads exchanges, so every query sees every
+exchange answered before it began. An exchange's findings are kept in its own row; the finding index, which reports
+and filters query by requirement, is filled from those rows when the journal is quiet and before any query that
+needs it (ten or so index entries per exchange would otherwise cost more than storing the exchange). Writers queue on
+a lock file; the same background thread copies the WAL back into the database (checkpoints).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises writers
     fcntl = None
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
+from sandbox.journal import spool
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
 from sandbox.journal.store import (
     Attestation,
@@ -124,20 +128,39 @@ CREATE TABLE IF NOT EXISTS blobs (
 );
 """ + "".join(ddl + ";\n" for ddl in CLUSTERED.values())
 
+CLAIMS = """CREATE TABLE IF NOT EXISTS claims (
+    session TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (session, namespace, key)
+) WITHOUT ROWID"""
+
 CHECKPOINT_EVERY_S = 0.5
+FORGET_CLAIMS_EVERY_S = 60
+IMPORT_EVERY_S = 0.05  # how often each process imports what has been spooled
+IMPORT_BATCH = 256  # records read from each spool file per import transaction (other writers get a turn between)
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this once a checkpoint has emptied it
-FINDINGS_BATCH = 64  # exchanges whose findings are indexed together; a report never waits for more than this many
+INDEX_BATCH = 5000  # exchanges whose findings are indexed per transaction
+
+SPOOLED_THROUGH = "spool "  # journal_meta: "spool <file name>" -> the offset imported through
 
 INDEXED_THROUGH = "findings indexed through"  # journal_meta: the last exchange seq whose findings are indexed
 _INDEX_FINDINGS = """
 INSERT INTO finding_index
 SELECT e.session, f.value ->> 0, f.value ->> 1, e.seq, f.key FROM exchanges e, json_each(e.findings) f
-WHERE e.seq > ? AND e.findings IS NOT NULL
+WHERE e.seq > ? AND e.seq <= ? AND e.findings IS NOT NULL
 """
 _EXCHANGE_FIELDS = ("seq", "id", "session", "service", "operation", "scenario", "started_at", "duration_ms", "method",
                     "path", "query_string", "client", "request_headers", "request_body", "status", "response_headers",
                     "response_body", "findings")
 _EXCHANGE_COLUMNS = ", ".join(_EXCHANGE_FIELDS)
+_INSERT_EXCHANGE = ("INSERT OR IGNORE INTO exchanges (id, session, service, operation, scenario, started_at, "
+                    "duration_ms, method, path, query_string, client, request_headers, request_body, status, "
+                    "response_headers, response_body, n_pass, n_fail, n_warning, n_info, findings) VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_INSERT_KEY = "INSERT INTO exchange_keys SELECT ?, ?, seq FROM exchanges WHERE id = ?"
+_STARTED_AT = 5  # a row's started_at, by which spooled exchanges are put in order
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
                     "status, n_pass, n_fail, n_warning, n_info")
 
@@ -148,10 +171,13 @@ class SqliteStore(Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._checkpointer: int | None = None  # the process its checkpointer thread runs in
+        self._maintainer: int | None = None  # the process its maintenance thread runs in
         self._closed = threading.Event()
+        self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
+        self._spool: spool.SpoolWriter | None = None
         self._db().executescript(SCHEMA)
         self._migrate()
+        self.catch_up(tidy=True)  # what a process killed before its import left spooled
 
     def _migrate(self) -> None:
         """Bring a journal made by an earlier version to this schema (concurrent workers take turns)."""
@@ -178,25 +204,16 @@ class SqliteStore(Store):
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives a killed process (not a power cut), at a fraction of FULL's cost.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            # Copying the WAL back into the database (and syncing both) is the checkpointer thread's work, not that of
-            # whichever request's commit happens to cross the threshold, with every other writer waiting on it.
-            db.execute("PRAGMA wal_autocheckpoint=0")
-            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-            self._local.db = db
-            self._start_checkpointer()
+            db = self._local.db = _connect(self.path)
+            self._start_maintainer()
         return db
 
-    def _start_checkpointer(self) -> None:
-        if self.path == ":memory:" or self._checkpointer == os.getpid():
+    def _start_maintainer(self) -> None:
+        if self.path == ":memory:" or self._maintainer == os.getpid():
             return
-        self._checkpointer = os.getpid()  # one per process: threads do not survive a fork
-        threading.Thread(target=_checkpoints, args=(self.path, weakref.ref(self), self._closed), daemon=True,
-                         name="journal-checkpoints").start()
+        self._maintainer = os.getpid()  # one per process: threads do not survive a fork
+        threading.Thread(target=_maintain, args=(weakref.ref(self), self._closed), daemon=True,
+                         name="journal-maintenance").start()
 
     @contextmanager
     def _write(self):
@@ -215,15 +232,19 @@ class SqliteStore(Store):
                 db.execute("COMMIT")
 
     @contextmanager
-    def _writers(self):
+    def _writers(self, lock_path: str | None = None):
         """Writers queue on a lock file, and each wakes the moment the one before it is done. (SQLite's own busy
         handler, left to itself, polls: a writer that finds the lock taken sleeps 1, 2, 5… ms, idle, every time.)"""
-        fd = getattr(self._local, "lock", None)
+        lock_path = lock_path or (None if self.path == ":memory:" else self.path + ".lock")
+        locks = getattr(self._local, "locks", None)
+        if locks is None:
+            locks = self._local.locks = {}
+        fd = locks.get(lock_path)
         if fd is None:
-            if fcntl is None or self.path == ":memory:":
+            if fcntl is None or lock_path is None:
                 yield
                 return
-            fd = self._local.lock = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = locks[lock_path] = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
@@ -235,47 +256,123 @@ class SqliteStore(Store):
         return self._write()
 
     def close(self) -> None:
+        if self._spool is not None and self._spool.pid == os.getpid():
+            self._spool.close()
+            self.catch_up(tidy=True)  # this process's spool, now abandoned, is imported whole and removed
         self._closed.set()
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
-        lock = getattr(self._local, "lock", None)
-        if lock is not None:
-            os.close(lock)
-            self._local.lock = None
+        self._release()
+
+    def _release(self) -> None:
+        """Close this thread's connection and lock file."""
+        for name in ("claims", "db"):
+            db = getattr(self._local, name, None)
+            if db is not None:
+                db.close()
+                setattr(self._local, name, None)
+        for fd in getattr(self._local, "locks", {}).values():
+            os.close(fd)
+        self._local.locks = {}
 
     # --- the journal -------------------------------------------------------------------------------------------
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
+        """Spooled: durable against a killed process once this returns, and in every query from then on."""
+        row = (*_row(exchange), sorted(set(keys)))
+        writer = self._spool_writer()
+        if writer is not None:
+            try:
+                writer.append(row)
+                return
+            except spool.SpoolFull:
+                log.warning("the journal spool could not be written; recording exchange %s directly", exchange.id,
+                            exc_info=True)
         with self._write() as db:
-            self._insert(db, exchange)
-            if keys:
-                db.executemany("INSERT INTO exchange_keys VALUES (?,?,?)",
-                               [(exchange.session, key, exchange.seq) for key in set(keys)])
-            if exchange.seq % FINDINGS_BATCH == 0:
-                self._index_findings(db)
+            self._insert_rows(db, [row])
+
+    def _spool_writer(self) -> spool.SpoolWriter | None:
+        if self._spool_folder is None or self._closed.is_set():
+            return None
+        writer = self._spool
+        if writer is None or writer.pid != os.getpid():  # none yet, or the parent's, inherited through a fork
+            self._start_maintainer()
+            writer = self._spool = spool.SpoolWriter(self._spool_folder)
+        return writer
+
+    def catch_up(self, tidy: bool = False) -> int:
+        """Import every exchange any process has spooled, in the order they began; return how many. With `tidy`,
+        also remove the spool files of processes that have ended, once they are imported."""
+        if self._spool_folder is None:
+            return 0
+        found = list(spool.spool_files(self._spool_folder))
+        if not found:
+            return 0
+        files = [(name, path) for name, path, _ in found]
+        imported = self._spooled_through(self._db())
+        count = 0
+        if any(size > imported.get(name, 0) for name, _, size in found):
+            while True:
+                with self._write() as db:
+                    imported = self._spooled_through(db)
+                    pending = [(name, *spool.read(path, imported.get(name, 0), IMPORT_BATCH)) for name, path in files]
+                    rows = sorted((row for _, read, _ in pending for row in read), key=lambda row: row[_STARTED_AT])
+                    self._insert_rows(db, rows)
+                    db.executemany("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)",
+                                   [(SPOOLED_THROUGH + name, end) for name, read, end in pending if read])
+                count += len(rows)
+                if all(len(read) < IMPORT_BATCH for _, read, _ in pending):
+                    break
+        if tidy:
+            self._remove_ended(files)
+        return count
+
+    def _remove_ended(self, files: list[tuple[str, Path]]) -> None:
+        with self._write() as db:
+            imported = self._spooled_through(db)
+            for name, path in files:
+                if not spool.is_abandoned(path):
+                    continue
+                rows, end = spool.read(path, imported.get(name, 0), 1)
+                if rows:
+                    continue  # written just before its process ended: imported next round
+                size = path.stat().st_size
+                if size > end:
+                    log.error("journal spool %s ends in %d bytes that are not a whole record (a write cut short "
+                              "or damaged); they are left out of the journal", path, size - end)
+                path.unlink()
+                db.execute("DELETE FROM journal_meta WHERE name = ?", (SPOOLED_THROUGH + name,))
+
+    @staticmethod
+    def _spooled_through(db: sqlite3.Connection) -> dict[str, int]:
+        rows = db.execute("SELECT name, value FROM journal_meta WHERE name >= ? AND name < ?",
+                          (SPOOLED_THROUGH, SPOOLED_THROUGH[:-1] + "!"))
+        return {name[len(SPOOLED_THROUGH):]: value for name, value in rows}
+
+    @staticmethod
+    def _insert_rows(db: sqlite3.Connection, rows: list[tuple]) -> None:
+        db.executemany(_INSERT_EXCHANGE, [row[:-1] for row in rows])
+        keys = [(row[1], key, row[0]) for row in rows for key in row[-1]]
+        if keys:
+            db.executemany(_INSERT_KEY, keys)
 
     def record_many(self, exchanges: Iterable[Exchange]) -> int:
+        self.catch_up()  # what is already spooled goes first, so seq keeps the order of recording
         n = 0
         with self._write() as db:
             for exchange in exchanges:
                 self._insert(db, exchange)
                 n += 1
-            self._index_findings(db)
         return n
 
     def index_findings(self) -> None:
-        """Bring the finding index up to date with every recorded exchange (queries by requirement need it)."""
+        """Bring the finding index up to date with every recorded exchange (queries by requirement need it), a batch
+        of exchanges per transaction so that writers get turns between."""
+        self.catch_up()
         db = self._db()
-        newest = db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0
-        if db.in_transaction or self._indexed_through(db) < newest:
+        while (db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0) > self._indexed_through(db):
             with self._write() as db:
-                self._index_findings(db)
-
-    def _index_findings(self, db: sqlite3.Connection) -> None:
-        last = db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0
-        db.execute(_INDEX_FINDINGS, (self._indexed_through(db),))
-        db.execute("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)", (INDEXED_THROUGH, last))
+                start = self._indexed_through(db)
+                last = min(db.execute("SELECT max(seq) FROM exchanges").fetchone()[0] or 0, start + INDEX_BATCH)
+                db.execute(_INDEX_FINDINGS, (start, last))
+                db.execute("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)", (INDEXED_THROUGH, last))
 
     @staticmethod
     def _indexed_through(db: sqlite3.Connection) -> int:
@@ -284,27 +381,15 @@ class SqliteStore(Store):
 
     @staticmethod
     def _insert(db: sqlite3.Connection, exchange: Exchange) -> None:
-        counts = exchange.counts
-        req, resp = exchange.request, exchange.response
-        findings = _dumps([(f.requirement, f.outcome, f.message, f.location,
-                            f.reject.status if f.reject else None, f.reject.code if f.reject else None)
-                           for f in exchange.findings]) if exchange.findings else None
-        cursor = db.execute(
-            "INSERT INTO exchanges (id, session, service, operation, scenario, started_at, duration_ms, method, "
-            "path, query_string, client, request_headers, request_body, status, response_headers, "
-            "response_body, n_pass, n_fail, n_warning, n_info, findings) VALUES "
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
-             exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
-             _dumps(req.headers), req.body, resp.status, _dumps(resp.headers), resp.body,
-             counts["pass"], counts["fail"], counts["warning"], counts["info"], findings))
-        exchange.seq = cursor.lastrowid
+        exchange.seq = db.execute(_INSERT_EXCHANGE, _row(exchange)).lastrowid
 
     def exchange(self, exchange_id: str) -> Exchange | None:
+        self.catch_up()
         row = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
         return _exchange(row) if row else None
 
     def exchanges(self, where: ExchangeFilter, limit: int = 100, before: int | None = None) -> list[dict]:
+        self.catch_up()
         sql, args = self._where(where)
         if before is not None:
             sql += " AND seq < ?"
@@ -314,10 +399,12 @@ class SqliteStore(Store):
         return [_summary(r) for r in rows]
 
     def count_exchanges(self, where: ExchangeFilter) -> int:
+        self.catch_up()
         sql, args = self._where(where)
         return self._db().execute(f"SELECT count(*) FROM exchanges e WHERE {sql}", args).fetchone()[0]
 
     def iter_exchanges(self, session: str, batch: int = 500) -> Iterator[Exchange]:
+        self.catch_up()
         last = 0
         db = self._db()
         while True:
@@ -329,6 +416,7 @@ class SqliteStore(Store):
             last = rows[-1][0]
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
+        self.catch_up()
         rows = self._db().execute(
             f"SELECT {', '.join('e.' + c for c in _EXCHANGE_FIELDS)} FROM exchange_keys k "
             "JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? AND k.key = ? "
@@ -336,11 +424,13 @@ class SqliteStore(Store):
         return [_exchange(row, with_findings=False) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
+        self.catch_up()
         rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND service = ? "
                                   "ORDER BY seq DESC LIMIT ?", (session, service, limit))
         return [_exchange(row, with_findings=False) for row in rows]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
+        self.catch_up()
         seqs = sorted(set(seqs))
         found: list[Exchange] = []
         for start in range(0, len(seqs), 500):  # SQLite caps the number of parameters
@@ -428,6 +518,7 @@ class SqliteStore(Store):
         return [CoverageCell(*r) for r in rows]
 
     def scenario_counts(self, session: str) -> dict[str | None, int]:
+        self.catch_up()
         rows = self._db().execute("SELECT scenario, count(*) FROM exchanges WHERE session = ? GROUP BY scenario",
                                   (session,))
         return dict(rows.fetchall())
@@ -446,18 +537,21 @@ class SqliteStore(Store):
         return [(seq, _finding(*json.loads(findings[seq])[position])) for seq, position in sorted(places)]
 
     def session_span(self, session: str) -> SessionSpan:
+        self.catch_up()
         count, first, last, failed = self._db().execute(
             "SELECT count(*), min(started_at), max(started_at), coalesce(sum(n_fail > 0), 0) FROM exchanges "
             "WHERE session = ?", (session,)).fetchone()
         return SessionSpan(count, first, last, failed)
 
     def timeline(self, session: str, start: float, width: float) -> list[tuple[int, int, int]]:
+        self.catch_up()
         rows = self._db().execute(
             "SELECT CAST((started_at - ?) / ? AS INTEGER) AS bucket, count(*), sum(n_fail > 0) FROM exchanges "
             "WHERE session = ? GROUP BY bucket ORDER BY bucket", (start, width, session))
         return [tuple(r) for r in rows]
 
     def operation_counts(self, session: str) -> list[tuple[str, str, int, int]]:
+        self.catch_up()
         rows = self._db().execute("SELECT service, operation, status, count(*) FROM exchanges WHERE session = ? "
                                   "GROUP BY service, operation, status ORDER BY service, operation, status",
                                   (session,))
@@ -513,6 +607,45 @@ class SqliteStore(Store):
             db.execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
                            (session, len(namespace_prefix), namespace_prefix))
 
+    # --- single use: a database file of its own, so claims never queue behind the journal's writers ------------
+    def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
+        db = self._claims_db()
+        with self._writers(self._claims_lock_path):  # one statement: its own transaction
+            added = db.execute("INSERT INTO claims VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                               (session, namespace, key, expires_at)).rowcount
+        return added == 1
+
+    def claimed(self, session: str, namespace: str, key: str) -> bool:
+        return self._claims_db().execute("SELECT 1 FROM claims WHERE session=? AND namespace=? AND key=?",
+                                         (session, namespace, key)).fetchone() is not None
+
+    def release(self, session: str, namespace: str, key: str) -> None:
+        db = self._claims_db()
+        with self._writers(self._claims_lock_path):
+            db.execute("DELETE FROM claims WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+
+    def forget_expired_claims(self, now: float | None = None) -> int:
+        db = self._claims_db()
+        with self._writers(self._claims_lock_path):
+            return db.execute("DELETE FROM claims WHERE expires_at < ?", (time.time() if now is None else now,)
+                              ).rowcount
+
+    def _claims_db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "claims", None)
+        if db is None:
+            db = self._db() if self.path == ":memory:" else _connect(self._claims_path)
+            db.execute(CLAIMS)
+            self._local.claims = db
+        return db
+
+    @property
+    def _claims_path(self) -> str:
+        return str(Path(self.path).with_suffix(".claims" + Path(self.path).suffix))
+
+    @property
+    def _claims_lock_path(self) -> str | None:
+        return None if self.path == ":memory:" else self._claims_path + ".lock"
+
     # --- blobs -------------------------------------------------------------------------------------------------
     def put_blob(self, session: str, key: str, data: bytes) -> None:
         with self._write() as db:
@@ -534,18 +667,64 @@ class SqliteStore(Store):
         return rows[0][0]
 
 
-def _checkpoints(path: str, store: weakref.ref, closed: threading.Event) -> None:
-    """Every CHECKPOINT_EVERY_S, copy what the WAL holds back into the database (PASSIVE: never waiting for, nor
-    blocking, readers and writers), while the store is open."""
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
+    """While the store is open: every IMPORT_EVERY_S, import what has been spooled, or when nothing was, index
+    findings; every CHECKPOINT_EVERY_S, tidy ended processes' spool files and copy what the WALs hold back into the
+    databases (PASSIVE: never waiting for, nor blocking, readers and writers); every FORGET_CLAIMS_EVERY_S, forget
+    expired claims."""
+    checkpointed = forgotten = time.monotonic()
     try:
-        while not closed.wait(CHECKPOINT_EVERY_S) and store() is not None:
+        while not closed.wait(IMPORT_EVERY_S):
+            store = ref()
+            if store is None:
+                return
             try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.OperationalError:  # another process's checkpoint is running: the next round
-                log.debug("journal checkpoint skipped", exc_info=True)
+                now = time.monotonic()
+                checkpoint = now - checkpointed >= CHECKPOINT_EVERY_S
+                if not store.catch_up(tidy=checkpoint):
+                    store.index_findings()  # quiet: index findings now, not when a report or filter asks
+                if checkpoint:
+                    checkpointed = now
+                    store._db().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    store._claims_db().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                if now - forgotten >= FORGET_CLAIMS_EVERY_S:
+                    forgotten = now
+                    store.forget_expired_claims()
+            except sqlite3.OperationalError:  # e.g. another process's checkpoint is running: the next round
+                log.debug("journal maintenance skipped a round", exc_info=True)
+            except Exception:
+                log.exception("journal maintenance failed; it runs again in %s s", IMPORT_EVERY_S)
+            del store
     finally:
-        db.close()
+        store = ref()
+        if store is not None:
+            store._release()
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives a killed process (not a power cut), at a fraction of FULL's cost.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=30000")
+    # Copying the WAL back into the database (and syncing both) is the maintenance thread's work, not that of
+    # whichever request's commit happens to cross the threshold, with every other writer waiting on it.
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    return db
+
+
+def _row(exchange: Exchange) -> tuple:
+    """The exchange as the parameters of _INSERT_EXCHANGE."""
+    counts = exchange.counts
+    req, resp = exchange.request, exchange.response
+    findings = _dumps([(f.requirement, f.outcome, f.message, f.location,
+                        f.reject.status if f.reject else None, f.reject.code if f.reject else None)
+                       for f in exchange.findings]) if exchange.findings else None
+    return (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
+            exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
+            _dumps(req.headers), bytes(req.body), resp.status, _dumps(resp.headers), bytes(resp.body),
+            counts["pass"], counts["fail"], counts["warning"], counts["info"], findings)
 
 
 def _exchange(row, with_findings: bool = True) -> Exchange:

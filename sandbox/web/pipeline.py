@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from sandbox.conformance.checks import CheckContext, RequestView, query_from
+from sandbox.conformance.checks import CheckContext, Claim, RequestView, query_from
 from sandbox.conformance.findings import Finding, Refusal, SpineError, first_rejection, summarise
 from sandbox.conformance.history import judge as judge_history
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
@@ -48,13 +48,15 @@ class ExchangeContext:
     view: RequestView | None = None
     access: Access | None = None  # who the request acts for, resolved from its bearer token
     writes: list[Callable[[], None]] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
 
     def write_with_record(self, write: Callable[[], None]) -> None:
-        """Make `write` (state changes) in the transaction that journals this exchange: they commit together, once,
-        just before the response leaves. If they fail, the client is answered (and the journal keeps) a 500 instead."""
+        """Make `write` (state changes) in one transaction with the exchange's other writes, committed just before the
+        exchange is journaled and answered. If they fail, the client is answered (and the journal keeps) a 500
+        instead."""
         self.writes.append(write)
 
 
@@ -106,7 +108,7 @@ def operation(name: str, facts=None):
             ex.facts.update(access=ex.access, access_mode=ex.access.mode)
             if facts is not None:
                 ex.facts.update(facts(view))
-            ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts, ex.writes)))
+            ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts, ex.writes, ex.claims)))
             ex.scenario = _choose_scenario(sandbox, ex, view)
             spec = ex.scenario.response if ex.scenario else {}
             if spec.get("delay_ms"):
@@ -211,27 +213,51 @@ def _record(response: Response) -> Response:
     keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
     _tell(response, ex)
     exchange.response.headers = list(response.headers.items())  # as sent: with the X-Sandbox-* headers
-    # Written before the response leaves: an answered exchange is never missing from the evidence.
-    try:
-        with sandbox.store.transaction():
-            for write in ex.writes:
-                write()
-            sandbox.store.record(exchange, keys)
-    except Refusal as refusal:  # e.g. a single-use token a concurrent request used first
-        ex.findings[:] = [f for f in ex.findings if f.requirement != refusal.finding.requirement]
-        ex.add(refusal.finding)
-        return _answer_instead(ex, exchange, _spine_error(refusal.finding.reject))
-    except Exception:
-        if not ex.writes:
-            raise
-        log.exception("the state changes of exchange %s failed", ex.id)
-        return _answer_instead(ex, exchange, _unexpected_response(ex, "could not store the changes this request makes"))
+    if ex.writes or ex.claims:
+        claimed: list[Claim] = []
+        try:
+            _claim(sandbox, ex, claimed)
+            if ex.writes:
+                with sandbox.store.transaction():
+                    for write in ex.writes:
+                        write()
+        except Refusal as refusal:  # e.g. a single-use token a concurrent request used first
+            _release(sandbox, ex, claimed)
+            ex.findings[:] = [f for f in ex.findings if f.requirement != refusal.finding.requirement]
+            ex.add(refusal.finding)
+            return _answer_instead(ex, exchange, _spine_error(refusal.finding.reject))
+        except Exception:
+            log.exception("the state changes of exchange %s failed", ex.id)
+            _release(sandbox, ex, claimed)
+            return _answer_instead(ex, exchange,
+                                   _unexpected_response(ex, "could not store the changes this request makes"))
+    # Journaled before the response leaves: an answered exchange is never missing from the evidence.
+    sandbox.store.record(exchange, keys)
     return response
+
+
+def _claim(sandbox: Sandbox, ex: ExchangeContext, claimed: list[Claim]) -> None:
+    if ex.scenario is not None and ex.scenario.scripted:
+        return  # a scripted answer stands for the service refusing at its front door: nothing is used up
+    for claim in ex.claims:
+        if not sandbox.store.claim(ex.session, claim.namespace, claim.key, claim.expires_at):
+            raise Refusal(claim.refusal)
+        claimed.append(claim)
+
+
+def _release(sandbox: Sandbox, ex: ExchangeContext, claimed: list[Claim]) -> None:
+    """A request refused or failed at this point changes nothing: what it used up is given back."""
+    for claim in claimed:
+        try:
+            sandbox.store.release(ex.session, claim.namespace, claim.key)
+        except Exception:
+            log.exception("could not give back %s %s of exchange %s", claim.namespace, claim.key, ex.id)
 
 
 def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response) -> Response:
     """Journal and answer `response` rather than the one whose deferred writes could not be made (none of them are)."""
     ex.writes.clear()
+    ex.claims.clear()
     _tell(response, ex)
     exchange.response = RecordedResponse(response.status_code, list(response.headers.items()), response.get_data())
     history = ex.service.history if ex.service else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sandbox.journal.store import Store, VersionConflict
+from sandbox.journal.store import Store
 from sandbox.services.oauth.errors import PUBLIC_KEY_ERROR
 from sandbox.services.oauth.jwtparts import ALGORITHM, Decoded, decode_unverified, is_number, signature_valid
 from sandbox.services.oauth.registry import GLOBAL, Application, Registry
@@ -129,12 +129,10 @@ def _replay_rule(log: RuleLog, jwt: Decoded, store: Store, now: float) -> None:
         log.skipped(JTI_UNIQUE, "there is no string jti")
     else:
         key = f"{iss}:{jti}"
-        unique = store.get_state(GLOBAL, USED_JTIS, key) is None
+        unique = not store.claimed(GLOBAL, USED_JTIS, key)
         if unique and not log.rejected and limit_ok:
-            try:
-                store.put_state(GLOBAL, USED_JTIS, key, {"used_at": now, "exp": exp}, create_only=True)
-            except VersionConflict:
-                unique = False
+            # Remembered until the assertion expires: from then on it is refused as expired anyway.
+            unique = store.claim(GLOBAL, USED_JTIS, key, (exp if is_number(exp) else now + MAX_LIFETIME) + 1)
         log.check(JTI_UNIQUE, unique, f"jti {shown(jti)} has not been used before by {shown(iss)}.",
                   f"jti {shown(jti)} was already used by {shown(iss)}; a jti may be used once only.",
                   "jwt-claim:jti", 400, "Non-unique 'jti' claim in client_assertion JWT")
