@@ -7,8 +7,8 @@ import sqlite3
 import time
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
-from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.journal import sqlite as journal_sqlite
+from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.journal.sqlite import SqliteStore
 from sandbox.journal.store import ExchangeFilter, StateItem
 

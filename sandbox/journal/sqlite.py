@@ -29,6 +29,7 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises writers
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal import spool
+from sandbox.journal.claims import ClaimTable
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
 from sandbox.journal.store import (
     Attestation,
@@ -175,6 +176,7 @@ class SqliteStore(Store):
         self._closed = threading.Event()
         self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
         self._spool: spool.SpoolWriter | None = None
+        self._claims: ClaimTable | None = None
         self._db().executescript(SCHEMA)
         self._migrate()
         self.catch_up(tidy=True)  # what a process killed before its import left spooled
@@ -607,8 +609,15 @@ class SqliteStore(Store):
             db.execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
                            (session, len(namespace_prefix), namespace_prefix))
 
-    # --- single use: a database file of its own, so claims never queue behind the journal's writers ------------
+    # --- single use: a table every process maps (sandbox.journal.claims); SQLite holds what finds no room there ----
     def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
+        table = self._claim_table()
+        if table is not None:
+            if table.overflowed and self._claimed_in_db(session, namespace, key):
+                return False
+            done = table.claim(session, namespace, key, expires_at, time.time())
+            if done is not None:
+                return done
         db = self._claims_db()
         with self._writers(self._claims_lock_path):  # one statement: its own transaction
             added = db.execute("INSERT INTO claims VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
@@ -616,13 +625,35 @@ class SqliteStore(Store):
         return added == 1
 
     def claimed(self, session: str, namespace: str, key: str) -> bool:
-        return self._claims_db().execute("SELECT 1 FROM claims WHERE session=? AND namespace=? AND key=?",
-                                         (session, namespace, key)).fetchone() is not None
+        table = self._claim_table()
+        if table is not None:
+            if table.claimed(session, namespace, key, time.time()):
+                return True
+            if not table.overflowed:
+                return False
+        return self._claimed_in_db(session, namespace, key)
 
     def release(self, session: str, namespace: str, key: str) -> None:
+        table = self._claim_table()
+        if table is not None:
+            table.release(session, namespace, key)
+            if not table.overflowed:
+                return
         db = self._claims_db()
         with self._writers(self._claims_lock_path):
             db.execute("DELETE FROM claims WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+
+    def _claimed_in_db(self, session: str, namespace: str, key: str) -> bool:
+        return self._claims_db().execute("SELECT 1 FROM claims WHERE session=? AND namespace=? AND key=? AND "
+                                         "expires_at >= ?", (session, namespace, key, time.time())).fetchone() is not None
+
+    def _claim_table(self) -> ClaimTable | None:
+        if self.path == ":memory:" or fcntl is None:
+            return None
+        table = self._claims
+        if table is None or table.pid != os.getpid():
+            table = self._claims = ClaimTable(Path(self.path).with_suffix(".claims"))
+        return table
 
     def forget_expired_claims(self, now: float | None = None) -> int:
         db = self._claims_db()

@@ -1,0 +1,144 @@
+"""The journal's spool and claims as worker processes use them: every exchange answered in any process is in every
+query after, a killed process loses nothing, a damaged tail is reported, and a key is used up once across processes."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+
+from sandbox.journal import claims as claim_table
+from sandbox.journal import sqlite as journal_sqlite
+from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.store import ExchangeFilter
+from tests.test_journal_storage import exchange
+
+FORK = multiprocessing.get_context("fork")
+
+
+def _record_and_wait(path, n, ready, done):
+    store = SqliteStore(path)
+    for i in range(n):
+        store.record(exchange("s", i))
+    ready.set()
+    done.wait(30)
+
+
+def test_a_query_sees_what_another_live_process_spooled(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    reader = SqliteStore(path)
+    ready, done = FORK.Event(), FORK.Event()
+    writer = FORK.Process(target=_record_and_wait, args=(path, 5, ready, done))
+    writer.start()
+    try:
+        assert ready.wait(30)
+        assert reader.count_exchanges(ExchangeFilter(session="s")) == 5  # answered there, seen here at once
+    finally:
+        done.set()
+        writer.join(30)
+
+
+def _record_then_die(path, n, numbers=None):
+    store = SqliteStore(path)
+    for i in numbers if numbers is not None else range(n):
+        store.record(exchange("s", i))
+    os.kill(os.getpid(), signal.SIGKILL)  # no close(), no import: only the spool file remains
+
+
+def test_a_killed_process_loses_nothing_and_its_spool_is_removed_once_imported(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    killed = FORK.Process(target=_record_then_die, args=(path, 40))
+    killed.start()
+    killed.join(30)
+    assert killed.exitcode == -signal.SIGKILL
+    assert list((tmp_path / "journal.sqlite3.spool").glob("*.spool"))
+    store = SqliteStore(path)  # opening imports what the killed process left
+    assert [e.started_at for e in store.iter_exchanges("s")] == [1000.0 + n for n in range(40)]
+    assert not list((tmp_path / "journal.sqlite3.spool").glob("*.spool"))
+    store.close()
+    assert SqliteStore(path).count_exchanges(ExchangeFilter()) == 40  # imported once, not again
+
+
+def test_a_torn_tail_is_reported_and_the_whole_records_before_it_kept(tmp_path, caplog):
+    path = tmp_path / "journal.sqlite3"
+    killed = FORK.Process(target=_record_then_die, args=(path, 3))
+    killed.start()
+    killed.join(30)
+    spooled = next((tmp_path / "journal.sqlite3.spool").glob("*.spool"))
+    with open(spooled, "ab") as tail:
+        tail.write(b"\x40\x00\x00\x00torn")  # a record header and less than its length
+    with caplog.at_level(logging.ERROR):
+        store = SqliteStore(path)
+    assert store.count_exchanges(ExchangeFilter()) == 3
+    assert "not a whole record" in caplog.text
+    assert not spooled.exists()
+
+
+def _open_wait_record_die(path, numbers, opened):
+    journal_sqlite.IMPORT_EVERY_S = 3600  # nothing imported in the background: both spools are imported together
+    store = SqliteStore(path)
+    opened.wait(30)  # both processes have opened the journal (and imported what was there) before either records
+    for n in numbers:
+        store.record(exchange("s", n))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_exchanges_spooled_by_several_processes_are_journaled_in_the_order_they_began(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    opened = FORK.Barrier(2)
+    children = [FORK.Process(target=_open_wait_record_die, args=(path, numbers, opened))
+                for numbers in ([0, 2, 5], [1, 3, 4])]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+    store = SqliteStore(path)
+    assert [e.started_at for e in store.iter_exchanges("s")] == [1000.0 + n for n in range(6)]
+
+
+def _claim_many(path, keys, results):
+    store = SqliteStore(path)
+    results.put(sum(store.claim("s", "tokens", key, time.time() + 60) for key in keys))
+
+
+def test_a_key_is_claimed_once_across_processes(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    keys = [f"token-{n}" for n in range(2000)]
+    results = FORK.Queue()
+    workers = [FORK.Process(target=_claim_many, args=(path, keys, results)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    wins = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+    assert sum(wins) == len(keys)  # each key won by exactly one process
+    store = SqliteStore(path)
+    assert store.claimed("s", "tokens", "token-7")
+    assert not store.claim("s", "tokens", "token-7", time.time() + 60)
+    assert not store.claimed("s", "other", "token-7")  # namespaces and sessions are apart
+
+
+def test_claims_expire_are_given_back_and_survive_a_restart(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    store = SqliteStore(path)
+    assert store.claim("s", "jti", "old", time.time() - 1)  # already past its time: forgotten
+    assert not store.claimed("s", "jti", "old")
+    assert store.claim("s", "jti", "old", time.time() + 60)
+    assert store.claim("s", "jti", "kept", time.time() + 60)
+    store.release("s", "jti", "old")
+    assert not store.claimed("s", "jti", "old")
+    store.close()
+    again = SqliteStore(path)
+    assert again.claimed("s", "jti", "kept") and not again.claimed("s", "jti", "old")
+
+
+def test_a_full_neighbourhood_keeps_its_claims_in_sqlite(tmp_path, monkeypatch):
+    monkeypatch.setattr(claim_table, "SLOTS", 4)  # a tiny table: the fifth live claim finds no room
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    keys = [f"k{n}" for n in range(10)]
+    assert all(store.claim("s", "tokens", key, time.time() + 60) for key in keys)
+    assert not any(store.claim("s", "tokens", key, time.time() + 60) for key in keys)
+    assert all(store.claimed("s", "tokens", key) for key in keys)
+    assert store._claim_table().overflowed
