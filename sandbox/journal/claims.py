@@ -1,6 +1,6 @@
 """Used single-use keys (NHSMESH tokens, JWT ids) in a file-backed hash table that every worker process maps.
 
-A claim is a flock, a probe of a few slots and a 24-byte write: a few microseconds, where a SQLite commit per claim,
+A claim is a record lock, a probe of a few slots and a 24-byte write: a few microseconds, where a SQLite commit per claim,
 with worker processes taking turns and each invalidating the other's page cache, cost ten times that. The file keeps
 what the kernel was given, so a killed process loses no claim, and a restart finds them all.
 
@@ -34,11 +34,11 @@ def digest(session: str, namespace: str, key: str) -> bytes:
 
 class ClaimTable:
     def __init__(self, path: Path, slots: int | None = None):
-        """Open (or make) the table; a process opens its own (a flock is shared by everything a fork shares)."""
+        """Open (or make) the table; each process opens its own (record locks are not inherited through a fork)."""
         self.pid = os.getpid()
-        self._threads = threading.Lock()  # flock excludes other processes, not this one's other threads
+        self._threads = threading.Lock()
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        with self._locked():
+        with self._locked(0, 0):  # the whole file, while it is made
             if os.fstat(self._fd).st_size < HEADER.size:
                 slots = slots or SLOTS
                 os.ftruncate(self._fd, HEADER.size + slots * SLOT.size)
@@ -51,7 +51,7 @@ class ClaimTable:
     def claim(self, session: str, namespace: str, key: str, expires_at: float, now: float) -> bool | None:
         """True: claimed now; False: claimed already; None: no room near its home slot (keep it elsewhere)."""
         wanted = digest(session, namespace, key)
-        with self._locked():
+        with self._locked(*self._run(wanted)):
             free = None
             for offset in self._probe(wanted):
                 found, until = SLOT.unpack_from(self._map, offset)
@@ -61,11 +61,12 @@ class ClaimTable:
                     free = offset if free is None else free
                     if found == EMPTY:
                         break  # past the end of the key's run: it is not in the table
-            if free is None:
-                self._overflowed(1)
-                return None
-            SLOT.pack_into(self._map, free, wanted, expires_at)
-            return True
+            if free is not None:
+                SLOT.pack_into(self._map, free, wanted, expires_at)
+                return True
+        with self._locked(0, HEADER.size):
+            self._overflowed(1)
+        return None
 
     def claimed(self, session: str, namespace: str, key: str, now: float) -> bool:
         """Read without the lock: a claim being written meanwhile is settled by claim() under it."""
@@ -80,7 +81,7 @@ class ClaimTable:
 
     def release(self, session: str, namespace: str, key: str) -> None:
         wanted = digest(session, namespace, key)
-        with self._locked():
+        with self._locked(*self._run(wanted)):
             for offset in self._probe(wanted):
                 found, _ = SLOT.unpack_from(self._map, offset)
                 if found == wanted:
@@ -98,20 +99,33 @@ class ClaimTable:
         self._map.close()
         os.close(self._fd)
 
+    def _home(self, wanted: bytes) -> int:
+        return int.from_bytes(wanted[:8], "little") % self.slots
+
     def _probe(self, wanted: bytes):
-        home = int.from_bytes(wanted[:8], "little") % self.slots
+        home = self._home(wanted)
         for step in range(min(MAX_PROBE, self.slots)):
             yield HEADER.size + ((home + step) % self.slots) * SLOT.size
+
+    def _run(self, wanted: bytes) -> tuple[int, int]:
+        """The bytes a key's probe can touch (start, length): a claim locks only these, so claims of other keys,
+        in this process or another, hardly ever wait. A run that wraps round the end locks the whole file."""
+        home = self._home(wanted)
+        if home + MAX_PROBE > self.slots:
+            return 0, 0
+        return HEADER.size + home * SLOT.size, MAX_PROBE * SLOT.size
 
     def _overflowed(self, n: int) -> None:
         magic, slots, count = HEADER.unpack_from(self._map, 0)
         HEADER.pack_into(self._map, 0, magic, slots, count + n)
 
     @contextmanager
-    def _locked(self):
+    def _locked(self, start: int, length: int):
+        """A POSIX record lock on bytes [start, start + length) (length 0: to the end of the file). Record locks
+        belong to the process, so the threads of this one take turns on a lock of their own first."""
         with self._threads:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            fcntl.lockf(self._fd, fcntl.LOCK_EX, length, start)
             try:
                 yield
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.lockf(self._fd, fcntl.LOCK_UN, length, start)

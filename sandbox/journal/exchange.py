@@ -12,15 +12,16 @@ from sandbox.conformance.findings import Finding, Outcome, summarise
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_FROM_BASE32 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+
+
 def new_exchange_id(now: float | None = None) -> str:
     """A ULID: sortable by time across processes and replicas, unique without coordination."""
     millis = int((time.time() if now is None else now) * 1000)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # 48 bits of time and 80 random bits, as 26 Crockford base-32 digits: base32 of 4 zero bytes and the 16 ULID
+    # bytes is 32 digits, the first 6 of them zero padding.
+    raw = bytes(4) + millis.to_bytes(6, "big") + os.urandom(10)
+    return base64.b32encode(raw)[6:].translate(_FROM_BASE32).decode("ascii")
 
 
 @dataclass
