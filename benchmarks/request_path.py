@@ -13,7 +13,9 @@ cost), against a fresh SQLite journal in a temporary folder, as `spine-sandbox s
 The same requests as benchmarks/mesh_vs_nhs_sandbox.py and benchmarks/wsgi_servers.py send.
 
 Times are this thread's CPU time (user and system), which other work on the machine hardly moves (--wall: elapsed
-time); totals are the median of several batches, with the spread.
+time); totals are the median of several batches, with the spread. "store.record" is the append to the journal's
+spool; importing spooled exchanges into SQLite is the journal's background thread's work (about 15 µs an
+exchange, in batches), not in these times.
 The stage table comes from a second, instrumented pass: each stage's own time (its callees' stages subtracted), so
 the rows add up to the instrumented total; "wsgi+flask" is what is left: routing, request and response objects, and
 the timers' own cost (about 1 µs per timed call, hence the instrumented total above the plain one).
@@ -203,7 +205,7 @@ STAGE_FUNCTIONS = [
     ("sandbox.services.mesh.post_office", "PostOffice.inbox"),
 ]
 STORE_METHODS = ("record", "get_state", "put_state", "list_state", "delete_state", "next_counter", "put_blob",
-                 "get_blob", "related", "latest", "session_for_token", "get_session")
+                 "get_blob", "related", "latest", "session_for_token", "get_session", "claim", "claimed")
 
 
 def _owner(module: str, attribute: str) -> tuple[object, str]:
