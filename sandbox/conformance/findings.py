@@ -74,9 +74,9 @@ def first_rejection(findings) -> SpineError | None:
 
 
 class Refusal(Exception):
-    """Raised by a write deferred to the journal transaction when the request turns out, at commit, to be one live
-    Spine refuses after all (e.g. a single-use token that a concurrent request used first): the exchange is then
-    answered with the finding's rejection instead, and none of its deferred writes are made."""
+    """Raised by a claim or write deferred to the end of the request when the request turns out to be one live Spine
+    refuses after all (e.g. a single-use token that a concurrent request used first): the exchange is then answered
+    with the finding's rejection instead, and none of its deferred writes are made."""
 
     def __init__(self, finding: Finding):
         super().__init__(str(finding.reject))

@@ -327,11 +327,14 @@ class SqliteStore(Store):
         return count
 
     def _remove_ended(self, files: list[tuple[str, Path]]) -> None:
+        ended = [(name, path) for name, path in files if spool.is_abandoned(path)]  # once ended, always ended
+        if not ended:
+            return
         with self._write() as db:
             imported = self._spooled_through(db)
-            for name, path in files:
-                if not spool.is_abandoned(path):
-                    continue
+            for name, path in ended:
+                if not path.exists():
+                    continue  # removed by another process meanwhile
                 rows, end = spool.read(path, imported.get(name, 0), 1)
                 if rows:
                     continue  # written just before its process ended: imported next round
@@ -656,10 +659,16 @@ class SqliteStore(Store):
         return table
 
     def forget_expired_claims(self, now: float | None = None) -> int:
+        """Drop expired claims from SQLite (the table reuses expired slots by itself) and checkpoint its WAL."""
+        table = self._claim_table()
+        if table is not None and not table.overflowed:
+            return 0  # SQLite has never held a claim
         db = self._claims_db()
         with self._writers(self._claims_lock_path):
-            return db.execute("DELETE FROM claims WHERE expires_at < ?", (time.time() if now is None else now,)
-                              ).rowcount
+            forgotten = db.execute("DELETE FROM claims WHERE expires_at < ?",
+                                   (time.time() if now is None else now,)).rowcount
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        return forgotten
 
     def _claims_db(self) -> sqlite3.Connection:
         db = getattr(self._local, "claims", None)
@@ -700,8 +709,8 @@ class SqliteStore(Store):
 
 def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
     """While the store is open: every IMPORT_EVERY_S, import what has been spooled, or when nothing was, index
-    findings; every CHECKPOINT_EVERY_S, tidy ended processes' spool files and copy what the WALs hold back into the
-    databases (PASSIVE: never waiting for, nor blocking, readers and writers); every FORGET_CLAIMS_EVERY_S, forget
+    findings; every CHECKPOINT_EVERY_S, tidy ended processes' spool files and copy what the WAL holds back into the
+    database (PASSIVE: never waiting for, nor blocking, readers and writers); every FORGET_CLAIMS_EVERY_S, forget
     expired claims."""
     checkpointed = forgotten = time.monotonic()
     try:
@@ -717,7 +726,6 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
                 if checkpoint:
                     checkpointed = now
                     store._db().execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    store._claims_db().execute("PRAGMA wal_checkpoint(PASSIVE)")
                 if now - forgotten >= FORGET_CLAIMS_EVERY_S:
                     forgotten = now
                     store.forget_expired_claims()
