@@ -414,6 +414,11 @@ def test_session_configuration(client):
     bad = client.put("/_sandbox/mesh/config", json={"mailboxes": [{"id": "lower", "password": ""}]})
     assert bad.status_code == 400 and "/mailboxes/0/id" in bad.get_json()["message"]
     assert client.delete("/_sandbox/mesh/config?session=custom").get_json()["config"]["shared_key"] == "TestKey"
+    # A configuration set again after a reset is the one used (not the first, parsed and kept by a worker).
+    body["shared_key"] = "Third"
+    assert client.put("/_sandbox/mesh/config?session=custom", json=body).status_code == 200
+    assert Mesh(client, "AAA111", session="custom", password="pw", key="Other").inbox().status_code == 403
+    assert Mesh(client, "AAA111", session="custom", password="pw", key="Third").inbox().status_code == 200
 
 
 def test_endpoint_lookup_and_workflow_search(client):

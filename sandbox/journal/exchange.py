@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -19,8 +19,9 @@ def new_exchange_id(now: float | None = None) -> str:
     """A ULID: sortable by time across processes and replicas, unique without coordination."""
     millis = int((time.time() if now is None else now) * 1000)
     # 48 bits of time and 80 random bits, as 26 Crockford base-32 digits: base32 of 4 zero bytes and the 16 ULID
-    # bytes is 32 digits, the first 6 of them zero padding.
-    raw = bytes(4) + millis.to_bytes(6, "big") + os.urandom(10)
+    # bytes is 32 digits, the first 6 of them zero padding. The random part need not be secret, only unrepeated:
+    # `random` is seeded from the OS per process (and again in a forked child), without a system call per id.
+    raw = bytes(4) + millis.to_bytes(6, "big") + random.getrandbits(80).to_bytes(10, "big")
     return base64.b32encode(raw)[6:].translate(_FROM_BASE32).decode("ascii")
 
 

@@ -28,9 +28,10 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises writers
     fcntl = None
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
-from sandbox.journal import spool
+from sandbox.journal import process, spool
 from sandbox.journal.claims import ClaimTable
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
+from sandbox.journal.stamps import StateStamps
 from sandbox.journal.store import (
     Attestation,
     CoverageCell,
@@ -177,6 +178,8 @@ class SqliteStore(Store):
         self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
         self._spool: spool.SpoolWriter | None = None
         self._claims: ClaimTable | None = None
+        self._stamps: StateStamps | None = None
+        self._state_reads: dict[tuple[str, str], tuple[int, list]] = {}  # (session, namespace) -> (stamp, rows)
         self._db().executescript(SCHEMA)
         self._migrate()
         self.catch_up(tidy=True)  # what a process killed before its import left spooled
@@ -211,9 +214,9 @@ class SqliteStore(Store):
         return db
 
     def _start_maintainer(self) -> None:
-        if self.path == ":memory:" or self._maintainer == os.getpid():
+        if self.path == ":memory:" or self._maintainer == process.pid():
             return
-        self._maintainer = os.getpid()  # one per process: threads do not survive a fork
+        self._maintainer = process.pid()  # one per process: threads do not survive a fork
         threading.Thread(target=_maintain, args=(weakref.ref(self), self._closed), daemon=True,
                          name="journal-maintenance").start()
 
@@ -225,6 +228,7 @@ class SqliteStore(Store):
             return
         with self._writers():
             db.execute("BEGIN IMMEDIATE")
+            changed = self._local.changed = set()  # the (session, namespace) pairs whose state this changes
             try:
                 yield db
             except BaseException:
@@ -232,6 +236,8 @@ class SqliteStore(Store):
                 raise
             else:
                 db.execute("COMMIT")
+                if changed and (stamps := self._state_stamps()) is not None:
+                    stamps.advance(changed)  # still holding the write lock, as it requires
 
     @contextmanager
     def _writers(self, lock_path: str | None = None):
@@ -258,7 +264,7 @@ class SqliteStore(Store):
         return self._write()
 
     def close(self) -> None:
-        if self._spool is not None and self._spool.pid == os.getpid():
+        if self._spool is not None and self._spool.pid == process.pid():
             self._spool.close()
             self.catch_up(tidy=True)  # this process's spool, now abandoned, is imported whole and removed
         self._closed.set()
@@ -294,7 +300,7 @@ class SqliteStore(Store):
         if self._spool_folder is None or self._closed.is_set():
             return None
         writer = self._spool
-        if writer is None or writer.pid != os.getpid():  # none yet, or the parent's, inherited through a fork
+        if writer is None or writer.pid != process.pid():  # none yet, or the parent's, inherited through a fork
             self._start_maintainer()
             writer = self._spool = spool.SpoolWriter(self._spool_folder)
         return writer
@@ -573,6 +579,7 @@ class SqliteStore(Store):
         where = (session, namespace, key)
         data = _dumps(value)
         with self._write() as db:
+            self._local.changed.add((session, namespace))
             if create_only:
                 rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
                                   (*where, data)).fetchall()
@@ -596,12 +603,40 @@ class SqliteStore(Store):
         return row[0] if row else None
 
     def list_state(self, session: str, namespace: str) -> dict[str, StateItem]:
-        rows = self._db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
-                                  (session, namespace))
+        """Read from the database only when the namespace may have changed since this process last read it (the
+        values are parsed afresh each time: callers may change what they are given)."""
+        stamp = self.state_stamp(session, namespace)
+        cached = self._state_reads.get((session, namespace)) if stamp is not None else None
+        if cached is not None and cached[0] == stamp:
+            rows = cached[1]
+        else:
+            rows = self._db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
+                                      (session, namespace)).fetchall()
+            if stamp is not None:
+                if len(self._state_reads) >= 4096:
+                    self._state_reads.clear()
+                self._state_reads[session, namespace] = (stamp, rows)
         return {k: StateItem(json.loads(v), ver) for k, v, ver in rows}
+
+    def state_stamp(self, session: str, namespace: str) -> int | None:
+        # Inside a transaction, None: the transaction may itself have changed the namespace.
+        stamps = None if self._db().in_transaction else self._state_stamps()
+        return stamps.stamp(session, namespace) if stamps is not None else None
+
+    def _state_stamps(self) -> StateStamps | None:
+        """The namespaces' change counters, shared by every process that writes this journal through a SqliteStore
+        (none where writers take no lock file: then nothing is kept between reads)."""
+        if self.path == ":memory:" or fcntl is None:
+            return None
+        stamps = self._stamps
+        if stamps is None or stamps.pid != process.pid():
+            stamps = self._stamps = StateStamps(Path(self.path).with_suffix(".stamps"))
+            self._state_reads.clear()  # read by the parent before a fork: kept without the counters it was kept by
+        return stamps
 
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
         with self._write() as db:
+            self._local.changed.add((session, namespace))
             if key is None:
                 db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
             else:
@@ -609,6 +644,9 @@ class SqliteStore(Store):
 
     def clear_state(self, session: str, namespace_prefix: str) -> None:
         with self._write() as db:
+            self._local.changed.update((session, ns) for (ns,) in db.execute(
+                "SELECT DISTINCT namespace FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
+                (session, len(namespace_prefix), namespace_prefix)))
             db.execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
                            (session, len(namespace_prefix), namespace_prefix))
 
@@ -654,7 +692,7 @@ class SqliteStore(Store):
         if self.path == ":memory:" or fcntl is None:
             return None
         table = self._claims
-        if table is None or table.pid != os.getpid():
+        if table is None or table.pid != process.pid():
             table = self._claims = ClaimTable(Path(self.path).with_suffix(".claims"))
         return table
 

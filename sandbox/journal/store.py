@@ -194,6 +194,11 @@ class Store(ABC):
     @abstractmethod
     def list_state(self, session: str, namespace: str) -> dict[str, StateItem]: ...
 
+    def state_stamp(self, session: str, namespace: str) -> int | None:
+        """A value that changes whenever the namespace changes (and perhaps at other times): what was read of the
+        namespace under one stamp may be kept while the stamp stays the same. None: no such promise."""
+        return None
+
     @abstractmethod
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
         """Delete one key, or the whole namespace when key is None."""

@@ -233,7 +233,7 @@ def _record(response: Response) -> Response:
                                    _unexpected_response(ex, "could not store the changes this request makes"))
     # Journaled before the response leaves: an answered exchange is never missing from the evidence.
     sandbox.store.record(exchange, keys)
-    return response
+    return _whole(response)
 
 
 def _claim(sandbox: Sandbox, ex: ExchangeContext, claimed: list[Claim]) -> None:
@@ -262,6 +262,14 @@ def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response)
     exchange.response = RecordedResponse(response.status_code, list(response.headers.items()), response.get_data())
     history = ex.service.history if ex.service else None
     current_sandbox().store.record(exchange, history.keys_of(exchange) if history else ())
+    return _whole(response)
+
+
+def _whole(response: Response) -> Response:
+    """A body already in memory goes to the server as the list it is, which it sends in one write (an iterator it
+    would step through from Python, chunk by chunk)."""
+    if not response.is_streamed:
+        response.direct_passthrough = True
     return response
 
 

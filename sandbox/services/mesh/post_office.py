@@ -7,7 +7,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from weakref import WeakKeyDictionary
 
+from sandbox.journal.store import Store
 from sandbox.services.mesh.config import DAY
 from sandbox.services.mesh.errors import MeshError
 from sandbox.services.mesh.session import MeshSession
@@ -19,12 +21,8 @@ def inbox_ns(mailbox: str) -> str:
     return f"mesh.inbox.{mailbox}"  # message id -> {w: workflow, t: delivered, x: expires, d: first downloaded}
 
 
-def inbox_version_key(mailbox: str) -> str:
-    return f"inbox:{mailbox}"  # in the session's items: a new random value whenever the inbox changes
-
-
-# Inboxes this worker has read, by (session, mailbox): (version, entries). Reused while the version stays the same.
-_read_inboxes: dict[tuple[str, str], tuple[str, list[tuple[str, dict]]]] = {}
+# Inboxes this worker has read, by store and (session, mailbox): (the store's stamp of the inbox then, its entries).
+_read_inboxes: WeakKeyDictionary[Store, dict[tuple[str, str], tuple[int, list[tuple[str, dict]]]]] = WeakKeyDictionary()
 
 
 def outbox_ns(mailbox: str) -> str:
@@ -82,17 +80,18 @@ class PostOffice:
     def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
         """Messages ready to download, oldest first (the entries are shared: read them, never change them)."""
         if mailbox not in self._inboxes:
-            version = self.mesh.item(inbox_version_key(mailbox))
-            cached = _read_inboxes.get((self.session, mailbox))
-            if version is not None and cached is not None and cached[0] == version:
+            stamp = self.store.state_stamp(self.session, inbox_ns(mailbox))  # before reading: see StateStamps
+            read = _read_inboxes.setdefault(self.store, {})
+            cached = read.get((self.session, mailbox))
+            if stamp is not None and cached is not None and cached[0] == stamp:
                 entries = cached[1]
             else:
                 items = self.store.list_state(self.session, inbox_ns(mailbox))
                 entries = sorted(((k, v.value) for k, v in items.items()), key=lambda e: (e[1]["t"], e[0]))
-                if version is not None:
-                    if len(_read_inboxes) >= 1024:
-                        _read_inboxes.clear()
-                    _read_inboxes[self.session, mailbox] = (version, entries)
+                if stamp is not None:
+                    if len(read) >= 1024:
+                        read.clear()
+                    read[self.session, mailbox] = (stamp, entries)
             self._inboxes[mailbox] = entries
         return self._inboxes[mailbox]
 
@@ -152,19 +151,9 @@ class PostOffice:
         message["status"] = "accepted"
         message["accepted_at"] = now
         message["expires_at"] = now + self.limits.inbox_days * DAY
-        self._put_in_inbox(message["recipient"], message["id"],
-                           {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
+        self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
+                             {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
         self._due(message["expires_at"])
-
-    # Every change to an inbox goes through these two, and gives the inbox a new version in the same transaction: a
-    # worker that has read that version of the inbox before need not read it again.
-    def _put_in_inbox(self, mailbox: str, message_id: str, entry: dict) -> None:
-        self.store.put_state(self.session, inbox_ns(mailbox), message_id, entry)
-        self.mesh.put(inbox_version_key(mailbox), os.urandom(8).hex())
-
-    def _take_from_inbox(self, mailbox: str, message_id: str) -> None:
-        self.store.delete_state(self.session, inbox_ns(mailbox), message_id)
-        self.mesh.put(inbox_version_key(mailbox), os.urandom(8).hex())
 
     def _due(self, when: float) -> None:
         """Remember the earliest moment something must expire or be purged, so requests need not scan messages."""
@@ -203,7 +192,8 @@ class PostOffice:
             if first and message["status"] == "accepted":
                 entry = self.store.get_state(self.session, inbox_ns(message["recipient"]), message["id"])
                 if entry is not None:
-                    self._put_in_inbox(message["recipient"], message["id"], {**entry.value, "d": now})
+                    self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
+                                         {**entry.value, "d": now})
         found.message = message
 
     def acknowledge(self, found: Found) -> dict:
@@ -212,7 +202,7 @@ class PostOffice:
         with self.store.transaction():
             message["status"] = "acknowledged"
             message["acknowledged_at"] = now
-            self._take_from_inbox(message["recipient"], message["id"])
+            self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
             self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
         return message
 
@@ -254,7 +244,7 @@ class PostOffice:
         message.update(status="undeliverable" if message["type"] == "DATA" else "expired", failed_at=now,
                        status_event="SEND", status_code="14",
                        status_description=f"Message not collected by recipient after {self._days()} days")
-        self._take_from_inbox(message["recipient"], message["id"])
+        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
 
     def _report(self, undelivered: dict, now: float) -> dict:
         """The non-delivery report MESH puts in the sender's inbox: a REPORT with an empty body."""
@@ -274,7 +264,7 @@ class PostOffice:
 
     def _purge(self, message: dict) -> None:
         self.store.delete_state(self.session, MESSAGES, message["id"])
-        self._take_from_inbox(message["recipient"], message["id"])
+        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
         self.store.delete_state(self.session, outbox_ns(message["sender"]), message["id"])
         self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
         self.store.delete_blobs(self.session, f"mesh/{message['id']}/")

@@ -7,6 +7,7 @@ with one query per request.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,8 @@ class MeshSession:
             del self.items[key]
 
 
-_parsed: dict[tuple[str, int], mesh_config.MeshConfig] = {}
+# Session configurations this worker has parsed, by their text (a version number can recur after a reset).
+_parsed: dict[str, mesh_config.MeshConfig] = {}
 
 
 def load(sandbox, session: str) -> MeshSession:
@@ -65,12 +67,12 @@ def load(sandbox, session: str) -> MeshSession:
     if override is None:
         config = sandbox.extensions[EXTENSION]
     else:
-        key = (session, override.version)
-        config = _parsed.get(key)
+        text = json.dumps(override.value, sort_keys=True)
+        config = _parsed.get(text)
         if config is None:
             if len(_parsed) > 256:
                 _parsed.clear()
-            config = _parsed[key] = mesh_config.parse(override.value, f"session {session} configuration")
+            config = _parsed[text] = mesh_config.parse(override.value, f"session {session} configuration")
     cache[session] = found = MeshSession(sandbox.store, session, config, items)
     return found
 
