@@ -97,7 +97,10 @@ def test_a_journal_from_an_earlier_version_opens_and_reads_the_same(tmp_path):
     assert store.put_state("s", "ns", "k", {"v": 2}, expect_version=3) == 4
     assert store.next_counter("s", "c") == 6
     SqliteStore(path)  # opening it again changes nothing
-    with sqlite3.connect(path) as db:
+    assert SqliteStore(path).get_state("s", "ns", "k") == StateItem({"v": 2}, 4)
+    with sqlite3.connect(path) as db:  # session state has moved to a database of its own, clustered by key
+        assert not db.execute("SELECT name FROM sqlite_master WHERE name IN ('state', 'counters')").fetchall()
+    with sqlite3.connect(tmp_path / "old.state.sqlite3") as db:
         for table in ("state", "counters"):
             assert "WITHOUT ROWID" in db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
 

@@ -122,6 +122,11 @@ CREATE TABLE IF NOT EXISTS attestations (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attestations_session ON attestations (session, seq);
+"""
+# Session state in a database of its own: its writes (on the path of requests) never queue behind the journal's
+# imports, and its pages stay cached while the journal grows.
+STATE_TABLES = ("state", "counters", "blobs")
+STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
     session TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -138,10 +143,14 @@ CLAIMS = """CREATE TABLE IF NOT EXISTS claims (
     PRIMARY KEY (session, namespace, key)
 ) WITHOUT ROWID"""
 
-CHECKPOINT_EVERY_S = 0.5
+TIDY_EVERY_S = 0.5
+# A checkpoint syncs the WAL and the database to disk: done often, it keeps the disk busy writing pages that the next
+# commits change again.
+CHECKPOINT_EVERY_S = 2.0
 FORGET_CLAIMS_EVERY_S = 60
 IMPORT_EVERY_S = 0.05  # how often each process imports what has been spooled
 IMPORT_BATCH = 256  # records read from each spool file per import transaction (other writers get a turn between)
+STATE_PAGE_SIZE = 1024  # small rows: a commit writes a few small pages to the WAL, not a few 4 KiB ones
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this once a checkpoint has emptied it
 INDEX_BATCH = 5000  # exchanges whose findings are indexed per transaction
 
@@ -180,7 +189,9 @@ class SqliteStore(Store):
         self._claims: ClaimTable | None = None
         self._stamps: StateStamps | None = None
         self._state_reads: dict[tuple[str, str], tuple[int, list]] = {}  # (session, namespace) -> (stamp, rows)
+        self.state_path = self.path if self.path == ":memory:" else str(Path(self.path).with_suffix(".state.sqlite3"))
         self._db().executescript(SCHEMA)
+        self._state_db().executescript(STATE_SCHEMA)
         self._migrate()
         self.catch_up(tidy=True)  # what a process killed before its import left spooled
 
@@ -197,13 +208,30 @@ class SqliteStore(Store):
                            "f.exchange_seq = exchanges.seq ORDER BY f.rowid)) WHERE findings IS NULL AND seq IN "
                            "(SELECT exchange_seq FROM findings)")
                 db.execute("DROP TABLE findings")
-            for table, ddl in CLUSTERED.items():
-                made = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
-                if "WITHOUT ROWID" not in made.fetchone()[0].upper():
-                    db.execute(f"ALTER TABLE {table} RENAME TO {table}_before")
-                    db.execute(ddl)
-                    db.execute(f"INSERT INTO {table} SELECT * FROM {table}_before")
-                    db.execute(f"DROP TABLE {table}_before")
+        self._move_state()
+
+    def _move_state(self) -> None:
+        """Earlier journals kept session state in the journal's own database: move it into the state database."""
+        db = self._db()
+        if self.path == ":memory:" or not db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'").fetchone():
+            return
+        with self._writers(self._state_lock_path), self._writers():
+            db.execute("ATTACH DATABASE ? AS moved", (self.state_path,))
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for table in STATE_TABLES:
+                        if db.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+                                      (table,)).fetchone():  # another process may have moved it meanwhile
+                            db.execute(f"INSERT OR IGNORE INTO moved.{table} SELECT * FROM main.{table}")
+                            db.execute(f"DROP TABLE main.{table}")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                db.execute("DETACH DATABASE moved")
 
     # --- connections -------------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -212,6 +240,16 @@ class SqliteStore(Store):
             db = self._local.db = _connect(self.path)
             self._start_maintainer()
         return db
+
+    def _state_db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "state_db", None)
+        if db is None:
+            db = self._local.state_db = _connect(self.state_path, page_size=STATE_PAGE_SIZE)
+        return db
+
+    @property
+    def _state_lock_path(self) -> str | None:
+        return None if self.path == ":memory:" else self.state_path + ".lock"
 
     def _start_maintainer(self) -> None:
         if self.path == ":memory:" or self._maintainer == process.pid():
@@ -222,11 +260,29 @@ class SqliteStore(Store):
 
     @contextmanager
     def _write(self):
+        """A write transaction on the journal's database (inside another, part of it)."""
         db = self._db()
-        if db.in_transaction:  # inside transaction(): the outer block commits
+        if db.in_transaction:
             yield db
             return
         with self._writers():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+
+    @contextmanager
+    def _write_state(self):
+        """A write transaction on the state database; inside transaction(), part of it (the outer block commits)."""
+        db = self._state_db()
+        if db.in_transaction:
+            yield db
+            return
+        with self._writers(self._state_lock_path):
             db.execute("BEGIN IMMEDIATE")
             changed = self._local.changed = set()  # the (session, namespace) pairs whose state this changes
             try:
@@ -261,7 +317,7 @@ class SqliteStore(Store):
 
     def transaction(self):
         # BEGIN IMMEDIATE takes the write lock up front, so a read-modify-write inside the block cannot race.
-        return self._write()
+        return self._write_state()
 
     def close(self) -> None:
         if self._spool is not None and self._spool.pid == process.pid():
@@ -272,7 +328,7 @@ class SqliteStore(Store):
 
     def _release(self) -> None:
         """Close this thread's connection and lock file."""
-        for name in ("claims", "db"):
+        for name in ("claims", "state_db", "db"):
             db = getattr(self._local, name, None)
             if db is not None:
                 db.close()
@@ -570,7 +626,7 @@ class SqliteStore(Store):
 
     # --- session state -----------------------------------------------------------------------------------------
     def get_state(self, session: str, namespace: str, key: str) -> StateItem | None:
-        row = self._db().execute("SELECT value, version FROM state WHERE session=? AND namespace=? AND key=?",
+        row = self._state_db().execute("SELECT value, version FROM state WHERE session=? AND namespace=? AND key=?",
                                  (session, namespace, key)).fetchone()
         return StateItem(json.loads(row[0]), row[1]) if row else None
 
@@ -578,7 +634,7 @@ class SqliteStore(Store):
                   expect_version: int | None = None, *, create_only: bool = False) -> int:
         where = (session, namespace, key)
         data = _dumps(value)
-        with self._write() as db:
+        with self._write_state() as db:
             self._local.changed.add((session, namespace))
             if create_only:
                 rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
@@ -610,7 +666,7 @@ class SqliteStore(Store):
         if cached is not None and cached[0] == stamp:
             rows = cached[1]
         else:
-            rows = self._db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
+            rows = self._state_db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
                                       (session, namespace)).fetchall()
             if stamp is not None:
                 if len(self._state_reads) >= 4096:
@@ -620,7 +676,7 @@ class SqliteStore(Store):
 
     def state_stamp(self, session: str, namespace: str) -> int | None:
         # Inside a transaction, None: the transaction may itself have changed the namespace.
-        stamps = None if self._db().in_transaction else self._state_stamps()
+        stamps = None if self._state_db().in_transaction else self._state_stamps()
         return stamps.stamp(session, namespace) if stamps is not None else None
 
     def _state_stamps(self) -> StateStamps | None:
@@ -635,7 +691,7 @@ class SqliteStore(Store):
         return stamps
 
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
-        with self._write() as db:
+        with self._write_state() as db:
             self._local.changed.add((session, namespace))
             if key is None:
                 db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
@@ -643,7 +699,7 @@ class SqliteStore(Store):
                 db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
 
     def clear_state(self, session: str, namespace_prefix: str) -> None:
-        with self._write() as db:
+        with self._write_state() as db:
             self._local.changed.update((session, ns) for (ns,) in db.execute(
                 "SELECT DISTINCT namespace FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
                 (session, len(namespace_prefix), namespace_prefix)))
@@ -726,20 +782,20 @@ class SqliteStore(Store):
 
     # --- blobs -------------------------------------------------------------------------------------------------
     def put_blob(self, session: str, key: str, data: bytes) -> None:
-        with self._write() as db:
+        with self._write_state() as db:
             db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
 
     def get_blob(self, session: str, key: str) -> bytes | None:
-        row = self._db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
+        row = self._state_db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
         return bytes(row[0]) if row else None
 
     def delete_blobs(self, session: str, prefix: str) -> None:
-        with self._write() as db:
+        with self._write_state() as db:
             db.execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
                            (session, len(prefix), prefix))
 
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
-        with self._write() as db:
+        with self._write_state() as db:
             rows = db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
                               "RETURNING value", (session, name, start)).fetchall()
         return rows[0][0]
@@ -747,10 +803,10 @@ class SqliteStore(Store):
 
 def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
     """While the store is open: every IMPORT_EVERY_S, import what has been spooled, or when nothing was, index
-    findings; every CHECKPOINT_EVERY_S, tidy ended processes' spool files and copy what the WAL holds back into the
-    database (PASSIVE: never waiting for, nor blocking, readers and writers); every FORGET_CLAIMS_EVERY_S, forget
-    expired claims."""
-    checkpointed = forgotten = time.monotonic()
+    findings; every TIDY_EVERY_S, tidy ended processes' spool files; every CHECKPOINT_EVERY_S, copy what the WALs of
+    the journal and the state databases hold back into them (PASSIVE: never waiting for, nor blocking, readers and
+    writers); every FORGET_CLAIMS_EVERY_S, forget expired claims."""
+    tidied = checkpointed = forgotten = time.monotonic()
     try:
         while not closed.wait(IMPORT_EVERY_S):
             store = ref()
@@ -758,12 +814,14 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
                 return
             try:
                 now = time.monotonic()
-                checkpoint = now - checkpointed >= CHECKPOINT_EVERY_S
-                if not store.catch_up(tidy=checkpoint):
+                tidy = now - tidied >= TIDY_EVERY_S
+                tidied = now if tidy else tidied
+                if not store.catch_up(tidy=tidy):
                     store.index_findings()  # quiet: index findings now, not when a report or filter asks
-                if checkpoint:
+                if now - checkpointed >= CHECKPOINT_EVERY_S:
                     checkpointed = now
                     store._db().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    store._state_db().execute("PRAGMA wal_checkpoint(PASSIVE)")
                 if now - forgotten >= FORGET_CLAIMS_EVERY_S:
                     forgotten = now
                     store.forget_expired_claims()
@@ -778,9 +836,18 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
             store._release()
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, page_size: int | None = None) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    if page_size:
+        db.execute(f"PRAGMA page_size={page_size}")  # takes effect only while the database is still empty
+    for attempt in range(200):
+        try:  # processes opening a new database together race to switch it to WAL, and SQLite does not wait
+            db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 199:
+                raise
+            time.sleep(0.01)
     # NORMAL in WAL mode: a commit survives a killed process (not a power cut), at a fraction of FULL's cost.
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=30000")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sandbox.conformance.checks import CheckContext, Claim, RequestView, query_from
@@ -21,6 +21,7 @@ from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
 from sandbox.scripting.scripted import apply_fault, scripted_response
 from sandbox.services import Service
+from sandbox.web import current
 from sandbox.web.access import Access, resolve_access
 from sandbox.web.sessions import resolve_session
 
@@ -49,6 +50,7 @@ class ExchangeContext:
     access: Access | None = None  # who the request acts for, resolved from its bearer token
     writes: list[Callable[[], None]] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)  # what a service reads once per request (its session, …)
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
@@ -61,12 +63,13 @@ class ExchangeContext:
 
 
 def current_exchange() -> ExchangeContext:
-    return g.exchange
+    return current.exchange()
 
 
 def install(app: Flask, sandbox: Sandbox) -> None:
     app.before_request(_open)
     app.after_request(_record)
+    app.teardown_request(lambda error: current.set_exchange(None))
     app.register_error_handler(SpineError, _spine_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -77,8 +80,8 @@ def _open():
     if req.path.startswith(CONTROL_PREFIX):
         return None
     sandbox = current_sandbox()
-    ex = g.exchange = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(),
-                                      sandbox.service_for_path(req.path))
+    ex = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(), sandbox.service_for_path(req.path))
+    current.set_exchange(ex)
     limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
     req.max_content_length = limit
     try:
@@ -149,7 +152,7 @@ def _code(ex: ExchangeContext, status: int) -> str:
 
 
 def _spine_error(error: SpineError) -> Response:
-    ex = g.get("exchange")
+    ex = current.exchange()
     service = ex.service if ex else None
     if service is None:
         response = Response(json.dumps({"error": error.code, "message": error.diagnostics}),
@@ -162,7 +165,7 @@ def _spine_error(error: SpineError) -> Response:
 
 
 def _http_error(exc: HTTPException) -> Response:
-    ex = g.get("exchange")
+    ex = current.exchange()
     if ex is None or ex.service is None:
         bases = ", ".join(b for s in current_sandbox().services.values() for b in s.base_paths)
         text = (f"No Spine service is mounted at {request.path}; services are at {bases} "
@@ -179,7 +182,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("unexpected error answering %s %s", request.method, request.path)
-    ex = g.get("exchange")
+    ex = current.exchange()
     if ex is not None:
         ex.writes.clear()  # a request that failed halfway changes nothing
     return _unexpected_response(ex, "failed to answer this request")
@@ -194,7 +197,7 @@ def _unexpected_response(ex: ExchangeContext | None, what: str) -> Response:
 
 
 def _record(response: Response) -> Response:
-    ex: ExchangeContext | None = g.get("exchange")
+    ex: ExchangeContext | None = current.exchange()
     if ex is None:
         return response
     if ex.service and ex.service.finish_response:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import g, has_request_context
-
 from sandbox.runtime import current_sandbox
 from sandbox.services.mesh import session as mesh_session
 from sandbox.services.mesh.post_office import Found, PostOffice
+from sandbox.web import current
 
 _MISSING = object()
 
@@ -16,12 +15,13 @@ def mesh(session: str) -> mesh_session.MeshSession:
 
 
 def post_office(session: str) -> PostOffice:
-    if has_request_context():
-        office = g.get("mesh_office")
-        if office is None or office.session != session:
-            office = g.mesh_office = PostOffice(mesh(session))
-        return office
-    return PostOffice(mesh(session))
+    ex = current.exchange()
+    if ex is None:
+        return PostOffice(mesh(session))
+    office = ex.cache.get("mesh.office")
+    if office is None or office.session != session:
+        office = ex.cache["mesh.office"] = PostOffice(mesh(session))
+    return office
 
 
 def mailbox_of(params: dict) -> str:
@@ -31,9 +31,10 @@ def mailbox_of(params: dict) -> str:
 def message_in_path(session: str, params: dict) -> Found | None:
     """The message named in the path, read once per request (facts, checks and the handler share it)."""
     message_id = (params.get("message_id") or "").upper()
-    cached = g.get("mesh_found", _MISSING) if has_request_context() else _MISSING
+    ex = current.exchange()
+    cached = ex.cache.get("mesh.found", _MISSING) if ex is not None else _MISSING
     if cached is _MISSING:
         cached = post_office(session).find(message_id) if message_id else None
-        if has_request_context():
-            g.mesh_found = cached
+        if ex is not None:
+            ex.cache["mesh.found"] = cached
     return cached

@@ -7,9 +7,10 @@ import json
 import re
 from dataclasses import dataclass
 
-from flask import Response, g, request
+from flask import Response, request
 
 from sandbox.conformance.findings import SpineError
+from sandbox.web import current
 
 JSON = "application/json"
 V1 = "application/vnd.mesh.v1+json"
@@ -70,7 +71,13 @@ def api_version(accept: str | None) -> int | None:
 
 
 def request_version() -> int:
-    return api_version(request.headers.get("Accept")) or 1
+    ex = current.exchange()
+    version = ex.cache.get("mesh.version") if ex is not None else None
+    if version is None:
+        version = api_version(request.headers.get("Accept")) or 1
+        if ex is not None:
+            ex.cache["mesh.version"] = version
+    return version
 
 
 def json_response(body, status: int = 200, version: int | None = None, headers: dict | None = None) -> Response:
@@ -90,7 +97,7 @@ def render_error(error: SpineError) -> Response:
     code = "" if error.code == "AUTH" else error.code
     version = request_version()
     if version >= 2:
-        ex = g.get("exchange")
+        ex = current.exchange()
         body: dict = {"internal_id": ex.id if ex else None, "detail": [{"event": event, "code": code, "msg": text}]}
         if message_id:
             body = {"message_id": message_id, **body}

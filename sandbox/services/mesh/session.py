@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import g, has_request_context
-
 from sandbox.journal.store import StateItem, Store
 from sandbox.services.mesh import config as mesh_config
+from sandbox.web import current
 
 SESSION_NS = "mesh.session"
 EXTENSION = "mesh"  # sandbox.extensions key: the default configuration
@@ -58,7 +57,8 @@ _parsed: dict[str, mesh_config.MeshConfig] = {}
 def load(sandbox, session: str) -> MeshSession:
     """The session as stored now; cached for the rest of the request so checks and the handler agree. `sandbox` may
     be a function that returns it (called only when the session must be read)."""
-    cache = g.setdefault("mesh_sessions", {}) if has_request_context() else {}
+    ex = current.exchange()
+    cache = ex.cache.setdefault("mesh.sessions", {}) if ex is not None else {}
     if session in cache:
         return cache[session]
     sandbox = sandbox() if callable(sandbox) else sandbox
@@ -78,5 +78,6 @@ def load(sandbox, session: str) -> MeshSession:
 
 
 def forget_cached(session: str) -> None:
-    if has_request_context():
-        g.setdefault("mesh_sessions", {}).pop(session, None)
+    ex = current.exchange()
+    if ex is not None:
+        ex.cache.setdefault("mesh.sessions", {}).pop(session, None)

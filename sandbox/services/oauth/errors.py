@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from flask import Response, g
+from flask import Response
 
 from sandbox.conformance.findings import SpineError
+from sandbox.web import current
 
 INVALID_REQUEST = "invalid_request"
 INVALID_CLIENT = "invalid_client"
@@ -21,7 +22,7 @@ def oauth_error(status: int, description: str, error: str = INVALID_REQUEST, **h
 
 
 def render_error(error: SpineError) -> Response:
-    exchange = g.get("exchange")
+    exchange = current.exchange()
     body = {"error": error.code, "error_description": error.diagnostics,
             # live sends its gateway message id; ours is the journal's exchange id, so support can find it
             "message_id": exchange.id if exchange else ""}

@@ -7,10 +7,9 @@ import secrets
 import time
 from dataclasses import fields
 
-from flask import g, has_request_context
-
 from sandbox.journal.store import Store
 from sandbox.services.oauth.registry import GLOBAL, Application, Registry
+from sandbox.web import current
 from sandbox.web.access import EXPIRED, REVOKED, VALID, Access
 
 ACCESS_TOKENS, REFRESH_TOKENS, CODES = "oauth.token", "oauth.refresh", "oauth.code"
@@ -64,7 +63,8 @@ def issue_refresh_token(store: Store, app: Application, mode: str, identity: dic
 
 
 def token_record(store: Store, token: str) -> dict | None:
-    cache = g.setdefault("oauth_tokens", {}) if has_request_context() else {}
+    ex = current.exchange()
+    cache = ex.cache.setdefault("oauth.tokens", {}) if ex is not None else {}
     if token not in cache:
         item = store.get_state(GLOBAL, ACCESS_TOKENS, token)
         cache[token] = item.value if item else None
