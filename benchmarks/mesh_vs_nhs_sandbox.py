@@ -1,6 +1,6 @@
 """MESH throughput side by side: this sandbox and the NHS's own `mesh-sandbox` (PyPI), same load generator, same run.
 
-    python benchmarks/mesh_vs_nhs_sandbox.py [--seconds 15] [--connections 32] [--workers 2]
+    python benchmarks/mesh_vs_nhs_sandbox.py [--seconds 15] [--rounds 3] [--connections 32] [--workers 2]
 
 The NHS sandbox is installed from PyPI into a virtualenv of its own (~/.cache/spine-sandbox/mesh-sandbox-venv, made
 on first run) and served by uvicorn, as its Docker image does, with real token checking (AUTH_MODE=full) and its file store
@@ -12,7 +12,9 @@ made here beforehand (this sandbox refuses a replayed token, as MESH does); each
   inbox: GET /messageexchange/X26ABC2/inbox (Accept v2) with --inbox-messages waiting (default 20; MESH lists
          at most 500 per page, and a busy mailbox holds hundreds);
   send:  POST /messageexchange/X26ABC1/outbox, 1 KiB body, Mex-To X26ABC2, an unrestricted workflow.
-Prints requests per second, latency percentiles and error counts, and the ratios.
+Prints requests per second, latency percentiles and error counts per run. Each of --rounds rounds (default 3) runs
+both servers on fresh stores, one after the other; the summary is each side's median over the rounds and the ratio
+of the medians, with every round's own ratio beside it (on a shared machine one run of either side can be 30% off).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,6 +163,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="this sandbox's worker processes")
     parser.add_argument("--peer-workers", type=int, default=1, help="uvicorn workers for mesh-sandbox")
     parser.add_argument("--only", choices=["ours", "peer"], help="run one side only")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of both sides, each on fresh stores; medians and the ratio of medians reported")
     parser.add_argument("--inbox-messages", type=int, default=20, help="messages waiting in the listed inbox")
     parser.add_argument("--peer-quiet", action="store_true",
                         help="silence mesh-sandbox's logging (its image logs every request; default: as the image)")
@@ -171,30 +176,54 @@ def main() -> None:
     script.write_text("counter = 0\n" + LUA)
     print(f"{args.connections} connections, {args.seconds} s per run, wrk 2 threads; this sandbox "
           f"{args.workers} workers, mesh-sandbox {args.peer_workers} uvicorn worker(s)", flush=True)
-    results = {}
+    rounds: dict[str, list[dict]] = {"ours": [], "peer": []}
     try:
-        if args.only != "peer":
-            port = free_port()
-            server = start_ours(port, work / "ours", args.workers)
-            try:
-                wait_up(f"http://127.0.0.1:{port}/_sandbox/health")
-                results["ours"] = run("spine-sandbox", f"http://127.0.0.1:{port}", args, work, script)
-            finally:
-                stop(server)
-        if args.only != "ours":
-            port = free_port()
-            peer = start_peer(port, work / "peer-store", args.peer_workers, args.peer_quiet)
-            try:
-                wait_up(f"http://127.0.0.1:{port}/messageexchange/_ping")
-                results["peer"] = run("mesh-sandbox", f"http://127.0.0.1:{port}", args, work, script)
-            finally:
-                stop(peer)
+        for n in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {n} of {args.rounds}", flush=True)
+            if args.only != "peer":
+                rounds["ours"].append(measure_ours(args, work, n, script))
+            if args.only != "ours":
+                rounds["peer"].append(measure_peer(args, work, n, script))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if len(results) == 2:
-        for label in ("inbox", "send"):
-            ratio = results["ours"][label]["ok_per_s"] / max(results["peer"][label]["ok_per_s"], 0.001)
-            print(f"  ratio {label:<6} {ratio:5.1f}x  (spine-sandbox / mesh-sandbox, successful requests per second)")
+    if rounds["ours"] and rounds["peer"]:
+        summarise(rounds)
+
+
+def measure_ours(args, work: Path, n: int, script: Path) -> dict:
+    port = free_port()
+    server = start_ours(port, work / f"ours-{n}", args.workers)
+    try:
+        wait_up(f"http://127.0.0.1:{port}/_sandbox/health")
+        return run("spine-sandbox", f"http://127.0.0.1:{port}", args, work, script)
+    finally:
+        stop(server)
+
+
+def measure_peer(args, work: Path, n: int, script: Path) -> dict:
+    port = free_port()
+    peer = start_peer(port, work / f"peer-store-{n}", args.peer_workers, args.peer_quiet)
+    try:
+        wait_up(f"http://127.0.0.1:{port}/messageexchange/_ping")
+        return run("mesh-sandbox", f"http://127.0.0.1:{port}", args, work, script)
+    finally:
+        stop(peer)
+
+
+def summarise(rounds: dict[str, list[dict]]) -> None:
+    """Medians over the rounds, and the ratio of the medians (each round's own ratio alongside: the spread shows
+    what the machine's noise does to a single run)."""
+    for label in ("inbox", "send"):
+        ours = statistics.median(r[label]["ok_per_s"] for r in rounds["ours"])
+        peer = statistics.median(r[label]["ok_per_s"] for r in rounds["peer"])
+        each = [o[label]["ok_per_s"] / max(p[label]["ok_per_s"], 0.001)
+                for o, p in zip(rounds["ours"], rounds["peer"], strict=True)]
+        p99 = statistics.median(r[label]["p99"] for r in rounds["ours"])
+        peer_p99 = statistics.median(r[label]["p99"] for r in rounds["peer"])
+        print(f"  {label:<6} median of {len(each)}: spine-sandbox {ours:6.0f}/s (p99 {p99:.0f} ms), mesh-sandbox "
+              f"{peer:5.0f}/s (p99 {peer_p99:.0f} ms): ratio {ours / max(peer, 0.001):4.1f}x "
+              f"(rounds: {', '.join(f'{r:.1f}x' for r in each)})")
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/_sandbox/health", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still starting up
                 time.sleep(0.1)
         raise TimeoutError("server did not become healthy")
 

@@ -15,7 +15,7 @@ from sandbox.journal.sqlite import SqliteStore
 from sandbox.journal.store import ExchangeFilter
 from tests.test_journal_storage import exchange
 
-FORK = multiprocessing.get_context("fork")
+PROCESSES = multiprocessing.get_context("forkserver")  # children forked from a process with no other threads
 
 
 def _record_and_wait(path, n, ready, done):
@@ -29,8 +29,8 @@ def _record_and_wait(path, n, ready, done):
 def test_a_query_sees_what_another_live_process_spooled(tmp_path):
     path = tmp_path / "journal.sqlite3"
     reader = SqliteStore(path)
-    ready, done = FORK.Event(), FORK.Event()
-    writer = FORK.Process(target=_record_and_wait, args=(path, 5, ready, done))
+    ready, done = PROCESSES.Event(), PROCESSES.Event()
+    writer = PROCESSES.Process(target=_record_and_wait, args=(path, 5, ready, done))
     writer.start()
     try:
         assert ready.wait(30)
@@ -49,7 +49,7 @@ def _record_then_die(path, n, numbers=None):
 
 def test_a_killed_process_loses_nothing_and_its_spool_is_removed_once_imported(tmp_path):
     path = tmp_path / "journal.sqlite3"
-    killed = FORK.Process(target=_record_then_die, args=(path, 40))
+    killed = PROCESSES.Process(target=_record_then_die, args=(path, 40))
     killed.start()
     killed.join(30)
     assert killed.exitcode == -signal.SIGKILL
@@ -63,7 +63,7 @@ def test_a_killed_process_loses_nothing_and_its_spool_is_removed_once_imported(t
 
 def test_a_torn_tail_is_reported_and_the_whole_records_before_it_kept(tmp_path, caplog):
     path = tmp_path / "journal.sqlite3"
-    killed = FORK.Process(target=_record_then_die, args=(path, 3))
+    killed = PROCESSES.Process(target=_record_then_die, args=(path, 3))
     killed.start()
     killed.join(30)
     spooled = next((tmp_path / "journal.sqlite3.spool").glob("*.spool"))
@@ -87,8 +87,8 @@ def _open_wait_record_die(path, numbers, opened):
 
 def test_exchanges_spooled_by_several_processes_are_journaled_in_the_order_they_began(tmp_path):
     path = tmp_path / "journal.sqlite3"
-    opened = FORK.Barrier(2)
-    children = [FORK.Process(target=_open_wait_record_die, args=(path, numbers, opened))
+    opened = PROCESSES.Barrier(2)
+    children = [PROCESSES.Process(target=_open_wait_record_die, args=(path, numbers, opened))
                 for numbers in ([0, 2, 5], [1, 3, 4])]
     for child in children:
         child.start()
@@ -106,8 +106,8 @@ def _claim_many(path, keys, results):
 def test_a_key_is_claimed_once_across_processes(tmp_path):
     path = tmp_path / "journal.sqlite3"
     keys = [f"token-{n}" for n in range(2000)]
-    results = FORK.Queue()
-    workers = [FORK.Process(target=_claim_many, args=(path, keys, results)) for _ in range(3)]
+    results = PROCESSES.Queue()
+    workers = [PROCESSES.Process(target=_claim_many, args=(path, keys, results)) for _ in range(3)]
     for worker in workers:
         worker.start()
     wins = [results.get(timeout=60) for _ in workers]
