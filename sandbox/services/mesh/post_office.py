@@ -26,7 +26,7 @@ _read_inboxes: WeakKeyDictionary[Store, dict[tuple[str, str], tuple[int, list[tu
 
 
 def outbox_ns(mailbox: str) -> str:
-    return f"mesh.outbox.{mailbox}"  # message id -> {l: local id}
+    return f"mesh.outbox.{mailbox}"  # message id -> {l: local id}, for the messages sent with a local id
 
 
 def chunking_key(mailbox: str) -> str:
@@ -119,7 +119,8 @@ class PostOffice:
         def write() -> None:
             with self.store.transaction():
                 self.store.put_blob(self.session, blob_key(message["id"], 1), body)
-                self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers.get("local_id")})
+                if headers.get("local_id"):  # the outbox is only ever searched by local id
+                    self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers["local_id"]})
                 if total_chunks == 1:
                     self._deliver(message, now)
                 else:
