@@ -1,11 +1,14 @@
-"""The embedded journal: one SQLite file in WAL mode, one connection per thread, safe across worker processes.
+"""The embedded journal: SQLite in WAL mode, one connection per thread, safe across worker processes. Exchanges live in
+the journal's database and session state (state rows, counters, blobs) in a database of its own beside it, each
+with its own writers' lock: a request's state changes never wait for the journal's imports. State reads are kept
+per process while the namespace's change counter (sandbox.journal.stamps) stands.
 
 Recording an exchange appends it to this process's spool (sandbox.journal.spool); spooled exchanges are imported in
 batches by a background thread in each process, and before any query that reads exchanges, so every query sees every
 exchange answered before it began. An exchange's findings are kept in its own row; the finding index, which reports
 and filters query by requirement, is filled from those rows when the journal is quiet and before any query that
 needs it (ten or so index entries per exchange would otherwise cost more than storing the exchange). Writers queue on
-a lock file; the same background thread copies the WAL back into the database (checkpoints).
+a lock file per database; the same background thread copies the WALs back into the databases (checkpoints).
 """
 
 from __future__ import annotations
