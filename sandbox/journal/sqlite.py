@@ -261,42 +261,36 @@ class SqliteStore(Store):
         threading.Thread(target=_maintain, args=(weakref.ref(self), self._closed), daemon=True,
                          name="journal-maintenance").start()
 
-    @contextmanager
     def _write(self):
         """A write transaction on the journal's database (inside another, part of it)."""
-        db = self._db()
-        if db.in_transaction:
-            yield db
-            return
-        with self._writers():
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            else:
-                db.execute("COMMIT")
+        return self._transaction(self._db(), None)
 
-    @contextmanager
     def _write_state(self):
         """A write transaction on the state database; inside transaction(), part of it (the outer block commits)."""
         db = self._state_db()
+        if not db.in_transaction:
+            self._local.changed = set()  # the (session, namespace) pairs whose state this transaction changes
+        return self._transaction(db, self._state_lock_path, self._state_committed)
+
+    def _state_committed(self) -> None:
+        if self._local.changed and (stamps := self._state_stamps()) is not None:
+            stamps.advance(self._local.changed)  # still holding the write lock, as it requires
+
+    @contextmanager
+    def _transaction(self, db: sqlite3.Connection, lock_path: str | None, committed=None):
         if db.in_transaction:
             yield db
             return
-        with self._writers(self._state_lock_path):
+        with self._writers(lock_path):
             db.execute("BEGIN IMMEDIATE")
-            changed = self._local.changed = set()  # the (session, namespace) pairs whose state this changes
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            else:
-                db.execute("COMMIT")
-                if changed and (stamps := self._state_stamps()) is not None:
-                    stamps.advance(changed)  # still holding the write lock, as it requires
+            db.execute("COMMIT")
+            if committed is not None:
+                committed()
 
     @contextmanager
     def _writers(self, lock_path: str | None = None):
