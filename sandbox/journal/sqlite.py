@@ -631,24 +631,24 @@ class SqliteStore(Store):
                   expect_version: int | None = None, *, create_only: bool = False) -> int:
         where = (session, namespace, key)
         data = _dumps(value)
-        with self._write_state() as db:
+        with self._write_state() as db:  # RETURNING: the change is made by the first step, which gives its one row
             self._local.changed.add((session, namespace))
             if create_only:
-                rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
-                                  (*where, data)).fetchall()
-                if not rows:
+                row = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
+                                 (*where, data)).fetchone()
+                if row is None:
                     raise VersionConflict(None, self._version(db, where))
             elif expect_version is not None:
-                rows = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND "
-                                  "namespace=? AND key=? AND version=? RETURNING version",
-                                  (data, *where, expect_version)).fetchall()
-                if not rows:
+                row = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND "
+                                 "namespace=? AND key=? AND version=? RETURNING version",
+                                 (data, *where, expect_version)).fetchone()
+                if row is None:
                     raise VersionConflict(expect_version, self._version(db, where))
             else:
-                rows = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
-                                  "version = version + 1, value = excluded.value RETURNING version",
-                                  (*where, data)).fetchall()
-        return rows[0][0]
+                row = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
+                                 "version = version + 1, value = excluded.value RETURNING version",
+                                 (*where, data)).fetchone()
+        return row[0]
 
     @staticmethod
     def _version(db, where) -> int | None:
