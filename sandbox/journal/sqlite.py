@@ -624,7 +624,7 @@ class SqliteStore(Store):
     # --- session state -----------------------------------------------------------------------------------------
     def get_state(self, session: str, namespace: str, key: str) -> StateItem | None:
         row = self._state_db().execute("SELECT value, version FROM state WHERE session=? AND namespace=? AND key=?",
-                                 (session, namespace, key)).fetchone()
+                                       (session, namespace, key)).fetchone()
         return StateItem(json.loads(row[0]), row[1]) if row else None
 
     def put_state(self, session: str, namespace: str, key: str, value: Any,
@@ -664,7 +664,7 @@ class SqliteStore(Store):
             rows = cached[1]
         else:
             rows = self._state_db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
-                                      (session, namespace)).fetchall()
+                                            (session, namespace)).fetchall()
             if stamp is not None:
                 if len(self._state_reads) >= 4096:
                     self._state_reads.clear()
