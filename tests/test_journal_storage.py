@@ -98,11 +98,25 @@ def test_a_journal_from_an_earlier_version_opens_and_reads_the_same(tmp_path):
     assert store.next_counter("s", "c") == 6
     SqliteStore(path)  # opening it again changes nothing
     assert SqliteStore(path).get_state("s", "ns", "k") == StateItem({"v": 2}, 4)
-    with sqlite3.connect(path) as db:  # session state has moved to a database of its own, clustered by key
+    with sqlite3.connect(path) as db:  # session state has moved to a database of its own
         assert not db.execute("SELECT name FROM sqlite_master WHERE name IN ('state', 'counters')").fetchall()
     with sqlite3.connect(tmp_path / "old.state.sqlite3") as db:
-        for table in ("state", "counters"):
-            assert "WITHOUT ROWID" in db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        schema = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE name IN ('state', 'counters')"))
+    assert "WITHOUT ROWID" in schema["counters"] and "WITHOUT ROWID" not in schema["state"]
+
+
+def test_a_new_journal_takes_pages_that_hold_several_exchanges_and_an_older_one_keeps_its_own(tmp_path):
+    # An exchange is about 2 KiB: on SQLite's default 4 KiB pages each one fills a page by half.
+    store = SqliteStore(tmp_path / "new.sqlite3")
+    assert store._db().execute("PRAGMA page_size").fetchone()[0] == 8192
+    assert store._state_db().execute("PRAGMA page_size").fetchone()[0] == 1024
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as db:
+        db.executescript(OLD_SCHEMA)
+    store = SqliteStore(old)
+    assert store._db().execute("PRAGMA page_size").fetchone()[0] == 4096
+    store.record(exchange("s", 2))
+    assert [e.request.path for e in store.iter_exchanges("s")] == ["/Patient/1", "/Patient/2"]
 
 
 def test_the_checkpointer_copies_committed_exchanges_into_the_database_file(tmp_path):

@@ -130,10 +130,10 @@ def list_inbox(ex, mailbox_id: str):
     now = office.mesh.now()
     entries = [(k, v) for k, v in office.inbox(mailbox) if v["x"] > now]
     version = request_version()
-    args = request.args
-    wanted = _workflow_filter(args.get("workflow_filter"))
-    limit = int(args.get("max_results", V1_PAGE)) if version >= 2 else V1_PAGE
-    after = args.get("continue_from")
+    arg = ex.view.arg
+    wanted = _workflow_filter(arg("workflow_filter"))
+    limit = int(arg("max_results") or V1_PAGE) if version >= 2 else V1_PAGE
+    after = arg("continue_from")
     if after and version >= 2:  # resume after the last message of the previous page, even if it has gone since
         mark = _decode_continue(after)
         entries_after = [(k, v) for k, v in entries if (v["t"], k) > mark]
@@ -152,8 +152,7 @@ def list_inbox(ex, mailbox_id: str):
             ex.write_with_record(lambda: office.mesh.put(f"poll:{mailbox}", poll))
     if version < 2:
         return json_response({"messages": page}, version=1)
-    query = {k: v for k, v in (("max_results", args.get("max_results")),
-                               ("workflow_filter", args.get("workflow_filter"))) if v}
+    query = {k: v for k in ("max_results", "workflow_filter") if (v := arg(k))}
     base = f"/messageexchange/{mailbox}/inbox"
     links = {"self": base + (f"?{urlencode(query)}" if query else "")}
     if len(matching) > limit:
