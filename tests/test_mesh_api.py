@@ -214,6 +214,23 @@ def test_workflow_filter(alice, bob, flt, expected):
     assert bob.inbox(workflow_filter=flt).get_json()["messages"] == [ids[wf] for wf in expected]
 
 
+def test_a_polled_inbox_answers_every_change_at_once(client, alice, bob):
+    # Listings of an unchanged inbox are kept between polls: each must still see every arrival, acknowledgement,
+    # filter, API version and expiry.
+    first = alice.send_id(workflow="WF_A")
+    assert bob.inbox().get_json()["messages"] == [first]
+    assert bob.inbox().get_json()["messages"] == [first]
+    second = alice.send_id(workflow="WF_B")
+    assert bob.inbox().get_json()["messages"] == [first, second]
+    assert bob.inbox(workflow_filter="WF_B").get_json()["messages"] == [second]
+    assert Mesh(client, "X26ABC2", version=1).inbox().get_json() == {"messages": [first, second]}
+    assert bob.ack(first).status_code == 200
+    assert bob.inbox().get_json()["messages"] == [second]
+    assert bob.inbox().get_json()["approx_inbox_count"] == 1
+    client.post("/_sandbox/mesh/clock", json={"advance": "5d"})
+    assert bob.inbox().get_json()["messages"] == []
+
+
 # --- routing rules ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sender, to, workflow, status, code, scenario", [
     ("X26ABC1", "X26XYZ9", "ANY", 417, "12", "mesh-unknown-recipient"),

@@ -81,8 +81,9 @@ def request_version() -> int:
 
 
 def json_response(body, status: int = 200, version: int | None = None, headers: dict | None = None) -> Response:
+    """`body` as JSON (a str is taken as JSON text already)."""
     version = version or request_version()
-    return Response(json.dumps(body), status=status, headers=headers,
+    return Response(body if isinstance(body, str) else json.dumps(body), status=status, headers=headers,
                     mimetype=V2 if version >= 2 else JSON)
 
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from sandbox.journal.store import Store
@@ -21,8 +22,10 @@ def inbox_ns(mailbox: str) -> str:
     return f"mesh.inbox.{mailbox}"  # message id -> {w: workflow, t: delivered, x: expires, d: first downloaded}
 
 
-# Inboxes this worker has read, by store and (session, mailbox): (the store's stamp of the inbox then, its entries).
-_read_inboxes: WeakKeyDictionary[Store, dict[tuple[str, str], tuple[int, list[tuple[str, dict]]]]] = WeakKeyDictionary()
+# Inboxes this worker has read, by store and (session, mailbox): (the store's stamp of the inbox then, its entries,
+# listings rendered from them).
+_read_inboxes: WeakKeyDictionary[Store, dict[tuple[str, str], tuple[int, list[tuple[str, dict]], dict]]] = (
+    WeakKeyDictionary())
 
 
 def outbox_ns(mailbox: str) -> str:
@@ -68,6 +71,7 @@ class PostOffice:
         self.session = mesh.session
         self.limits = mesh.config.limits
         self._inboxes: dict[str, list[tuple[str, dict]]] = {}  # read once per request (a check and the handler)
+        self._listings: dict[str, dict] = {}  # mailbox -> listings rendered from the inbox as read (if kept)
 
     # --- reading ----------------------------------------------------------------------------------------------
     def find(self, message_id: str) -> Found | None:
@@ -84,16 +88,36 @@ class PostOffice:
             read = _read_inboxes.setdefault(self.store, {})
             cached = read.get((self.session, mailbox))
             if stamp is not None and cached is not None and cached[0] == stamp:
-                entries = cached[1]
+                entries, listings = cached[1], cached[2]
             else:
                 items = self.store.list_state(self.session, inbox_ns(mailbox))
                 entries = sorted(((k, v.value) for k, v in items.items()), key=lambda e: (e[1]["t"], e[0]))
+                listings = None
                 if stamp is not None:
                     if len(read) >= 1024:
                         read.clear()
-                    read[self.session, mailbox] = (stamp, entries)
+                    listings = {}
+                    read[self.session, mailbox] = (stamp, entries, listings)
             self._inboxes[mailbox] = entries
+            if listings is not None:
+                self._listings[mailbox] = listings
         return self._inboxes[mailbox]
+
+    def listing(self, mailbox: str, key: tuple, now: float, render: Callable[[], tuple[Any, float]]) -> Any:
+        """What `render` makes of this inbox for `key` (a request's paging and filter), kept while the inbox is
+        unchanged and the session's clock stays between the moment it was made and the one `render` gave (when the
+        first message in it expires)."""
+        self.inbox(mailbox)
+        listings = self._listings.get(mailbox)
+        kept = listings.get(key) if listings is not None else None
+        if kept is not None and kept[1] <= now < kept[2]:
+            return kept[0]
+        result, until = render()
+        if listings is not None:
+            if len(listings) >= 64:
+                listings.clear()
+            listings[key] = (result, now, until)
+        return result
 
     def sent_with_local_id(self, mailbox: str, local_id: str) -> list[str]:
         entries = self.store.list_state(self.session, outbox_ns(mailbox))

@@ -128,9 +128,26 @@ def list_inbox(ex, mailbox_id: str):
     office = post_office(ex.session)
     mailbox = mailbox_of(ex.view.params)
     now = office.mesh.now()
-    entries = [(k, v) for k, v in office.inbox(mailbox) if v["x"] > now]
     version = request_version()
     arg = ex.view.arg
+    after = arg("continue_from")
+    # A client polls an unchanged inbox over and over: the same listing is rendered once.
+    body, full = office.listing(mailbox, (version, arg("workflow_filter"), arg("max_results"), after), now,
+                                lambda: _render_inbox(office.inbox(mailbox), mailbox, now, version, arg))
+    if not after:
+        poll = {"at": now, "full": full}
+        last = office.mesh.item(f"poll:{mailbox}")
+        # Kept to the second: the polling rule (MESH-RCV-001) counts in minutes, and a client polling many times a
+        # second would otherwise cost a write each time.
+        if last is None or now - last["at"] >= POLL_RESOLUTION_S or last["full"] != poll["full"]:
+            ex.write_with_record(lambda: office.mesh.put(f"poll:{mailbox}", poll))
+    return json_response(body, version=version)
+
+
+def _render_inbox(inbox: list, mailbox: str, now: float, version: int, arg) -> tuple[tuple[str, bool], float]:
+    """The listing's JSON text and whether its page is full, and when it stops being true (its first expiry)."""
+    entries = [(k, v) for k, v in inbox if v["x"] > now]
+    until = min((v["x"] for _, v in entries), default=float("inf"))
     wanted = _workflow_filter(arg("workflow_filter"))
     limit = int(arg("max_results") or V1_PAGE) if version >= 2 else V1_PAGE
     after = arg("continue_from")
@@ -143,15 +160,9 @@ def list_inbox(ex, mailbox_id: str):
         entries_after = entries
     matching = [(k, v) for k, v in entries_after if wanted(v["w"])]
     page = [k for k, _ in matching[:limit]]
-    if not after:
-        poll = {"at": now, "full": len(page) >= limit}
-        last = office.mesh.item(f"poll:{mailbox}")
-        # Kept to the second: the polling rule (MESH-RCV-001) counts in minutes, and a client polling many times a
-        # second would otherwise cost a write each time.
-        if last is None or now - last["at"] >= POLL_RESOLUTION_S or last["full"] != poll["full"]:
-            ex.write_with_record(lambda: office.mesh.put(f"poll:{mailbox}", poll))
+    full = len(page) >= limit
     if version < 2:
-        return json_response({"messages": page}, version=1)
+        return (json.dumps({"messages": page}), full), until
     query = {k: v for k in ("max_results", "workflow_filter") if (v := arg(k))}
     base = f"/messageexchange/{mailbox}/inbox"
     links = {"self": base + (f"?{urlencode(query)}" if query else "")}
@@ -159,7 +170,7 @@ def list_inbox(ex, mailbox_id: str):
         last_id, last = matching[limit - 1]
         token = base64.urlsafe_b64encode(json.dumps({"t": last["t"], "id": last_id}).encode()).decode().rstrip("=")
         links["next"] = f"{base}?{urlencode({**query, 'continue_from': token})}"
-    return json_response({"messages": page, "links": links, "approx_inbox_count": len(entries)}, version=2)
+    return (json.dumps({"messages": page, "links": links, "approx_inbox_count": len(entries)}), full), until
 
 
 @blueprint.get("/<mailbox_id>/count")
