@@ -98,18 +98,46 @@ def test_a_journal_from_an_earlier_version_opens_and_reads_the_same(tmp_path):
     assert store.next_counter("s", "c") == 6
     SqliteStore(path)  # opening it again changes nothing
     assert SqliteStore(path).get_state("s", "ns", "k") == StateItem({"v": 2}, 4)
-    with sqlite3.connect(path) as db:  # session state has moved to a database of its own
+    with sqlite3.connect(path) as db:  # session state has moved into the state database
         assert not db.execute("SELECT name FROM sqlite_master WHERE name IN ('state', 'counters')").fetchall()
-    with sqlite3.connect(tmp_path / "old.state.sqlite3") as db:
-        schema = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE name IN ('state', 'counters')"))
-    assert "WITHOUT ROWID" in schema["counters"] and "WITHOUT ROWID" not in schema["state"]
+    assert (tmp_path / "old.state.lmdb").exists()
+
+
+# The session 9-10 layout: state in a SQLite database of its own beside the journal, with its change counters file.
+OLD_STATE = """
+CREATE TABLE blobs (session TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (session, key));
+CREATE TABLE state (session TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
+    value TEXT NOT NULL, PRIMARY KEY (session, namespace, key));
+CREATE TABLE counters (session TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (session, name)) WITHOUT ROWID;
+INSERT INTO state VALUES ('s', 'mesh.message', 'M1', 2, '{"status": "accepted"}');
+INSERT INTO state VALUES ('s', 'mesh.inbox.X26ABC2', 'M1', 1, '{"w": "W", "t": 1.5, "x": 9.5}');
+INSERT INTO counters VALUES ('s', 'scenario:x', 4);
+INSERT INTO blobs VALUES ('s', 'mesh/M1/1', x'68656c6c6f');
+"""
+
+
+def test_state_kept_in_its_own_sqlite_database_moves_into_the_state_database(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    with sqlite3.connect(tmp_path / "journal.state.sqlite3") as db:
+        db.executescript(OLD_STATE)
+    (tmp_path / "journal.stamps").write_bytes(bytes(32768))
+    store = SqliteStore(path)
+    assert store.list_state("s", "mesh.inbox.X26ABC2") == {"M1": StateItem({"w": "W", "t": 1.5, "x": 9.5}, 1)}
+    assert store.get_state("s", "mesh.message", "M1") == StateItem({"status": "accepted"}, 2)
+    assert store.put_state("s", "mesh.message", "M1", {"status": "acknowledged"}, expect_version=2) == 3
+    assert store.next_counter("s", "scenario:x") == 5
+    assert store.get_blob("s", "mesh/M1/1") == b"hello"
+    assert sorted(p.name for p in tmp_path.iterdir() if "state" in p.name or "stamps" in p.name) == [
+        "journal.state.lmdb", "journal.state.lmdb-lock"]
+    store.close()
+    assert SqliteStore(path).get_state("s", "mesh.message", "M1") == StateItem({"status": "acknowledged"}, 3)
 
 
 def test_a_new_journal_takes_pages_that_hold_several_exchanges_and_an_older_one_keeps_its_own(tmp_path):
     # An exchange is about 2 KiB: on SQLite's default 4 KiB pages each one fills a page by half.
     store = SqliteStore(tmp_path / "new.sqlite3")
     assert store._db().execute("PRAGMA page_size").fetchone()[0] == 8192
-    assert store._state_db().execute("PRAGMA page_size").fetchone()[0] == 1024
     old = tmp_path / "old.sqlite3"
     with sqlite3.connect(old) as db:
         db.executescript(OLD_SCHEMA)

@@ -1,14 +1,14 @@
 """The embedded journal: SQLite in WAL mode, one connection per thread, safe across worker processes. Exchanges live in
-the journal's database and session state (state rows, counters, blobs) in a database of its own beside it, each
-with its own writers' lock: a request's state changes never wait for the journal's imports. State reads are kept
-per process while the namespace's change counter (sandbox.journal.stamps) stands.
+the journal's database; session state (state rows, counters, blobs) lives in an LMDB file beside it
+(sandbox.journal.state), so a request's state changes never wait for the journal's imports.
 
 Recording an exchange appends it to this process's spool (sandbox.journal.spool); spooled exchanges are imported in
 batches by a background thread in each process, and before any query that reads exchanges, so every query sees every
 exchange answered before it began. An exchange's findings are kept in its own row; the finding index, which reports
 and filters query by requirement, is filled from those rows when the journal is quiet and before any query that
 needs it (ten or so index entries per exchange would otherwise cost more than storing the exchange). Writers queue on
-a lock file per database; the same background thread copies the WALs back into the databases (checkpoints).
+a lock file per database; the same background thread copies the WAL back into the database (checkpoints) and syncs
+the state file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import weakref
@@ -34,7 +36,7 @@ from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal import process, spool
 from sandbox.journal.claims import ClaimTable
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
-from sandbox.journal.stamps import StateStamps
+from sandbox.journal.state import StateDatabase
 from sandbox.journal.store import (
     Attestation,
     CoverageCell,
@@ -107,34 +109,9 @@ CREATE TABLE IF NOT EXISTS attestations (
 );
 CREATE INDEX IF NOT EXISTS attestations_session ON attestations (session, seq);
 """
-# Session state in a database of its own: its writes (on the path of requests) never queue behind the journal's
-# imports, and its pages stay cached while the journal grows.
+# Earlier versions kept session state in SQLite tables (in the journal, then in journal.state.sqlite3); opening one
+# moves their rows into the state database.
 STATE_TABLES = ("state", "counters", "blobs")
-# State rows live in a rowid table with a key index: many (a MESH message, about 500 bytes) are larger than what a
-# clustered (WITHOUT ROWID) row keeps on a 1 KiB page (about 230 bytes), and every read and write of one would follow
-# an overflow page. Counters are tiny: clustered, one b-tree per write.
-STATE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS blobs (
-    session TEXT NOT NULL,
-    key TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (session, key)
-);
-CREATE TABLE IF NOT EXISTS state (
-    session TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (session, namespace, key)
-);
-CREATE TABLE IF NOT EXISTS counters (
-    session TEXT NOT NULL,
-    name TEXT NOT NULL,
-    value INTEGER NOT NULL,
-    PRIMARY KEY (session, name)
-) WITHOUT ROWID;
-"""
 
 CLAIMS = """CREATE TABLE IF NOT EXISTS claims (
     session TEXT NOT NULL,
@@ -151,7 +128,6 @@ CHECKPOINT_EVERY_S = 2.0
 FORGET_CLAIMS_EVERY_S = 60
 IMPORT_EVERY_S = 0.05  # how often each process imports what has been spooled
 IMPORT_BATCH = 256  # records read from each spool file per import transaction (other writers get a turn between)
-STATE_PAGE_SIZE = 1024  # small rows: a commit writes a few small pages to the WAL, not a few 4 KiB ones
 # An exchange is about 2 KiB (headers, bodies, findings): a 4 KiB page holds one and is half empty, an 8 KiB page
 # holds three, so the journal writes (and checkpoints) about 30% fewer bytes per exchange. Only a new journal takes it.
 JOURNAL_PAGE_SIZE = 8192
@@ -191,11 +167,10 @@ class SqliteStore(Store):
         self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
         self._spool: spool.SpoolWriter | None = None
         self._claims: ClaimTable | None = None
-        self._stamps: StateStamps | None = None
-        self._state_reads: dict[tuple[str, str], tuple[int, list]] = {}  # (session, namespace) -> (stamp, rows)
-        self.state_path = self.path if self.path == ":memory:" else str(Path(self.path).with_suffix(".state.sqlite3"))
+        self._memory_state = tempfile.mkdtemp(prefix="spine-sandbox-") if self.path == ":memory:" else None
+        self._state = StateDatabase(str(Path(self._memory_state) / "state.lmdb" if self._memory_state
+                                        else Path(self.path).with_suffix(".state.lmdb")))
         self._db().executescript(SCHEMA)
-        self._state_db().executescript(STATE_SCHEMA)
         self._migrate()
         self.catch_up(tidy=True)  # what a process killed before its import left spooled
 
@@ -215,27 +190,29 @@ class SqliteStore(Store):
         self._move_state()
 
     def _move_state(self) -> None:
-        """Earlier journals kept session state in the journal's own database: move it into the state database."""
-        db = self._db()
-        if self.path == ":memory:" or not db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'state'").fetchone():
+        """Earlier versions kept session state in SQLite, in the journal's own database and then in a database of its
+        own beside it: their rows move into the state database, once (concurrent workers take turns)."""
+        if self.path == ":memory:":
             return
-        with self._writers(self._state_lock_path), self._writers():
-            db.execute("ATTACH DATABASE ? AS moved", (self.state_path,))
-            try:
+        old = Path(self.path).with_suffix(".state.sqlite3")
+        with self._writers():
+            db = self._db()
+            if _tables(db, STATE_TABLES):
+                self._state.take_rows(*_state_rows(db))
                 db.execute("BEGIN IMMEDIATE")
-                try:
-                    for table in STATE_TABLES:
-                        if db.execute("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = ?",
-                                      (table,)).fetchone():  # another process may have moved it meanwhile
-                            db.execute(f"INSERT OR IGNORE INTO moved.{table} SELECT * FROM main.{table}")
-                            db.execute(f"DROP TABLE main.{table}")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
+                for table in _tables(db, STATE_TABLES):
+                    db.execute(f"DROP TABLE {table}")
                 db.execute("COMMIT")
-            finally:
-                db.execute("DETACH DATABASE moved")
+            if old.exists():
+                old_db = sqlite3.connect(old)
+                try:
+                    rows = _state_rows(old_db)
+                finally:
+                    old_db.close()
+                self._state.take_rows(*rows)
+                for suffix in ("", "-wal", "-shm", ".lock"):
+                    Path(f"{old}{suffix}").unlink(missing_ok=True)
+                Path(self.path).with_suffix(".stamps").unlink(missing_ok=True)
 
     # --- connections -------------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -244,16 +221,6 @@ class SqliteStore(Store):
             db = self._local.db = _connect(self.path, page_size=JOURNAL_PAGE_SIZE)
             self._start_maintainer()
         return db
-
-    def _state_db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "state_db", None)
-        if db is None:
-            db = self._local.state_db = _connect(self.state_path, page_size=STATE_PAGE_SIZE)
-        return db
-
-    @property
-    def _state_lock_path(self) -> str | None:
-        return None if self.path == ":memory:" else self.state_path + ".lock"
 
     def _start_maintainer(self) -> None:
         if self.path == ":memory:" or self._maintainer == process.pid():
@@ -266,19 +233,8 @@ class SqliteStore(Store):
         """A write transaction on the journal's database (inside another, part of it)."""
         return self._transaction(self._db(), None)
 
-    def _write_state(self):
-        """A write transaction on the state database; inside transaction(), part of it (the outer block commits)."""
-        db = self._state_db()
-        if not db.in_transaction:
-            self._local.changed = set()  # the (session, namespace) pairs whose state this transaction changes
-        return self._transaction(db, self._state_lock_path, self._state_committed)
-
-    def _state_committed(self) -> None:
-        if self._local.changed and (stamps := self._state_stamps()) is not None:
-            stamps.advance(self._local.changed)  # still holding the write lock, as it requires
-
     @contextmanager
-    def _transaction(self, db: sqlite3.Connection, lock_path: str | None, committed=None):
+    def _transaction(self, db: sqlite3.Connection, lock_path: str | None):
         if db.in_transaction:
             yield db
             return
@@ -290,8 +246,6 @@ class SqliteStore(Store):
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-            if committed is not None:
-                committed()
 
     @contextmanager
     def _writers(self, lock_path: str | None = None):
@@ -314,8 +268,8 @@ class SqliteStore(Store):
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     def transaction(self):
-        # BEGIN IMMEDIATE takes the write lock up front, so a read-modify-write inside the block cannot race.
-        return self._write_state()
+        # The state database's write lock is taken up front, so a read-modify-write inside the block cannot race.
+        return self._state.write()
 
     def close(self) -> None:
         if self._spool is not None and self._spool.pid == process.pid():
@@ -323,10 +277,13 @@ class SqliteStore(Store):
             self.catch_up(tidy=True)  # this process's spool, now abandoned, is imported whole and removed
         self._closed.set()
         self._release()
+        self._state.close()
+        if self._memory_state:
+            shutil.rmtree(self._memory_state, ignore_errors=True)
 
     def _release(self) -> None:
         """Close this thread's connection and lock file."""
-        for name in ("claims", "state_db", "db"):
+        for name in ("claims", "db"):
             db = getattr(self._local, name, None)
             if db is not None:
                 db.close()
@@ -622,87 +579,25 @@ class SqliteStore(Store):
                                   (session,))
         return [tuple(r) for r in rows]
 
-    # --- session state -----------------------------------------------------------------------------------------
+    # --- session state (sandbox.journal.state) ----------------------------------------------------------------
     def get_state(self, session: str, namespace: str, key: str) -> StateItem | None:
-        row = self._state_db().execute("SELECT value, version FROM state WHERE session=? AND namespace=? AND key=?",
-                                       (session, namespace, key)).fetchone()
-        return StateItem(json.loads(row[0]), row[1]) if row else None
+        return self._state.get(session, namespace, key)
 
     def put_state(self, session: str, namespace: str, key: str, value: Any,
                   expect_version: int | None = None, *, create_only: bool = False) -> int:
-        where = (session, namespace, key)
-        data = _dumps(value)
-        with self._write_state() as db:  # RETURNING: the change is made by the first step, which gives its one row
-            self._local.changed.add((session, namespace))
-            if create_only:
-                row = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO NOTHING RETURNING version",
-                                 (*where, data)).fetchone()
-                if row is None:
-                    raise VersionConflict(None, self._version(db, where))
-            elif expect_version is not None:
-                row = db.execute("UPDATE state SET version = version + 1, value = ? WHERE session=? AND "
-                                 "namespace=? AND key=? AND version=? RETURNING version",
-                                 (data, *where, expect_version)).fetchone()
-                if row is None:
-                    raise VersionConflict(expect_version, self._version(db, where))
-            else:
-                row = db.execute("INSERT INTO state VALUES (?,?,?,1,?) ON CONFLICT DO UPDATE SET "
-                                 "version = version + 1, value = excluded.value RETURNING version",
-                                 (*where, data)).fetchone()
-        return row[0]
-
-    @staticmethod
-    def _version(db, where) -> int | None:
-        row = db.execute("SELECT version FROM state WHERE session=? AND namespace=? AND key=?", where).fetchone()
-        return row[0] if row else None
+        return self._state.put(session, namespace, key, value, expect_version, create_only)
 
     def list_state(self, session: str, namespace: str) -> dict[str, StateItem]:
-        """Read from the database only when the namespace may have changed since this process last read it (the
-        values are parsed afresh each time: callers may change what they are given)."""
-        stamp = self.state_stamp(session, namespace)
-        cached = self._state_reads.get((session, namespace)) if stamp is not None else None
-        if cached is not None and cached[0] == stamp:
-            rows = cached[1]
-        else:
-            rows = self._state_db().execute("SELECT key, value, version FROM state WHERE session=? AND namespace=?",
-                                            (session, namespace)).fetchall()
-            if stamp is not None:
-                if len(self._state_reads) >= 4096:
-                    self._state_reads.clear()
-                self._state_reads[session, namespace] = (stamp, rows)
-        return {k: StateItem(json.loads(v), ver) for k, v, ver in rows}
+        return self._state.items(session, namespace)
 
     def state_stamp(self, session: str, namespace: str) -> int | None:
-        # Inside a transaction, None: the transaction may itself have changed the namespace.
-        stamps = None if self._state_db().in_transaction else self._state_stamps()
-        return stamps.stamp(session, namespace) if stamps is not None else None
-
-    def _state_stamps(self) -> StateStamps | None:
-        """The namespaces' change counters, shared by every process that writes this journal through a SqliteStore
-        (none where writers take no lock file: then nothing is kept between reads)."""
-        if self.path == ":memory:" or fcntl is None:
-            return None
-        stamps = self._stamps
-        if stamps is None or stamps.pid != process.pid():
-            stamps = self._stamps = StateStamps(Path(self.path).with_suffix(".stamps"))
-            self._state_reads.clear()  # read by the parent before a fork: kept without the counters it was kept by
-        return stamps
+        return self._state.stamp(session, namespace)
 
     def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
-        with self._write_state() as db:
-            self._local.changed.add((session, namespace))
-            if key is None:
-                db.execute("DELETE FROM state WHERE session=? AND namespace=?", (session, namespace))
-            else:
-                db.execute("DELETE FROM state WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
+        self._state.delete(session, namespace, key)
 
     def clear_state(self, session: str, namespace_prefix: str) -> None:
-        with self._write_state() as db:
-            self._local.changed.update((session, ns) for (ns,) in db.execute(
-                "SELECT DISTINCT namespace FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
-                (session, len(namespace_prefix), namespace_prefix)))
-            db.execute("DELETE FROM state WHERE session=? AND substr(namespace, 1, ?) = ?",
-                           (session, len(namespace_prefix), namespace_prefix))
+        self._state.clear(session, namespace_prefix)
 
     # --- single use: a table every process maps (sandbox.journal.claims); SQLite holds what finds no room there ----
     def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
@@ -778,32 +673,24 @@ class SqliteStore(Store):
     def _claims_lock_path(self) -> str | None:
         return None if self.path == ":memory:" else self._claims_path + ".lock"
 
-    # --- blobs -------------------------------------------------------------------------------------------------
     def put_blob(self, session: str, key: str, data: bytes) -> None:
-        with self._write_state() as db:
-            db.execute("INSERT OR REPLACE INTO blobs VALUES (?,?,?)", (session, key, data))
+        self._state.put_blob(session, key, data)
 
     def get_blob(self, session: str, key: str) -> bytes | None:
-        row = self._state_db().execute("SELECT data FROM blobs WHERE session=? AND key=?", (session, key)).fetchone()
-        return bytes(row[0]) if row else None
+        return self._state.get_blob(session, key)
 
     def delete_blobs(self, session: str, prefix: str) -> None:
-        with self._write_state() as db:
-            db.execute("DELETE FROM blobs WHERE session=? AND substr(key, 1, ?) = ?",
-                           (session, len(prefix), prefix))
+        self._state.delete_blobs(session, prefix)
 
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
-        with self._write_state() as db:
-            rows = db.execute("INSERT INTO counters VALUES (?,?,?) ON CONFLICT DO UPDATE SET value = value + 1 "
-                              "RETURNING value", (session, name, start)).fetchall()
-        return rows[0][0]
+        return self._state.next_counter(session, name, start)
 
 
 def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
     """While the store is open: every IMPORT_EVERY_S, import what has been spooled, or when nothing was, index
-    findings; every TIDY_EVERY_S, tidy ended processes' spool files; every CHECKPOINT_EVERY_S, copy what the WALs of
-    the journal and the state databases hold back into them (PASSIVE: never waiting for, nor blocking, readers and
-    writers); every FORGET_CLAIMS_EVERY_S, forget expired claims."""
+    findings; every TIDY_EVERY_S, tidy ended processes' spool files; every CHECKPOINT_EVERY_S, copy what the journal's
+    WAL holds back into it (PASSIVE: never waiting for, nor blocking, readers and writers) and sync the state file to
+    disk; every FORGET_CLAIMS_EVERY_S, forget expired claims."""
     tidied = checkpointed = forgotten = time.monotonic()
     try:
         while not closed.wait(IMPORT_EVERY_S):
@@ -819,7 +706,7 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
                 if now - checkpointed >= CHECKPOINT_EVERY_S:
                     checkpointed = now
                     store._db().execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    store._state_db().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    store._state.sync()
                 if now - forgotten >= FORGET_CLAIMS_EVERY_S:
                     forgotten = now
                     store.forget_expired_claims()
@@ -898,3 +785,15 @@ def _summary(row) -> dict:
             "scenario": scenario, "started_at": started_at, "duration_ms": round(duration_ms, 3), "method": method,
             "path": path, "status": status,
             "findings": {"pass": n_pass, "fail": n_fail, "warning": n_warning, "info": n_info}}
+
+
+def _tables(db: sqlite3.Connection, names: Iterable[str]) -> list[str]:
+    return [name for name in names
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()]
+
+
+def _state_rows(db: sqlite3.Connection) -> tuple[list, list, list]:
+    """An earlier version's SQLite state: the rows of its state, counters and blobs tables (those it has)."""
+    present = set(_tables(db, STATE_TABLES))
+    return tuple(db.execute(f"SELECT * FROM {table}").fetchall() if table in present else []  # noqa: S608
+                 for table in STATE_TABLES)

@@ -84,7 +84,7 @@ class PostOffice:
     def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
         """Messages ready to download, oldest first (the entries are shared: read them, never change them)."""
         if mailbox not in self._inboxes:
-            stamp = self.store.state_stamp(self.session, inbox_ns(mailbox))  # before reading: see StateStamps
+            stamp = self.store.state_stamp(self.session, inbox_ns(mailbox))  # before reading: a change meanwhile is read again
             read = _read_inboxes.setdefault(self.store, {})
             cached = read.get((self.session, mailbox))
             if stamp is not None and cached is not None and cached[0] == stamp:

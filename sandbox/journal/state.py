@@ -1,0 +1,304 @@
+"""Session state (state rows, their change stamps, counters, blobs) in an LMDB file beside the journal.
+
+Why not SQLite, as the journal: after any other connection commits, SQLite drops a connection's whole page cache, so
+with two worker processes taking turns every state write began by reading its B-tree pages again, then wrote a dozen
+WAL frames; on the MESH send path that was about 40% of a request's CPU. LMDB is one memory map every process shares:
+a read copies nothing and waits for nobody, and a commit writes only the pages it changed.
+
+Named databases of the environment (`S` is the session, NUL-separated):
+  state     S NUL namespace NUL key -> version (4 bytes) + the value's JSON
+  stamps    S NUL namespace         -> id of the last transaction that changed the namespace (8 bytes)
+  counters  S NUL name              -> value (8 bytes, signed)
+  blobs     S NUL key               -> bytes
+A state key LMDB cannot hold (over 511 bytes) is stored under its digest, with the key itself in the value.
+
+Commits are not synced one by one: a killed process loses nothing (its writes are in the operating system's cache),
+and the journal's maintenance thread syncs the file every few seconds. The map starts small and doubles while it is
+more than half full, so the file on disk (which some systems size to the map) stays near what it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import lmdb
+
+from sandbox.journal.store import StateItem, VersionConflict
+
+VERSION = struct.Struct("<I")
+STAMP = struct.Struct("<Q")
+COUNTER = struct.Struct("<q")
+FIRST_MAP_SIZE = 256 << 20  # at least twice the largest single write (a 100 MB MESH chunk) is always free
+KEY_LENGTH = struct.Struct("<I")
+LONG_KEY = b"\x01"  # a state key LMDB cannot hold: its digest in the LMDB key, the key itself in the value
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class _Environment:
+    """One per file per process (LMDB forbids a second): every store of the journal in this process shares it."""
+
+    def __init__(self, path: str):
+        self.env = lmdb.open(path, subdir=False, map_size=FIRST_MAP_SIZE, max_dbs=4, sync=False, metasync=False,
+                             readahead=False, max_readers=1024)
+        self.env.reader_check()  # slots left by killed processes would keep old pages from being reused
+        self.state, self.stamps, self.counters, self.blobs = (
+            self.env.open_db(name) for name in (b"state", b"stamps", b"counters", b"blobs"))
+        self.users = 0
+        # Transactions of this process share the map; resizing it needs them all ended (LMDB's rule).
+        self._gate = threading.Condition()
+        self._active = 0
+        self._resizing = False
+
+    def begin(self, write: bool) -> lmdb.Transaction:
+        while True:
+            with self._gate:
+                while self._resizing:
+                    self._gate.wait()
+                self._active += 1
+            try:
+                return self.env.begin(write=write)
+            except lmdb.MapResizedError:  # another process grew the map past ours: adopt its size, then again
+                self.end()
+                self._resize(0)
+            except BaseException:
+                self.end()
+                raise
+
+    def end(self) -> None:
+        with self._gate:
+            self._active -= 1
+            if not self._active:
+                self._gate.notify_all()
+
+    def make_room(self) -> None:
+        """Double the map while what it holds passes half of it (called before a write transaction begins)."""
+        info = self.env.info()
+        used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        if used * 2 > info["map_size"]:
+            self._resize(max(info["map_size"] * 2, used * 4))
+
+    def _resize(self, size: int) -> None:
+        with self._gate:
+            while self._resizing:
+                self._gate.wait()
+            self._resizing = True
+            try:
+                while self._active:
+                    self._gate.wait()
+                self.env.set_mapsize(size)
+            finally:
+                self._resizing = False
+                self._gate.notify_all()
+
+
+_environments: dict[str, _Environment] = {}
+_environments_lock = threading.Lock()
+
+
+class StateDatabase:
+    def __init__(self, path: str):
+        self.path = path
+        with _environments_lock:
+            shared = _environments.get(path)
+            if shared is None:
+                shared = _environments[path] = _Environment(path)
+            shared.users += 1
+        self._shared = shared
+        self._local = threading.local()
+        self._max_key = shared.env.max_key_size()
+
+    def close(self) -> None:
+        with _environments_lock:
+            shared = self._shared
+            shared.users -= 1
+            if shared.users == 0:
+                del _environments[self.path]
+                shared.env.sync(True)
+                shared.env.close()
+
+    def sync(self) -> None:
+        self._shared.env.sync(True)
+
+    # --- transactions -------------------------------------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "txn", None) is not None
+
+    @contextmanager
+    def write(self) -> Iterator[lmdb.Transaction]:
+        """A write transaction; inside another, part of it (the outer block commits). Writers of every process queue
+        on LMDB's own lock."""
+        txn = getattr(self._local, "txn", None)
+        if txn is not None:
+            yield txn
+            return
+        shared = self._shared
+        shared.make_room()
+        txn = shared.begin(write=True)
+        self._local.txn, self._local.changed = txn, set()
+        try:
+            yield txn
+            stamp = STAMP.pack(txn.id())  # in the same commit: a reader sees the stamp and the change together
+            for session, namespace in self._local.changed:
+                txn.put(_join(session, namespace), stamp, db=shared.stamps)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        finally:
+            self._local.txn = None
+            shared.end()
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        txn = getattr(self._local, "txn", None)
+        if txn is not None:
+            yield txn
+            return
+        shared = self._shared
+        txn = shared.begin(write=False)
+        try:
+            yield txn
+        finally:
+            txn.abort()
+            shared.end()
+
+    # --- state rows ---------------------------------------------------------------------------------------------
+    def get(self, session: str, namespace: str, key: str) -> StateItem | None:
+        with self._read() as txn:
+            raw = txn.get(self._state_key(session, namespace, key)[0], db=self._shared.state)
+        return _item(raw)[1] if raw is not None else None
+
+    def put(self, session: str, namespace: str, key: str, value: Any, expect_version: int | None = None,
+            create_only: bool = False) -> int:
+        data = _dumps(value).encode()
+        where, kept_key = self._state_key(session, namespace, key)
+        with self.write() as txn:
+            old = txn.get(where, db=self._shared.state)
+            current = VERSION.unpack_from(old)[0] if old is not None else None
+            if create_only and current is not None:
+                raise VersionConflict(None, current)
+            if expect_version is not None and current != expect_version:
+                raise VersionConflict(expect_version, current)
+            version = (current or 0) + 1
+            txn.put(where, VERSION.pack(version) + kept_key + data, db=self._shared.state)
+            self._local.changed.add((session, namespace))
+        return version
+
+    def items(self, session: str, namespace: str) -> dict[str, StateItem]:
+        prefix = _join(session, namespace, "")
+        with self._read() as txn:
+            rows = list(_scan(txn.cursor(db=self._shared.state), prefix))
+        found = {}
+        for k, raw in rows:
+            long_key, item = _item(raw)
+            found[long_key or k[len(prefix):].decode()] = item
+        return found
+
+    def stamp(self, session: str, namespace: str) -> int | None:
+        """The namespace's change stamp: unchanged while nobody has changed the namespace (None inside a transaction,
+        which may itself have changed it)."""
+        if self.in_transaction:
+            return None
+        with self._read() as txn:
+            raw = txn.get(_join(session, namespace), db=self._shared.stamps)
+        return STAMP.unpack(raw)[0] if raw is not None else 0
+
+    def delete(self, session: str, namespace: str, key: str | None = None) -> None:
+        with self.write() as txn:
+            if key is None:
+                _delete_prefix(txn.cursor(db=self._shared.state), _join(session, namespace, ""))
+            else:
+                txn.delete(self._state_key(session, namespace, key)[0], db=self._shared.state)
+            self._local.changed.add((session, namespace))
+
+    def clear(self, session: str, namespace_prefix: str) -> None:
+        """Every namespace of the session whose name begins with `namespace_prefix`."""
+        prefix = _join(session, namespace_prefix)
+        with self.write() as txn:
+            keys = [k for k, _ in _scan(txn.cursor(db=self._shared.state), prefix)]
+            for k in keys:
+                txn.delete(k, db=self._shared.state)
+                self._local.changed.add((session, k.split(b"\0")[1].decode()))
+
+    def _state_key(self, session: str, namespace: str, key: str) -> tuple[bytes, bytes]:
+        """The LMDB key of a state row, and what its value must keep of the key (nothing unless it is too long)."""
+        where = _join(session, namespace, key)
+        if len(where) <= self._max_key:
+            return where, b""
+        digest = hashlib.blake2b(key.encode(), digest_size=32).hexdigest().encode()
+        encoded = key.encode()
+        return _join(session, namespace, "") + LONG_KEY + digest, LONG_KEY + KEY_LENGTH.pack(len(encoded)) + encoded
+
+    # --- counters and blobs -------------------------------------------------------------------------------------
+    def next_counter(self, session: str, name: str, start: int = 0) -> int:
+        where = _join(session, name)
+        with self.write() as txn:
+            old = txn.get(where, db=self._shared.counters)
+            value = COUNTER.unpack(old)[0] + 1 if old is not None else start
+            txn.put(where, COUNTER.pack(value), db=self._shared.counters)
+        return value
+
+    def put_blob(self, session: str, key: str, data: bytes) -> None:
+        with self.write() as txn:
+            txn.put(_join(session, key), data, db=self._shared.blobs)
+
+    def get_blob(self, session: str, key: str) -> bytes | None:
+        with self._read() as txn:
+            return txn.get(_join(session, key), db=self._shared.blobs)
+
+    def delete_blobs(self, session: str, prefix: str) -> None:
+        with self.write() as txn:
+            _delete_prefix(txn.cursor(db=self._shared.blobs), _join(session, prefix))
+
+    # --- from an earlier version's SQLite state ----------------------------------------------------------------
+    def take_rows(self, state: list[tuple], counters: list[tuple], blobs: list[tuple]) -> None:
+        """Rows of the SQLite tables `state`, `counters` and `blobs` (in their column order); what this database
+        already holds wins."""
+        shared = self._shared
+        with self.write() as txn:
+            for session, namespace, key, version, value in state:
+                where, kept_key = self._state_key(session, namespace, key)
+                txn.put(where, VERSION.pack(version) + kept_key + value.encode(), db=shared.state, overwrite=False)
+                self._local.changed.add((session, namespace))
+            for session, name, value in counters:
+                txn.put(_join(session, name), COUNTER.pack(value), db=shared.counters, overwrite=False)
+            for session, key, data in blobs:
+                txn.put(_join(session, key), bytes(data), db=shared.blobs, overwrite=False)
+
+
+def _join(*parts: str) -> bytes:
+    return "\0".join(parts).encode()
+
+
+def _item(raw: bytes) -> tuple[str | None, StateItem]:
+    """The key kept in the value (only a long one is) and the item."""
+    version = VERSION.unpack_from(raw)[0]
+    start = VERSION.size
+    if raw[start:start + 1] != LONG_KEY:  # JSON never begins with it
+        return None, StateItem(json.loads(raw[start:]), version)
+    length = KEY_LENGTH.unpack_from(raw, start + 1)[0]
+    start += 1 + KEY_LENGTH.size
+    return raw[start:start + length].decode(), StateItem(json.loads(raw[start + length:]), version)
+
+
+def _scan(cursor, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    if cursor.set_range(prefix):
+        for k, v in cursor:
+            if not k.startswith(prefix):
+                return
+            yield k, v
+
+
+def _delete_prefix(cursor, prefix: bytes) -> None:
+    if not cursor.set_range(prefix):
+        return
+    while cursor.key().startswith(prefix):
+        if not cursor.delete():  # moves to the next record; False at the end
+            return
