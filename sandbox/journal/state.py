@@ -22,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import sys
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from threading import get_ident
 from typing import Any
 
 import lmdb
@@ -35,66 +37,134 @@ VERSION = struct.Struct("<I")
 STAMP = struct.Struct("<Q")
 COUNTER = struct.Struct("<q")
 FIRST_MAP_SIZE = 256 << 20  # at least twice the largest single write (a 100 MB MESH chunk) is always free
+# Commits write into the map itself rather than copying each changed page with a system call. Only where the file can
+# be sparse: the map's size is the file's size.
+WRITE_MAP = sys.platform == "linux"
 KEY_LENGTH = struct.Struct("<I")
 LONG_KEY = b"\x01"  # a state key LMDB cannot hold: its digest in the LMDB key, the key itself in the value
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.JSONDecoder().decode  # of text: json.loads of bytes first works out their encoding, twice the cost
+
+
+class _Local(threading.local):
+    txn: lmdb.Transaction | None = None  # this thread's write transaction
+    changed: set[tuple[str, str]] | None = None  # the (session, namespace) pairs it changes
 
 
 class _Environment:
-    """One per file per process (LMDB forbids a second): every store of the journal in this process shares it."""
+    """One per file per process (LMDB forbids a second): every store of the journal in this process shares it, and
+    with it each thread's write transaction."""
 
     def __init__(self, path: str):
         self.env = lmdb.open(path, subdir=False, map_size=FIRST_MAP_SIZE, max_dbs=4, sync=False, metasync=False,
-                             readahead=False, max_readers=1024)
+                             writemap=WRITE_MAP, readahead=False, max_readers=1024)
         self.env.reader_check()  # slots left by killed processes would keep old pages from being reused
         self.state, self.stamps, self.counters, self.blobs = (
             self.env.open_db(name) for name in (b"state", b"stamps", b"counters", b"blobs"))
+        self.page_size = self.env.stat()["psize"]
+        self.local = _Local()
         self.users = 0
-        # Transactions of this process share the map; resizing it needs them all ended (LMDB's rule).
-        self._gate = threading.Condition()
-        self._active = 0
+        # Resizing the map needs every transaction of this process ended (LMDB's rule). Each thread holds at most one
+        # (reads inside a write use it), so the threads in a transaction are a set; adding to it is atomic.
+        self._active: set[int] = set()
         self._resizing = False
+        self._resized = threading.Event()
+        self._resized.set()
+        self._resize_lock = threading.Lock()
 
     def begin(self, write: bool) -> lmdb.Transaction:
+        me = get_ident()
         while True:
-            with self._gate:
-                while self._resizing:
-                    self._gate.wait()
-                self._active += 1
+            self._active.add(me)
+            if self._resizing:
+                self._active.discard(me)
+                self._resized.wait()
+                continue
             try:
                 return self.env.begin(write=write)
-            except lmdb.MapResizedError:  # another process grew the map past ours: adopt its size, then again
-                self.end()
+            except lmdb.MapResizedError:  # another process grew the map past ours: take its size, then again
+                self._active.discard(me)
                 self._resize(0)
             except BaseException:
-                self.end()
+                self._active.discard(me)
                 raise
 
     def end(self) -> None:
-        with self._gate:
-            self._active -= 1
-            if not self._active:
-                self._gate.notify_all()
+        self._active.discard(get_ident())
 
     def make_room(self) -> None:
-        """Double the map while what it holds passes half of it (called before a write transaction begins)."""
+        """Double the map while what it holds passes half of it (before a write transaction begins)."""
         info = self.env.info()
-        used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        used = (info["last_pgno"] + 1) * self.page_size
         if used * 2 > info["map_size"]:
             self._resize(max(info["map_size"] * 2, used * 4))
 
     def _resize(self, size: int) -> None:
-        with self._gate:
-            while self._resizing:
-                self._gate.wait()
+        with self._resize_lock:
+            self._resized.clear()
             self._resizing = True
             try:
-                while self._active:
-                    self._gate.wait()
+                while self._active:  # the transactions begun before the flag was seen end within moments
+                    time.sleep(0.0005)
                 self.env.set_mapsize(size)
             finally:
                 self._resizing = False
-                self._gate.notify_all()
+                self._resized.set()
+
+
+class _Write:
+    """A write transaction; inside another, part of it (the outer block commits). Writers of every process queue on
+    LMDB's own lock. (A class, not a generator: it is entered several times per request.)"""
+
+    __slots__ = ("shared", "outer")
+
+    def __init__(self, shared: _Environment):
+        self.shared = shared
+
+    def __enter__(self) -> lmdb.Transaction:
+        local = self.shared.local
+        self.outer = local.txn is None
+        if self.outer:
+            self.shared.make_room()
+            local.txn, local.changed = self.shared.begin(write=True), set()
+        return local.txn
+
+    def __exit__(self, kind, error, trace) -> None:
+        if not self.outer:
+            return
+        shared = self.shared
+        local = shared.local
+        txn, local.txn = local.txn, None
+        try:
+            if kind is None:
+                stamp = STAMP.pack(txn.id())  # in the same commit: a reader sees the stamp and the change together
+                for session, namespace in local.changed:
+                    txn.put(_join(session, namespace), stamp, db=shared.stamps)
+                txn.commit()
+            else:
+                txn.abort()
+        finally:
+            shared.end()
+
+
+class _Read:
+    """The thread's write transaction if it has one (it sees its own writes), else a read transaction of its own."""
+
+    __slots__ = ("shared", "txn")
+
+    def __init__(self, shared: _Environment):
+        self.shared = shared
+
+    def __enter__(self) -> lmdb.Transaction:
+        txn = self.shared.local.txn
+        self.txn = None if txn is not None else self.shared.begin(write=False)
+        return txn or self.txn
+
+    def __exit__(self, kind, error, trace) -> None:
+        if self.txn is not None:
+            self.txn.abort()
+            self.txn = None
+            self.shared.end()
 
 
 _environments: dict[str, _Environment] = {}
@@ -110,7 +180,6 @@ class StateDatabase:
                 shared = _environments[path] = _Environment(path)
             shared.users += 1
         self._shared = shared
-        self._local = threading.local()
         self._max_key = shared.env.max_key_size()
 
     def close(self) -> None:
@@ -128,46 +197,13 @@ class StateDatabase:
     # --- transactions -------------------------------------------------------------------------------------------
     @property
     def in_transaction(self) -> bool:
-        return getattr(self._local, "txn", None) is not None
+        return self._shared.local.txn is not None
 
-    @contextmanager
-    def write(self) -> Iterator[lmdb.Transaction]:
-        """A write transaction; inside another, part of it (the outer block commits). Writers of every process queue
-        on LMDB's own lock."""
-        txn = getattr(self._local, "txn", None)
-        if txn is not None:
-            yield txn
-            return
-        shared = self._shared
-        shared.make_room()
-        txn = shared.begin(write=True)
-        self._local.txn, self._local.changed = txn, set()
-        try:
-            yield txn
-            stamp = STAMP.pack(txn.id())  # in the same commit: a reader sees the stamp and the change together
-            for session, namespace in self._local.changed:
-                txn.put(_join(session, namespace), stamp, db=shared.stamps)
-            txn.commit()
-        except BaseException:
-            txn.abort()
-            raise
-        finally:
-            self._local.txn = None
-            shared.end()
+    def write(self) -> _Write:
+        return _Write(self._shared)
 
-    @contextmanager
-    def _read(self) -> Iterator[lmdb.Transaction]:
-        txn = getattr(self._local, "txn", None)
-        if txn is not None:
-            yield txn
-            return
-        shared = self._shared
-        txn = shared.begin(write=False)
-        try:
-            yield txn
-        finally:
-            txn.abort()
-            shared.end()
+    def _read(self) -> _Read:
+        return _Read(self._shared)
 
     # --- state rows ---------------------------------------------------------------------------------------------
     def get(self, session: str, namespace: str, key: str) -> StateItem | None:
@@ -188,7 +224,7 @@ class StateDatabase:
                 raise VersionConflict(expect_version, current)
             version = (current or 0) + 1
             txn.put(where, VERSION.pack(version) + kept_key + data, db=self._shared.state)
-            self._local.changed.add((session, namespace))
+            self._shared.local.changed.add((session, namespace))
         return version
 
     def items(self, session: str, namespace: str) -> dict[str, StateItem]:
@@ -216,7 +252,7 @@ class StateDatabase:
                 _delete_prefix(txn.cursor(db=self._shared.state), _join(session, namespace, ""))
             else:
                 txn.delete(self._state_key(session, namespace, key)[0], db=self._shared.state)
-            self._local.changed.add((session, namespace))
+            self._shared.local.changed.add((session, namespace))
 
     def clear(self, session: str, namespace_prefix: str) -> None:
         """Every namespace of the session whose name begins with `namespace_prefix`."""
@@ -225,7 +261,7 @@ class StateDatabase:
             keys = [k for k, _ in _scan(txn.cursor(db=self._shared.state), prefix)]
             for k in keys:
                 txn.delete(k, db=self._shared.state)
-                self._local.changed.add((session, k.split(b"\0")[1].decode()))
+                self._shared.local.changed.add((session, k.split(b"\0")[1].decode()))
 
     def _state_key(self, session: str, namespace: str, key: str) -> tuple[bytes, bytes]:
         """The LMDB key of a state row, and what its value must keep of the key (nothing unless it is too long)."""
@@ -266,7 +302,7 @@ class StateDatabase:
             for session, namespace, key, version, value in state:
                 where, kept_key = self._state_key(session, namespace, key)
                 txn.put(where, VERSION.pack(version) + kept_key + value.encode(), db=shared.state, overwrite=False)
-                self._local.changed.add((session, namespace))
+                self._shared.local.changed.add((session, namespace))
             for session, name, value in counters:
                 txn.put(_join(session, name), COUNTER.pack(value), db=shared.counters, overwrite=False)
             for session, key, data in blobs:
@@ -282,10 +318,10 @@ def _item(raw: bytes) -> tuple[str | None, StateItem]:
     version = VERSION.unpack_from(raw)[0]
     start = VERSION.size
     if raw[start:start + 1] != LONG_KEY:  # JSON never begins with it
-        return None, StateItem(json.loads(raw[start:]), version)
+        return None, StateItem(_loads(raw[start:].decode()), version)
     length = KEY_LENGTH.unpack_from(raw, start + 1)[0]
     start += 1 + KEY_LENGTH.size
-    return raw[start:start + length].decode(), StateItem(json.loads(raw[start + length:]), version)
+    return raw[start:start + length].decode(), StateItem(_loads(raw[start + length:].decode()), version)
 
 
 def _scan(cursor, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:

@@ -1,0 +1,107 @@
+"""The state database (LMDB beside the journal): versions, prefixes, long keys, a map that grows while other
+processes use it, and transactions shared by every store of the journal in a process."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from sandbox.journal import state as state_module
+from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.store import StateItem, VersionConflict
+
+PROCESSES = multiprocessing.get_context("forkserver")  # children forked from a process with no other threads
+MiB = 1 << 20
+
+
+def test_versions_refuse_a_stale_write_and_a_second_create(tmp_path):
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    assert store.put_state("s", "ns", "k", {"v": 1}, create_only=True) == 1
+    with pytest.raises(VersionConflict) as conflict:
+        store.put_state("s", "ns", "k", {"v": 9}, create_only=True)
+    assert (conflict.value.expected, conflict.value.actual) == (None, 1)
+    assert store.put_state("s", "ns", "k", {"v": 2}, expect_version=1) == 2
+    with pytest.raises(VersionConflict) as conflict:
+        store.put_state("s", "ns", "k", {"v": 3}, expect_version=1)
+    assert (conflict.value.expected, conflict.value.actual) == (1, 2)
+    with pytest.raises(VersionConflict):
+        store.put_state("s", "ns", "missing", {"v": 1}, expect_version=1)
+    assert store.get_state("s", "ns", "k") == StateItem({"v": 2}, 2)
+
+
+def test_prefixes_take_exactly_their_namespaces_and_sessions(tmp_path):
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    for session, namespace in (("s", "mesh.inbox.A"), ("s", "mesh.inbox.AB"), ("s", "mesh.message"),
+                               ("s2", "mesh.inbox.A"), ("s", "mesh.inbox")):
+        store.put_state(session, namespace, "k1", 1)
+        store.put_state(session, namespace, "k2", 2)
+    assert store.list_state("s", "mesh.inbox.A") == {"k1": StateItem(1, 1), "k2": StateItem(2, 1)}
+    store.delete_state("s", "mesh.inbox.A")
+    assert store.list_state("s", "mesh.inbox.A") == {}
+    assert len(store.list_state("s", "mesh.inbox.AB")) == 2 and len(store.list_state("s2", "mesh.inbox.A")) == 2
+    store.clear_state("s", "mesh.inbox")
+    assert [store.list_state("s", ns) for ns in ("mesh.inbox", "mesh.inbox.AB")] == [{}, {}]
+    assert len(store.list_state("s", "mesh.message")) == 2 and len(store.list_state("s2", "mesh.inbox.A")) == 2
+    store.put_blob("s", "mesh/M1/1", b"one")
+    store.put_blob("s", "mesh/M10/1", b"ten")
+    store.put_blob("s2", "mesh/M1/1", b"other session")
+    store.delete_blobs("s", "mesh/M1/")
+    assert [store.get_blob("s", "mesh/M1/1"), store.get_blob("s", "mesh/M10/1"),
+            store.get_blob("s2", "mesh/M1/1")] == [None, b"ten", b"other session"]
+    assert [store.next_counter("s", "c", start=5), store.next_counter("s", "c"), store.next_counter("s2", "c")] == [
+        5, 6, 0]
+
+
+def test_a_key_too_long_for_lmdb_is_kept_whole(tmp_path):
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    long_key = "k" * 2000
+    store.put_state("s", "ns", long_key, {"v": 1})
+    store.put_state("s", "ns", "short", {"v": 2})
+    assert store.put_state("s", "ns", long_key, {"v": 3}, expect_version=1) == 2
+    assert store.get_state("s", "ns", long_key) == StateItem({"v": 3}, 2)
+    assert store.list_state("s", "ns") == {long_key: StateItem({"v": 3}, 2), "short": StateItem({"v": 2}, 1)}
+    store.delete_state("s", "ns", long_key)
+    assert store.list_state("s", "ns") == {"short": StateItem({"v": 2}, 1)}
+
+
+def test_a_failed_transaction_leaves_nothing_and_every_store_of_the_journal_shares_the_thread_s_transaction(tmp_path):
+    path = tmp_path / "journal.sqlite3"
+    store, other = SqliteStore(path), SqliteStore(path)  # one LMDB environment per process: shared, not opened twice
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put_state("s", "ns", "k", 1)
+        store.put_blob("s", "b", b"x")
+        assert other.get_state("s", "ns", "k") == StateItem(1, 1)  # the same transaction, not a second writer
+        raise RuntimeError("rolled back")
+    assert (store.get_state("s", "ns", "k"), store.get_blob("s", "b")) == (None, None)
+    store.close()
+    assert other.get_state("s", "ns", "k") is None  # still open for the store that remains
+    other.put_state("s", "ns", "k", 1)
+    other.close()
+    assert SqliteStore(path).get_state("s", "ns", "k") == StateItem(1, 1)
+
+
+def _grow_in_another_process(path, megabytes, done):
+    store = SqliteStore(path)
+    for n in range(megabytes):
+        store.put_blob("s", f"big/{n}", bytes([n % 256]) * MiB)
+    store.close()
+    done.set()
+
+
+def test_the_map_grows_as_the_state_does_in_this_process_and_another(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_module, "FIRST_MAP_SIZE", 2 * MiB)
+    path = tmp_path / "journal.sqlite3"
+    store = SqliteStore(path)
+    for n in range(8):  # four times the first map
+        store.put_blob("s", f"mine/{n}", bytes([n]) * MiB)
+    assert store._state._shared.env.info()["map_size"] >= 16 * MiB
+    done = PROCESSES.Event()
+    child = PROCESSES.Process(target=_grow_in_another_process, args=(path, 40, done))
+    child.start()
+    assert done.wait(60)
+    child.join(30)
+    assert store.get_blob("s", "big/39") == bytes([39]) * MiB  # past the end of this process's map until it adopts
+    assert store._state._shared.env.info()["map_size"] > 40 * MiB  # the other process's size, taken
+    store.put_blob("s", "mine/after", b"after")
+    assert [store.get_blob("s", "mine/0"), store.get_blob("s", "mine/after")] == [bytes([0]) * MiB, b"after"]
