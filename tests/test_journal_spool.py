@@ -9,7 +9,6 @@ import os
 import signal
 import time
 
-from sandbox.journal import claims as claim_table
 from sandbox.journal import sqlite as journal_sqlite
 from sandbox.journal.sqlite import SqliteStore
 from sandbox.journal.store import ExchangeFilter
@@ -120,25 +119,34 @@ def test_a_key_is_claimed_once_across_processes(tmp_path):
     assert not store.claimed("s", "other", "token-7")  # namespaces and sessions are apart
 
 
-def test_claims_expire_are_given_back_and_survive_a_restart(tmp_path):
+def test_claims_expire_are_given_back_with_a_failed_transaction_and_survive_a_restart(tmp_path):
     path = tmp_path / "journal.sqlite3"
     store = SqliteStore(path)
     assert store.claim("s", "jti", "old", time.time() - 1)  # already past its time: forgotten
     assert not store.claimed("s", "jti", "old")
-    assert store.claim("s", "jti", "old", time.time() + 60)
     assert store.claim("s", "jti", "kept", time.time() + 60)
-    store.release("s", "jti", "old")
-    assert not store.claimed("s", "jti", "old")
+    try:
+        with store.transaction():
+            assert store.claim("s", "jti", "old", time.time() + 60)
+            raise RuntimeError("the request failed after all")
+    except RuntimeError:
+        pass
+    assert not store.claimed("s", "jti", "old")  # given back with the transaction
     store.close()
     again = SqliteStore(path)
     assert again.claimed("s", "jti", "kept") and not again.claimed("s", "jti", "old")
 
 
-def test_a_full_neighbourhood_keeps_its_claims_in_sqlite(tmp_path, monkeypatch):
-    monkeypatch.setattr(claim_table, "SLOTS", 4)  # a tiny table: the fifth live claim finds no room
+def test_expired_claims_are_forgotten_and_a_claim_made_again_keeps_its_new_time(tmp_path):
     store = SqliteStore(tmp_path / "journal.sqlite3")
-    keys = [f"k{n}" for n in range(10)]
-    assert all(store.claim("s", "tokens", key, time.time() + 60) for key in keys)
-    assert not any(store.claim("s", "tokens", key, time.time() + 60) for key in keys)
-    assert all(store.claimed("s", "tokens", key) for key in keys)
-    assert store._claim_table().overflowed
+    now = time.time()
+    for n in range(25):
+        assert store.claim("s", "tokens", f"k{n}", now + 10)
+    assert store.claim("s", "tokens", "late", now + 3600)
+    assert store.forget_expired_claims(now) == 0  # none is past its time yet
+    assert store.claim("s", "tokens", "k0", now - 5) is False  # still held: not taken again
+    assert store.forget_expired_claims(now + 20) == 25
+    assert not store.claimed("s", "tokens", "k3") and store.claimed("s", "tokens", "late")
+    assert store.claim("s", "tokens", "k3", now + 7200)  # free again, and held until its new time
+    assert store.forget_expired_claims(now + 3700) == 1  # "late"; k3 is kept
+    assert [store.claimed("s", "tokens", k) for k in ("late", "k3")] == [False, True]

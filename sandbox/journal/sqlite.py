@@ -34,7 +34,6 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises writers
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal import process, spool
-from sandbox.journal.claims import ClaimTable
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
 from sandbox.journal.state import StateDatabase
 from sandbox.journal.store import (
@@ -113,14 +112,6 @@ CREATE INDEX IF NOT EXISTS attestations_session ON attestations (session, seq);
 # moves their rows into the state database.
 STATE_TABLES = ("state", "counters", "blobs")
 
-CLAIMS = """CREATE TABLE IF NOT EXISTS claims (
-    session TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (session, namespace, key)
-) WITHOUT ROWID"""
-
 TIDY_EVERY_S = 0.5
 # A checkpoint syncs the WAL and the database to disk: done often, it keeps the disk busy writing pages that the next
 # commits change again.
@@ -166,7 +157,6 @@ class SqliteStore(Store):
         self._closed = threading.Event()
         self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
         self._spool: spool.SpoolWriter | None = None
-        self._claims: ClaimTable | None = None
         self._memory_state = tempfile.mkdtemp(prefix="spine-sandbox-") if self.path == ":memory:" else None
         self._state = StateDatabase(str(Path(self._memory_state) / "state.lmdb" if self._memory_state
                                         else Path(self.path).with_suffix(".state.lmdb")))
@@ -212,7 +202,11 @@ class SqliteStore(Store):
                 self._state.take_rows(*rows)
                 for suffix in ("", "-wal", "-shm", ".lock"):
                     Path(f"{old}{suffix}").unlink(missing_ok=True)
-                Path(self.path).with_suffix(".stamps").unlink(missing_ok=True)
+            # What earlier versions kept beside it: state change counters, and used single-use keys (tokens from
+            # before the upgrade are refused for their age within hours anyway).
+            for name in (".stamps", ".claims", ".claims.sqlite3", ".claims.sqlite3-wal", ".claims.sqlite3-shm",
+                         ".claims.sqlite3.lock"):
+                Path(self.path).with_suffix(name).unlink(missing_ok=True)
 
     # --- connections -------------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -283,7 +277,7 @@ class SqliteStore(Store):
 
     def _release(self) -> None:
         """Close this thread's connection and lock file."""
-        for name in ("claims", "db"):
+        for name in ("db",):
             db = getattr(self._local, name, None)
             if db is not None:
                 db.close()
@@ -604,79 +598,15 @@ class SqliteStore(Store):
     def clear_state(self, session: str, namespace_prefix: str) -> None:
         self._state.clear(session, namespace_prefix)
 
-    # --- single use: a table every process maps (sandbox.journal.claims); SQLite holds what finds no room there ----
+    # --- single use (kept in the state database) -----------------------------------------------------------------
     def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
-        table = self._claim_table()
-        if table is not None:
-            if table.overflowed and self._claimed_in_db(session, namespace, key):
-                return False
-            done = table.claim(session, namespace, key, expires_at, time.time())
-            if done is not None:
-                return done
-        db = self._claims_db()
-        with self._writers(self._claims_lock_path):  # one statement: its own transaction
-            added = db.execute("INSERT INTO claims VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-                               (session, namespace, key, expires_at)).rowcount
-        return added == 1
+        return self._state.claim(session, namespace, key, expires_at)
 
     def claimed(self, session: str, namespace: str, key: str) -> bool:
-        table = self._claim_table()
-        if table is not None:
-            if table.claimed(session, namespace, key, time.time()):
-                return True
-            if not table.overflowed:
-                return False
-        return self._claimed_in_db(session, namespace, key)
-
-    def release(self, session: str, namespace: str, key: str) -> None:
-        table = self._claim_table()
-        if table is not None:
-            table.release(session, namespace, key)
-            if not table.overflowed:
-                return
-        db = self._claims_db()
-        with self._writers(self._claims_lock_path):
-            db.execute("DELETE FROM claims WHERE session=? AND namespace=? AND key=?", (session, namespace, key))
-
-    def _claimed_in_db(self, session: str, namespace: str, key: str) -> bool:
-        return self._claims_db().execute("SELECT 1 FROM claims WHERE session=? AND namespace=? AND key=? AND "
-                                         "expires_at >= ?", (session, namespace, key, time.time())).fetchone() is not None
-
-    def _claim_table(self) -> ClaimTable | None:
-        if self.path == ":memory:" or fcntl is None:
-            return None
-        table = self._claims
-        if table is None or table.pid != process.pid():
-            table = self._claims = ClaimTable(Path(self.path).with_suffix(".claims"))
-        return table
+        return self._state.claimed(session, namespace, key)
 
     def forget_expired_claims(self, now: float | None = None) -> int:
-        """Drop expired claims from SQLite (the table reuses expired slots by itself) and checkpoint its WAL."""
-        table = self._claim_table()
-        if table is not None and not table.overflowed:
-            return 0  # SQLite has never held a claim
-        db = self._claims_db()
-        with self._writers(self._claims_lock_path):
-            forgotten = db.execute("DELETE FROM claims WHERE expires_at < ?",
-                                   (time.time() if now is None else now,)).rowcount
-        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        return forgotten
-
-    def _claims_db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "claims", None)
-        if db is None:
-            db = self._db() if self.path == ":memory:" else _connect(self._claims_path)
-            db.execute(CLAIMS)
-            self._local.claims = db
-        return db
-
-    @property
-    def _claims_path(self) -> str:
-        return str(Path(self.path).with_suffix(".claims" + Path(self.path).suffix))
-
-    @property
-    def _claims_lock_path(self) -> str | None:
-        return None if self.path == ":memory:" else self._claims_path + ".lock"
+        return self._state.forget_expired_claims(time.time() if now is None else now)
 
     def put_blob(self, session: str, key: str, data: bytes) -> None:
         self._state.put_blob(session, key, data)

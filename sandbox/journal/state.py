@@ -10,6 +10,8 @@ Named databases of the environment (`S` is the session, NUL-separated):
   stamps    S NUL namespace         -> id of the last transaction that changed the namespace (8 bytes)
   counters  S NUL name              -> value (8 bytes, signed)
   blobs     S NUL key               -> bytes
+  claims    digest of (S, namespace, key) -> when it may be forgotten (8-byte float): used single-use keys
+  forget    that moment (8 bytes, big-endian seconds) + the digest -> nothing: claims in the order they expire
 A state key LMDB cannot hold (over 511 bytes) is stored under its digest, with the key itself in the value.
 
 Commits are not synced one by one: a killed process loses nothing (its writes are in the operating system's cache),
@@ -36,6 +38,9 @@ from sandbox.journal.store import StateItem, VersionConflict
 VERSION = struct.Struct("<I")
 STAMP = struct.Struct("<Q")
 COUNTER = struct.Struct("<q")
+UNTIL = struct.Struct("<d")
+FORGET_AT = struct.Struct(">Q")  # big-endian: LMDB's key order is the order of the seconds
+FORGET_BATCH = 10_000  # expired claims dropped per transaction (writers get turns between)
 FIRST_MAP_SIZE = 256 << 20  # at least twice the largest single write (a 100 MB MESH chunk) is always free
 # Commits write into the map itself rather than copying each changed page with a system call. Only where the file can
 # be sparse: the map's size is the file's size.
@@ -56,11 +61,11 @@ class _Environment:
     with it each thread's write transaction."""
 
     def __init__(self, path: str):
-        self.env = lmdb.open(path, subdir=False, map_size=FIRST_MAP_SIZE, max_dbs=4, sync=False, metasync=False,
+        self.env = lmdb.open(path, subdir=False, map_size=FIRST_MAP_SIZE, max_dbs=8, sync=False, metasync=False,
                              writemap=WRITE_MAP, readahead=False, max_readers=1024)
         self.env.reader_check()  # slots left by killed processes would keep old pages from being reused
-        self.state, self.stamps, self.counters, self.blobs = (
-            self.env.open_db(name) for name in (b"state", b"stamps", b"counters", b"blobs"))
+        self.state, self.stamps, self.counters, self.blobs, self.claims, self.forget = (
+            self.env.open_db(name) for name in (b"state", b"stamps", b"counters", b"blobs", b"claims", b"forget"))
         self.page_size = self.env.stat()["psize"]
         self.local = _Local()
         self.users = 0
@@ -293,6 +298,49 @@ class StateDatabase:
         with self.write() as txn:
             _delete_prefix(txn.cursor(db=self._shared.blobs), _join(session, prefix))
 
+    # --- single use -----------------------------------------------------------------------------------------------
+    def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
+        """Use the key up (True), unless it is in use already (False). Inside a transaction, part of it: given back if
+        the transaction fails."""
+        digest = _digest(session, namespace, key)
+        shared = self._shared
+        with self.write() as txn:
+            held = txn.get(digest, db=shared.claims)
+            if held is not None and UNTIL.unpack(held)[0] >= time.time():
+                return False
+            txn.put(digest, UNTIL.pack(expires_at), db=shared.claims)
+            txn.put(FORGET_AT.pack(max(0, int(expires_at)) + 1) + digest, b"", db=shared.forget)
+        return True
+
+    def claimed(self, session: str, namespace: str, key: str) -> bool:
+        with self._read() as txn:
+            held = txn.get(_digest(session, namespace, key), db=self._shared.claims)
+        return held is not None and UNTIL.unpack(held)[0] >= time.time()
+
+    def forget_expired_claims(self, now: float) -> int:
+        """Drop the claims past their time (a claim made again since keeps its new time)."""
+        shared = self._shared
+        limit = FORGET_AT.pack(int(now))
+        forgotten = 0
+        while True:
+            with self.write() as txn:
+                cursor = txn.cursor(db=shared.forget)
+                due = []
+                if cursor.first():
+                    for moment, _ in cursor:
+                        if moment >= limit or len(due) == FORGET_BATCH:
+                            break
+                        due.append(moment)
+                for moment in due:
+                    txn.delete(moment, db=shared.forget)
+                    digest = moment[FORGET_AT.size:]
+                    held = txn.get(digest, db=shared.claims)
+                    if held is not None and UNTIL.unpack(held)[0] < now:
+                        txn.delete(digest, db=shared.claims)
+                        forgotten += 1
+            if len(due) < FORGET_BATCH:
+                return forgotten
+
     # --- from an earlier version's SQLite state ----------------------------------------------------------------
     def take_rows(self, state: list[tuple], counters: list[tuple], blobs: list[tuple]) -> None:
         """Rows of the SQLite tables `state`, `counters` and `blobs` (in their column order); what this database
@@ -311,6 +359,10 @@ class StateDatabase:
 
 def _join(*parts: str) -> bytes:
     return "\0".join(parts).encode()
+
+
+def _digest(session: str, namespace: str, key: str) -> bytes:
+    return hashlib.blake2b(_join(session, namespace, key), digest_size=16).digest()
 
 
 def _item(raw: bytes) -> tuple[str | None, StateItem]:

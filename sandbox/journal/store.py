@@ -216,14 +216,12 @@ class Store(ABC):
     def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
         """Use `key` up: True the first time, False every time after, atomically across threads and worker
         processes (single-use tokens, JWT ids). The key is forgotten after `expires_at` (epoch seconds), when
-        whatever it identifies is refused for its age anyway."""
+        whatever it identifies is refused for its age anyway. Inside transaction(), part of it: a transaction that
+        fails gives the key back."""
 
     @abstractmethod
     def claimed(self, session: str, namespace: str, key: str) -> bool: ...
 
-    @abstractmethod
-    def release(self, session: str, namespace: str, key: str) -> None:
-        """Give a claimed key back (the request that claimed it changed nothing after all)."""
 
     # --- binary blobs (large bodies, file payloads) --------------------------------------------------------------
     def put_blob(self, session: str, key: str, data: bytes) -> None:

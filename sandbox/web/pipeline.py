@@ -217,21 +217,17 @@ def _record(response: Response) -> Response:
     _tell(response, ex)
     exchange.response.headers = list(response.headers.items())  # as sent: with the X-Sandbox-* headers
     if ex.writes or ex.claims:
-        claimed: list[Claim] = []
         try:
-            _claim(sandbox, ex, claimed)
-            if ex.writes:
-                with sandbox.store.transaction():
-                    for write in ex.writes:
-                        write()
+            with sandbox.store.transaction():  # all or nothing: a refused or failed request uses nothing up
+                _claim(sandbox, ex)
+                for write in ex.writes:
+                    write()
         except Refusal as refusal:  # e.g. a single-use token a concurrent request used first
-            _release(sandbox, ex, claimed)
             ex.findings[:] = [f for f in ex.findings if f.requirement != refusal.finding.requirement]
             ex.add(refusal.finding)
             return _answer_instead(ex, exchange, _spine_error(refusal.finding.reject))
         except Exception:
             log.exception("the state changes of exchange %s failed", ex.id)
-            _release(sandbox, ex, claimed)
             return _answer_instead(ex, exchange,
                                    _unexpected_response(ex, "could not store the changes this request makes"))
     # Journaled before the response leaves: an answered exchange is never missing from the evidence.
@@ -239,22 +235,12 @@ def _record(response: Response) -> Response:
     return _whole(response)
 
 
-def _claim(sandbox: Sandbox, ex: ExchangeContext, claimed: list[Claim]) -> None:
+def _claim(sandbox: Sandbox, ex: ExchangeContext) -> None:
     if ex.scenario is not None and ex.scenario.scripted:
         return  # a scripted answer stands for the service refusing at its front door: nothing is used up
     for claim in ex.claims:
         if not sandbox.store.claim(ex.session, claim.namespace, claim.key, claim.expires_at):
             raise Refusal(claim.refusal)
-        claimed.append(claim)
-
-
-def _release(sandbox: Sandbox, ex: ExchangeContext, claimed: list[Claim]) -> None:
-    """A request refused or failed at this point changes nothing: what it used up is given back."""
-    for claim in claimed:
-        try:
-            sandbox.store.release(ex.session, claim.namespace, claim.key)
-        except Exception:
-            log.exception("could not give back %s %s of exchange %s", claim.namespace, claim.key, ex.id)
 
 
 def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response) -> Response:
