@@ -4,6 +4,9 @@ processes use it, and transactions shared by every store of the journal in a pro
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +108,27 @@ def test_the_map_grows_as_the_state_does_in_this_process_and_another(tmp_path, m
     assert store._state._shared.env.info()["map_size"] > 40 * MiB  # the other process's size, taken
     store.put_blob("s", "mine/after", b"after")
     assert [store.get_blob("s", "mine/0"), store.get_blob("s", "mine/after")] == [bytes([0]) * MiB, b"after"]
+
+
+FORKED = """
+import os, sys
+from sandbox.journal.sqlite import SqliteStore
+store = SqliteStore(sys.argv[1])
+store.put_state("s", "ns", "parent", 1)
+inherited = id(store._state._shared)
+child = os.fork()
+if child == 0:
+    if id(store._state._shared) == inherited:
+        os._exit(2)  # LMDB forbids using the parent's environment: the child must have opened its own
+    store.put_state("s", "ns", "child", 2)  # the inherited store, in a process of its own
+    os._exit(0 if sorted(store.list_state("s", "ns")) == ["child", "parent"] else 1)
+_, status = os.waitpid(child, 0)
+store.put_state("s", "ns", "parent again", 3)
+print(os.waitstatus_to_exitcode(status), sorted(store.list_state("s", "ns")))
+"""
+
+
+def test_a_store_carried_across_a_fork_goes_on_working_in_both_processes(tmp_path):
+    done = subprocess.run([sys.executable, "-c", FORKED, str(tmp_path / "journal.sqlite3")], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.split(maxsplit=1) == ["0", "['child', 'parent', 'parent again']\n"], done.stderr

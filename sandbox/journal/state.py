@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from threading import get_ident
 from typing import Any
@@ -174,20 +176,41 @@ class _Read:
 
 _environments: dict[str, _Environment] = {}
 _environments_lock = threading.Lock()
+_databases: weakref.WeakSet[StateDatabase] = weakref.WeakSet()
+
+
+def _acquire(path: str) -> _Environment:
+    with _environments_lock:
+        shared = _environments.get(path)
+        if shared is None:
+            shared = _environments[path] = _Environment(path)
+        shared.users += 1
+        return shared
+
+
+def _reopen_in_child() -> None:
+    """LMDB forbids using an environment in a child of the process that opened it: the child opens its own. (Closing
+    the inherited one touches only this process's mapping and reader slots; the parent's locks are its own.)"""
+    inherited = list(_environments.values())
+    _environments.clear()
+    for shared in inherited:
+        shared.env.close()
+    for database in list(_databases):
+        database._shared = _acquire(database.path)
+
+
+os.register_at_fork(after_in_child=_reopen_in_child)
 
 
 class StateDatabase:
     def __init__(self, path: str):
         self.path = path
-        with _environments_lock:
-            shared = _environments.get(path)
-            if shared is None:
-                shared = _environments[path] = _Environment(path)
-            shared.users += 1
-        self._shared = shared
+        self._shared = shared = _acquire(path)
         self._max_key = shared.env.max_key_size()
+        _databases.add(self)
 
     def close(self) -> None:
+        _databases.discard(self)
         with _environments_lock:
             shared = self._shared
             shared.users -= 1
