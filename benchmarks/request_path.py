@@ -19,8 +19,8 @@ exchange, in batches), not in these times.
 The stage table comes from a second, instrumented pass: each stage's own time (its callees' stages subtracted), so
 the rows add up to the instrumented total; "wsgi+flask" is what is left: routing, request and response objects, and
 the timers' own cost (about 1 µs per timed call, hence the instrumented total above the plain one).
-Between requests another connection commits a write, as the other worker process does under load, so each request
-starts with a cold SQLite page cache as in `spine-sandbox serve` (--alone: no such writes).
+Between requests another thread commits a state write, as the other worker process does under load (--alone: no
+such writes).
 --instructions runs each case under `valgrind --tool=callgrind` twice (with and without the measured requests)
 and prints the difference per request: a count that other load on the machine does not change; --syscalls does
 the same under `strace -f -c`.
@@ -139,8 +139,7 @@ def run(app, case: Case, start: int, count: int, other=None) -> float:
 
 
 def other_writer(app):
-    """A commit from another connection of the same store (another thread), as the other worker process makes
-    under load: it makes this connection's SQLite page cache start cold, as it does in `spine-sandbox serve`."""
+    """A state commit from another thread, as the other worker process makes under load."""
     write = app.extensions["sandbox"].store.next_counter  # taken now: the stage timers never see it
     pool = ThreadPoolExecutor(1)
     return lambda: pool.submit(write, "other-writer", "n").result()

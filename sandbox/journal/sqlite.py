@@ -5,10 +5,10 @@ the journal's database; session state (state rows, counters, blobs) lives in an 
 Recording an exchange appends it to this process's spool (sandbox.journal.spool); spooled exchanges are imported in
 batches by a background thread in each process, and before any query that reads exchanges, so every query sees every
 exchange answered before it began. An exchange's findings are kept in its own row; the finding index, which reports
-and filters query by requirement, is filled from those rows when the journal is quiet and before any query that
-needs it (ten or so index entries per exchange would otherwise cost more than storing the exchange). Writers queue on
-a lock file per database; the same background thread copies the WAL back into the database (checkpoints) and syncs
-the state file.
+and filters query by requirement, is filled from those rows in the background (whole batches while requests keep
+coming, the rest once the journal is quiet) and before any query that needs it (ten or so index entries per exchange
+would otherwise cost more than storing the exchange). Writers queue on a lock file; the same background thread copies
+the WAL back into the database (checkpoints) and syncs the state file.
 """
 
 from __future__ import annotations
