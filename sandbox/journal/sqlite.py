@@ -157,9 +157,11 @@ class SqliteStore(Store):
         self._closed = threading.Event()
         self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
         self._spool: spool.SpoolWriter | None = None
+        # An in-memory journal keeps its state in a temporary folder, removed on close.
         self._memory_state = tempfile.mkdtemp(prefix="spine-sandbox-") if self.path == ":memory:" else None
-        self._state = StateDatabase(str(Path(self._memory_state) / "state.lmdb" if self._memory_state
-                                        else Path(self.path).with_suffix(".state.lmdb")))
+        state_path = Path(self._memory_state, "state.lmdb") if self._memory_state else Path(self.path).with_suffix(
+            ".state.lmdb")
+        self._state = StateDatabase(str(state_path))
         self._db().executescript(SCHEMA)
         self._migrate()
         self.catch_up(tidy=True)  # what a process killed before its import left spooled
@@ -277,11 +279,10 @@ class SqliteStore(Store):
 
     def _release(self) -> None:
         """Close this thread's connection and lock file."""
-        for name in ("db",):
-            db = getattr(self._local, name, None)
-            if db is not None:
-                db.close()
-                setattr(self._local, name, None)
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
         for fd in getattr(self._local, "locks", {}).values():
             os.close(fd)
         self._local.locks = {}
@@ -378,11 +379,14 @@ class SqliteStore(Store):
                 n += 1
         return n
 
-    def index_findings(self, backlog: int = 1) -> None:
-        """Bring the finding index up to date with every recorded exchange (queries by requirement need it), a batch
-        of exchanges per transaction so that writers get turns between. With `backlog`, only while at least that many
-        exchanges wait (indexed in batches of thousands, an exchange costs half what it does in batches of tens)."""
+    def index_findings(self) -> None:
+        """Bring the finding index up to date with every recorded exchange (queries by requirement need it)."""
         self.catch_up()
+        self._index_findings(1)
+
+    def _index_findings(self, backlog: int) -> None:
+        """Index findings, a batch of exchanges per transaction so that writers get turns between, while at least
+        `backlog` exchanges wait (in batches of thousands, an exchange costs half what it does in batches of tens)."""
         db = self._db()
         while self._newest(db) - self._indexed_through(db) >= backlog:
             with self._write() as db:
@@ -642,7 +646,7 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
                 # Quiet (no exchange since the last round): index what is left now, not when a report or filter asks;
                 # busy: only whole batches, the cheapest per exchange.
                 seen, newest = newest, store._newest(store._db())
-                store.index_findings(1 if newest == seen else INDEX_BATCH)
+                store._index_findings(1 if newest == seen else INDEX_BATCH)
                 if now - checkpointed >= CHECKPOINT_EVERY_S:
                     checkpointed = now
                     store._db().execute("PRAGMA wal_checkpoint(PASSIVE)")

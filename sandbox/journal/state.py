@@ -296,8 +296,8 @@ class StateDatabase:
         where = _join(session, namespace, key)
         if len(where) <= self._max_key:
             return where, b""
-        digest = hashlib.blake2b(key.encode(), digest_size=32).hexdigest().encode()
         encoded = key.encode()
+        digest = hashlib.blake2b(encoded, digest_size=32).hexdigest().encode()
         return _join(session, namespace, "") + LONG_KEY + digest, LONG_KEY + KEY_LENGTH.pack(len(encoded)) + encoded
 
     # --- counters and blobs -------------------------------------------------------------------------------------

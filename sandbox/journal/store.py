@@ -222,7 +222,6 @@ class Store(ABC):
     @abstractmethod
     def claimed(self, session: str, namespace: str, key: str) -> bool: ...
 
-
     # --- binary blobs (large bodies, file payloads) --------------------------------------------------------------
     def put_blob(self, session: str, key: str, data: bytes) -> None:
         """Store bytes under a per-session key, replacing any earlier value."""

@@ -84,7 +84,8 @@ class PostOffice:
     def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
         """Messages ready to download, oldest first (the entries are shared: read them, never change them)."""
         if mailbox not in self._inboxes:
-            stamp = self.store.state_stamp(self.session, inbox_ns(mailbox))  # before reading: a change meanwhile is read again
+            # Taken before the entries are read: a change in between moves it, and the next request reads again.
+            stamp = self.store.state_stamp(self.session, inbox_ns(mailbox))
             read = _read_inboxes.setdefault(self.store, {})
             cached = read.get((self.session, mailbox))
             if stamp is not None and cached is not None and cached[0] == stamp:
