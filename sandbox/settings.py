@@ -11,6 +11,7 @@ ENV_PREFIX = "SANDBOX_"
 # How API requests' bearer tokens are judged: strict refuses anything but a live token from /oauth2/token;
 # lenient accepts any bearer token and records a failing finding; off records nothing.
 AUTH_MODES = ("strict", "lenient", "off")
+SDS_ADDRESSES = ("sandbox", "published")
 
 
 def _default_data_dir() -> Path:
@@ -44,10 +45,19 @@ class Settings:
     tls_dir: str = ""  # empty means <data_dir>/tls
     # MESH mailboxes and workflows (YAML); empty means the NHS MESH sandbox's own (X26ABC1-3, password, TestKey).
     mesh_config: str = ""
+    # The official HL7v3 schema folder (the Spine MIM's, holding Schemas/, dt/ and voc/): payloads are validated
+    # against it when set. It cannot be shipped with the sandbox.
+    hl7v3_schemas: str = ""
+    # SDS addresses: "sandbox" points Spine's own endpoints (and the published records of Spine's party key) at this
+    # sandbox; "published" answers the published SDS sandbox's records verbatim.
+    sds_addresses: str = "sandbox"
 
     def __post_init__(self):
         if self.auth not in AUTH_MODES:
             raise SettingError(f"{ENV_PREFIX}AUTH={self.auth!r} is not one of {', '.join(AUTH_MODES)}")
+        if self.sds_addresses not in SDS_ADDRESSES:
+            raise SettingError(f"{ENV_PREFIX}SDS_ADDRESSES={self.sds_addresses!r} is not one of "
+                               f"{', '.join(SDS_ADDRESSES)}")
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import click
     from flask import Request
 
+    from sandbox.messaging.business import InteractionHandler
     from sandbox.runtime import Sandbox
     from sandbox.web.access import Access
 
@@ -56,6 +57,9 @@ class Service:
     resolve_access: Callable[[str, Sandbox], Access | None] | None = None
     # Behavioural checks over the session's earlier exchanges (retries, back-off, ETags), run at record time.
     history: HistoryCheckSet | None = None
+    # HL7v3 interactions this service answers over Spine core messaging (interaction id -> handler); the spine
+    # service dispatches to them, so one domain answers both its FHIR API and its HL7v3 messages.
+    hl7v3: dict[str, InteractionHandler] = field(default_factory=dict)
 
     @cached_property
     def requirements(self) -> RequirementCatalogue:
