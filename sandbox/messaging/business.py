@@ -35,6 +35,7 @@ class InteractionReply:
     wrapper: str | None = None  # synchronous only: the SOAP body element around it, e.g. "retrievalQueryResponse"
     delay_s: float = 0.0  # asynchronous only: deliver this long after the request
     to_party: str | None = None  # asynchronous only: the sender when None
+    from_party: str | None = None  # asynchronous only: the party key it comes from; Spine (YES-0000806) when None
 
 
 InteractionHandler = Callable[[InteractionRequest], list[InteractionReply]]
