@@ -80,14 +80,21 @@ def main() -> None:
               "sandbox CA (made on first use, with one per MESH mailbox) [SANDBOX_TLS].")
 @click.option("--tls-dir", help="Where the CA, server and client certificates live [SANDBOX_TLS_DIR, default "
               "<data dir>/tls].")
-def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir) -> None:
+@click.option("--hl7v3-schemas", type=click.Path(exists=True, file_okay=False, resolve_path=True),
+              help="The official HL7v3 (MIM) schema folder, holding Schemas/, dt/ and voc/: Spine message payloads "
+              "are validated against it [SANDBOX_HL7V3_SCHEMAS].")
+@click.option("--sds-addresses", type=click.Choice(["sandbox", "published"]),
+              help="sandbox: SDS points Spine's endpoints at this sandbox; published: the published SDS sandbox's "
+              "records verbatim [SANDBOX_SDS_ADDRESSES, default sandbox].")
+def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir, hl7v3_schemas,
+          sds_addresses) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import serve as run_server
     from sandbox.web.server import worker_count
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
                          scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth,
-                         tls=tls, tls_dir=tls_dir)
+                         tls=tls, tls_dir=tls_dir, hl7v3_schemas=hl7v3_schemas, sds_addresses=sds_addresses)
     started = time.perf_counter()
     click.echo(f"Spine Sandbox {__version__}: checking configuration…", err=True)
     sandbox = _sandbox(settings)
@@ -107,12 +114,16 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
     for service in sandbox.services.values():
         for path in service.base_paths:
             lines.append(f"  {service.title:<44} {base}{path}")
+        if not service.base_paths and service.hl7v3:
+            lines.append(f"  {service.title:<44} over Spine core messaging: {', '.join(service.hl7v3)}")
     lines += ["", f"  {'Control API':<44} {base}/_sandbox/  (health, exchanges, patients, scenarios)",
               f"  {'Journal':<44} {s.journal_url}",
               f"  {'Synthetic population':<44} {s.population} patients, seed {s.seed}",
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
               f"  {'Workers':<44} {workers} x {s.threads} threads",
               f"  {'Authorisation (SANDBOX_AUTH)':<44} {s.auth}: {AUTH_MEANING[s.auth]}", ""]
+    lines[-1:-1] = [f"  {'HL7v3 schemas (SANDBOX_HL7V3_SCHEMAS)':<44} "
+                    f"{s.hl7v3_schemas or 'not set: Spine payloads are not schema-validated'}"]
     if s.tls:
         lines[-1:-1] = [f"  {'Mutual TLS (CA, server and client certificates)':<44} {s.tls_path}"]
     return "\n".join(lines)
@@ -566,6 +577,25 @@ def run(plan_id, report_dir, supplier, system, timeout, scenarios, data_dir, see
     for path in result.files.values():
         click.echo(f"Wrote {path}", err=True)
     sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--content-type", help="The Content-Type of body-only files (else sniffed from the MIME boundary).")
+@click.option("--hl7v3-schemas", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="The official HL7v3 MIM schema folder (holding Schemas/, dt/, voc/) [SANDBOX_HL7V3_SCHEMAS].")
+@click.option("--all", "show_passes", is_flag=True, help="List passing checks too.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def validate(files, content_type, hl7v3_schemas, show_passes, as_json) -> None:
+    """Check Spine messages without a server: ebXML (.msg with MIME headers, or body only), SOAP, bare HL7v3,
+    captured exchanges (/_sandbox/exchanges/<id> JSON), or folders of them. Exit 1 when any check fails."""
+    from sandbox.services.spine.validate import render_json, render_text, validate_files
+
+    schemas = str(hl7v3_schemas) if hl7v3_schemas else (_settings().hl7v3_schemas or None)
+    reports = validate_files(files, content_type=content_type, schemas=schemas)
+    click.echo(render_json(reports) if as_json else render_text(reports, show_passes=show_passes))
+    if any(r.failed for r in reports):
+        sys.exit(1)
 
 
 # --- services' own commands (e.g. `spine-sandbox mesh …`), found by convention -------------------------------------

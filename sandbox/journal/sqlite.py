@@ -277,6 +277,10 @@ class SqliteStore(Store):
         if self._memory_state:
             shutil.rmtree(self._memory_state, ignore_errors=True)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
     def _release(self) -> None:
         """Close this thread's connection and lock file."""
         db = getattr(self._local, "db", None)

@@ -243,6 +243,11 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @property
+    def closed(self) -> bool:
+        """True once close() was called: background threads that use the store (e.g. Spine deliveries) stop then."""
+        return False
+
 
 def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):

@@ -93,25 +93,32 @@ def _open():
     return None
 
 
-def operation(name: str, facts=None):
+def operation(name: str | None = None, facts=None, resolve: Callable[[RequestView], str] | None = None):
     """Wrap a service handler: run the service's checks, answer as Spine would refuse, or let the scenario answer,
     or call the handler with the exchange context. `facts(view)` adds service facts scenarios can trigger on; the
-    caller's access (sandbox.web.access) is always there, as facts "access" and "access_mode"."""
+    caller's access (sandbox.web.access) is always there, as facts "access" and "access_mode". Instead of a fixed
+    `name`, `resolve(view)` may name the operation from the request itself (e.g. the interaction id a Spine message
+    carries); it must answer for any request (or raise SpineError)."""
+    if (name is None) == (resolve is None):
+        raise TypeError("operation() takes either a fixed name or a resolve function")
 
     def decorate(handler):
         @functools.wraps(handler)
         def wrapper(**params):
             sandbox = current_sandbox()
             ex = current_exchange()
-            ex.operation = name
+            ex.operation = name or UNROUTED
             req = request._get_current_object()
             view = ex.view = RequestView(req.method, req.path, query_from(req.args), list(req.headers.items()),
                                          ex.body, dict(params))
+            if resolve is not None:
+                ex.operation = resolve(view)
             ex.access = resolve_access(req, sandbox)
             ex.facts.update(access=ex.access, access_mode=ex.access.mode)
             if facts is not None:
                 ex.facts.update(facts(view))
-            ex.add(*ex.service.checks.run(view, CheckContext(name, ex.session, ex.facts, ex.writes, ex.claims)))
+            ex.add(*ex.service.checks.run(view, CheckContext(ex.operation, ex.session, ex.facts, ex.writes,
+                                                             ex.claims)))
             ex.scenario = _choose_scenario(sandbox, ex, view)
             spec = ex.scenario.response if ex.scenario else {}
             if spec.get("delay_ms"):
