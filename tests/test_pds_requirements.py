@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-REQUIREMENT_ID = re.compile(r"PDS-[A-Z]+-[0-9]{3}")
+REQUIREMENT_ID = re.compile(r"PDS-[A-Z][A-Z0-9]*-[0-9]{3}")
 
 
 def test_every_requirement_id_the_code_names_is_in_the_catalogue(sandbox):
@@ -19,6 +19,6 @@ def test_every_requirement_id_the_code_names_is_in_the_catalogue(sandbox):
 
 def test_every_catalogue_entry_says_where_it_comes_from(sandbox):
     pds = [r for r in sandbox.requirements if r.service == "pds"]
-    assert all(r.source.startswith("PDS FHIR API") and r.text.endswith((".", ")")) for r in pds)
+    assert all(r.source.startswith(("PDS FHIR API", "PDS HL7 V3")) and r.text.endswith((".", ")")) for r in pds)
     assert {"PDS-ERR-001", "PDS-ERR-002", "PDS-ERR-003", "PDS-HDR-008", "PDS-UPD-001", "PDS-GET-002"} <= {
         r.id for r in pds}

@@ -5,6 +5,7 @@ from pathlib import Path
 from sandbox.services import Service
 from sandbox.services.pds.behaviour import history
 from sandbox.services.pds.checks import checks
+from sandbox.services.pds.hl7v3 import HANDLERS as HL7V3_HANDLERS
 from sandbox.services.pds.outcome import render_error
 from sandbox.services.pds.routes import blueprint, echo_request_headers
 
@@ -28,4 +29,5 @@ SERVICE = Service(
     specification={"PDS FHIR API": "NHSDigital/personal-demographics-service-api@f57f5839 (2026-03-13)"},
     finish_response=echo_request_headers,
     history=history,
+    hl7v3=HL7V3_HANDLERS,  # PDS over Spine core messaging: the same records (hl7v3.py)
 )

@@ -216,3 +216,52 @@ _RELATED: dict[str, list[dict]] = {
 def related_people(number: str) -> list[dict]:
     """The published example's related people (none for the restricted and minimal examples), fresh copies."""
     return copy.deepcopy(_RELATED.get(number, []))
+
+
+# --- the NHS's own open-source Spine clients' example patients ----------------------------------------------------
+# NHS numbers the NHS's open-source Spine clients use in their published examples: the MHS adaptor's integration
+# tests and fake Spine (PDS retrieval, SCR) and the EPS FHIR facade's prescriptions and their HL7v3 conversions.
+# They are ordinary, updatable patients here (unlike the read-only PDS sandbox examples above), so those examples
+# work unchanged against the sandbox over HL7v3 and FHIR alike.
+MOLLOY = ("9691813343", "9689174606")  # the fake Spine's PDS retrieval answer, for both releases of its tests
+_CLIENT_EXAMPLE_KINDS = {
+    "9691035456": "standard", "9689177923": "standard", "9446245796": "standard",  # MHS adaptor: SCR
+    "9449304130": "standard", "9449304106": "standard", "9449305552": "standard",  # EPS: prescriptions, dispensing
+    "9449310394": "standard", "9912003489": "standard",
+    "9453740578": "deceased",  # EPS: the Spine error example for a deceased patient
+}
+CLIENT_EXAMPLE_NUMBERS = (*MOLLOY, *_CLIENT_EXAMPLE_KINDS)
+
+
+def _molloy(number: str) -> dict:
+    """The patient the MHS adaptor's fake Spine returns for a PDS retrieval: its facts, in FHIR."""
+    return {
+        "resourceType": "Patient", "id": number, "identifier": [nhs_identifier(number)],
+        "meta": {"versionId": "1", "security": [dict(SECURITY["U"])]},
+        "name": [{"id": "EYSTY", "use": "usual", "period": {"start": "1971-07-05"}, "given": ["Duncan", "Jack"],
+                  "family": "MOLLOY", "prefix": ["Mr"]}],
+        "gender": "male",
+        "birthDate": "1939-01-20",
+        "address": [{"id": "WYTKJ", "period": {"start": "2008-04-26"}, "use": "home",
+                     "line": ["12 QUEENS TERRACE", "WALLSEND", "TYNE & WEAR"], "postalCode": "NE28 7QU"}],
+        "generalPractitioner": [{"id": "AIYUC", "type": "Organization", "identifier": {
+            "system": ODS_SYSTEM, "value": "A87016", "period": {"start": "1970-01-31"}}}],
+    }
+
+
+def client_example(number: str, population) -> dict | None:
+    """A fresh record for one of the client-example NHS numbers (None for any other number): the fake Spine's
+    patient where its facts are published, otherwise a synthetic person of the example's kind under that number."""
+    if number not in CLIENT_EXAMPLE_NUMBERS:
+        return None
+    if number in MOLLOY:
+        return _molloy(number)
+    from sandbox.synthetic.fhir import patient_resource  # the population's FHIR form, as PDS serves it
+
+    index = int(number[:9]) % population.size
+    while population.kind(index) != _CLIENT_EXAMPLE_KINDS[number]:
+        index = (index + 1) % population.size
+    resource = patient_resource(population.person(index))
+    resource["id"] = number
+    resource["identifier"][0]["value"] = number
+    return resource
