@@ -1,0 +1,25 @@
+"""SCR control endpoints at /_sandbox/scr/ (mounted by the SCR SERVICE):
+  GET /summaries[?nhs_number=]     the GP summaries the session has uploaded, per NHS number, oldest first
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from sandbox.runtime import current_sandbox
+from sandbox.services.scr.summaries import SUMMARIES
+from sandbox.web.sessions import DEFAULT_SESSION, SESSION_HEADER, valid_session_id
+
+control = Blueprint("scr-control", __name__)
+
+
+@control.get("/summaries")
+def summaries():
+    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
+    if not valid_session_id(session):
+        return jsonify(error="bad_request", message=f"session {session[:80]!r} is not a session id (1-64 letters, "
+                       "digits, '.', '_', '-')"), 400
+    stored = current_sandbox().store.list_state(session, SUMMARIES)
+    wanted = request.args.get("nhs_number")
+    found = {number: item.value for number, item in sorted(stored.items()) if not wanted or number == wanted}
+    return jsonify(session=session, summaries=found, count=sum(len(v) for v in found.values()))
