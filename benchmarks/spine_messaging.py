@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 import requests
@@ -87,7 +88,13 @@ HL7_WRAPPER = (
 
 
 def _param(name: str, value: str) -> str:
+    """A query parameter of the 6202 release (QUPA_IN040000UK32): the value, then its semantics text."""
     return f"<{name}>{value}<semanticsText>{name}</semanticsText></{name}>"
+
+
+def _param_6301(name: str, value: str) -> str:
+    """A query parameter of the 6301 release (the traces): elements in alphabetical order, capitalised text."""
+    return f"<{name}><semanticsText>{name[0].upper() + name[1:]}</semanticsText>{value}</{name}>"
 
 
 def sync_request(base: str) -> str:
@@ -111,12 +118,12 @@ def sync_request(base: str) -> str:
 
 
 def express_request(cpa_id: str) -> tuple[str, str]:
-    query = ("<query>" + _param("historicDataIndicator",
+    query = ("<query>" + _param_6301("historicDataIndicator",
                                 '<value code="0" codeSystem="2.16.840.1.113883.2.1.3.2.4.17.36"/>')
-             + _param("person.administrativeGenderCode", '<value code="1"/>')
-             + _param("person.birthTime", '<value><low value="19390120"/><high value="19390120"/></value>')
-             + _param("person.name", '<value use="L"><family>MOLLOY</family></value>')
-             + _param("searchParameter", '<value code="1" codeSystem="2.16.840.1.113883.2.1.3.2.4.17.39"/>')
+             + _param_6301("person.administrativeGenderCode", '<value code="1"/>')
+             + _param_6301("person.birthTime", '<value><low value="19390120"/><high value="19390120"/></value>')
+             + _param_6301("person.name", '<value use="L"><family>MOLLOY</family></value>')
+             + _param_6301("searchParameter", '<value code="1" codeSystem="2.16.840.1.113883.2.1.3.2.4.17.39"/>')
              + "</query>")
     hl7 = HL7_WRAPPER.format(interaction="QUPA_IN000006UK02", spine=SPINE_ASID, asid=SUPPLIER["asid"], body=query)
     party = 'eb:type="urn:nhs:names:partyType:ocs+serviceInstance"'
@@ -137,7 +144,7 @@ def express_request(cpa_id: str) -> tuple[str, str]:
         '<eb:Description xml:lang="en">HL7 payload</eb:Description>'
         '<hl7ebxml:Payload style="HL7" encoding="XML" version="3.0"/></eb:Reference></eb:Manifest></SOAP:Body>'
         "</SOAP:Envelope>")
-    boundary = "--=_MIME-Boundary"
+    boundary = "----=_MIME-Boundary"  # the delimiter: "--" and the boundary parameter, as Spine's own messages
     body = (f"{boundary}\r\nContent-Id: <ebXMLHeader@spine.nhs.uk>\r\nContent-Type: text/xml; charset=UTF-8\r\n"
             f"Content-Transfer-Encoding: 8bit\r\n\r\n{header}\r\n"
             f"{boundary}\r\nContent-Id: <__MESSAGE_ID__@spine.nhs.uk>\r\nContent-Type: text/xml; charset=UTF-8\r\n"
@@ -216,12 +223,14 @@ def one_round(args, work: Path, script: Path, sink_url: str) -> dict[str, dict[s
             body_file.write_text(template)
             sample = requests.post(base + path, timeout=10, headers={"Content-Type": content_type,
                                                                      "SOAPAction": action},
-                                   data=template.replace("__MESSAGE_ID__", "7A5A1D2E-0000-4000-A000-000000000001")
-                                   .replace("__HL7_ID__", "7A5A1D2E-0000-4000-A000-000000000002"))
+                                   data=template.replace("__MESSAGE_ID__", str(uuid.uuid4()).upper())
+                                   .replace("__HL7_ID__", str(uuid.uuid4()).upper()))
             if sample.status_code >= 300 or "fail=0" not in sample.headers.get("X-Sandbox-Findings", ""):
-                raise SystemExit(f"{name}: the sandbox did not accept the benchmark's message cleanly: "
-                                 f"{sample.status_code} {sample.headers.get('X-Sandbox-Findings')} "
-                                 f"{sample.text[:400]}")
+                exchange = requests.get(f"{base}/_sandbox/exchanges/{sample.headers['X-Sandbox-Exchange']}",
+                                        timeout=10).json()
+                failed = [f"{f['requirement']}: {f['message']}" for f in exchange["findings"] if f["outcome"] == "fail"]
+                raise SystemExit(f"{name}: the sandbox did not accept the benchmark's message cleanly "
+                                 f"({sample.status_code}): {failed}")
             sizes[name] = (len(sample.content), sample.status_code)
             results[name]["sandbox"] = wrk(base, path, content_type, action, body_file, script, args.seconds,
                                            args.connections)

@@ -467,3 +467,8 @@ def test_a_business_refusal_resent_unchanged_is_a_failure(client, registered):
     assert first.status_code == 200 and b'typeCode="AE"' in first.data
     again = client.post("/sync-service", data=body, headers=sync_headers())
     assert "fail" in outcomes(client, again, "SPINE-BEH-002")
+
+
+def test_a_schema_folder_that_is_not_the_mims_stops_the_start_naming_the_setting(settings, tmp_path):
+    with pytest.raises(StartupError, match=r"SANDBOX_HL7V3_SCHEMAS / --hl7v3-schemas .*not the MIM's schema folder"):
+        create_app(settings.replace(hl7v3_schemas=str(tmp_path)))
