@@ -53,3 +53,13 @@ def _session_of_token(request: Request, sandbox: Sandbox) -> str | None:
         raise SpineError(401, "ACCESS_DENIED", f"The session token {token[:8]}… is not known to this sandbox: use "
                          "the token `spine-sandbox sessions create` printed, or the X-Sandbox-Session header")
     return record.id
+
+
+def control_session(request: Request) -> tuple[str, str | None]:
+    """The session a control request names (?session=, the X-Sandbox-Session header, else the default), and what is
+    wrong with it (None when it is a session id): each control API refuses a bad one in its own shape."""
+    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
+    if valid_session_id(session):
+        return session, None
+    return session, (f"session {session[:80]!r} is not a session id (1-64 letters, digits, '.', '_' or '-', "
+                     "starting with a letter or digit)")

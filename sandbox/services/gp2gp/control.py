@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from sandbox.runtime import current_sandbox
 from sandbox.services.gp2gp import practice, records
 from sandbox.services.gp2gp.transfers import EXTRACTS
-from sandbox.web.sessions import DEFAULT_SESSION, SESSION_HEADER, valid_session_id
+from sandbox.web.sessions import control_session
 
 control = Blueprint("gp2gp-control", __name__)
 EXAMPLES = 10
@@ -35,10 +35,9 @@ def sending_practice():
 
 @control.get("/transfers")
 def transfers():
-    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
-    if not valid_session_id(session):
-        return jsonify(error="bad_request", message=f"session {session[:80]!r} is not a session id (1-64 letters, "
-                       "digits, '.', '_', '-')"), 400
+    session, wrong = control_session(request)
+    if wrong:
+        return jsonify(error="bad_request", message=wrong), 400
     stored = current_sandbox().store.list_state(session, EXTRACTS)
     found = [{"extract_message_id": key, **item.value} for key, item in stored.items()]
     return jsonify(session=session, transfers=found, count=len(found))

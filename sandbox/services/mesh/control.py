@@ -12,7 +12,7 @@ from sandbox.services.mesh import session as mesh_session
 from sandbox.services.mesh.config import DAY, ConfigError, parse
 from sandbox.services.mesh.context import post_office
 from sandbox.services.mesh.post_office import MESSAGES, iso
-from sandbox.web.sessions import DEFAULT_SESSION, SESSION_HEADER, valid_session_id
+from sandbox.web.sessions import control_session
 
 control = Blueprint("mesh-control", __name__)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -29,9 +29,9 @@ def _refused(exc: ControlError):
 
 
 def _session() -> str:
-    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
-    if not valid_session_id(session):
-        raise ControlError(f"session {session[:80]!r} is not a session id (1-64 letters, digits, '.', '_', '-')")
+    session, wrong = control_session(request)
+    if wrong:
+        raise ControlError(wrong)
     return session
 
 

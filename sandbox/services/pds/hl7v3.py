@@ -89,30 +89,30 @@ def _notes(request: InteractionRequest, record: Record, sensitive: tuple[str, st
 # --- retrieval ----------------------------------------------------------------------------------------------------
 def retrieval(request: InteractionRequest) -> list[InteractionReply]:
     """QUPA_IN040000UK32 -> QUPA_IN050000UK32 (PdsSuccessfulRetrieval), or QUQI_IN010000UK14 when there is none."""
-    number, history, judgement = query.retrieval_query(request.wrapper.root)
-    request.exchange.add(*judgement.findings)
-    record = _find(request, number)
-    if record is None:
-        return query_act_failed(request, [NO_MATCH, NO_MATCH_RETRIEVAL], "retrievalQueryResponse")
-    root, event = reply_message(request, "QUPA_IN050000UK32")
-    add_reasons(event, _notes(request, record, SENSITIVE))
-    subject = el(event, "subject", typeCode="SUBJ")
-    patient.successful_retrieval(subject, _as_asked(record, history),
-                                 superseded=record.requested if record.superseded else None)
-    query_ack(event, "OK")
-    return [InteractionReply(root, wrapper="retrievalQueryResponse")]
+    def subject(event, record, resource):
+        patient.successful_retrieval(el(event, "subject", typeCode="SUBJ"), resource,
+                                     superseded=record.requested if record.superseded else None)
+
+    return _retrieve(request, "QUPA_IN050000UK32", subject)
 
 
 def retrieval_uk02(request: InteractionRequest) -> list[InteractionReply]:
     """QUPA_IN000008UK02 / UK05 -> QUPA_IN000009UK03 (PDSResponse), or QUQI_IN010000UK14 when there is none."""
+    return _retrieve(request, "QUPA_IN000009UK03",
+                     lambda event, record, resource: pds_response(el(event, "subject", typeCode="SUBJ"), resource))
+
+
+def _retrieve(request: InteractionRequest, answer: str, subject) -> list[InteractionReply]:
+    """A retrieval by NHS number: the record as asked for (`subject` writes it into the answer), or query act
+    failed."""
     number, history, judgement = query.retrieval_query(request.wrapper.root)
     request.exchange.add(*judgement.findings)
     record = _find(request, number)
     if record is None:
         return query_act_failed(request, [NO_MATCH, NO_MATCH_RETRIEVAL], "retrievalQueryResponse")
-    root, event = reply_message(request, "QUPA_IN000009UK03")
+    root, event = reply_message(request, answer)
     add_reasons(event, _notes(request, record, SENSITIVE))
-    pds_response(el(event, "subject", typeCode="SUBJ"), _as_asked(record, history))
+    subject(event, record, _as_asked(record, history))
     query_ack(event, "OK")
     return [InteractionReply(root, wrapper="retrievalQueryResponse")]
 

@@ -8,17 +8,16 @@ from flask import Blueprint, jsonify, request
 
 from sandbox.runtime import current_sandbox
 from sandbox.services.scr.summaries import SUMMARIES
-from sandbox.web.sessions import DEFAULT_SESSION, SESSION_HEADER, valid_session_id
+from sandbox.web.sessions import control_session
 
 control = Blueprint("scr-control", __name__)
 
 
 @control.get("/summaries")
 def summaries():
-    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
-    if not valid_session_id(session):
-        return jsonify(error="bad_request", message=f"session {session[:80]!r} is not a session id (1-64 letters, "
-                       "digits, '.', '_', '-')"), 400
+    session, wrong = control_session(request)
+    if wrong:
+        return jsonify(error="bad_request", message=wrong), 400
     stored = current_sandbox().store.list_state(session, SUMMARIES)
     wanted = request.args.get("nhs_number")
     found = {number: item.value for number, item in sorted(stored.items()) if not wanted or number == wanted}

@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request
 
 from sandbox.runtime import current_sandbox
 from sandbox.services.sds.directory import Registration, RegistrationError, directory, validate
-from sandbox.web.sessions import DEFAULT_SESSION, SESSION_HEADER, valid_session_id
+from sandbox.web.sessions import control_session
 
 control = Blueprint("sds-control", __name__)
 
@@ -19,10 +19,9 @@ def _refused(exc: RegistrationError):
 
 
 def _session() -> str:
-    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
-    if not valid_session_id(session):
-        raise RegistrationError("session", f"session {session[:80]!r} is not a session id (1-64 letters, digits, "
-                                "'.', '_', '-', starting with a letter or digit)")
+    session, wrong = control_session(request)
+    if wrong:
+        raise RegistrationError("session", wrong)
     return session
 
 

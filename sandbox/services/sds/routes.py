@@ -132,15 +132,20 @@ def _content_type() -> str:
     return "application/json"
 
 
-@blueprint.route("/healthcheck", methods=EVERY_METHOD, provide_automatic_options=False)
-def healthcheck_route():
-    answer = _preflight()
-    if answer is not None:
-        return answer
+def _health(answer):
+    """The health checks as the adaptor's web framework serves them: any other method is its HTML 405 page."""
+    refused = _preflight()
+    if refused is not None:
+        return refused
     _no_correlation()
     if request.method != "GET":
         return Response(HTML_405, 405, content_type=HTML)
-    return healthcheck()
+    return answer()
+
+
+@blueprint.route("/healthcheck", methods=EVERY_METHOD, provide_automatic_options=False)
+def healthcheck_route():
+    return _health(healthcheck)
 
 
 @operation("healthcheck")
@@ -150,13 +155,7 @@ def healthcheck(ex):
 
 @blueprint.route("/healthcheck/deep", methods=EVERY_METHOD, provide_automatic_options=False)
 def deep_healthcheck_route():
-    answer = _preflight()
-    if answer is not None:
-        return answer
-    _no_correlation()
-    if request.method != "GET":
-        return Response(HTML_405, 405, content_type=HTML)
-    return deep_healthcheck()
+    return _health(deep_healthcheck)
 
 
 @operation("healthcheck-deep")

@@ -19,7 +19,7 @@ from flask import Blueprint, jsonify, request
 from sandbox.journal.exchange import body_fields
 from sandbox.runtime import current_sandbox
 from sandbox.services.spine import delivery, reliability
-from sandbox.web.sessions import DEFAULT_SESSION, SESSION_HEADER, valid_session_id
+from sandbox.web.sessions import control_session
 
 control = Blueprint("spine-control", __name__)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -40,9 +40,9 @@ def _refused(exc: ControlError):
 
 
 def _session() -> str:
-    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
-    if not valid_session_id(session):
-        raise ControlError(f"session {session[:80]!r} is not a session id (1-64 letters, digits, '.', '_', '-')")
+    session, wrong = control_session(request)
+    if wrong:
+        raise ControlError(wrong)
     return session
 
 
