@@ -7,9 +7,22 @@ only when nothing useful can be parsed at all. Nothing else ever escapes a parse
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
+
+# Spine's own identity in the directory: its ODS code, the party key of its MHS and its ASID.
+SPINE_ODS = "YES"
+SPINE_PARTY_KEY = "YES-0000806"
+SPINE_ASID = "928942012545"
+
+
+
+def new_id() -> str:
+    """A message, conversation or document id as Spine writes them: an upper-case UUID."""
+    return str(uuid.uuid4()).upper()
+
 
 NS: dict[str, str] = {
     "soap": "http://schemas.xmlsoap.org/soap/envelope/",

@@ -38,4 +38,19 @@ class InteractionReply:
     from_party: str | None = None  # asynchronous only: the party key it comes from; Spine (YES-0000806) when None
 
 
+@dataclass(frozen=True)
+class PlayedParty:
+    """A system the sandbox plays besides Spine (e.g. the GP2GP sending practice), declared by the service that
+    answers for it (Service.parties): SDS lists its accredited system and a routing record per interaction, at this
+    sandbox's forward reliable address, and routes to it like any supplier's MHS."""
+
+    ods: str
+    asid: str
+    party_key: str
+    cpa_id: str
+    service: str  # the Spine service its interactions travel under, e.g. "urn:nhs:names:services:gp2gp"
+    interactions: tuple[str, ...]  # bare interaction ids
+    manufacturer: str = "Spine Sandbox"
+
+
 InteractionHandler = Callable[[InteractionRequest], list[InteractionReply]]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import click
     from flask import Request
 
-    from sandbox.messaging.business import InteractionHandler
+    from sandbox.messaging.business import InteractionHandler, PlayedParty
     from sandbox.runtime import Sandbox
     from sandbox.web.access import Access
 
@@ -60,6 +60,8 @@ class Service:
     # HL7v3 interactions this service answers over Spine core messaging (interaction id -> handler); the spine
     # service dispatches to them, so one domain answers both its FHIR API and its HL7v3 messages.
     hl7v3: dict[str, InteractionHandler] = field(default_factory=dict)
+    # Systems this service plays in the directory besides Spine (SDS lists them; the spine service routes to them).
+    parties: tuple[PlayedParty, ...] = ()
 
     @cached_property
     def requirements(self) -> RequirementCatalogue:

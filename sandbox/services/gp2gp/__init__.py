@@ -13,6 +13,7 @@ from sandbox.services.gp2gp.acknowledgement import handle_acknowledgement
 from sandbox.services.gp2gp.control import control
 from sandbox.services.gp2gp.ehr_request import handle_ehr_request
 from sandbox.services.gp2gp.errors import render_error
+from sandbox.services.gp2gp.practice import PARTY
 
 SERVICE = Service(
     name="gp2gp",
@@ -29,4 +30,5 @@ SERVICE = Service(
     specification={"GP2GP (HL7v3)": "MIM RCMR_IN010000UK05, RCMR_IN030000UK06, COPC_IN000001UK01, MCCI_IN010000UK13"},
     control=control,
     hl7v3={"RCMR_IN010000UK05": handle_ehr_request, "MCCI_IN010000UK13": handle_acknowledgement},
+    parties=(PARTY,),
 )

@@ -6,13 +6,12 @@ the GP2GP error code, as a sending practice does."""
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field
 
 from lxml import etree
 
 from sandbox.conformance.findings import Finding, SpineError
-from sandbox.messaging import hl7
+from sandbox.messaging import hl7, new_id
 from sandbox.messaging.business import InteractionReply, InteractionRequest
 from sandbox.messaging.hl7read import NHS_NUMBER_ROOT, first, where
 from sandbox.services.gp2gp import errors, records
@@ -71,7 +70,7 @@ def handle_ehr_request(request: InteractionRequest) -> list[InteractionReply]:
     request.exchange.facts["gp2gp_error"] = refusal[0] if refusal else "none"
     if refusal is not None:
         nack = hl7.application_ack(request.wrapper, type_code="AE", errors=[refusal],
-                                   sender_asid=PRACTICE_ASID, message_id=_new_id(),
+                                   sender_asid=PRACTICE_ASID, message_id=new_id(),
                                    code_system=errors.GP2GP_ERROR_CODE_SYSTEM)
         return [InteractionReply(message=nack, to_party=request.from_party, from_party=PRACTICE_PARTY_KEY)]
     return _extract_and_fragments(request, checked, transfers)
@@ -83,15 +82,15 @@ def _extract_and_fragments(request: InteractionRequest, checked: Checked,
     assert person is not None and checked.request_id is not None
     requester_asid = request.wrapper.sender_asid or ""
     documents = records.documents(person)
-    extract_message_id = _new_id()
-    extract = build_extract(person=person, message_id=extract_message_id, extract_id=_new_id(),
+    extract_message_id = new_id()
+    extract = build_extract(person=person, message_id=extract_message_id, extract_id=new_id(),
                             request_id=checked.request_id, requester_asid=requester_asid,
                             requester_ods=checked.requester_ods or "", notes=records.notes(person),
                             documents=documents)
     replies = [InteractionReply(message=extract, to_party=request.from_party, from_party=PRACTICE_PARTY_KEY)]
     fragment_ids = []
     for document in documents:
-        fragment_id = _new_id()
+        fragment_id = new_id()
         fragment_ids.append(fragment_id)
         fragment = build_fragment(document=document, message_id=fragment_id, requester_asid=requester_asid,
                                   requester_party=request.from_party)
@@ -208,6 +207,3 @@ def _check_patient(request: InteractionRequest, root: etree._Element, checked: C
         "GP2GP-REQ-003", f"Addressed to the patient's registered practice{stand_in}.", sender_location))
     checked.person = person
 
-
-def _new_id() -> str:
-    return str(uuid.uuid4()).upper()

@@ -3,10 +3,9 @@ Spine; and QUQI_IN010000UK14, the answer to a query PDS cannot answer."""
 
 from __future__ import annotations
 
-import uuid
-
 from lxml import etree
 
+from sandbox.messaging import SPINE_ASID, new_id
 from sandbox.messaging.business import InteractionReply, InteractionRequest
 from sandbox.messaging.hl7 import SPINE_ERROR_CODE_SYSTEM, control_act, new_message
 from sandbox.services.pds.hl7v3_patient import el
@@ -14,25 +13,13 @@ from sandbox.services.pds.hl7v3_patient import el
 QUERY_ACT_FAILED = "QUQI_IN010000UK14"
 
 
-def spine_asid() -> str:
-    try:
-        from sandbox.services.sds.directory import SPINE_ASID
-    except ImportError:  # the contract's fact, while the directory is not importable
-        return "928942012545"
-    return SPINE_ASID
-
-
-def new_id() -> str:
-    return str(uuid.uuid4()).upper()
-
-
 def reply_message(request: InteractionRequest, interaction: str, *, ack_type: str = "AA",
                   version_code: str | None = None) -> tuple[etree._Element, etree._Element]:
     """The answer's root and its ControlActEvent, addressed back to the requester and acknowledging its message."""
-    root = new_message(interaction, message_id=new_id(), sender_asid=spine_asid(),
+    root = new_message(interaction, message_id=new_id(), sender_asid=SPINE_ASID,
                        receiver_asid=request.wrapper.sender_asid or "", ack_type=ack_type,
                        ack_ref=request.wrapper.message_id or "", version_code=version_code)
-    return root, control_act(root, author_asid=spine_asid())
+    return root, control_act(root, author_asid=SPINE_ASID)
 
 
 def add_reasons(event: etree._Element, issues: list[tuple[str, str, str]]) -> None:

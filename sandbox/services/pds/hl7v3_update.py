@@ -17,11 +17,11 @@ from datetime import date
 from lxml import etree
 
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.messaging import SPINE_ASID, new_id
 from sandbox.messaging.business import InteractionReply, InteractionRequest
 from sandbox.messaging.hl7 import application_ack
 from sandbox.services.pds import hl7v3_patient as hp
 from sandbox.services.pds.hl7v3_query import NS, Judgement
-from sandbox.services.pds.hl7v3_reply import new_id, spine_asid
 from sandbox.services.pds.patch import without_empty_lists
 from sandbox.services.pds.patch_rules import change_problems
 from sandbox.services.pds.problems import schema_problems
@@ -44,7 +44,7 @@ BASE = "/hl7:PRPA_IN000203UK03/hl7:ControlActEvent/hl7:subject/hl7:PdsUpdateRequ
 def handle(request: InteractionRequest) -> list[InteractionReply]:
     errors = _update(request)
     ack = application_ack(request.wrapper, type_code="AE" if errors else "AA", errors=errors,
-                          sender_asid=spine_asid(), message_id=new_id())
+                          sender_asid=SPINE_ASID, message_id=new_id())
     return [InteractionReply(ack, to_party=request.from_party)]
 
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 from lxml import etree
 
 from sandbox.conformance.findings import Finding, SpineError
-from sandbox.messaging import hl7
+from sandbox.messaging import SPINE_ASID, hl7, new_id
 from sandbox.messaging.business import InteractionReply, InteractionRequest
 from sandbox.messaging.hl7read import NHS_NUMBER_ROOT, first, where
 from sandbox.services.pds.records import PatientRecords
 from sandbox.services.scr import errors
-from sandbox.services.scr.identity import new_id, spine_asid
 from sandbox.services.scr.summaries import StoredSummary, Summaries
 from sandbox.synthetic.identifiers import is_valid_nhs_number
 
@@ -56,10 +55,10 @@ def handle_query(request: InteractionRequest) -> list[InteractionReply]:
 def _answer(request: InteractionRequest, ack: str, reasons: list[tuple[str, str]], found: list[StoredSummary],
             response_code: str) -> InteractionReply:
     request.exchange.facts["scr_acknowledgement"] = ack
-    message = hl7.new_message(RESPONSE, message_id=new_id(), sender_asid=spine_asid(),
+    message = hl7.new_message(RESPONSE, message_id=new_id(), sender_asid=SPINE_ASID,
                               receiver_asid=request.wrapper.sender_asid or "", ack_type=ack,
                               ack_ref=request.wrapper.message_id or "")
-    event = hl7.control_act(message, author_asid=spine_asid())
+    event = hl7.control_act(message, author_asid=SPINE_ASID)
     for code, text in reasons:
         issue = _sub(_sub(event, "reason", typeCode="RSON"), "justifyingDetectedIssueEvent", classCode="ALRT",
                      moodCode="EVN")

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from sandbox.conformance.findings import Finding, SpineError
-from sandbox.messaging import hl7
+from sandbox.messaging import SPINE_ASID, hl7, new_id
 from sandbox.messaging.business import InteractionReply, InteractionRequest
 from sandbox.messaging.hl7read import NHS_NUMBER_ROOT, first, present, where
 from sandbox.services.pds.records import PatientRecords
 from sandbox.services.scr import errors
-from sandbox.services.scr.identity import new_id, spine_asid
 from sandbox.services.scr.summaries import StoredSummary, Summaries
 from sandbox.synthetic.identifiers import is_valid_nhs_number
 
@@ -66,7 +65,7 @@ def handle_upload(request: InteractionRequest) -> list[InteractionReply]:
 
 
 def _ack(request: InteractionRequest, type_code: str, reasons: list[tuple[str, str]]) -> etree._Element:
-    return hl7.application_ack(request.wrapper, type_code=type_code, errors=reasons, sender_asid=spine_asid(),
+    return hl7.application_ack(request.wrapper, type_code=type_code, errors=reasons, sender_asid=SPINE_ASID,
                                message_id=new_id(), code_system=errors.PSIS_CODE_SYSTEM)
 
 

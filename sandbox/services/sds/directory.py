@@ -22,14 +22,12 @@ from urllib.parse import urlsplit
 import yaml
 
 from sandbox.journal.store import Store, VersionConflict
+from sandbox.messaging import SPINE_ASID, SPINE_ODS, SPINE_PARTY_KEY
 from sandbox.messaging.interactions import Interaction, catalogue, find
 
 if TYPE_CHECKING:
     from sandbox.runtime import Sandbox
 
-SPINE_ODS = "YES"
-SPINE_PARTY_KEY = "YES-0000806"
-SPINE_ASID = "928942012545"
 SPINE_MANUFACTURER = "X09001"  # the published Spine AS record's manufacturer
 
 PUBLISHED, SPINE, REGISTERED = "published", "spine", "registered"
@@ -239,16 +237,14 @@ class SandboxParty:
 
 @functools.cache
 def sandbox_parties() -> tuple[SandboxParty, ...]:
-    """Read from the services that play them (each describes its identity in its own module)."""
-    from sandbox.services.gp2gp import practice
+    """The parties every service declares it plays (Service.parties)."""
+    from sandbox.services import discover
 
-    service = "urn:nhs:names:services:gp2gp"
-    return (SandboxParty(
-        AccreditedSystem(ods=practice.PRACTICE_ODS, asid=practice.PRACTICE_ASID,
-                         party_key=practice.PRACTICE_PARTY_KEY, manufacturer="Spine Sandbox",
-                         client_ods=practice.PRACTICE_ODS,
-                         interactions=tuple(f"{service}:{i}" for i in practice.INTERACTIONS), source=SPINE),
-        practice.PRACTICE_CPA_ID, PATTERN_PATHS["forward-reliable"], "async-reliable"),)
+    return tuple(SandboxParty(
+        AccreditedSystem(ods=p.ods, asid=p.asid, party_key=p.party_key, manufacturer=p.manufacturer, client_ods=p.ods,
+                         interactions=tuple(f"{p.service}:{i}" for i in p.interactions), source=SPINE),
+        p.cpa_id, PATTERN_PATHS["forward-reliable"], "async-reliable")
+        for service in discover() for p in service.parties)
 
 
 def _party_entries(party: SandboxParty) -> list[MhsEntry]:

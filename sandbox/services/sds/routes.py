@@ -164,15 +164,20 @@ def deep_healthcheck(ex):
     return Response(json.dumps(body, indent=4), 200, content_type="application/json")
 
 
-@blueprint.route("/_ping", methods=EVERY_METHOD, provide_automatic_options=False)
-def ping_route():
-    answer = _preflight()
-    if answer is not None:
-        return answer
+def _gateway(answer):
+    """What the API gateway answers itself (_ping, _status): GET and HEAD only, no correlation id."""
+    refused = _preflight()
+    if refused is not None:
+        return refused
     if request.method not in ("GET", "HEAD"):
         return not_found()
     _no_correlation()
-    return ping()
+    return answer()
+
+
+@blueprint.route("/_ping", methods=EVERY_METHOD, provide_automatic_options=False)
+def ping_route():
+    return _gateway(ping)
 
 
 @operation("ping")
@@ -182,13 +187,7 @@ def ping(ex):
 
 @blueprint.route("/_status", methods=EVERY_METHOD, provide_automatic_options=False)
 def status_route():
-    answer = _preflight()
-    if answer is not None:
-        return answer
-    if request.method not in ("GET", "HEAD"):
-        return not_found()
-    _no_correlation()
-    return status()
+    return _gateway(status)
 
 
 @operation("status")

@@ -25,17 +25,15 @@ sender when the request asks for one (acceptAckCode AL); and an info finding say
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from jinja2.sandbox import SandboxedEnvironment
 from lxml import etree
 
 from sandbox.conformance.parsing import Malformed, parse_xml
-from sandbox.messaging import hl7, interactions
+from sandbox.messaging import SPINE_ASID, hl7, interactions, new_id
 from sandbox.messaging.business import InteractionHandler, InteractionReply, InteractionRequest
 from sandbox.scripting.scenarios import Scenario
-from sandbox.services.spine.parties import SPINE_ASID
 
 HL7_KEYS = {"ack", "errors", "template", "wrapper", "delay_s", "never"}
 ACK_TYPES = ("AA", "AE", "AR")
@@ -181,10 +179,6 @@ def _sample_context() -> dict:
     return {"message_id": new_id(), "request_id": new_id(), "interaction": "QUPA_IN040000UK32",
             "sender_asid": "200000000001", "spine_asid": SPINE_ASID, "nhs_number": "9000000009",
             "now": hl7.format_ts()}
-
-
-def new_id() -> str:
-    return str(uuid.uuid4()).upper()
 
 
 def interaction_of(message: etree._Element) -> str:

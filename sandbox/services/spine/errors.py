@@ -25,7 +25,7 @@ from flask import Response, has_request_context, request
 from lxml import etree
 
 from sandbox.conformance.findings import SpineError
-from sandbox.messaging import NS
+from sandbox.messaging import NS, SPINE_PARTY_KEY
 from sandbox.web import current
 
 SOAP = NS["soap"]
@@ -43,7 +43,6 @@ NOT_ACCEPTED = "201"  # the TMS code of a synchronous message the Spine cannot a
 SOAP_KIND = "soap-fault"
 EBXML_KIND = "message-error"
 CONTENT_TYPE = "text/xml; charset=UTF-8"
-SPINE_PARTY_KEY = "YES-0000806"
 
 
 def message_error(error_code: str, description: str, where: str = "") -> SpineError:

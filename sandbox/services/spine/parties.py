@@ -7,34 +7,18 @@ import logging
 from typing import TYPE_CHECKING
 
 from sandbox.messaging.interactions import Interaction
+from sandbox.services.sds.directory import directory
 
 if TYPE_CHECKING:
     from sandbox.runtime import Sandbox
 
 log = logging.getLogger(__name__)
 
-# Spine's own identity in the directory (sandbox.services.sds.directory has the same values).
-SPINE_ODS = "YES"
-SPINE_PARTY_KEY = "YES-0000806"
-SPINE_ASID = "928942012545"
-
-
-def directory_module():
-    """sandbox.services.sds.directory, or None while it is not there (the sds part provides it)."""
-    try:
-        from sandbox.services.sds import directory
-    except ImportError:
-        return None
-    return directory
-
-
 class Parties:
     """SDS lookups for one session; every answer is cached for the request."""
 
     def __init__(self, sandbox: Sandbox, session: str, base_url: str):
-        module = directory_module()
-        self.available = module is not None
-        self._directory = module.directory(sandbox) if module is not None else None
+        self._directory = directory(sandbox)
         self.session = session
         self.base_url = base_url
         self._entries: dict[str, list] = {}

@@ -23,12 +23,12 @@ import re
 from flask import Response, request
 
 from sandbox.conformance.findings import Finding
-from sandbox.messaging import ebxml, hl7, interactions, soap
+from sandbox.messaging import SPINE_ASID, SPINE_PARTY_KEY, ebxml, hl7, interactions, new_id, soap
 from sandbox.messaging.business import InteractionReply, InteractionRequest
 from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.services.spine import delivery, dispatch, errors, reliability
 from sandbox.services.spine.inbound import ACKNOWLEDGMENT, MESSAGE_ERROR, Inbound
-from sandbox.services.spine.parties import SPINE_ASID, SPINE_PARTY_KEY, Parties
+from sandbox.services.spine.parties import Parties
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def synchronous(ex, inbound: Inbound, sandbox: Sandbox) -> Response:
     message = reply.message
     reply_interaction = dispatch.interaction_of(message)
     id_element = message.find("{urn:hl7-org:v3}id")
-    reply_id = (id_element.get("root") if id_element is not None else None) or dispatch.new_id()
+    reply_id = (id_element.get("root") if id_element is not None else None) or new_id()
     body = soap.build_response(action=f"{inbound.interaction.service}/{reply_interaction}", message_id=reply_id,
                                relates_to=inbound.message_id or "", from_service=inbound.interaction.service,
                                sender_asid=SPINE_ASID, receiver_asid=inbound.sender_asid or "",
@@ -135,7 +135,7 @@ def _persist_seconds(ex, inbound: Inbound) -> float:
 def _acknowledge(ex, inbound: Inbound, sandbox: Sandbox, *, from_party: str) -> Response:
     """Spine's eb:Acknowledgment of a reliable message: in the HTTP answer with eb:SyncReply, else delivered."""
     header = inbound.header
-    ack_id = dispatch.new_id()
+    ack_id = new_id()
     ack = ebxml.build_acknowledgment(header, from_party=from_party, message_id=ack_id)
     if header.sync_reply:
         return Response(ack, status=202, content_type=CONTENT_TYPE)

@@ -8,10 +8,11 @@ from flask import Blueprint, Request
 from sandbox.conformance.checks import RequestView
 from sandbox.conformance.findings import SpineError
 from sandbox.runtime import Sandbox, current_sandbox
+from sandbox.services.sds.directory import directory
 from sandbox.services.spine import inbound as inbound_message
 from sandbox.services.spine import patterns
 from sandbox.services.spine.inbound import ENDPOINTS, Inbound
-from sandbox.services.spine.parties import Parties, directory_module
+from sandbox.services.spine.parties import Parties
 from sandbox.web.pipeline import current_exchange, operation
 
 blueprint = Blueprint("spine", __name__)
@@ -69,17 +70,14 @@ def resolve_session(request: Request, sandbox: Sandbox) -> str | None:
     sender ASID (SOAP). Otherwise the usual X-Sandbox-Session header or the default session."""
     if inbound_message.endpoint_of(request.path) is None:
         return None
-    module = directory_module()
-    if module is None:
-        return None
     ex = current_exchange()
     body = ex.body if ex is not None else request.get_data(cache=True)
     message = inbound_message.parse(request.path, list(request.headers.items()), body)
     if ex is not None:
         ex.cache[CACHE_KEY] = message
-    directory = module.directory(sandbox)
+    sds = directory(sandbox)
     if message.from_party:
-        return directory.session_for_party_key(message.from_party)
+        return sds.session_for_party_key(message.from_party)
     if message.transport == "soap" and message.sender_asid:
-        return directory.session_for_asid(message.sender_asid)
+        return sds.session_for_asid(message.sender_asid)
     return None

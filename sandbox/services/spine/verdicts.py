@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sandbox.conformance.findings import Finding
+from sandbox.messaging import MessagingError, ebxml
 from sandbox.services.spine import outbox
 
 if TYPE_CHECKING:
@@ -38,10 +39,6 @@ def parse_answer(headers: list[tuple[str, str]], body: bytes):
     if not body.strip():
         return None
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "text/xml")
-    try:
-        from sandbox.messaging import MessagingError, ebxml
-    except ImportError:
-        return None
     try:
         return ebxml.parse(content_type, body).header
     except MessagingError:

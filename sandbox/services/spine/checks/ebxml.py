@@ -6,7 +6,7 @@ from __future__ import annotations
 from sandbox.conformance.checks import CheckContext, RequestView
 from sandbox.conformance.findings import Finding
 from sandbox.conformance.parsing import Malformed, parse_xml
-from sandbox.messaging import NS
+from sandbox.messaging import NS, SPINE_PARTY_KEY
 from sandbox.services.spine import errors
 from sandbox.services.spine.checks.common import (
     NEXT_MSH,
@@ -18,7 +18,6 @@ from sandbox.services.spine.checks.common import (
     message,
 )
 from sandbox.services.spine.inbound import EBXML_SERVICE, Inbound
-from sandbox.services.spine.parties import SPINE_PARTY_KEY
 
 
 def _header_root(inbound: Inbound):
@@ -37,7 +36,7 @@ def parties_and_cpa(req: RequestView, ctx: CheckContext):
     if header is None:
         return
     parties = ctx.facts.get("parties")
-    if parties is None or not parties.available:
+    if parties is None:
         yield Finding.info("SPINE-EBX-002", f"eb:From, eb:To and eb:CPAId are {OFFLINE}.")
         return
     base = "/soap:Envelope/soap:Header/eb:MessageHeader"

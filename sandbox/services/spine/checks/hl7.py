@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from sandbox.conformance.checks import CheckContext, RequestView
 from sandbox.conformance.findings import Finding
+from sandbox.messaging import schemas
 from sandbox.services.spine import errors
 from sandbox.services.spine.checks.common import UUID, VERSION_CODE, checks, etree_name, message
 from sandbox.services.spine.inbound import Inbound
@@ -91,14 +92,6 @@ def _control_act(inbound: Inbound, root: str) -> Iterator[Finding]:
                              where)
 
 
-def schema_module():
-    try:
-        from sandbox.messaging import schemas
-    except ImportError:
-        return None
-    return schemas
-
-
 @checks.register("SPINE-SCH-001")
 def payload_schema(req: RequestView, ctx: CheckContext):
     inbound = message(ctx)
@@ -107,8 +100,7 @@ def payload_schema(req: RequestView, ctx: CheckContext):
         return
     name = etree_name(wrapper)
     folder = ctx.facts.get("hl7v3_schemas")
-    schemas = schema_module()
-    if not folder or schemas is None:
+    if not folder:
         yield Finding.info("SPINE-SCH-001", f"The {name} payload was not validated against the official HL7v3 "
                            "schema: set SANDBOX_HL7V3_SCHEMAS (or serve --hl7v3-schemas DIR, validate "
                            "--hl7v3-schemas DIR) to the MIM folder holding Schemas/, dt/ and voc/.", f"/hl7:{name}")

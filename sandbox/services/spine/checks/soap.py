@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from sandbox.conformance.checks import CheckContext, RequestView
 from sandbox.conformance.findings import Finding
+from sandbox.messaging import SPINE_ASID
 from sandbox.services.spine import errors
 from sandbox.services.spine.checks.common import (
     OFFLINE,
@@ -17,7 +18,6 @@ from sandbox.services.spine.checks.common import (
     message,
 )
 from sandbox.services.spine.inbound import Inbound
-from sandbox.services.spine.parties import SPINE_ASID
 
 
 @checks.register("SPINE-SOAP-001", "SPINE-SOAP-002", "SPINE-SOAP-003", "SPINE-SOAP-004", "SPINE-EBX-014")
@@ -102,7 +102,7 @@ def asids(req: RequestView, ctx: CheckContext):
             who = "Spine's ASID" if expected_receiver == SPINE_ASID else f"the ASID of party {inbound.to_party}"
             yield Finding.failed("SPINE-HL7-008", f"The receiver ASID is {', '.join(wrapper.receiver_asids)}; "
                                  f"expected {who}, {expected_receiver}.", where)
-    if parties is None or not parties.available:
+    if parties is None:
         yield Finding.info("SPINE-HL7-008", f"The sender ASID is {OFFLINE}.")
         return
     sender = parties.registration(inbound.from_party) if inbound.from_party else \
@@ -140,7 +140,7 @@ def _soap_asids(inbound: Inbound, parties) -> Iterator[Finding]:
     if not soap.sender_asid:
         return
     where = f"{base}/hl7:communicationFunctionSnd/hl7:device/hl7:id/@extension"
-    if parties is None or not parties.available:
+    if parties is None:
         yield Finding.info("SPINE-SOAP-005", f"The sender ASID {soap.sender_asid} is {OFFLINE}.", where)
         return
     registration = parties.registration_for_asid(soap.sender_asid)
