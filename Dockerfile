@@ -10,7 +10,7 @@ FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 # Dependencies first: this layer is reused for as long as setup.cfg does not change.
-COPY pyproject.toml setup.cfg README.md cli.py ./
+COPY pyproject.toml setup.cfg setup.py README.md ./
 COPY sandbox/__init__.py sandbox/__init__.py
 RUN python3 -m venv /opt/spine-sandbox \
  && /opt/spine-sandbox/bin/pip wheel --wheel-dir /wheels .

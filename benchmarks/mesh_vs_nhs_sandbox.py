@@ -101,7 +101,7 @@ def start_peer(port: int, store: Path, workers: int, quiet: bool = False) -> sub
 
 def start_ours(port: int, data: Path, workers: int) -> subprocess.Popen:
     env = {**os.environ, "SANDBOX_POPULATION": "1000", "SANDBOX_LOG_LEVEL": "warning"}
-    return subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--data-dir", str(data),
+    return subprocess.Popen([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir", str(data),
                              "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

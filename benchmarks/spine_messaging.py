@@ -172,7 +172,7 @@ class Sink(http.server.BaseHTTPRequestHandler):
 def start_ours(port: int, data: Path, workers: int, schemas: str | None) -> subprocess.Popen:
     env = {**os.environ, "SANDBOX_POPULATION": "1000", "SANDBOX_LOG_LEVEL": "warning",
            **({"SANDBOX_HL7V3_SCHEMAS": schemas} if schemas else {})}
-    return subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--data-dir", str(data),
+    return subprocess.Popen([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir", str(data),
                              "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

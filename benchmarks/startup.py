@@ -28,7 +28,7 @@ def one_run(population: int) -> tuple[float, float]:
     person = next(Population(42, population).of_kind("standard"))
     query = urllib.parse.urlencode({"family": person.family, "birthdate": f"eq{person.birth_date.isoformat()}"})
     started = time.perf_counter()
-    process, healthy = start([sys.executable, "-m", "cli", "serve", "--port", str(port), "--data-dir",
+    process, healthy = start([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir",
                               tempfile.mkdtemp(prefix="startup-"), "--population", str(population)],
                              {"SANDBOX_LOG_LEVEL": "warning"}, base + "/_sandbox/health")
     try:

@@ -37,7 +37,7 @@ class LocalServer:
         with open(self.log_path, "ab") as log:
             # Its own process group, so stopping it stops Granian's workers too; output to a file, never a pipe
             # nobody drains.
-            self.process = subprocess.Popen([sys.executable, "-c", "from cli import main; main()", "serve"],
+            self.process = subprocess.Popen([sys.executable, "-c", "from sandbox.cli import main; main()", "serve"],
                                             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import current_app
 
-import scenarios as builtin_scenarios
+from sandbox import scenarios as builtin_scenarios
 from sandbox.assurance.plans import PlanCatalogue, PlanError
 from sandbox.conformance.requirements import CatalogueError, RequirementCatalogue
 from sandbox.journal.store import Store, open_store

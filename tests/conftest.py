@@ -107,7 +107,7 @@ class LiveServer:
         env = {**os.environ, "SANDBOX_POPULATION": str(TEST_POPULATION), "SANDBOX_WORKERS": "1",
                **(extra_env or {})}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--data-dir", str(data_dir), *(args or [])],
+            [sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir", str(data_dir), *(args or [])],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)  # its own process group, so stopping it stops its workers too
 

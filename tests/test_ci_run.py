@@ -11,8 +11,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from sandbox.assurance.ci import base_url_variable
+from sandbox.cli import main
 from tests.conftest import ROOT, TEST_POPULATION
 
 PLAN = """
@@ -65,7 +65,7 @@ def test_base_url_variables_are_derived_from_service_names():
 
 def test_pass_exits_0_and_writes_every_report_as_a_real_process(project):
     completed = subprocess.run(
-        [sys.executable, "-m", "cli", "run", "--plan", "ci-small", "--scenarios", str(project / "extra"),
+        [sys.executable, "-m", "sandbox.cli", "run", "--plan", "ci-small", "--scenarios", str(project / "extra"),
          "--population", str(TEST_POPULATION), "--report-dir", "reports", "--", sys.executable, "client.py",
          "9000000009"], cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
         timeout=120)
@@ -125,7 +125,7 @@ def test_the_example_client_meets_the_application_restricted_plan(tmp_path):
     data = tmp_path / "data"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_REPORT_KEY": "k"}
     completed = subprocess.run(
-        [sys.executable, "-m", "cli", "run", "--plan", "pds-application-restricted", "--data-dir", str(data),
+        [sys.executable, "-m", "sandbox.cli", "run", "--plan", "pds-application-restricted", "--data-dir", str(data),
          "--population", str(TEST_POPULATION), "--report-dir", str(tmp_path / "ci"), "--",
          sys.executable, str(ROOT / "examples" / "pds-client" / "conformance_steps.py")], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=300)
@@ -133,7 +133,7 @@ def test_the_example_client_meets_the_application_restricted_plan(tmp_path):
     report = json.loads((tmp_path / "ci" / "report.json").read_text())
     assert report["verdict_reasons"] == ["awaiting attestation: PDS-GET-003"]
     session = report["metadata"]["session"]
-    cli = [sys.executable, "-m", "cli"]
+    cli = [sys.executable, "-m", "sandbox.cli"]
     subprocess.run([*cli, "attest", session, "PDS-GET-003", "--verdict", "pass", "--by", "A. Assessor", "--note",
                     "Withheld fields are not stored.", "--data-dir", str(data)], cwd=ROOT, env=env, check=True)
     subprocess.run([*cli, "report", session, "--out-dir", str(tmp_path / "final"), "--data-dir", str(data)],

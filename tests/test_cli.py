@@ -7,7 +7,7 @@ import json
 import requests
 from click.testing import CliRunner
 
-from cli import main
+from sandbox.cli import main
 from tests.conftest import LiveServer, free_port, pds_headers
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from sandbox.assurance.integrity import dumps, seal, verify_bytes
 from sandbox.assurance.reports import make_report
+from sandbox.cli import main
 from tests.conftest import PdsClient
 
 KEY = "assurance-team-secret"

@@ -9,7 +9,7 @@ import jwt
 import requests
 from click.testing import CliRunner
 
-from cli import main
+from sandbox.cli import main
 from tests.conftest import PDS_BASE, LiveServer, free_port
 from tests.oauth_helpers import JWT_BEARER, KeyPair, jwks
 

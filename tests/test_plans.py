@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from sandbox.cli import main
 from sandbox.runtime import Sandbox, StartupError
 
 GOOD = """

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from lxml import html as lxml_html
 
-from cli import main
 from sandbox.assurance.reports import make_report, render
+from sandbox.cli import main
 from sandbox.conformance.findings import Finding
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from tests.conftest import PdsClient

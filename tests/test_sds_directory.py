@@ -272,7 +272,7 @@ def test_directory_api_for_the_transport(client, sandbox):
 
 # --- the CLI ---------------------------------------------------------------------------------------------------------------
 def test_cli_register_list_remove_and_the_server_sees_it(settings):
-    from cli import main
+    from sandbox.cli import main
 
     data_dir = str(settings.data_dir)
     runner = CliRunner()
@@ -295,7 +295,7 @@ def test_cli_register_list_remove_and_the_server_sees_it(settings):
 
 
 def test_cli_refuses_a_bad_field_by_name(settings):
-    from cli import main
+    from sandbox.cli import main
 
     result = CliRunner().invoke(main, ["sds", "register", "--ods", "A20047", "--asid", "12", "--party-key",
                                        "A20047-1", "--endpoint", "https://mhs.example/in", "--interaction",
@@ -305,7 +305,7 @@ def test_cli_refuses_a_bad_field_by_name(settings):
 
 
 def test_cli_remove_unknown(settings):
-    from cli import main
+    from sandbox.cli import main
 
     result = CliRunner().invoke(main, ["sds", "remove", "A20047-1", "--data-dir", str(settings.data_dir)])
     assert result.exit_code != 0 and "no registration" in result.output

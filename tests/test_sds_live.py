@@ -12,7 +12,7 @@ from tests.sds_helpers import REPC, SDS, SPINE_PK, query
 
 
 def test_cli_registration_is_seen_by_a_running_server(live_server):
-    from cli import main
+    from sandbox.cli import main
 
     result = CliRunner().invoke(main, ["sds", "register", "--ods", "A20047", "--asid", "200000001234",
                                        "--party-key", "A20047-0000001", "--endpoint", "http://127.0.0.1:9/inbound",

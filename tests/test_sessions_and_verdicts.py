@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from sandbox.app import create_app
 from sandbox.assurance.verdicts import requirement_verdict, session_verdict
+from sandbox.cli import main
 from tests.conftest import PdsClient
 
 SMALL_PLAN = """

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from lxml import etree
 
-from cli import main
+from sandbox.cli import main
 from sandbox.messaging import interactions
 from sandbox.services.gp2gp import records
 from sandbox.services.gp2gp.practice import PRACTICE_ODS, PRACTICE_PARTY_KEY

@@ -8,7 +8,7 @@ import json
 
 from click.testing import CliRunner
 
-from cli import main
+from sandbox.cli import main
 from tests.conftest import spec_path
 from tests.test_spine_messages import (
     SUPPLIER,

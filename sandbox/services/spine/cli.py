@@ -40,7 +40,7 @@ def _builtin_scenarios(services) -> list:
     """The scenarios shipped with the sandbox (a running sandbox adds those of SANDBOX_SCENARIOS)."""
     from pathlib import Path
 
-    import scenarios as builtin
+    from sandbox import scenarios as builtin
     from sandbox.scripting.scenarios import ScenarioCatalogue, ScenarioError
 
     try:
