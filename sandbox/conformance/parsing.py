@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 
 from lxml import etree
@@ -20,22 +22,80 @@ class Malformed(Exception):
         return f"body is not valid {self.kind}: {self.detail}" + (f" ({self.where})" if self.where else "")
 
 
+MAX_JSON_DEPTH = 64  # far deeper than any Spine body; deep enough nesting would exhaust the stack of whatever reads it
+INT64 = (-(2**63), 2**63 - 1)  # what storage can hold, and more than any Spine API's integers
+
+
 def parse_json(body: bytes | str):
+    """JSON as Python values, or Malformed: also for nesting deeper than MAX_JSON_DEPTH, numbers that are not finite or
+    beyond 64 bits, and lone surrogates (which cannot be stored or sent back as UTF-8)."""
     if isinstance(body, bytes):
         try:
             body = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise Malformed("JSON", "it is not UTF-8", f"byte {exc.start}") from None
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise Malformed("JSON", exc.msg, f"line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise Malformed("JSON", f"it is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:
         raise Malformed("JSON", str(exc)) from None
+    _check_shape(value, check_strings="\\u" in body)  # a lone surrogate can only arrive as an escape
+    return value
 
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:20]}{'…' if len(text) > 20 else ''} is too large")
+    return number
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 20 or not INT64[0] <= (number := int(text)) <= INT64[1]:
+        raise ValueError(f"the integer {text[:20]}{'…' if len(text) > 20 else ''} is larger than 64 bits")
+    return number
+
+
+def _check_shape(value, check_strings: bool) -> None:
+    """Depth, and lone surrogates when the text has escapes; iteratively, so no input can make it recurse."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise Malformed("JSON", f"it is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+            if check_strings:
+                stack.extend((k, depth) for k in item)
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+        elif check_strings and isinstance(item, str) and _SURROGATE.search(item):
+            raise Malformed("JSON", "a string holds a lone surrogate (\\ud800-\\udfff), which is not a character")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_int(text: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer written in ASCII digits (str.isdigit() admits '²' and Arabic-Indic digits, which int() then refuses or
+    reads), within [minimum, maximum]; ValueError with a sentence a caller can put in its own error otherwise."""
+    text = text.strip()
+    if not _ASCII_INT.fullmatch(text) or len(text) > 20:
+        raise ValueError(f"{text[:30]!r} is not a whole number")
+    number = int(text)
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{number} is less than {minimum}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{number} is more than {maximum}")
+    return number
 
 
 _XML_PARSER = etree.XMLParser(
