@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from sandbox.runtime import Sandbox
+from sandbox.runtime import Sandbox, StartupError
+from sandbox.services import source_of, unknown_operation
 from sandbox.settings import Settings
 from sandbox.web import pipeline
 from sandbox.web.assurance import assurance
@@ -16,7 +17,10 @@ from sandbox.web.control import control
 
 def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None,
                progress: Callable[[str], None] | None = None) -> Flask:
+    """The app. Whoever made it closes its sandbox when done (`app.extensions["sandbox"].close()`): the store holds
+    file handles that nothing else releases."""
     settings = settings or Settings.load()
+    built = sandbox is None  # then its store is ours to close if the app cannot be made (else the caller's)
     sandbox = sandbox or Sandbox.build(settings, progress)
     sandbox.started_at = time.time()
     app = Flask("sandbox")
@@ -32,4 +36,23 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
                                    name=f"{service.name}-control")
     app.register_blueprint(control)
     app.register_blueprint(assurance)
+    undeclared = _undeclared_routes(app, sandbox)
+    if undeclared:
+        if built:
+            sandbox.close()
+        raise StartupError(undeclared[0])
     return app
+
+
+def _undeclared_routes(app: Flask, sandbox: Sandbox) -> list[str]:
+    """Routes whose operation() names an operation their service does not declare: their scenarios could never
+    match. (Spine's route resolves the operation per message, from the interaction catalogue.)"""
+    by_blueprint = {f"{s.name}{n or ''}": s for s in sandbox.services.values() for n in range(len(s.base_paths))}
+    problems = []
+    for endpoint, view in app.view_functions.items():
+        service = by_blueprint.get(endpoint.rpartition(".")[0])
+        name = getattr(view, "sandbox_operation", None)
+        if service is not None and name is not None and name not in service.operations:
+            problems.append(f"{source_of(view)}: route {endpoint}: "
+                            + unknown_operation(name, service.name, service.operations))
+    return problems

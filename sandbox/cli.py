@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
 import sys
 import time
+from http import HTTPStatus
 from pathlib import Path
 
 import click
 
 from sandbox import __version__
-from sandbox.settings import SettingError, Settings
+from sandbox.settings import JOURNAL_FILE, SettingError, Settings, default_data_dir
 
 JSON_HELP = "Print JSON for scripts instead of a table."
 AUTH_MEANING = {"strict": "API requests need a live token from /oauth2/token (else 401)",
@@ -19,11 +23,18 @@ AUTH_MEANING = {"strict": "API requests need a live token from /oauth2/token (el
 
 
 # --- shared plumbing ---------------------------------------------------------------------------------------------
+class CliError(click.ClickException):
+    """What the user must change, as one line on stderr ("spine-sandbox: ..."), exit code 1; never a traceback."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"spine-sandbox: {self.format_message()}", err=True)
+
+
 def _settings(**overrides) -> Settings:
     try:
         return Settings.load(**overrides)
     except (SettingError, TypeError) as exc:
-        raise click.UsageError(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 def _sandbox(settings: Settings):
@@ -32,7 +43,40 @@ def _sandbox(settings: Settings):
     try:
         return Sandbox.build(settings)
     except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
+
+
+def _data_settings(data_dir: Path | None, **overrides) -> Settings:
+    """The settings of a command that reads what a sandbox recorded: the data dir must hold a journal, so a
+    mistyped --data-dir is refused rather than answered from a new, empty one."""
+    settings = _settings(data_dir=data_dir, **overrides)
+    journal = settings.journal_path
+    if journal is not None and not journal.is_file():
+        raise CliError(f"no sandbox data in {settings.data_dir} (no {journal.name} there); "
+                       + _where_the_data_is(settings))
+    return settings
+
+
+def _where_the_data_is(settings: Settings) -> str:
+    default = default_data_dir()
+    if settings.data_dir != default and (default / JOURNAL_FILE).is_file():
+        return f"the default data dir {default} has one: leave out --data-dir and SANDBOX_DATA_DIR to use it"
+    return ("`spine-sandbox serve` prints the data dir it uses in its banner; give the same one with --data-dir or "
+            "SANDBOX_DATA_DIR")
+
+
+def _journal_note(settings: Settings) -> str:
+    return f"the journal at {settings.journal_path or settings.journal_url}"
+
+
+def _writing_settings(data_dir: Path | None, quiet: bool = False) -> Settings:
+    """The settings of a command that writes to the journal: a new one is made, and said so, where none is."""
+    settings = _settings(data_dir=data_dir)
+    journal = settings.journal_path
+    if journal is not None and not journal.is_file() and not quiet:
+        click.echo(f"spine-sandbox: no journal in {settings.data_dir} yet, so a new one is made there; "
+                   f"`spine-sandbox serve` must use the same data dir (--data-dir or SANDBOX_DATA_DIR)", err=True)
+    return settings
 
 
 def _emit_json(data) -> None:
@@ -89,23 +133,52 @@ def main() -> None:
 def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir, hl7v3_schemas,
           sds_addresses) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
+    from sandbox.web.server import ServeError, listen, tls_options, worker_count
     from sandbox.web.server import serve as run_server
-    from sandbox.web.server import worker_count
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
                          scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth,
                          tls=tls, tls_dir=tls_dir, hl7v3_schemas=hl7v3_schemas, sds_addresses=sds_addresses)
     started = time.perf_counter()
+    try:
+        listener = listen(settings)  # first: a taken port or a foreign host is refused before anything else
+    except ServeError as exc:
+        raise CliError(str(exc)) from None
     click.echo(f"Spine Sandbox {__version__}: checking configuration…", err=True)
-    sandbox = _sandbox(settings)
-    with click.progressbar(length=settings.population, label="Building the synthetic population index",
-                           file=sys.stderr) as bar:
-        sandbox.population.index(lambda done, total: bar.update(done - bar.pos))
-    sandbox.store.close()  # workers open their own connections
-    scheme = "https" if settings.tls else "http"
-    base = f"{scheme}://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
-    click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started), err=True)
-    run_server(settings)
+    try:
+        _usable_data_dir(settings)
+        tls_options(settings)  # the certificates, before the services that issue their own (MESH mailboxes)
+        sandbox = _sandbox(settings)
+        with click.progressbar(length=settings.population, label="Building the synthetic population index",
+                               file=sys.stderr) as bar:
+            sandbox.population.index(lambda done, total: bar.update(done - bar.pos))
+        sandbox.close()  # workers open their own connections
+        scheme = "https" if settings.tls else "http"
+        base = f"{scheme}://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+
+        def ready() -> None:  # once /_sandbox/health answers through the listening socket
+            click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started), err=True)
+
+        run_server(settings, listener, on_ready=ready)
+    except ServeError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:  # a file the start needs: say which, and why, in one line
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise CliError(f"cannot start: {exc.strerror or exc}{where}") from None
+    finally:
+        listener.close()
+
+
+def _usable_data_dir(settings: Settings) -> None:
+    folder = settings.data_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CliError(f"cannot use the data dir {folder}: {exc.strerror or exc}; choose a writable folder with "
+                       f"--data-dir or SANDBOX_DATA_DIR") from None
 
 
 def _banner(sandbox, base: str, workers: int, took: float) -> str:
@@ -117,6 +190,7 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
         if not service.base_paths and service.hl7v3:
             lines.append(f"  {service.title:<44} over Spine core messaging: {', '.join(service.hl7v3)}")
     lines += ["", f"  {'Control API':<44} {base}/_sandbox/  (health, exchanges, patients, scenarios)",
+              f"  {'Data dir (--data-dir, SANDBOX_DATA_DIR)':<44} {s.data_dir}",
               f"  {'Journal':<44} {s.journal_url}",
               f"  {'Synthetic population':<44} {s.population} patients, seed {s.seed}",
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
@@ -138,10 +212,9 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
 @click.pass_context
 def scenarios(ctx, service, as_json, scenarios) -> None:
     """List the scenario catalogue: which values trigger which behaviour."""
-    ctx.obj = _settings(scenarios=tuple(scenarios) or None, data_dir=Path(_temp_dir()))
+    sandbox = ctx.obj = ctx.with_resource(_catalogue(scenarios=tuple(scenarios) or None))
     if ctx.invoked_subcommand:
         return
-    sandbox = _sandbox(ctx.obj)
     items = [s.to_dict() for s in sandbox.scenarios if not service or s.service == service]
     if as_json:
         _emit_json(items)
@@ -153,9 +226,8 @@ def scenarios(ctx, service, as_json, scenarios) -> None:
 @click.argument("scenario_id")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def scenarios_show(settings, scenario_id, as_json) -> None:
+def scenarios_show(sandbox, scenario_id, as_json) -> None:
     """Show one scenario in full."""
-    sandbox = _sandbox(settings)
     scenario = sandbox.scenarios.get(scenario_id)
     if scenario is None:
         raise click.ClickException(f"no scenario {scenario_id!r}; `spine-sandbox scenarios` lists them")
@@ -172,6 +244,20 @@ def _temp_dir() -> str:
     import tempfile
 
     return tempfile.mkdtemp(prefix="spine-sandbox-")
+
+
+@contextlib.contextmanager
+def _catalogue(**overrides):
+    """A sandbox only for its catalogues (scenarios, requirements, plans): over a throwaway data dir, closed and
+    removed when the command ends."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="spine-sandbox-") as folder:
+        sandbox = _sandbox(_settings(data_dir=Path(folder), **overrides))
+        try:
+            yield sandbox
+        finally:
+            sandbox.close()
 
 
 # --- patients ----------------------------------------------------------------------------------------------------
@@ -265,8 +351,8 @@ def patients_export(data_dir, seed, population, kind, limit, fmt, out) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def requirements(service, as_json) -> None:
     """List the requirement catalogue: id, level, text and specification source."""
-    sandbox = _sandbox(_settings(data_dir=Path(_temp_dir())))
-    rows = [r.to_dict() for r in sandbox.requirements if not service or r.service == service]
+    with _catalogue() as sandbox:
+        rows = [r.to_dict() for r in sandbox.requirements if not service or r.service == service]
     if as_json:
         _emit_json(rows)
     else:
@@ -290,10 +376,17 @@ def exchanges_list(data_dir, session, service, outcome, limit, as_json) -> None:
     """List recorded exchanges, newest first."""
     from sandbox.journal.store import ExchangeFilter, open_store
 
-    store = open_store(_settings(data_dir=data_dir).journal_url)
-    rows = store.exchanges(ExchangeFilter(session=session, service=service, outcome=outcome), limit=limit)
+    settings = _data_settings(data_dir)
+    store = open_store(settings.journal_url)
+    try:
+        rows = store.exchanges(ExchangeFilter(session=session, service=service, outcome=outcome), limit=limit)
+    finally:
+        store.close()
     if as_json:
         _emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"No exchanges{' match' if session or service or outcome else ''} in {_journal_note(settings)}.")
         return
     for row in rows:
         row["when"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started_at"]))
@@ -309,17 +402,65 @@ def exchanges_show(exchange_id, data_dir, as_json) -> None:
     """Show one exchange: request, response and every finding."""
     from sandbox.journal.store import open_store
 
-    found = open_store(_settings(data_dir=data_dir).journal_url).exchange(exchange_id)
+    settings = _data_settings(data_dir)
+    store = open_store(settings.journal_url)
+    try:
+        found = store.exchange(exchange_id)
+    finally:
+        store.close()
     if found is None:
-        raise click.ClickException(f"no exchange {exchange_id!r} in this journal")
+        raise CliError(f"no exchange {exchange_id[:80]!r} in {_journal_note(settings)}; `spine-sandbox exchanges "
+                       f"list` shows the latest")
     if as_json:
         _emit_json(found.to_dict())
         return
     summary = found.summary()
-    click.echo(f"{summary['method']} {summary['path']} -> {summary['status']}  ({summary['service']}/"
-               f"{summary['operation']}, session {summary['session']}, scenario {summary['scenario'] or '-'})")
+    click.echo(f"Exchange {found.id}: {summary['service']}/{summary['operation']}, session {summary['session']}, "
+               f"scenario {summary['scenario'] or '-'}, {found.duration_ms:.1f} ms")
+    req, res = found.request, found.response
+    click.echo(f"\n--- request {'-' * 60}\n{req.method} {req.path}{'?' + req.query_string if req.query_string else ''}")
+    _show_message(req.headers, req.body)
+    click.echo(f"\n--- response {'-' * 59}\n{res.status} {_reason(res.status)}".rstrip())
+    _show_message(res.headers, res.body)
+    click.echo(f"\n--- findings {'-' * 59}")
+    if not found.findings:
+        click.echo("(none)")
     for f in found.findings:
         click.echo(f"  [{f.outcome:^7}] {f.requirement:<14} {f.message}" + (f"  @ {f.location}" if f.location else ""))
+
+
+SHOWN_BODY_CHARS = 20_000
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _show_message(headers: list[tuple[str, str]], body: bytes) -> None:
+    """Headers (secrets redacted as in reports) and the body: text as sent, binary as its size and digest."""
+    from sandbox.assurance.model import SECRET_HEADERS
+    from sandbox.conformance.parsing import Malformed, parse_json
+
+    for name, value in headers:
+        if name.lower() in SECRET_HEADERS:
+            scheme, _, secret = value.partition(" ")
+            value = f"{scheme} {secret[:4]}… (redacted)" if secret else f"{value[:4]}… (redacted)"
+        click.echo(f"{name}: {value}")
+    if not body:
+        return
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        click.echo(f"\n(binary body: {len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()})")
+        return
+    with contextlib.suppress(Malformed):
+        text = json.dumps(parse_json(text), indent=2, ensure_ascii=False)  # JSON bodies, readable
+    click.echo("\n" + text[:SHOWN_BODY_CHARS])
+    if len(text) > SHOWN_BODY_CHARS:
+        click.echo(f"… ({len(body)} bytes in all; --json shows the whole body)")
 
 
 # --- assurance: plans, sessions, attestations, reports, verification, CI mode -------------------------------------
@@ -328,7 +469,7 @@ def exchanges_show(exchange_id, data_dir, as_json) -> None:
 @click.pass_context
 def plans(ctx, as_json) -> None:
     """List the assurance plans: the scenarios to run and the requirements to evidence."""
-    ctx.obj = _sandbox(_settings(data_dir=Path(_temp_dir())))
+    ctx.obj = ctx.with_resource(_catalogue())
     if ctx.invoked_subcommand:
         return
     items = [p.to_dict() for p in ctx.obj.plans]
@@ -370,19 +511,27 @@ def plans_show(sandbox, plan_id, as_json) -> None:
             click.echo(f"  {req.id:<12} {req.level:<6} {req.text}")
 
 
-def _assurance_call(call):
-    """Run an assurance operation; its SessionError is the message the user needs, not a traceback."""
+def _assurance_call(call, sandbox=None):
+    """Run an assurance operation; its SessionError is the message the user needs, not a traceback (with the
+    journal it looked in, when it read one)."""
     from sandbox.assurance.sessions import SessionError
 
     try:
         return call()
     except SessionError as exc:
-        raise click.ClickException(str(exc)) from None
+        where = f" (looked in {_journal_note(sandbox.settings)})" if sandbox is not None else ""
+        raise CliError(f"{exc}{where}") from None
 
 
-def _journal_sandbox(data_dir):
-    """The sandbox over the journal in --data-dir (or SANDBOX_DATA_DIR), running or not."""
-    return _sandbox(_settings(data_dir=data_dir))
+@contextlib.contextmanager
+def _journal_sandbox(data_dir, writes: bool = False, quiet: bool = False):
+    """The sandbox over the journal in --data-dir (or SANDBOX_DATA_DIR), running or not; closed when done. A
+    command that only reads refuses a data dir with no journal; one that writes says it makes a new one."""
+    sandbox = _sandbox(_writing_settings(data_dir, quiet) if writes else _data_settings(data_dir))
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()
 
 
 @main.group()
@@ -400,13 +549,16 @@ def sessions_create(plan_id, supplier, system, data_dir, as_json) -> None:
     """Create a session bound to a plan; prints its id and token (the token is shown only once)."""
     from sandbox.assurance.sessions import create_session, credentials
 
-    sandbox = _journal_sandbox(data_dir)
-    record, token = _assurance_call(lambda: create_session(sandbox.store, sandbox.plans, plan_id, supplier, system))
-    data = credentials(record, token)
+    with _journal_sandbox(data_dir, writes=True, quiet=as_json) as sandbox:
+        record, token = _assurance_call(lambda: create_session(sandbox.store, sandbox.plans, plan_id, supplier,
+                                                               system))
+        data_dir = sandbox.settings.data_dir
+    data = {**credentials(record, token), "data_dir": str(data_dir)}
     if as_json:
         _emit_json(data)
         return
-    click.echo(f"Session {record.id} for {record.supplier}, {record.system}; plan {record.plan}.\n"
+    click.echo(f"Session {record.id} for {record.supplier}, {record.system}; plan {record.plan}; in the journal of "
+               f"data dir {data_dir} (the server must use the same one).\n"
                f"Send either header on every request:\n  X-Sandbox-Session: {record.id}\n"
                f"  Authorization: Bearer {token}\n(The token is not stored; keep it now.)")
 
@@ -419,9 +571,17 @@ def sessions_list(data_dir, as_json) -> None:
     from sandbox.assurance.sessions import session_summary
     from sandbox.journal.store import open_store
 
-    rows = [session_summary(r) for r in open_store(_settings(data_dir=data_dir).journal_url).list_sessions()]
+    settings = _data_settings(data_dir)
+    store = open_store(settings.journal_url)
+    try:
+        rows = [session_summary(r) for r in store.list_sessions()]
+    finally:
+        store.close()
     if as_json:
         _emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"No sessions in {_journal_note(settings)}.")
         return
     for row in rows:
         row["created"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
@@ -438,9 +598,10 @@ def sessions_show(session_id, plan_id, data_dir, as_json) -> None:
     from sandbox.assurance.sessions import progress, session_and_plan
     from sandbox.assurance.verdicts import assess
 
-    sandbox = _journal_sandbox(data_dir)
-    record, plan = _assurance_call(lambda: session_and_plan(sandbox.store, sandbox.plans, session_id, plan_id))
-    data = progress(assess(sandbox.store, plan, record))
+    with _journal_sandbox(data_dir) as sandbox:
+        record, plan = _assurance_call(lambda: session_and_plan(sandbox.store, sandbox.plans, session_id, plan_id),
+                                       sandbox)
+        data = progress(assess(sandbox.store, plan, record))
     if as_json:
         _emit_json(data)
         return
@@ -469,9 +630,9 @@ def attest(session_id, requirement, verdict, by, note, data_dir, as_json) -> Non
     from sandbox.assurance.sessions import attest as record_attestation
     from sandbox.assurance.verdicts import attestation_dict
 
-    sandbox = _journal_sandbox(data_dir)
-    made = _assurance_call(lambda: record_attestation(sandbox.store, sandbox.plans, session_id, requirement,
-                                                      verdict, by, note))
+    with _journal_sandbox(data_dir) as sandbox:
+        made = _assurance_call(lambda: record_attestation(sandbox.store, sandbox.plans, session_id, requirement,
+                                                          verdict, by, note), sandbox)
     if as_json:
         _emit_json({"session": session_id, "requirement": requirement, **attestation_dict(made)})
     else:
@@ -515,9 +676,10 @@ def report(session_id, plan_id, out_dir, formats, evidence, data_dir) -> None:
     junit.xml and summary.md."""
     from sandbox.assurance.reports import FILES, make_report, write_reports
 
-    sandbox = _journal_sandbox(data_dir)
     bar = _ConsoleProgress()
-    sealed = _assurance_call(lambda: make_report(sandbox, session_id, plan_id, evidence=evidence, progress=bar))
+    with _journal_sandbox(data_dir) as sandbox:
+        sealed = _assurance_call(lambda: make_report(sandbox, session_id, plan_id, evidence=evidence, progress=bar),
+                                 sandbox)
     written = write_reports(sealed, out_dir, formats or tuple(FILES), progress=bar)
     bar.close()
     click.echo(f"Verdict: {sealed['verdict'].upper()} — " + "; ".join(sealed["verdict_reasons"]))
@@ -569,10 +731,13 @@ def run(plan_id, report_dir, supplier, system, timeout, scenarios, data_dir, see
                          scenarios=tuple(scenarios) or None)
     sandbox = _sandbox(settings)
     bar = _ConsoleProgress()
-    result = _assurance_call(lambda: run_plan(sandbox, plan_id, command, report_dir, supplier=supplier,
-                                              system=system, timeout=timeout,
-                                              say=lambda text: click.echo(text, err=True), progress=bar))
-    bar.close()
+    try:
+        result = _assurance_call(lambda: run_plan(sandbox, plan_id, command, report_dir, supplier=supplier,
+                                                  system=system, timeout=timeout,
+                                                  say=lambda text: click.echo(text, err=True), progress=bar))
+    finally:
+        bar.close()
+        sandbox.close()
     click.echo(result.markdown)
     for path in result.files.values():
         click.echo(f"Wrote {path}", err=True)

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import sys
 
 HEALTH_PATH = "/_sandbox/health"
 
 
-def probe(host: str = "127.0.0.1", port: int | None = None, timeout: float = 2.0) -> tuple[bool, str]:
-    """(healthy, what was seen): the status line of the answer, or why there was none."""
+def probe(host: str = "127.0.0.1", port: int | None = None, timeout: float = 2.0,
+          context: ssl.SSLContext | None = None) -> tuple[bool, str]:
+    """(healthy, what was seen): the status line of the answer, or why there was none. With `context`, over TLS."""
     port = port or int(os.environ.get("SANDBOX_PORT") or 9000)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as conn:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            conn = context.wrap_socket(raw, server_hostname=host) if context else raw
             conn.settimeout(timeout)
             conn.sendall(f"GET {HEALTH_PATH} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("ascii"))
             head = b""

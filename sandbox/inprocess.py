@@ -22,6 +22,7 @@ import contextlib
 import re
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from contextlib import ContextDecorator
 from pathlib import Path
@@ -38,6 +39,7 @@ from sandbox.evidence import DEFAULT_SUPPLIER, DEFAULT_SYSTEM, SessionEvidence, 
 from sandbox.journal.exchange import Exchange
 from sandbox.runtime import Sandbox, StartupError
 from sandbox.settings import Settings
+from sandbox.web.access import bearer_token
 from sandbox.web.sessions import SESSION_HEADER, valid_session_id
 
 # Hosts of the NHS test environments, answered in-process. A pattern names the authority; a port may follow unless
@@ -83,6 +85,9 @@ class MockSpine(ContextDecorator, SessionEvidence):
     session / token: join an existing session (and know its token) instead of starting a new one; the view
         (exchanges, findings, failures) then starts at what the session had when the mock was made.
     settings / app: share a configuration or an app.
+
+    A mock that built its own app closes its store (every file handle) when its block ends; reading its evidence
+    afterwards (exchanges, findings, report()) opens the store for the read. A shared app= is its owner's to close.
     """
 
     def __init__(self, *, plan: str | None = None, supplier: str | None = None, system: str | None = None,
@@ -100,17 +105,26 @@ class MockSpine(ContextDecorator, SessionEvidence):
         self.production = production
         self._prefixed = [_prefixed_url(url) for url in self.base_urls]
         self._temp: tempfile.TemporaryDirectory | None = None  # removed with the mock, so evidence outlives `with`
+        self._owned = app is None  # built here, so closed here
         self.app, plan = self._app(app, settings, seed, plan)
-        store = self.sandbox.store
-        if session is None:  # a session of its own, with a token: bound to the plan, if there is one
-            supplier, system = supplier or DEFAULT_SUPPLIER, system or DEFAULT_SYSTEM
-            if plan:
-                record, token = create_session(store, self.sandbox.plans, plan, supplier, system)
-            else:
-                record, token = create_unbound_session(store, f"mock-{uuid.uuid4().hex[:12]}", supplier, system)
-            session = record.id
-        self.session, self.token = session, token
-        self.since = latest_seq(store, session)
+        if self._owned:  # also when the mock is never entered, or an option below is refused
+            weakref.finalize(self, self.sandbox.close)
+        try:
+            store = self.sandbox.store
+            if session is None:  # a session of its own, with a token: bound to the plan, if there is one
+                supplier, system = supplier or DEFAULT_SUPPLIER, system or DEFAULT_SYSTEM
+                if plan:
+                    record, token = create_session(store, self.sandbox.plans, plan, supplier, system)
+                else:
+                    record, token = create_unbound_session(store, f"mock-{uuid.uuid4().hex[:12]}", supplier,
+                                                           system)
+                session = record.id
+            self.session, self.token = session, token
+            self.since = latest_seq(store, session)
+        except BaseException:
+            if self._owned:
+                self.sandbox.close()
+            raise
         # No cookie jar of its own: requests keeps (or does not keep) cookies as the client chose, as over a socket.
         self._client = self.app.test_client(use_cookies=False)
         self._mock: responses.RequestsMock | None = None
@@ -147,6 +161,8 @@ class MockSpine(ContextDecorator, SessionEvidence):
     def __enter__(self) -> MockSpine:
         if self._mock is not None:
             raise RuntimeError("this mock_spine() is already active")
+        if self._owned:
+            self.sandbox.reopen()  # entered again (a decorated function called twice)
         mock = responses.RequestsMock(assert_all_requests_are_fired=False)
         # Live hosts are always caught here, to be refused (or answered with production=True) but never passed on.
         ours = [_url_pattern(_authority_pattern(ROUTED_HOSTS + PRODUCTION_HOSTS))]
@@ -175,18 +191,26 @@ class MockSpine(ContextDecorator, SessionEvidence):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._owned:
+            self.sandbox.close()
+
+    def _open(self) -> contextlib.AbstractContextManager:
+        """The store open for a read, also after the block closed it."""
+        return self.sandbox.opened() if self._owned else contextlib.nullcontext()
 
     # --- evidence (findings and failures come from SessionEvidence) ----------------------------------------------
     @property
     def exchanges(self) -> list[Exchange]:
         """The session's journal, oldest first: every request, response, scenario and finding."""
         self._drain()
-        return super().exchanges
+        with self._open():
+            return super().exchanges
 
     @property
     def plan(self) -> str | None:
         """The id of the plan the session is bound to, if any."""
-        record = self.sandbox.store.get_session(self.session)
+        with self._open():
+            record = self.sandbox.store.get_session(self.session)
         return record.plan if record else None
 
     def report(self, out_dir: str | Path | None = None) -> dict:
@@ -198,7 +222,8 @@ class MockSpine(ContextDecorator, SessionEvidence):
                                "judge it against: start the mock with mock_spine(plan=…), one of "
                                f"{', '.join(self.sandbox.plans.ids()) or '(none)'} (`spine-sandbox plans`), or a "
                                "plan file's path")
-        report = make_report(self.sandbox, self.session)
+        with self._open():
+            report = make_report(self.sandbox, self.session)
         if out_dir is not None:
             write_reports(report, Path(out_dir))
         return report
@@ -283,7 +308,8 @@ def app_with_plan(settings: Settings, plan: str | None) -> tuple[Flask, str | No
 def _names_session(name: str, value: str) -> bool:
     """A header that already chooses the session: X-Sandbox-Session, or a session token as the bearer token."""
     name = name.lower()
-    return name == SESSION_HEADER.lower() or (name == "authorization" and value.startswith(f"Bearer {TOKEN_PREFIX}"))
+    return name == SESSION_HEADER.lower() or (name == "authorization"
+                                              and (bearer_token(value) or "").startswith(TOKEN_PREFIX))
 
 
 def _prefixed_url(url: str) -> tuple[str, str]:

@@ -114,10 +114,17 @@ class SpineRun:
                 self.strays = self.sandbox.store.count_exchanges(
                     ExchangeFilter(session=DEFAULT_SESSION, since=self.started_at))
 
+    def close(self) -> None:
+        """The server stopped and the store closed, when the run's fixtures end."""
+        self.stop_server()
+        if self.app is not None:
+            self.sandbox.close()
+
     def judge(self) -> None:
         from sandbox.assurance.reports import make_report, write_reports
 
-        self.report = make_report(self.sandbox, self.session)
+        with self.sandbox.opened():  # closed with the fixtures, before the session finishes
+            self.report = make_report(self.sandbox, self.session)
         if self.report_dir is not None:
             self.report_files = write_reports(self.report, self.report_dir)
 
@@ -183,7 +190,7 @@ def _builtin_plans() -> str:
 
     with tempfile.TemporaryDirectory() as data_dir:
         sandbox = Sandbox.build(Settings.load(environ={}, data_dir=Path(data_dir)))
-        sandbox.store.close()
+        sandbox.close()
         return ", ".join(sandbox.plans.ids())
 
 
@@ -210,9 +217,10 @@ def _spine_run(request: pytest.FixtureRequest, spine_settings: Settings) -> Spin
     except StartupError as exc:
         run.error = f"Spine Sandbox cannot start: {exc}"
     if run.error:
+        run.close()
         pytest.exit(run.error, returncode=pytest.ExitCode.USAGE_ERROR)
     yield run
-    run.stop_server()
+    run.close()
 
 
 @pytest.fixture

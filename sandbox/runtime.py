@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from flask import current_app
 
 from sandbox import scenarios as builtin_scenarios
 from sandbox.assurance.plans import PlanCatalogue, PlanError
-from sandbox.conformance.requirements import CatalogueError, RequirementCatalogue
+from sandbox.conformance.requirements import SANDBOX_REQUIREMENTS, CatalogueError, RequirementCatalogue
 from sandbox.journal.store import Store, open_store
 from sandbox.scripting.scenarios import ScenarioCatalogue, ScenarioError
 from sandbox.services import Service, discover
@@ -42,7 +43,7 @@ class Sandbox:
     def build(cls, settings: Settings, progress: Callable[[str], None] | None = None) -> Sandbox:
         say = progress or (lambda message: None)
         services = {s.name: s for s in discover()}
-        requirements = RequirementCatalogue()
+        requirements = RequirementCatalogue(SANDBOX_REQUIREMENTS)  # sandbox-defect, for every service
         try:
             for service in services.values():
                 requirements.merge(service.requirements)
@@ -54,6 +55,10 @@ class Sandbox:
                                          f"requirements.yaml: {', '.join(sorted(unknown))}")
         except CatalogueError as exc:
             raise StartupError(str(exc)) from None
+        undeclared = [problem for service in services.values() for problem in service.undeclared_operations()]
+        if undeclared:
+            more = f" (and {len(undeclared) - 1} more)" if len(undeclared) > 1 else ""
+            raise StartupError(undeclared[0] + more)
         folders = [Path(builtin_scenarios.__file__).parent, *settings.scenarios]
         for folder in settings.scenarios:
             if not Path(folder).is_dir():
@@ -66,16 +71,41 @@ class Sandbox:
             raise StartupError(str(exc)) from None
         say(f"{len(services)} services, {len(requirements)} requirements, {len(catalogue)} scenarios, "
             f"{len(plans)} assurance plans")
-        try:
-            store = open_store(settings.journal_url)
-        except Exception as exc:  # sqlite3 / psycopg errors: the message is what the user needs
-            raise StartupError(f"cannot open the journal at {settings.journal_url}: {exc}") from None
+        store = _open_store(settings)
         population = Population.shared(settings.seed, settings.population)
         sandbox = cls(settings, store, population, services, requirements, catalogue, plans=plans)
-        for service in services.values():
-            if service.start:
-                service.start(sandbox)
+        try:
+            for service in services.values():
+                if service.start:
+                    service.start(sandbox)
+        except BaseException:
+            sandbox.close()  # a start that stops here leaves no file handle open
+            raise
         return sandbox
+
+    def close(self) -> None:
+        """Close the store, and with it every file handle it holds; its background threads (journal maintenance,
+        Spine deliveries) stop when they see it closed. Whoever built the sandbox closes it (a server at exit, a
+        mock_spine() block, a fixture); closing twice is harmless."""
+        if not self.store.closed:
+            self.store.close()
+
+    def reopen(self) -> None:
+        """Open the store again after close(): a mock_spine() entered once more, or read after its block."""
+        if self.store.closed:
+            self.store = _open_store(self.settings)
+
+    @contextmanager
+    def opened(self) -> Iterator[Sandbox]:
+        """The store open for the block: reopened for it, and closed again after, when close() had closed it."""
+        if not self.store.closed:
+            yield self
+            return
+        self.reopen()
+        try:
+            yield self
+        finally:
+            self.close()
 
     def service_for_path(self, path: str) -> Service | None:
         return next((s for s in self.services.values() if s.owns(path)), None)
@@ -87,6 +117,13 @@ class Sandbox:
                              name="population-index").start()
         else:
             self.population.index(progress)
+
+
+def _open_store(settings: Settings) -> Store:
+    try:
+        return open_store(settings.journal_url)
+    except Exception as exc:  # sqlite3 / psycopg errors: the message is what the user needs
+        raise StartupError(f"cannot open the journal at {settings.journal_url}: {exc}") from None
 
 
 def current_sandbox() -> Sandbox:

@@ -7,15 +7,25 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from sandbox.conformance.parsing import parse_int
+from sandbox.synthetic.identifiers import POPULATION_CAPACITY
+
 ENV_PREFIX = "SANDBOX_"
 # How API requests' bearer tokens are judged: strict refuses anything but a live token from /oauth2/token;
 # lenient accepts any bearer token and records a failing finding; off records nothing.
 AUTH_MODES = ("strict", "lenient", "off")
 SDS_ADDRESSES = ("sandbox", "published")
+JOURNAL_FILE = "journal.sqlite3"  # under the data dir
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Whole-number settings and the values they may take: (minimum, maximum, the CLI flag that sets it).
+BOUNDS = {"port": (1, 65535, "--port"), "seed": (0, 2**63 - 1, "--seed"),
+          "population": (1, POPULATION_CAPACITY, "--population"), "workers": (0, 64, "--workers"),
+          "threads": (1, 256, None), "max_body_bytes": (1, 2**40, None)}
 
 
-def _default_data_dir() -> Path:
-    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "spine-sandbox"
+def default_data_dir() -> Path:
+    """Where `serve` and every other command look when neither --data-dir nor SANDBOX_DATA_DIR is given."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "spine-sandbox"
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 9000
-    data_dir: Path = field(default_factory=_default_data_dir)
+    data_dir: Path = field(default_factory=default_data_dir)
     seed: int = 42
     population: int = 10_000
     # Extra scenario folders, searched after the built-in packs (os.pathsep-separated in the environment).
@@ -53,6 +63,16 @@ class Settings:
     sds_addresses: str = "sandbox"
 
     def __post_init__(self):
+        for name, (low, high, flag) in BOUNDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                where = f"{flag} or {ENV_PREFIX}{name.upper()}" if flag else f"{ENV_PREFIX}{name.upper()}"
+                limit = (" (the synthetic NHS number range holds at most that many patients)"
+                         if name == "population" else "")
+                raise SettingError(f"{name} {value} is out of range: it must be {low}..{high}{limit}; "
+                                   f"set it with {where}")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingError(f"{ENV_PREFIX}LOG_LEVEL={self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if self.auth not in AUTH_MODES:
             raise SettingError(f"{ENV_PREFIX}AUTH={self.auth!r} is not one of {', '.join(AUTH_MODES)}")
         if self.sds_addresses not in SDS_ADDRESSES:
@@ -90,7 +110,12 @@ class Settings:
 
     @property
     def journal_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'journal.sqlite3'}"
+        return self.database_url or f"sqlite:///{self.data_dir / JOURNAL_FILE}"
+
+    @property
+    def journal_path(self) -> Path | None:
+        """The journal's file under the data dir; None when SANDBOX_DATABASE_URL names another database."""
+        return None if self.database_url else self.data_dir / JOURNAL_FILE
 
     @property
     def tls_path(self) -> Path:
@@ -108,7 +133,7 @@ def _convert(f, raw: str):
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     try:
         if kind == "int":
-            return int(raw)
+            return parse_int(raw)
         if kind == "bool":
             if raw.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise ValueError(raw)
@@ -118,8 +143,12 @@ def _convert(f, raw: str):
         if kind.startswith("tuple"):
             return tuple(Path(p) for p in raw.split(os.pathsep) if p)
     except ValueError:
-        raise SettingError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind}") from None
+        raise SettingError(f"{ENV_PREFIX}{f.name.upper()}={raw[:40]!r} is not a valid {_KINDS.get(kind, kind)}"
+                           ) from None
     return raw
+
+
+_KINDS = {"int": "whole number", "bool": "yes/no value (1, true, yes, on, 0, false, no, off)", "Path": "path"}
 
 
 class SettingError(ValueError):

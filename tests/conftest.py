@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from sandbox.app import create_app
+from sandbox.journal.sqlite import SqliteStore
 from sandbox.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +27,44 @@ SPECS = next((p for p in (Path(os.environ.get("SANDBOX_REFERENCE_SPECS", "")), R
              ROOT.parent / "shared" / "specs")
 PDS_BASE = "/personal-demographics/FHIR/R4"
 TEST_POPULATION = 2_000  # small enough to index in a blink, large enough for every special kind
+
+
+# Every journal store the suite opens, so the guards below close what a test (or a module's fixtures) left open:
+# the suite runs under `ulimit -n 1024` in CI. What the sandbox itself opens it closes (mock_spine(), the pytest
+# plugin, the `app` fixture; tests/test_store_lifecycle.py counts the file handles); this catches tests that open a
+# store or build an app of their own and drop it (a store dropped unclosed keeps its handles even once collected, so
+# these are strong references, until the test or module ends).
+_OPENED: list[SqliteStore] = []
+_open_store = SqliteStore.__init__
+
+
+def _tracked_open(store, *args, **kwargs):
+    _open_store(store, *args, **kwargs)
+    _OPENED.append(store)
+
+
+SqliteStore.__init__ = _tracked_open
+
+
+def _close_opened_since(mark: int) -> None:
+    for store in _OPENED[mark:]:
+        if not store.closed:
+            store.close()
+    del _OPENED[mark:]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_module_stores():
+    mark = len(_OPENED)
+    yield
+    _close_opened_since(mark)
+
+
+@pytest.fixture(autouse=True)
+def _close_test_stores():
+    mark = len(_OPENED)
+    yield
+    _close_opened_since(mark)
 
 
 def spec_path(*parts: str) -> Path:
@@ -43,7 +82,9 @@ def settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def app(settings):
-    return create_app(settings)
+    app = create_app(settings)
+    yield app
+    app.extensions["sandbox"].close()  # its store and every file handle (the suite runs under `ulimit -n 1024`)
 
 
 @pytest.fixture

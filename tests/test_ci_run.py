@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from html import escape as html_escape
 
 import pytest
 from click.testing import CliRunner
@@ -95,16 +98,53 @@ def test_incomplete_exits_4(project):
     assert "INCOMPLETE" in result.output and "### Steps not exercised" in result.output
 
 
-@pytest.mark.parametrize("command, message", [
-    ((sys.executable, "-c", "import sys; sys.exit(2)"), "The supplier command exited with status 2."),
-    (("/no/such/command",), "The supplier command could not be started"),
-    ((sys.executable, "-c", "import time; time.sleep(30)"), "did not finish within 1 s and was stopped"),
+EXIT_2 = (sys.executable, "-c", "import sys; sys.exit(2)")
+KILLED = (sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+SLEEPS = (sys.executable, "-c", "import time; time.sleep(30)")
+
+
+@pytest.mark.parametrize("command, outcome, message", [
+    (EXIT_2, {"outcome": "exited", "exit_status": 2, "signal": None, "error": None},
+     f"`{shlex.join(EXIT_2)}` exited with status 2"),
+    (KILLED, {"outcome": "killed by a signal", "exit_status": None, "signal": "SIGKILL (9)", "error": None},
+     f"`{shlex.join(KILLED)}` was killed by signal SIGKILL (9)"),
+    (("/no/such/command",), {"outcome": "not started", "exit_status": None, "signal": None,
+                             "error": "not found (No such file or directory: /no/such/command)"},
+     "`/no/such/command` could not be started: not found (No such file or directory: /no/such/command)"),
+    (("./client.py",), {"outcome": "not started", "exit_status": None, "signal": None,
+                        "error": "not executable (Permission denied: ./client.py)"},
+     "`./client.py` could not be started: not executable (Permission denied: ./client.py)"),
+    (SLEEPS, {"outcome": "stopped", "exit_status": None, "signal": None,
+              "error": "did not finish within 1 s and was stopped"},
+     f"`{shlex.join(SLEEPS)}` did not finish within 1 s and was stopped"),
 ])
-def test_a_failing_supplier_command_exits_5_and_still_reports(project, command, message):
+def test_a_failing_supplier_command_exits_5_and_is_recorded_in_every_report(project, command, outcome, message):
     result = run(project, *command, extra=("--timeout", "1"))
     assert result.exit_code == 5, result.output
-    assert message in result.output
-    assert (project / "reports" / "report.json").exists()
+    assert f"The supplier command {message}." in result.output
+    reports = project / "reports"
+    report = json.loads((reports / "report.json").read_text())
+    assert report["command"] == {"argv": list(command), **outcome, "summary": message}
+    assert report["verdict"] == "fail"  # a failing test command fails the run, whatever evidence it left
+    assert report["verdict_reasons"][0] == f"test command failed: {message}"
+    assert f"❌ Test command: {message}" in (reports / "summary.md").read_text()
+    assert "## Spine Sandbox assurance: ❌ FAIL" in result.output
+    junit = ET.parse(reports / "junit.xml").getroot()
+    [case] = [c for c in junit.iter("testcase") if c.get("classname") == "ci-small.command"]
+    assert case.find("failure").get("message") == message and junit.get("failures") == "1"
+    html = (reports / "report.html").read_text()
+    assert 'id="command"' in html and html_escape(" ".join(command)) in html and outcome["outcome"] in html
+    verified = CliRunner().invoke(main, ["verify", str(reports / "report.json")])
+    assert verified.exit_code == 0, verified.output  # the fail verdict re-derives from the report's own record
+
+
+def test_a_command_that_passes_is_recorded_too(project):
+    result = run(project, sys.executable, "client.py", "9000000009")
+    assert result.exit_code == 0, result.output
+    report = json.loads((project / "reports" / "report.json").read_text())
+    assert report["command"]["outcome"] == "exited" and report["command"]["exit_status"] == 0
+    assert report["verdict"] == "pass"
+    assert "✅ Test command: `" in result.output
 
 
 def test_github_step_summary_gets_the_markdown(project, monkeypatch):

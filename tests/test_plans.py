@@ -92,3 +92,22 @@ def test_plans_control_api(client):
     assert one["scenarios"][0]["id"] == "pds-get-patient-exists" and one["scenarios"][0]["note"]
     missing = client.get("/_sandbox/plans/nope")
     assert missing.status_code == 404 and "no assurance plan 'nope'" in missing.get_json()["message"]
+
+
+def test_a_step_is_exercised_only_by_requests_that_reached_its_scenario(sandbox, pds):
+    """Requests refused by a check (here: no X-Request-ID) do not exercise a plan step, however many are sent."""
+    from sandbox.assurance.reports import make_report
+    from sandbox.assurance.sessions import create_session
+
+    record, _ = create_session(sandbox.store, sandbox.plans, "pds-application-restricted", "Acme", "PAS")
+    pds.session = record.id
+
+    def step():
+        report = make_report(sandbox, record.id)
+        return next(s for s in report["steps"] if s["scenario"] == "pds-get-patient-exists")
+
+    for _ in range(3):
+        assert pds.get("/Patient/9000000009", headers={"X-Request-ID": None}).status_code == 400
+    assert step() == {**step(), "exchanges": 0, "exercised": False}
+    assert pds.get("/Patient/9000000009").status_code == 200
+    assert step() == {**step(), "exchanges": 1, "exercised": True}

@@ -19,7 +19,7 @@ def write(folder, name, text):
 @pytest.mark.parametrize("text, expected", [
     ("id: x\nservice: pds\ntitle: T\n", "at /: 'trigger' is required; at /title: 'T' is too short"),
     ("id: x\nservice: nope\ntitle: Title\ntrigger: {operation: get-patient}\n", "field 'service': unknown service 'nope'"),
-    ("id: x\nservice: pds\ntitle: Title\ntrigger: {operation: fly}\n", "field 'trigger.operation': pds has no operation 'fly'"),
+    ("id: x\nservice: pds\ntitle: Title\ntrigger: {operation: fly}\n", "field 'trigger.operation': operation 'fly' is not a pds operation; known: create-patient, get-patient"),
     ("id: x\nservice: pds\ntitle: Title\ntrigger: {operation: get-patient}\nrequirements: [NOPE-1]\n",
      "field 'requirements': unknown requirement 'NOPE-1'"),
     ("id: x\nservice: pds\ntitle: Title\ntrigger: {operation: get-patient}\nresponse: {status: 999}\n",
@@ -70,6 +70,62 @@ def test_service_unavailable_once_then_the_retry_succeeds_per_session(pds):
     assert retry.status_code == 200 and retry.get_json()["id"] == "9999000010"
     other_session = pds.get("/Patient/9999000010", headers={"X-Sandbox-Session": "s2"})
     assert other_session.status_code == 503
+
+
+def test_a_refused_request_does_not_use_up_a_times_scenario(pds, sandbox):
+    """Only a request that reaches the scenario uses it up: one refused by a check first (no X-Request-ID) is
+    answered with the refusal and journaled without the scenario."""
+    refused = pds.get("/Patient/9999000010", headers={"X-Request-ID": None})
+    assert refused.status_code == 400 and "X-Sandbox-Scenario" not in refused.headers
+    assert sandbox.store.exchange(refused.headers["X-Sandbox-Exchange"]).scenario is None
+    first = pds.get("/Patient/9999000010")
+    assert first.status_code == 503 and first.headers["X-Sandbox-Scenario"] == "pds-service-unavailable-once"
+    assert pds.get("/Patient/9999000010").status_code == 200  # used up by the request that reached it
+
+
+def test_a_forced_scenario_on_a_refused_request_is_not_recorded(pds, sandbox):
+    refused = pds.get("/Patient/9000000009", headers={"X-Request-ID": "not-a-uuid",
+                                                      "X-Sandbox-Scenario": "pds-rate-limited"})
+    assert refused.status_code == 400 and "X-Sandbox-Scenario" not in refused.headers
+    assert sandbox.store.exchange(refused.headers["X-Sandbox-Exchange"]).scenario is None
+
+
+def test_a_request_that_fails_on_the_way_uses_nothing_up(pds, sandbox, monkeypatch):
+    """The use is a deferred write, made with the exchange's other state changes: when those fail, the client gets
+    the sandbox's 500 and the scenario is still there for the next request."""
+    real = sandbox.store.put_state
+
+    def broken(session, namespace, key, value, *args, **kwargs):
+        if namespace == "scenario-uses":
+            raise RuntimeError("the state store failed")
+        return real(session, namespace, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(sandbox.store, "put_state", broken)
+    failed = pds.get("/Patient/9999000010")
+    assert failed.status_code == 500 and "could not store the changes" in failed.get_data(as_text=True)
+    assert sandbox.store.exchange(failed.headers["X-Sandbox-Exchange"]).scenario is None  # exercised nothing
+    monkeypatch.setattr(sandbox.store, "put_state", real)
+    assert pds.get("/Patient/9999000010").status_code == 503
+    assert pds.get("/Patient/9999000010").status_code == 200
+
+
+def test_a_scenario_describing_a_refusal_is_recorded_with_it(settings, tmp_path):
+    """A scenario that names the refusing requirement describes that refusal (as the access-mode ones do), so the
+    refused request reaches it."""
+    from sandbox.app import create_app
+
+    folder = write(tmp_path / "extra", "mine.yaml", """
+id: my-missing-request-id
+service: pds
+title: Retrieval without X-Request-ID (refused)
+trigger: {operation: get-patient, params: {nhs_number: "9000000017"}, headers: {X-Test: "*"}}
+requirements: [PDS-HDR-001]
+""")
+    app = create_app(settings.replace(scenarios=(folder,)))
+    refused = app.test_client().get("/personal-demographics/FHIR/R4/Patient/9000000017",
+                                    headers=pds_headers(**{"X-Request-ID": None, "X-Test": "1"}))
+    assert refused.status_code == 400 and refused.headers["X-Sandbox-Scenario"] == "my-missing-request-id"
+    app.extensions["sandbox"].close()
 
 
 def test_slow_and_malformed_answers(pds):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -18,7 +19,16 @@ from werkzeug.serving import make_server
 from sandbox.assurance.model import Progress
 from sandbox.assurance.reports import make_report, write_reports
 from sandbox.assurance.sessions import create_session, find_plan
-from sandbox.assurance.verdicts import FAIL, INCOMPLETE, PASS
+from sandbox.assurance.verdicts import (
+    EXITED,
+    FAIL,
+    INCOMPLETE,
+    KILLED,
+    NOT_STARTED,
+    PASS,
+    STOPPED,
+    command_failed,
+)
 from sandbox.runtime import Sandbox
 
 # Documented in README ("Exit codes"); 1 and 2 are click's: the sandbox could not start, or bad usage.
@@ -30,15 +40,52 @@ TOKEN_VARIABLE = "SPINE_SANDBOX_SESSION_TOKEN"
 PLAN_VARIABLE = "SPINE_SANDBOX_PLAN"
 
 
+@dataclass(frozen=True)
+class CommandResult:
+    """How the supplier's test command ended; recorded in the report (`command`), where a failure fails the run."""
+
+    argv: tuple[str, ...]
+    outcome: str  # EXITED, KILLED (by a signal), NOT_STARTED, STOPPED (time-out or interrupted run)
+    exit_status: int | None = None
+    signal: str | None = None  # e.g. SIGKILL
+    error: str | None = None  # why it could not be started, or why it was stopped
+
+    @property
+    def summary(self) -> str:
+        """The command and how it ended, in words: `pytest -q` exited with status 2."""
+        command = shlex.join(self.argv)
+        if self.outcome == EXITED:
+            return f"`{command}` exited with status {self.exit_status}"
+        if self.outcome == KILLED:
+            return f"`{command}` was killed by signal {self.signal}"
+        if self.outcome == NOT_STARTED:
+            return f"`{command}` could not be started: {self.error}"
+        return f"`{command}` {self.error}"
+
+    def to_report(self) -> dict:
+        return {"argv": list(self.argv), "outcome": self.outcome, "exit_status": self.exit_status,
+                "signal": self.signal, "error": self.error, "summary": self.summary}
+
+    @property
+    def failed(self) -> bool:
+        return command_failed(self.to_report())
+
+    @property
+    def problem(self) -> str:
+        """Empty when the command ran and exited 0; otherwise one sentence for the CI log."""
+        return f"The supplier command {self.summary}." if self.failed else ""
+
+
 @dataclass
 class RunResult:
     verdict: str
     exit_code: int
-    command_status: int | None  # None: the command could not be started or was stopped
+    command_status: int | None  # None: the command could not be started, was stopped or was killed by a signal
     command_problem: str
     report: dict
     files: dict[str, Path]
     markdown: str
+    command: CommandResult | None = None
 
 
 def base_url_variable(service_name: str) -> str:
@@ -74,14 +121,15 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
         for name, value in env.items():
             if name != TOKEN_VARIABLE:
                 say(f"  {name}={value}")
-        say(f"Running: {' '.join(command)}")
-        status, problem = _run_command(command, {**os.environ, **env}, timeout)
+        say(f"Running: {shlex.join(command)}")
+        ended = _run_command(command, {**os.environ, **env}, timeout)
     finally:
         server.shutdown()
         server.server_close()
+    problem = ended.problem
     if problem:
         say(problem)
-    report = make_report(sandbox, record.id, progress=progress)
+    report = make_report(sandbox, record.id, progress=progress, command=ended.to_report())
     files = write_reports(report, report_dir, progress=progress)
     markdown = files["markdown"].read_text(encoding="utf-8")
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -89,31 +137,44 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
         with open(summary_file, "a", encoding="utf-8") as out:
             out.write(markdown + "\n")
     code = EXIT_COMMAND_FAILED if problem else EXIT_CODES[report["verdict"]]
-    return RunResult(report["verdict"], code, status, problem, report, files, markdown)
+    return RunResult(report["verdict"], code, ended.exit_status, problem, report, files, markdown, ended)
 
 
-def _run_command(command: Sequence[str], env: dict[str, str], timeout: float | None) -> tuple[int | None, str]:
-    """(exit status, problem): problem is empty only when the command ran and exited 0."""
+def _run_command(command: Sequence[str], env: dict[str, str], timeout: float | None) -> CommandResult:
+    argv = tuple(command)
     try:
         # Its own process group, so a timeout or a cancelled CI job stops everything it started.
         process = subprocess.Popen(list(command), env=env, start_new_session=True)
     except OSError as exc:
-        return None, f"The supplier command could not be started: {exc}"
+        return CommandResult(argv, NOT_STARTED, error=_start_error(exc))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _main_thread() else None
     try:
         status = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _stop(process)
-        return None, f"The supplier command did not finish within {timeout:g} s and was stopped."
+        return CommandResult(argv, STOPPED, error=f"did not finish within {timeout:g} s and was stopped")
     except KeyboardInterrupt:
         _stop(process)
-        return None, "The run was interrupted; the supplier command was stopped."
+        return CommandResult(argv, STOPPED, error="was stopped when the run was interrupted")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    if status != 0:
-        return status, f"The supplier command exited with status {status}."
-    return status, ""
+    if status < 0:  # Popen's way of saying a signal ended it
+        return CommandResult(argv, KILLED, signal=_signal_name(-status))
+    return CommandResult(argv, EXITED, exit_status=status)
+
+
+def _start_error(exc: OSError) -> str:
+    kind = {FileNotFoundError: "not found", PermissionError: "not executable"}.get(type(exc))
+    detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+    return f"{kind} ({detail})" if kind else detail
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return str(number)
 
 
 def _stop(process: subprocess.Popen) -> None:

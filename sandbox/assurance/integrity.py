@@ -129,7 +129,7 @@ def _check_verdicts(report: dict, result: Verification) -> None:
             if s["exercised"] != (s["exchanges"] > 0):
                 result.problems.append(f"step {s['scenario']} says exercised={s['exercised']} with "
                                        f"{s['exchanges']} exchanges")
-        expected, _ = session_verdict(requirements, report["steps"])
+        expected, _ = session_verdict(requirements, report["steps"], report.get("command"))
         if report["verdict"] != expected:
             result.problems.append(f"the session verdict says {report['verdict']!r}, but its requirements and steps "
                                    f"give {expected!r}")

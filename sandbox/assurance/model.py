@@ -79,6 +79,8 @@ def build_report(store: Store, catalogue: RequirementCatalogue, specifications: 
         "timeline": _timeline(store, session.id, span.first, span.last),
         "operations": [{"service": s, "operation": o, "status": st, "exchanges": n}
                        for s, o, st, n in store.operation_counts(session.id)],
+        # CI mode only (`spine-sandbox run`): the test command, and how it ended.
+        **({"command": assessment.command} if assessment.command is not None else {}),
     }
 
 

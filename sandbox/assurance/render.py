@@ -12,7 +12,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
-from sandbox.assurance.verdicts import FAIL, MANUAL, NOT_EXERCISED, PASS
+from sandbox.assurance.verdicts import FAIL, MANUAL, NOT_EXERCISED, PASS, command_failed
 
 COLOURS = {PASS: "#1b7f3b", FAIL: "#c62828", NOT_EXERCISED: "#8a8f98", MANUAL: "#a35f00", "incomplete": "#a35f00",
            "warning": "#b88700", "info": "#1565c0"}
@@ -25,7 +25,7 @@ def render_html(report: dict) -> str:
     template = _ENV.get_template("report.html")
     return template.render(r=report, colours=COLOURS, donut=donut_svg(report["summary"]["requirements"]),
                            timeline=timeline_svg(report["timeline"]), highlight=highlight,
-                           scenario_label=lambda s: s or "(service logic)")
+                           scenario_label=lambda s: s or "(service logic)", command_failed=command_failed)
 
 
 def highlight(location: str) -> dict:
@@ -108,11 +108,14 @@ def render_junit(report: dict) -> str:
     meta = report["metadata"]
     rows = report["requirements"]
     counts = report["summary"]["requirements"]
+    command = report.get("command")  # CI mode: the test command is a test case of its own, first
+    tests = len(rows) + (command is not None)
+    failures = counts[FAIL] + command_failed(command)
     suites = ET.Element("testsuites", name=f"Spine Sandbox assurance: {meta['plan']['id']}",
-                        tests=str(len(rows)), failures=str(counts[FAIL]), errors="0",
+                        tests=str(tests), failures=str(failures), errors="0",
                         skipped=str(counts[NOT_EXERCISED] + counts[MANUAL]))
-    suite = ET.SubElement(suites, "testsuite", name=meta["plan"]["id"], tests=str(len(rows)),
-                          failures=str(counts[FAIL]), errors="0", skipped=str(counts[NOT_EXERCISED] + counts[MANUAL]),
+    suite = ET.SubElement(suites, "testsuite", name=meta["plan"]["id"], tests=str(tests),
+                          failures=str(failures), errors="0", skipped=str(counts[NOT_EXERCISED] + counts[MANUAL]),
                           timestamp=report["generated_at"], time="0")
     properties = ET.SubElement(suite, "properties")
     for name, value in (("supplier", meta["supplier"]), ("system", meta["system"]), ("session", meta["session"]),
@@ -120,6 +123,14 @@ def render_junit(report: dict) -> str:
                         ("verdict", report["verdict"]), ("sandbox_version", meta["sandbox_version"]),
                         ("digest", report.get("integrity", {}).get("digest", {}).get("value", ""))):
         ET.SubElement(properties, "property", name=name, value=str(value))
+    if command is not None:
+        ET.SubElement(properties, "property", name="command", value=command["summary"])
+        case = ET.SubElement(suite, "testcase", classname=f"{meta['plan']['id']}.command",
+                             name=f"test command: {' '.join(command['argv'])}", time="0")
+        if command_failed(command):
+            failure = ET.SubElement(case, "failure", message=command["summary"], type="test command failed")
+            failure.text = _command_text(command)
+        ET.SubElement(case, "system-out").text = _command_text(command)
     for r in rows:
         case = ET.SubElement(suite, "testcase", classname=f"{meta['plan']['id']}.{r['area'] or r['service']}",
                              name=f"{r['id']} {r['text']}", time="0")
@@ -135,6 +146,12 @@ def render_junit(report: dict) -> str:
                               f"{r['reason']}"] + [_evidence_line(e, meta) for e in r["evidence"]] + _attested(r))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _command_text(command: dict) -> str:
+    return "\n".join([command["summary"], f"outcome: {command['outcome']}"]
+                     + [f"{key.replace('_', ' ')}: {command[key]}" for key in ("exit_status", "signal", "error")
+                        if command.get(key) is not None])
 
 
 def _evidence_line(e: dict, meta: dict) -> str:
@@ -160,6 +177,7 @@ def render_markdown(report: dict, files: dict[str, str] | None = None) -> str:
              + (f" v{meta['plan']['version']}" if meta["plan"]["version"] else "") + ")  ",
              f"Supplier **{_md(meta['supplier'])}**, system **{_md(meta['system'])}**, session `{meta['session']}`  ",
              f"{meta['span']['exchanges']} exchanges, {meta['span']['first'] or '-'} to {meta['span']['last'] or '-'}",
+             *_command_lines(report.get("command")),
              "", "| requirements | pass | fail | not exercised | manual | steps exercised |",
              "|---|---|---|---|---|---|",
              f"| {sum(counts.values())} | {counts[PASS]} | {counts[FAIL]} | {counts[NOT_EXERCISED]} | {counts[MANUAL]} "
@@ -187,6 +205,13 @@ def render_markdown(report: dict, files: dict[str, str] | None = None) -> str:
     if digest:
         lines.append(f"SHA-256 `{digest}`" + (" (signed)" if "signature" in report["integrity"] else ""))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _command_lines(command: dict | None) -> list[str]:
+    if command is None:
+        return []
+    mark = "❌" if command_failed(command) else "✅"
+    return ["", f"{mark} Test command: {_md(command['summary'])}"]
 
 
 def _md(text: str) -> str:

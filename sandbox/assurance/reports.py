@@ -14,12 +14,13 @@ FILES = {"json": "report.json", "html": "report.html", "junit": "junit.xml", "ma
 
 
 def make_report(sandbox, session_id: str, plan_id: str | None = None, *, evidence: int = EVIDENCE_PER_END,
-                progress: Progress | None = None) -> dict:
-    """The sealed report (digest, and signature when SANDBOX_REPORT_KEY is set) for a session."""
+                progress: Progress | None = None, command: dict | None = None) -> dict:
+    """The sealed report (digest, and signature when SANDBOX_REPORT_KEY is set) for a session; in CI mode with the
+    record of the test command (`command`), whose failure fails the run."""
     record, plan = session_and_plan(sandbox.store, sandbox.plans, session_id, plan_id)
     if progress:
         progress("judging the session", 0, 1)
-    assessment = assess(sandbox.store, plan, record)
+    assessment = assess(sandbox.store, plan, record, command)
     specifications = {name: service.specification for name, service in sandbox.services.items()}
     model = build_report(sandbox.store, sandbox.requirements, specifications, assessment, evidence=evidence,
                          progress=progress)

@@ -14,6 +14,8 @@ from sandbox.journal.store import Attestation, SessionRecord, SessionSpan, Store
 
 PASS, FAIL, INCOMPLETE = "pass", "fail", "incomplete"
 NOT_EXERCISED, MANUAL = "not exercised", "manual"
+# How a CI run's test command ended (the report's command.outcome).
+EXITED, KILLED, NOT_STARTED, STOPPED = "exited", "killed by a signal", "not started", "stopped"
 REQUIREMENT_VERDICTS = (PASS, FAIL, NOT_EXERCISED, MANUAL)
 OUTCOMES = ("fail", "warning", "info", "pass")  # the order evidence is shown in
 
@@ -33,15 +35,25 @@ def requirement_verdict(verification: str, counts: dict[str, int], attestation: 
     return NOT_EXERCISED, "no passing evidence yet" + (f" (only {', '.join(others)})" if others else "")
 
 
-def session_verdict(requirements: list[dict], steps: list[dict]) -> tuple[str, list[str]]:
-    """(verdict, reasons): fail when a plan requirement failed; incomplete while evidence, an attestation or a
-    step is missing; pass otherwise. `requirements` items have id and verdict; `steps` items scenario and
-    exercised."""
+def command_failed(command: dict | None) -> bool:
+    """A CI run's test command (the report's `command`) failed unless it ran and exited with status 0: a non-zero
+    exit, a signal, a time-out and a command that could not be started are all failures."""
+    return command is not None and not (command.get("outcome") == EXITED and command.get("exit_status") == 0)
+
+
+def session_verdict(requirements: list[dict], steps: list[dict], command: dict | None = None
+                    ) -> tuple[str, list[str]]:
+    """(verdict, reasons): fail when a plan requirement failed or the CI run's test command failed (a failing test
+    command is a failed run, whatever evidence it left); incomplete while evidence, an attestation or a step is
+    missing; pass otherwise. `requirements` items have id and verdict; `steps` items scenario and exercised;
+    `command` is the report's record of the test command, in CI mode only."""
     failed = [r["id"] for r in requirements if r["verdict"] == FAIL]
     missing = [r["id"] for r in requirements if r["verdict"] == NOT_EXERCISED]
     unattested = [r["id"] for r in requirements if r["verdict"] == MANUAL]
     unexercised = [s["scenario"] for s in steps if not s["exercised"]]
     reasons = []
+    if command_failed(command):
+        reasons.append(f"test command failed: {command['summary']}")
     if failed:
         reasons.append(f"failed: {', '.join(failed)}")
     if missing:
@@ -50,7 +62,7 @@ def session_verdict(requirements: list[dict], steps: list[dict]) -> tuple[str, l
         reasons.append(f"awaiting attestation: {', '.join(unattested)}")
     if unexercised:
         reasons.append(f"steps not exercised: {', '.join(unexercised)}")
-    if failed:
+    if failed or command_failed(command):
         return FAIL, reasons
     if reasons:
         return INCOMPLETE, reasons
@@ -77,9 +89,10 @@ class Assessment:
     span: SessionSpan
     other: list[dict] = field(default_factory=list)  # requirements outside the plan that have findings
     scenario_counts: dict = field(default_factory=dict)
+    command: dict | None = None  # CI mode: how the test command ended (see ci.CommandResult.to_report)
 
 
-def assess(store: Store, plan: Plan, session: SessionRecord) -> Assessment:
+def assess(store: Store, plan: Plan, session: SessionRecord, command: dict | None = None) -> Assessment:
     totals: dict[str, dict[str, int]] = {}
     for t in store.finding_totals(session.id):
         totals.setdefault(t.requirement, dict.fromkeys(OUTCOMES, 0))[t.outcome] = t.count
@@ -99,11 +112,11 @@ def assess(store: Store, plan: Plan, session: SessionRecord) -> Assessment:
     scenario_counts = store.scenario_counts(session.id)
     steps = [{"scenario": s.scenario, "title": s.title, "note": s.note, "exchanges": scenario_counts.get(s.scenario, 0),
               "exercised": scenario_counts.get(s.scenario, 0) > 0} for s in plan.steps]
-    verdict, reasons = session_verdict(requirements, steps)
+    verdict, reasons = session_verdict(requirements, steps, command)
     other = [{"id": req_id, "counts": counts} for req_id, counts in sorted(totals.items())
              if req_id not in plan.all_requirements]
     return Assessment(session, plan, requirements, steps, verdict, reasons, store.session_span(session.id), other,
-                      scenario_counts)
+                      scenario_counts, command)
 
 
 def attestation_dict(a: Attestation) -> dict:

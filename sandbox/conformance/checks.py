@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.conformance.findings import Finding
-from sandbox.conformance.parsing import Malformed, parse_json
+from sandbox.conformance.findings import Finding, defect
+from sandbox.conformance.parsing import Malformed, parse_json, printable
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +130,18 @@ class CheckSet:
                 continue
             try:
                 findings.extend(check.func(request, context))
-            except Exception:  # a broken check must not cost the supplier an answer
+            except Exception as exc:  # fail closed: a request a check could not judge is refused, not let through
                 log.exception("check %s failed on %s %s", check.name, request.method, request.path)
-                findings.append(Finding.info(check.requirements[0], f"The sandbox could not run check {check.name}."))
+                findings.append(defect("check", check.name, exc))
         return findings
 
 
 def query_from(multidict: Mapping) -> dict[str, list[str]]:
-    return {key: multidict.getlist(key) for key in multidict}
+    """Query parameters as checks see them: lone surrogates (from a test client, or a surrogateescape'd byte) read
+    as U+FFFD, so no parameter breaks storage, a history key or a UTF-8 answer that quotes it."""
+    return {printable(key): [printable(v) for v in multidict.getlist(key)] for key in multidict}
+
+
+def headers_from(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Request headers as checks see them (and the journal keeps them), lone surrogates read as U+FFFD."""
+    return [(printable(key), printable(value)) for key, value in headers]

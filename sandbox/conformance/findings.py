@@ -62,6 +62,26 @@ class Finding:
         return data
 
 
+# The requirement of the finding a crashed check leaves: the request is refused (fail closed), not let through
+# unchecked. Declared once for every service in conformance/requirements.py (SANDBOX_REQUIREMENTS).
+SANDBOX_DEFECT = "sandbox-defect"
+
+
+def defect(kind: str, name: str, exc: BaseException) -> Finding:
+    """The finding for a check of `kind` ("check", "behavioural check") named `name` that raised `exc`: it fails,
+    and it carries a 500 the pipeline answers in the service's own shape. Only the exception's type is shown (its
+    text may hold what the supplier sent, or secrets)."""
+    message = (f"The sandbox's {kind} {name} crashed ({type(exc).__name__}), so this request was refused rather "
+               "than answered unchecked. This is a sandbox defect, not your error: please report it with this "
+               "exchange id.")
+    return Finding.failed(SANDBOX_DEFECT, message, f"check:{name}",
+                          reject=SpineError(500, "INTERNAL_SERVER_ERROR", message))
+
+
+def is_defect(finding: Finding) -> bool:
+    return finding.requirement == SANDBOX_DEFECT and finding.outcome == Outcome.FAIL
+
+
 def summarise(findings) -> dict[str, int]:
     counts = {str(o): 0 for o in Outcome}
     for f in findings:

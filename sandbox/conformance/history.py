@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sandbox.conformance.findings import Finding
+from sandbox.conformance.findings import Finding, defect, is_defect
 
 if TYPE_CHECKING:
     from sandbox.journal.exchange import Exchange
@@ -92,17 +92,22 @@ class HistoryCheckSet:
         for check in self._checks:
             try:
                 findings.extend(check.func(exchange, history))
-            except Exception:
+            except Exception as exc:  # fail closed: the pipeline answers a 500 instead (see judge)
                 log.exception("history check %s failed on exchange %s", check.name, exchange.id)
-                findings.append(Finding.info(check.requirements[0],
-                                             f"The sandbox could not run behavioural check {check.name}."))
+                findings.append(defect("behavioural check", check.name, exc))
         return findings
 
 
 def judge(checks: HistoryCheckSet | None, store: Store, exchange: Exchange) -> set[str]:
     """Run the history checks on an exchange about to be recorded (adding their findings to it); return the keys
-    to record it under."""
+    to record it under. A check that crashed leaves a failing sandbox-defect finding (`crashed` finds it): the
+    pipeline then answers the service's 500 instead and makes none of the exchange's deferred writes."""
     if checks is None:
         return set()
     exchange.findings.extend(checks.run(exchange, History(store, exchange.session, checks.service)))
     return checks.keys_of(exchange)
+
+
+def crashed(findings: Iterable[Finding]) -> Finding | None:
+    """The first finding that says a check crashed, if any."""
+    return next((f for f in findings if is_defect(f)), None)

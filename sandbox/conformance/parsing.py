@@ -98,6 +98,34 @@ def parse_int(text: str, *, minimum: int | None = None, maximum: int | None = No
     return number
 
 
+def is_ascii_digits(text: str, most: int = 20) -> bool:
+    """1..`most` ASCII digits and nothing else (str.isdigit() also admits '²', '٣' and other Unicode digits)."""
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()
+
+
+def dig(document, *steps: str | int, kind: type | tuple[type, ...] = object):
+    """The value at `steps` (object keys and list indexes) inside parsed JSON, or None when a step is missing or meets
+    a value of another type, or the value found is not of `kind`: a body reader that no JSON can crash."""
+    value = document
+    for step in steps:
+        if isinstance(step, str) and isinstance(value, dict):
+            value = value.get(step)
+        elif isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+            value = value[step]
+        else:
+            return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds and object not in kinds:  # JSON true is not a number
+        return None
+    return value if isinstance(value, kinds) else None
+
+
+def printable(text: str) -> str:
+    """`text` with lone surrogates (which only a test client or a surrogateescape'd byte can put in a header or a
+    parameter) replaced by U+FFFD, so it can be stored, compared with stored text and sent back as UTF-8."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 _XML_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
     remove_blank_text=False,

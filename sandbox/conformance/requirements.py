@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sandbox.conformance.findings import SANDBOX_DEFECT
 from sandbox.conformance.schemas import read_yaml, validate_document
 
 LEVELS = ("MUST", "SHOULD", "MAY")
@@ -84,3 +85,13 @@ class RequirementCatalogue:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+# Requirements on the sandbox itself, shared by every service (the runtime's catalogue starts with them). Their
+# findings never count against a supplier's own requirements; a report lists them among the other findings.
+SANDBOX_REQUIREMENTS = (
+    Requirement(SANDBOX_DEFECT, "MUST", "Every request is judged by all of its service's checks: when a check "
+                "crashes, the sandbox refuses the request with the service's 500 (and journals it) rather than answer "
+                "it unchecked. A failure here is a sandbox defect, not the supplier's.",
+                "Spine Sandbox (issue 14, fail closed)", area="sandbox", service="sandbox"),
+)

@@ -77,7 +77,8 @@ def validate_document(schema: dict, document) -> list[str]:
 def read_yaml(path: Path, error: type[Exception] = ValueError):
     """A YAML file's content; unreadable or malformed YAML raises `error` naming the file (and the line)."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        # libyaml when PyYAML has it: the same safe loader, several times faster (every start reads ~100 files)
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise error(f"{path}: cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

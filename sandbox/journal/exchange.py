@@ -77,6 +77,7 @@ class Exchange:
     findings: list[Finding] = field(default_factory=list)
     scenario: str | None = None
     seq: int | None = None  # the journal's own order, set once stored
+    damage: str | None = None  # read back from a damaged journal row: what of it could not be read, and why
 
     @property
     def counts(self) -> dict[str, int]:
@@ -98,4 +99,6 @@ class Exchange:
         data["response"] = self.response.to_dict(body_limit)
         data["findings"] = [f.to_dict() for f in self.findings]
         data["counts"] = self.counts
+        if self.damage:
+            data["damaged"] = self.damage
         return data

@@ -68,6 +68,13 @@ class SpoolWriter:
         with self._lock:
             self._abandon()
 
+    def abandon_inherited(self) -> None:
+        """In a forked child: close its copy of the parent's descriptor, so the parent's lock ends with the parent
+        (not with the last of its children). The child's lock may be held by a thread that does not exist here."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
     def _abandon(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)  # releases the flock: the file is now anyone's to finish importing

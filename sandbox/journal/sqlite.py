@@ -9,6 +9,11 @@ and filters query by requirement, is filled from those rows in the background (w
 coming, the rest once the journal is quiet) and before any query that needs it (ten or so index entries per exchange
 would otherwise cost more than storing the exchange). Writers queue on a lock file; the same background thread copies
 the WAL back into the database (checkpoints) and syncs the state file.
+
+No SQLite connection or lock file crosses a fork: close() closes every thread's handles and waits for the
+maintenance thread, and a child process never uses (nor closes) connections it inherited. A connection still open in
+the parent when a server forked its workers shared SQLite's per-file lock bookkeeping with them; once the parent
+closed it, the workers went on with a deleted WAL index and waited in the busy handler for ever.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises writers
     fcntl = None
 
 from sandbox.conformance.findings import Finding, Outcome, SpineError
-from sandbox.journal import process, spool
+from sandbox.journal import bodies, process, space, spool
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
 from sandbox.journal.state import StateDatabase
 from sandbox.journal.store import (
@@ -71,7 +76,8 @@ CREATE TABLE IF NOT EXISTS exchanges (
     response_headers TEXT NOT NULL,
     response_body BLOB NOT NULL,
     n_pass INTEGER NOT NULL, n_fail INTEGER NOT NULL, n_warning INTEGER NOT NULL, n_info INTEGER NOT NULL,
-    findings TEXT  -- JSON [[requirement, outcome, message, location, rejected_status, rejected_code], ...]; NULL: none
+    findings TEXT,  -- JSON [[requirement, outcome, message, location, rejected_status, rejected_code], ...]; NULL: none
+    damage TEXT  -- NULL, or why the row could not be stored whole (what was kept of it is still shown)
 );
 CREATE INDEX IF NOT EXISTS exchanges_session ON exchanges (session, seq);
 CREATE TABLE IF NOT EXISTS finding_index (
@@ -118,10 +124,14 @@ TIDY_EVERY_S = 0.5
 CHECKPOINT_EVERY_S = 2.0
 FORGET_CLAIMS_EVERY_S = 60
 IMPORT_EVERY_S = 0.05  # how often each process imports what has been spooled
+SPOOL_RETRY_S = 1.0  # after a spool write failed (a full disk): exchanges go straight into SQLite for this long
 IMPORT_BATCH = 256  # records read from each spool file per import transaction (other writers get a turn between)
 # An exchange is about 2 KiB (headers, bodies, findings): a 4 KiB page holds one and is half empty, an 8 KiB page
 # holds three, so the journal writes (and checkpoints) about 30% fewer bytes per exchange. Only a new journal takes it.
 JOURNAL_PAGE_SIZE = 8192
+# How long a statement waits for another connection's lock before it fails (nothing waits for ever): writers queue
+# on the lock file first, so SQLite's own wait is for a checkpoint or a recovery, which take milliseconds.
+BUSY_TIMEOUT_MS = 30_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this once a checkpoint has emptied it
 INDEX_BATCH = 5000  # exchanges whose findings are indexed per transaction
 
@@ -131,11 +141,11 @@ INDEXED_THROUGH = "findings indexed through"  # journal_meta: the last exchange 
 _INDEX_FINDINGS = """
 INSERT INTO finding_index
 SELECT e.session, f.value ->> 0, f.value ->> 1, e.seq, f.key FROM exchanges e, json_each(e.findings) f
-WHERE e.seq > ? AND e.seq <= ? AND e.findings IS NOT NULL
+WHERE e.seq > ? AND e.seq <= ? AND e.findings IS NOT NULL AND json_valid(e.findings)
 """
 _EXCHANGE_FIELDS = ("seq", "id", "session", "service", "operation", "scenario", "started_at", "duration_ms", "method",
                     "path", "query_string", "client", "request_headers", "request_body", "status", "response_headers",
-                    "response_body", "findings")
+                    "response_body", "findings", "damage")
 _EXCHANGE_COLUMNS = ", ".join(_EXCHANGE_FIELDS)
 _INSERT_EXCHANGE = ("INSERT OR IGNORE INTO exchanges (id, session, service, operation, scenario, started_at, "
                     "duration_ms, method, path, query_string, client, request_headers, request_body, status, "
@@ -144,7 +154,12 @@ _INSERT_EXCHANGE = ("INSERT OR IGNORE INTO exchanges (id, session, service, oper
 _INSERT_KEY = "INSERT INTO exchange_keys SELECT ?, ?, seq FROM exchanges WHERE id = ?"
 _STARTED_AT = 5  # a row's started_at, by which spooled exchanges are put in order
 _SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
-                    "status, n_pass, n_fail, n_warning, n_info")
+                    "status, n_pass, n_fail, n_warning, n_info, damage")
+# What a row that cannot be stored as it is (a value over SQLite's limits or of a type it cannot hold) raises; it is
+# then stored as a placeholder marked damaged. Anything else (a full disk, a lock) fails the whole import.
+_ROW_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+               OverflowError, ValueError, TypeError)
+INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 class SqliteStore(Store):
@@ -154,23 +169,35 @@ class SqliteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._maintainer: int | None = None  # the process its maintenance thread runs in
+        self._maintenance: threading.Thread | None = None
         self._closed = threading.Event()
+        # Every thread's connection and lock files in this process: close() closes them all, not just its own.
+        self._handles: list[_Handles] = []
+        self._handles_lock = threading.Lock()
         self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
         self._spool: spool.SpoolWriter | None = None
+        self._spool_retry_at = 0.0  # after a failed spool write: when to try a new spool file
+        self._warned_full_at = -10.0
         # An in-memory journal keeps its state in a temporary folder, removed on close.
         self._memory_state = tempfile.mkdtemp(prefix="spine-sandbox-") if self.path == ":memory:" else None
         state_path = Path(self._memory_state, "state.lmdb") if self._memory_state else Path(self.path).with_suffix(
             ".state.lmdb")
+        self._bodies = bodies.BodyFiles(Path(self._memory_state, "bodies") if self._memory_state
+                                        else Path(self.path + ".bodies"))
         self._state = StateDatabase(str(state_path))
+        _stores.add(self)
         self._db().executescript(SCHEMA)
         self._migrate()
-        self.catch_up(tidy=True)  # what a process killed before its import left spooled
+        self._fresh(tidy=True)  # what a process killed before its import left spooled (later, if the disk is full)
 
     def _migrate(self) -> None:
         """Bring a journal made by an earlier version to this schema (concurrent workers take turns)."""
         with self._write() as db:
-            if "findings" not in {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}
+            if "findings" not in columns:
                 db.execute("ALTER TABLE exchanges ADD COLUMN findings TEXT")
+            if "damage" not in columns:
+                db.execute("ALTER TABLE exchanges ADD COLUMN damage TEXT")
             if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'findings'").fetchone():
                 # Earlier journals kept findings in a table of their own: move them into their exchanges' rows (the
                 # finding index is then built from those, like any other).
@@ -212,18 +239,26 @@ class SqliteStore(Store):
 
     # --- connections -------------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = _connect(self.path, page_size=JOURNAL_PAGE_SIZE)
+        return self._thread_handles().db
+
+    def _thread_handles(self) -> _Handles:
+        handles = getattr(self._local, "handles", None)
+        if handles is None or handles.closed or handles.pid != process.pid():
+            handles = self._local.handles = _Handles(self.path)
+            with self._handles_lock:
+                self._handles.append(handles)
+        if handles.db is None:
+            handles.db = _connect(self.path, page_size=JOURNAL_PAGE_SIZE)
             self._start_maintainer()
-        return db
+        return handles
 
     def _start_maintainer(self) -> None:
         if self.path == ":memory:" or self._maintainer == process.pid():
             return
         self._maintainer = process.pid()  # one per process: threads do not survive a fork
-        threading.Thread(target=_maintain, args=(weakref.ref(self), self._closed), daemon=True,
-                         name="journal-maintenance").start()
+        self._maintenance = threading.Thread(target=_maintain, args=(weakref.ref(self), self._closed), daemon=True,
+                                             name="journal-maintenance")
+        self._maintenance.start()
 
     def _write(self):
         """A write transaction on the journal's database (inside another, part of it)."""
@@ -248,15 +283,12 @@ class SqliteStore(Store):
         """Writers queue on a lock file, and each wakes the moment the one before it is done. (SQLite's own busy
         handler, left to itself, polls: a writer that finds the lock taken sleeps 1, 2, 5… ms, idle, every time.)"""
         lock_path = lock_path or (None if self.path == ":memory:" else self.path + ".lock")
-        locks = getattr(self._local, "locks", None)
-        if locks is None:
-            locks = self._local.locks = {}
-        fd = locks.get(lock_path)
-        if fd is None:
-            if fcntl is None or lock_path is None:
-                yield
-                return
-            fd = locks[lock_path] = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        if fcntl is None or lock_path is None:
+            yield
+            return
+        fd = self._thread_handles().lock(lock_path)
+        # Waits only for a writer inside a transaction, which SQLite's busy timeout bounds; a killed holder's lock is
+        # released by the kernel, and no descriptor of it lives on in a forked child (see _after_fork_in_child).
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
@@ -272,7 +304,17 @@ class SqliteStore(Store):
             self._spool.close()
             self.catch_up(tidy=True)  # this process's spool, now abandoned, is imported whole and removed
         self._closed.set()
+        maintenance = self._maintenance
+        if (maintenance is not None and maintenance is not threading.current_thread()
+                and self._maintainer == process.pid()):
+            maintenance.join(timeout=10)  # it closes its own connection on the way out
         self._release()
+        with self._handles_lock:  # every other thread's handles too: none may be open when a server forks workers
+            handles, self._handles = self._handles, []
+        for each in handles:
+            if each.pid == process.pid():
+                each.close()
+        _stores.discard(self)
         self._state.close()
         if self._memory_state:
             shutil.rmtree(self._memory_state, ignore_errors=True)
@@ -282,37 +324,62 @@ class SqliteStore(Store):
         return self._closed.is_set()
 
     def _release(self) -> None:
-        """Close this thread's connection and lock file."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
-        for fd in getattr(self._local, "locks", {}).values():
-            os.close(fd)
-        self._local.locks = {}
+        """Close this thread's connection and lock files."""
+        handles = getattr(self._local, "handles", None)
+        self._local.handles = None
+        if handles is not None and handles.pid == process.pid():
+            with self._handles_lock:
+                if handles in self._handles:
+                    self._handles.remove(handles)
+            handles.close()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child keeps nothing of the parent's: its lock files are closed (their locks are the parent's) and
+        its connections are left unused for good (closing one could checkpoint, or delete, the parent's WAL)."""
+        self._handles_lock = threading.Lock()  # the parent's may have been held by a thread that is not here
+        inherited, self._handles = self._handles, []
+        if any(h.db is not None for h in inherited):
+            log.warning("journal connections were open in process %d when it forked; the child opens its own",
+                        inherited[0].pid)
+        for handles in inherited:
+            handles.abandon()
+        self._maintenance = None
+        if self._spool is not None and self._spool.pid != process.pid():
+            self._spool.abandon_inherited()
 
     # --- the journal -------------------------------------------------------------------------------------------
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
         """Spooled: durable against a killed process once this returns, and in every query from then on."""
-        row = (*_row(exchange), sorted(set(keys)))
+        row = (*_row(exchange, self._bodies), sorted(set(keys)))
         writer = self._spool_writer()
         if writer is not None:
             try:
                 writer.append(row)
                 return
-            except spool.SpoolFull:
-                log.warning("the journal spool could not be written; recording exchange %s directly", exchange.id,
-                            exc_info=True)
+            except spool.SpoolFull as error:
+                # A new spool file is tried after a pause (the disk may have room again by then); meanwhile the
+                # exchange goes straight into SQLite, which raises in turn if there is no room there either.
+                log.warning("the journal spool could not be written (%s); recording exchange %s directly", error,
+                            exchange.id)
+                self._spool, self._spool_retry_at = None, time.monotonic() + SPOOL_RETRY_S
         with self._write() as db:
             self._insert_rows(db, [row])
 
     def _spool_writer(self) -> spool.SpoolWriter | None:
-        if self._spool_folder is None or self._closed.is_set():
+        if self._spool_folder is None or self._closed.is_set() or time.monotonic() < self._spool_retry_at:
             return None
         writer = self._spool
         if writer is None or writer.pid != process.pid():  # none yet, or the parent's, inherited through a fork
-            self._start_maintainer()
-            writer = self._spool = spool.SpoolWriter(self._spool_folder)
+            with self._handles_lock:  # one writer, even when several threads record the first exchanges at once
+                writer = self._spool
+                if writer is None or writer.pid != process.pid():
+                    self._start_maintainer()
+                    try:
+                        writer = self._spool = spool.SpoolWriter(self._spool_folder)
+                    except OSError as error:  # e.g. no room for a new file
+                        log.warning("no journal spool file could be made (%s); recording directly", error)
+                        self._spool, self._spool_retry_at = None, time.monotonic() + SPOOL_RETRY_S
+                        return None
         return writer
 
     def catch_up(self, tidy: bool = False) -> int:
@@ -369,8 +436,13 @@ class SqliteStore(Store):
 
     @staticmethod
     def _insert_rows(db: sqlite3.Connection, rows: list[tuple]) -> None:
-        db.executemany(_INSERT_EXCHANGE, [row[:-1] for row in rows])
-        keys = [(row[1], key, row[0]) for row in rows for key in row[-1]]
+        try:
+            db.executemany(_INSERT_EXCHANGE, [row[:-1] for row in rows])
+        except _ROW_ERRORS:  # one row SQLite cannot hold: the others go in as they are, that one as a placeholder
+            for row in rows:
+                _insert_row(db, row[:-1])
+        keys = [(row[1], key, row[0]) for row in rows if isinstance(row[-1], list) for key in row[-1]
+                if isinstance(key, str)]
         if keys:
             db.executemany(_INSERT_KEY, keys)
 
@@ -382,6 +454,21 @@ class SqliteStore(Store):
                 self._insert(db, exchange)
                 n += 1
         return n
+
+    def _fresh(self, index: bool = False, tidy: bool = False) -> None:
+        """Before a query: import what is spooled (and, with `index`, index findings). When the disk is full that
+        cannot be done, and the query answers from what is already imported rather than failing."""
+        try:
+            if index:
+                self.index_findings()
+            else:
+                self.catch_up(tidy=tidy)
+        except (sqlite3.Error, OSError) as error:
+            if not space.out_of_space(error):
+                raise
+            if time.monotonic() >= self._warned_full_at + 10:  # said once in a while, not on every query
+                self._warned_full_at = time.monotonic()
+                log.warning("the journal could not import what is spooled (%s); answering from what it holds", error)
 
     def index_findings(self) -> None:
         """Bring the finding index up to date with every recorded exchange (queries by requirement need it)."""
@@ -408,32 +495,35 @@ class SqliteStore(Store):
         row = db.execute("SELECT value FROM journal_meta WHERE name = ?", (INDEXED_THROUGH,)).fetchone()
         return row[0] if row else 0
 
-    @staticmethod
-    def _insert(db: sqlite3.Connection, exchange: Exchange) -> None:
-        exchange.seq = db.execute(_INSERT_EXCHANGE, _row(exchange)).lastrowid
+    def _insert(self, db: sqlite3.Connection, exchange: Exchange) -> None:
+        exchange.seq = _insert_row(db, _row(exchange, self._bodies))
+
+    def _exchange(self, row, with_findings: bool = True) -> Exchange:
+        return _exchange(row, self._bodies, with_findings)
 
     def exchange(self, exchange_id: str) -> Exchange | None:
-        self.catch_up()
+        self._fresh()
         row = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE id = ?", (exchange_id,)).fetchone()
-        return _exchange(row) if row else None
+        return self._exchange(row) if row else None
 
     def exchanges(self, where: ExchangeFilter, limit: int = 100, before: int | None = None) -> list[dict]:
-        self.catch_up()
+        self._fresh()
         sql, args = self._where(where)
         if before is not None:
             sql += " AND seq < ?"
-            args.append(before)
+            args.append(_bounded(before))
         rows = self._db().execute(
-            f"SELECT {_SUMMARY_COLUMNS} FROM exchanges e WHERE {sql} ORDER BY seq DESC LIMIT ?", (*args, limit))
+            f"SELECT {_SUMMARY_COLUMNS} FROM exchanges e WHERE {sql} ORDER BY seq DESC LIMIT ?",
+            (*args, _bounded(limit)))
         return [_summary(r) for r in rows]
 
     def count_exchanges(self, where: ExchangeFilter) -> int:
-        self.catch_up()
+        self._fresh()
         sql, args = self._where(where)
         return self._db().execute(f"SELECT count(*) FROM exchanges e WHERE {sql}", args).fetchone()[0]
 
     def iter_exchanges(self, session: str, batch: int = 500) -> Iterator[Exchange]:
-        self.catch_up()
+        self._fresh()
         last = 0
         db = self._db()
         while True:
@@ -441,33 +531,33 @@ class SqliteStore(Store):
                               "LIMIT ?", (session, last, batch)).fetchall()
             if not rows:
                 return
-            yield from (_exchange(row) for row in rows)
+            yield from (self._exchange(row) for row in rows)
             last = rows[-1][0]
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
-        self.catch_up()
+        self._fresh()
         rows = self._db().execute(
             f"SELECT {', '.join('e.' + c for c in _EXCHANGE_FIELDS)} FROM exchange_keys k "
             "JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? AND k.key = ? "
-            "ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, limit))
-        return [_exchange(row, with_findings=False) for row in rows]
+            "ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, _bounded(limit)))
+        return [self._exchange(row, with_findings=False) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
-        self.catch_up()
+        self._fresh()
         rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND service = ? "
-                                  "ORDER BY seq DESC LIMIT ?", (session, service, limit))
-        return [_exchange(row, with_findings=False) for row in rows]
+                                  "ORDER BY seq DESC LIMIT ?", (session, service, _bounded(limit)))
+        return [self._exchange(row, with_findings=False) for row in rows]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
-        self.catch_up()
-        seqs = sorted(set(seqs))
+        self._fresh()
+        seqs = sorted({_bounded(seq) for seq in seqs})
         found: list[Exchange] = []
         for start in range(0, len(seqs), 500):  # SQLite caps the number of parameters
             chunk = seqs[start:start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE seq IN ({marks}) ORDER BY seq",
                                       chunk)
-            found.extend(_exchange(row) for row in rows)
+            found.extend(self._exchange(row) for row in rows)
         return found
 
     def _where(self, where: ExchangeFilter) -> tuple[str, list]:
@@ -476,17 +566,17 @@ class SqliteStore(Store):
             value = getattr(where, column)
             if value is not None:
                 clauses.append(f"{column} = ?")
-                args.append(value)
+                args.append(_bounded(value) if isinstance(value, int) else value)
         if where.since is not None:
             clauses.append("started_at >= ?")
-            args.append(where.since)
+            args.append(_bounded(where.since))
         if where.until is not None:
             clauses.append("started_at < ?")
-            args.append(where.until)
+            args.append(_bounded(where.until))
         if where.outcome is not None:
             clauses.append(f"n_{where.outcome} > 0" if where.outcome in ("pass", "fail", "warning", "info") else "0")
         if where.requirement is not None:
-            self.index_findings()
+            self._fresh(index=True)
             within = " AND session = ?" if where.session is not None else ""
             clauses.append(f"seq IN (SELECT exchange_seq FROM finding_index WHERE requirement = ?{within})")
             args.extend([where.requirement] + ([where.session] if within else []))
@@ -532,14 +622,14 @@ class SqliteStore(Store):
 
     # --- aggregates --------------------------------------------------------------------------------------------
     def finding_totals(self, session: str) -> list[FindingTotal]:
-        self.index_findings()
+        self._fresh(index=True)
         rows = self._db().execute(
             "SELECT requirement, outcome, count(*) FROM finding_index "
             "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
         return [FindingTotal(*r) for r in rows]
 
     def coverage(self, session: str) -> list[CoverageCell]:
-        self.index_findings()
+        self._fresh(index=True)
         rows = self._db().execute(
             "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM finding_index f "
             "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
@@ -547,40 +637,47 @@ class SqliteStore(Store):
         return [CoverageCell(*r) for r in rows]
 
     def scenario_counts(self, session: str) -> dict[str | None, int]:
-        self.catch_up()
+        self._fresh()
         rows = self._db().execute("SELECT scenario, count(*) FROM exchanges WHERE session = ? GROUP BY scenario",
                                   (session,))
         return dict(rows.fetchall())
 
     def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
                         last: int) -> list[tuple[int, Finding]]:
-        self.index_findings()
+        self._fresh(index=True)
         query = ("SELECT exchange_seq, position FROM finding_index WHERE session = ? AND requirement = ? AND outcome = ? "
                  "ORDER BY exchange_seq {0}, position {0} LIMIT ?")
         db = self._db()
-        places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, first))}
-        places.update(tuple(r) for r in db.execute(query.format("DESC"), (session, requirement, outcome, last)))
+        places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, _bounded(first)))}
+        places.update(tuple(r) for r in db.execute(query.format("DESC"),
+                                                   (session, requirement, outcome, _bounded(last))))
         seqs = sorted({seq for seq, _ in places})
         findings = dict(db.execute(f"SELECT seq, findings FROM exchanges WHERE seq IN ({','.join('?' * len(seqs))})",
                                    seqs).fetchall()) if seqs else {}
-        return [(seq, _finding(*json.loads(findings[seq])[position])) for seq, position in sorted(places)]
+        samples = []
+        for seq, position in sorted(places):
+            try:
+                samples.append((seq, _finding(*json.loads(findings[seq])[position])))
+            except (ValueError, TypeError, LookupError):  # a damaged row: shown as such by the exchange itself
+                log.warning("findings of journal row %s are damaged; left out of the sample", seq)
+        return samples
 
     def session_span(self, session: str) -> SessionSpan:
-        self.catch_up()
+        self._fresh()
         count, first, last, failed = self._db().execute(
             "SELECT count(*), min(started_at), max(started_at), coalesce(sum(n_fail > 0), 0) FROM exchanges "
             "WHERE session = ?", (session,)).fetchone()
         return SessionSpan(count, first, last, failed)
 
     def timeline(self, session: str, start: float, width: float) -> list[tuple[int, int, int]]:
-        self.catch_up()
+        self._fresh()
         rows = self._db().execute(
             "SELECT CAST((started_at - ?) / ? AS INTEGER) AS bucket, count(*), sum(n_fail > 0) FROM exchanges "
             "WHERE session = ? GROUP BY bucket ORDER BY bucket", (start, width, session))
         return [tuple(r) for r in rows]
 
     def operation_counts(self, session: str) -> list[tuple[str, str, int, int]]:
-        self.catch_up()
+        self._fresh()
         rows = self._db().execute("SELECT service, operation, status, count(*) FROM exchanges WHERE session = ? "
                                   "GROUP BY service, operation, status ORDER BY service, operation, status",
                                   (session,))
@@ -629,6 +726,57 @@ class SqliteStore(Store):
         return self._state.next_counter(session, name, start)
 
 
+class _Handles:
+    """One thread's connection and lock-file descriptors, in the process that opened them."""
+
+    __slots__ = ("path", "pid", "db", "locks", "closed")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.pid = process.pid()
+        self.db: sqlite3.Connection | None = None
+        self.locks: dict[str, int] = {}
+        self.closed = False
+
+    def lock(self, lock_path: str) -> int:
+        fd = self.locks.get(lock_path)
+        if fd is None:
+            fd = self.locks[lock_path] = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return fd
+
+    def close(self) -> None:
+        """Close once: a descriptor number already closed may since name another file."""
+        self.closed = True
+        db, self.db = self.db, None
+        locks, self.locks = self.locks, {}
+        if db is not None:
+            db.close()
+        for fd in locks.values():
+            os.close(fd)
+
+    def abandon(self) -> None:
+        """In a forked child: close the inherited lock descriptors, keep the inherited connection unused for ever."""
+        self.closed = True
+        db, self.db = self.db, None
+        locks, self.locks = self.locks, {}
+        if db is not None:
+            _inherited.append(db)
+        for fd in locks.values():
+            os.close(fd)
+
+
+_stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+_inherited: list[sqlite3.Connection] = []  # a parent's connections, in a child: never used, never closed
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_stores):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
     """While the store is open: every IMPORT_EVERY_S, import what has been spooled and index findings (everything once
     the journal is quiet, whole batches while it is busy); every TIDY_EVERY_S, tidy ended processes' spool files;
@@ -673,17 +821,19 @@ def _connect(path: str, page_size: int | None = None) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
     if page_size:
         db.execute(f"PRAGMA page_size={page_size}")  # takes effect only while the database is still empty
-    for attempt in range(200):
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
         try:  # processes opening a new database together race to switch it to WAL, and SQLite does not wait
             db.execute("PRAGMA journal_mode=WAL")
             break
         except sqlite3.OperationalError:
-            if attempt == 199:
+            if time.monotonic() > deadline:
+                db.close()
                 raise
             time.sleep(0.01)
     # NORMAL in WAL mode: a commit survives a killed process (not a power cut), at a fraction of FULL's cost.
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
     # Copying the WAL back into the database (and syncing both) is the maintenance thread's work, not that of
     # whichever request's commit happens to cross the threshold, with every other writer waiting on it.
     db.execute("PRAGMA wal_autocheckpoint=0")
@@ -691,8 +841,8 @@ def _connect(path: str, page_size: int | None = None) -> sqlite3.Connection:
     return db
 
 
-def _row(exchange: Exchange) -> tuple:
-    """The exchange as the parameters of _INSERT_EXCHANGE."""
+def _row(exchange: Exchange, files: bodies.BodyFiles) -> tuple:
+    """The exchange as the parameters of _INSERT_EXCHANGE; a large body is kept in a file, its reference in the row."""
     counts = exchange.counts
     req, resp = exchange.request, exchange.response
     findings = _dumps([(f.requirement, f.outcome, f.message, f.location,
@@ -700,20 +850,85 @@ def _row(exchange: Exchange) -> tuple:
                        for f in exchange.findings]) if exchange.findings else None
     return (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
             exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
-            _dumps(req.headers), bytes(req.body), resp.status, _dumps(resp.headers), bytes(resp.body),
+            _dumps(req.headers), _body(req.body, files), resp.status, _dumps(resp.headers), _body(resp.body, files),
             counts["pass"], counts["fail"], counts["warning"], counts["info"], findings)
 
 
-def _exchange(row, with_findings: bool = True) -> Exchange:
+def _body(body: bytes, files: bodies.BodyFiles) -> bytes | str:
+    """The body itself (a BLOB), or the reference to its file (TEXT): the column's type tells them apart."""
+    return bytes(body) if len(body) <= bodies.INLINE_LIMIT else files.put(bytes(body))
+
+
+def _insert_row(db: sqlite3.Connection, row: tuple) -> int | None:
+    """Insert one row; one SQLite cannot hold goes in as a placeholder with what can be kept, marked damaged."""
+    try:
+        return db.execute(_INSERT_EXCHANGE, row).lastrowid
+    except _ROW_ERRORS as error:
+        reason = f"the exchange could not be journaled whole ({type(error).__name__}: {str(error)[:200]}); " \
+                 "its headers, bodies and findings are left out"
+        log.error("journal row %r: %s", str(row[0])[:40], reason)
+        text = [_text(value) if value is not None else None for value in row]
+        number = [value if isinstance(value, float | int) and not isinstance(value, bool) else 0 for value in row]
+        placeholder = (text[0], text[1] or "-", text[2] or "-", text[3] or "-", text[4], float(_bounded(number[5])),
+                       float(_bounded(number[6])), text[7] or "-", text[8] or "-", text[9] or "", text[10] or "",
+                       "[]", b"", _bounded(number[13]), "[]", b"", 0, 0, 0, 0, None)
+        try:
+            seq = db.execute(_INSERT_EXCHANGE, placeholder).lastrowid
+        except _ROW_ERRORS:
+            log.exception("journal row %r could not be stored even as a placeholder", text[0])
+            return None
+        db.execute("UPDATE exchanges SET damage = ? WHERE id = ?", (reason, text[0]))
+        return seq
+
+
+def _text(value: object) -> str:
+    """A short version of a value, as text SQLite takes (no lone surrogates)."""
+    return str(value)[:2000].encode("utf-8", "replace").decode("utf-8")
+
+
+def _bounded(value: int | float) -> int | float:
+    """A number SQLite can bind (a 64-bit integer; a float that is finite): larger ones are clamped."""
+    if isinstance(value, int):
+        return min(max(value, INT64[0]), INT64[1])
+    return min(max(value, -1e300), 1e300) if value == value else 0.0
+
+
+def _exchange(row, files: bodies.BodyFiles, with_findings: bool = True) -> Exchange:
+    """A row as the Exchange it records. A damaged part (JSON that does not parse, a body file gone) is left empty and
+    named in `damage`, so one bad row never stops a query, a report or the server."""
     (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
-     client, req_headers, req_body, status, resp_headers, resp_body, findings) = row
-    return Exchange(
+     client, req_headers, req_body, status, resp_headers, resp_body, findings, damage) = row
+    problems = [damage] if damage else []
+
+    def part(what: str, read, empty):
+        try:
+            return read()
+        except (ValueError, TypeError, LookupError, bodies.BodyMissing) as error:
+            problems.append(f"{what}: {error}")
+            return empty
+
+    exchange = Exchange(
         id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
         started_at=started_at, duration_ms=duration_ms, seq=seq,
-        findings=_decode_findings(findings) if with_findings else [],
-        request=RecordedRequest(method, path, query_string, [tuple(h) for h in json.loads(req_headers)],
-                                bytes(req_body), client),
-        response=RecordedResponse(status, [tuple(h) for h in json.loads(resp_headers)], bytes(resp_body)))
+        findings=part("findings", lambda: _decode_findings(findings), []) if with_findings else [],
+        request=RecordedRequest(method, path, query_string,
+                                part("request headers", lambda: _decode_headers(req_headers), []),
+                                part("request body", lambda: _read_body(req_body, files), b""), client),
+        response=RecordedResponse(status, part("response headers", lambda: _decode_headers(resp_headers), []),
+                                  part("response body", lambda: _read_body(resp_body, files), b"")))
+    if problems:
+        exchange.damage = "; ".join(problems)
+    if len(problems) > (1 if damage else 0):  # found now (what was damaged when stored was logged then)
+        log.warning("journal row %s (exchange %s) is damaged: %s", seq, ex_id, exchange.damage)
+    return exchange
+
+
+def _decode_headers(text: str) -> list[tuple[str, str]]:
+    return [(str(name), str(value)) for name, value in json.loads(text)]
+
+
+def _read_body(value: bytes | str, files: bodies.BodyFiles) -> bytes:
+    return files.get(value) if isinstance(value, str) else bytes(value)
 
 
 def _finding(requirement: str, outcome: str, message: str, location: str, status: int | None,
@@ -728,11 +943,14 @@ def _decode_findings(text: str | None) -> list[Finding]:
 
 def _summary(row) -> dict:
     (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, status,
-     n_pass, n_fail, n_warning, n_info) = row
-    return {"seq": seq, "id": ex_id, "session": session, "service": service, "operation": operation,
-            "scenario": scenario, "started_at": started_at, "duration_ms": round(duration_ms, 3), "method": method,
-            "path": path, "status": status,
-            "findings": {"pass": n_pass, "fail": n_fail, "warning": n_warning, "info": n_info}}
+     n_pass, n_fail, n_warning, n_info, damage) = row
+    summary = {"seq": seq, "id": ex_id, "session": session, "service": service, "operation": operation,
+               "scenario": scenario, "started_at": started_at, "duration_ms": round(duration_ms, 3), "method": method,
+               "path": path, "status": status,
+               "findings": {"pass": n_pass, "fail": n_fail, "warning": n_warning, "info": n_info}}
+    if damage:
+        summary["damaged"] = damage
+    return summary
 
 
 def _tables(db: sqlite3.Connection, names: Iterable[str]) -> list[str]:

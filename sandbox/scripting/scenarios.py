@@ -13,6 +13,7 @@ from jsonpointer import JsonPointerException, resolve_pointer
 from sandbox.conformance.checks import RequestView
 from sandbox.conformance.parsing import Malformed
 from sandbox.conformance.schemas import read_yaml, validate_document
+from sandbox.services import unknown_operation
 
 SCHEMA = yaml.safe_load((Path(__file__).with_name("scenario.schema.yaml")).read_text(encoding="utf-8"))
 ANY = "*"
@@ -175,8 +176,7 @@ def _scenario(item: dict, where: str, known: dict[str, set[str]], requirements) 
     operations = (trig["operation"],) if isinstance(trig["operation"], str) else tuple(trig["operation"])
     for op in operations:
         if op not in known[service]:
-            raise ScenarioError(f"{where}: field 'trigger.operation': {service} has no operation {op!r} "
-                                f"(it has: {', '.join(sorted(known[service]))})")
+            raise ScenarioError(f"{where}: field 'trigger.operation': {unknown_operation(op, service, known[service])}")
     for req in item.get("requirements", ()):
         if requirements is not None and req not in requirements:
             raise ScenarioError(f"{where}: field 'requirements': unknown requirement {req!r}")

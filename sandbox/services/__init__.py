@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 # What a generic HTTP failure (no route, wrong method, body too large) is called, unless a service says otherwise.
 HTTP_ERROR_CODES = {400: "INVALID_VALUE", 404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
                     406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-                    500: "INTERNAL_SERVER_ERROR"}
+                    500: "INTERNAL_SERVER_ERROR", 503: "SERVICE_UNAVAILABLE"}
 
 
 @dataclass
@@ -78,6 +79,46 @@ class Service:
 
     def owns(self, path: str) -> bool:
         return any(path == base or path.startswith(base + "/") for base in self.base_paths)
+
+    def undeclared_operations(self) -> list[str]:
+        """Where the service's own code names an operation it does not declare in `operations` (a check registered
+        for it) or an HL7v3 interaction missing from the interaction catalogue (`hl7v3`): one line each, naming the
+        file. A typo there would silently switch the check (or the answer) off, so the start stops instead."""
+        from sandbox.messaging import interactions
+
+        problems = []
+        for check in self.checks:
+            for name in sorted(check.operations or ()):
+                if name not in self.operations:
+                    problems.append(f"{source_of(check.func)}: check {check.name}: "
+                                    + unknown_operation(name, self.name, self.operations))
+        catalogue = interactions.catalogue()
+        for interaction in self.hl7v3:  # Spine's operations are the catalogue's interaction ids, so these are too
+            if interaction not in catalogue:
+                problems.append(f"{source_of(self.package_dir / '__init__.py')}: hl7v3: interaction {interaction!r} "
+                                f"is not in the interaction catalogue (sandbox/messaging/interactions.yaml; "
+                                f"`spine-sandbox spine interactions` lists it)")
+        return problems
+
+
+def unknown_operation(operation: str, service: str, known: Iterable[str]) -> str:
+    """The sentence every start-up check uses for an operation id a service does not declare."""
+    known = sorted(known)
+    listed = ", ".join(known[:KNOWN_LISTED]) + (f", … ({len(known)} in all)" if len(known) > KNOWN_LISTED else "")
+    return f"operation {operation!r} is not a {service} operation; known: {listed or '(none)'}"
+
+
+KNOWN_LISTED = 40  # Spine declares every interaction of the catalogue: the line says how many rather than all
+
+
+def source_of(thing) -> str:
+    """A function's (or a path's) file, relative to the project when it is inside it."""
+    path = Path(thing if isinstance(thing, (str, Path)) else inspect.getsourcefile(inspect.unwrap(thing)) or "?")
+    root = Path(__file__).resolve().parent.parent.parent
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def discover() -> list[Service]:

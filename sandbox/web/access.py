@@ -50,7 +50,7 @@ VALID, MISSING, MALFORMED, UNKNOWN, EXPIRED, REVOKED = "valid", "missing", "malf
 # What every NHS API platform service answers for a missing, invalid or expired token (PDS spec, 401 ACCESS_DENIED).
 ACCESS_DENIED_TEXT = ("Access token missing, invalid or expired, or calling application not configured for this "
                       "operation.")
-_BEARER = re.compile(r"^Bearer ([\x21-\x7e]+)$")
+_TOKEN68 = re.compile(r"^[\x21-\x7e]+$")  # what a bearer token may hold: visible ASCII, no spaces
 
 
 @dataclass(frozen=True)
@@ -105,18 +105,34 @@ class Access:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+def credentials(header: str | None, scheme: str) -> str | None:
+    """What follows `scheme` in an Authorization header value (`Bearer`, `Basic`, `NHSMESH`…), or None when the header
+    uses another scheme. Schemes are case-insensitive (RFC 9110 section 11.1): 'bearer x', 'BEARER x' and 'Bearer x'
+    all carry the credentials 'x'. The credentials keep their case; surrounding spaces are dropped."""
+    if header is None:
+        return None
+    name, _, rest = header.strip().partition(" ")
+    return rest.strip() if name.lower() == scheme.lower() else None
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (any case of the scheme), or None when the header is
+    not a bearer token of visible ASCII characters."""
+    token = credentials(header, "Bearer")
+    return token if token and _TOKEN68.match(token) else None
+
+
 def resolve_access(request: Request, sandbox: Sandbox) -> Access:
     """The request's Authorization header, resolved through the first service that knows the token."""
     strictness = sandbox.settings.auth
     header = request.headers.get("Authorization")
     if header is None:
         return Access(token=MISSING, detail="Authorization header is missing", strictness=strictness)
-    match = _BEARER.match(header)
-    if not match:
+    token = bearer_token(header)
+    if token is None:
         shown = header.split(" ", 1)[0][:20]
         return Access(token=MALFORMED, strictness=strictness,
                       detail=f"Authorization header is not 'Bearer <access token>' (it starts {shown!r})")
-    token = match.group(1)
     from sandbox.assurance.sessions import TOKEN_PREFIX, session_token_access  # here: sessions import Access
 
     if token.startswith(TOKEN_PREFIX):

@@ -17,6 +17,7 @@ from sandbox.assurance.sessions import (
 )
 from sandbox.assurance.verdicts import assess, attestation_dict
 from sandbox.runtime import current_sandbox
+from sandbox.web.control import FieldError, body_object, control_error, field, query_int
 
 assurance = Blueprint("assurance", __name__, url_prefix="/_sandbox")
 CONTENT_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8",
@@ -25,15 +26,13 @@ CONTENT_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8",
 
 @assurance.errorhandler(SessionError)
 def _session_error(exc: SessionError):
-    return jsonify(error="Bad Request" if exc.status == 400 else "Not Found", message=str(exc)), exc.status
+    names = {400: "Bad Request", 404: "Not Found", 409: "Conflict"}
+    return control_error(names.get(exc.status, "Internal Server Error"), str(exc), exc.status)
 
 
-def _body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise SessionError("the request body must be a JSON object, e.g. "
-                           '{"plan": "pds-healthcare-worker", "supplier": "…", "system": "…"}')
-    return data
+@assurance.errorhandler(FieldError)
+def _field_error(exc: FieldError):
+    return control_error(exc.name, exc.description, exc.code, exc.field)
 
 
 @assurance.get("/plans")
@@ -49,9 +48,9 @@ def plan(plan_id: str):
 @assurance.post("/sessions")
 def new_session():
     sandbox = current_sandbox()
-    data = _body()
-    record, token = create_session(sandbox.store, sandbox.plans, data.get("plan"), data.get("supplier"),
-                                   data.get("system"))
+    data = body_object(example='{"plan": "pds-healthcare-worker", "supplier": "…", "system": "…"}')
+    record, token = create_session(sandbox.store, sandbox.plans, field(data, "plan", str, max_length=200),
+                                   field(data, "supplier", str), field(data, "system", str))
     return jsonify(credentials(record, token)), 201
 
 
@@ -70,9 +69,9 @@ def session_progress(session_id: str):
 @assurance.post("/sessions/<session_id>/attestations")
 def new_attestation(session_id: str):
     sandbox = current_sandbox()
-    data = _body()
-    made = attest(sandbox.store, sandbox.plans, session_id, str(data.get("requirement", "")),
-                  str(data.get("verdict", "")), data.get("by"), str(data.get("note", "")))
+    data = body_object(example='{"requirement": "…", "verdict": "pass", "by": "…", "note": "…"}')
+    made = attest(sandbox.store, sandbox.plans, session_id, field(data, "requirement", str, default=""),
+                  field(data, "verdict", str, default=""), field(data, "by", str), field(data, "note", str, default=""))
     return jsonify(session=session_id, requirement=made.requirement, **attestation_dict(made)), 201
 
 
@@ -80,9 +79,7 @@ def new_attestation(session_id: str):
 def report(session_id: str):
     fmt = request.args.get("format", "json")
     if fmt not in CONTENT_TYPES:
-        raise SessionError(f"format={fmt!r} is not one of {', '.join(CONTENT_TYPES)}")
-    evidence = request.args.get("evidence", "3")
-    if not evidence.isdigit() or not 1 <= int(evidence) <= 50:
-        raise SessionError(f"evidence={evidence!r} must be a whole number from 1 to 50")
-    sealed = make_report(current_sandbox(), session_id, request.args.get("plan"), evidence=int(evidence))
+        raise SessionError(f"format={fmt[:40]!r} is not one of {', '.join(CONTENT_TYPES)}")
+    evidence = query_int("evidence", 3, 1, 50)
+    sealed = make_report(current_sandbox(), session_id, request.args.get("plan"), evidence=evidence)
     return Response(render(sealed, fmt), content_type=CONTENT_TYPES[fmt])

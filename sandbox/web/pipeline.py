@@ -13,21 +13,25 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from sandbox.conformance.checks import CheckContext, Claim, RequestView, query_from
-from sandbox.conformance.findings import Finding, Refusal, SpineError, first_rejection, summarise
+from sandbox.conformance.checks import CheckContext, Claim, RequestView, headers_from, query_from
+from sandbox.conformance.findings import Finding, Refusal, SpineError, defect, summarise
+from sandbox.conformance.history import crashed
 from sandbox.conformance.history import judge as judge_history
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
+from sandbox.journal.space import RETRY_AFTER_S, out_of_space
 from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
 from sandbox.scripting.scripted import apply_fault, scripted_response
 from sandbox.services import Service
 from sandbox.web import current
 from sandbox.web.access import Access, resolve_access
+from sandbox.web.limits import check_head
 from sandbox.web.sessions import resolve_session
 
 log = logging.getLogger(__name__)
 
 SCENARIO_HEADER = "X-Sandbox-Scenario"
+SCENARIO_USES = "scenario-uses"  # state namespace: how often each `times:` scenario answered the session
 CONTROL_PREFIX = "/_sandbox"
 UNROUTED = "unrouted"
 
@@ -90,6 +94,7 @@ def _open():
         raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
                          f"({limit} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
     ex.session = resolve_session(req, sandbox)
+    check_head(req, ex.service)  # a URL or headers longer than the live service takes: refused, and journaled
     return None
 
 
@@ -109,35 +114,63 @@ def operation(name: str | None = None, facts=None, resolve: Callable[[RequestVie
             ex = current_exchange()
             ex.operation = name or UNROUTED
             req = request._get_current_object()
-            view = ex.view = RequestView(req.method, req.path, query_from(req.args), list(req.headers.items()),
+            view = ex.view = RequestView(req.method, req.path, query_from(req.args), headers_from(req.headers.items()),
                                          ex.body, dict(params))
             if resolve is not None:
                 ex.operation = resolve(view)
-            ex.access = resolve_access(req, sandbox)
+            ex.access = _guarded(ex, resolve_access, req, sandbox)
             ex.facts.update(access=ex.access, access_mode=ex.access.mode)
             if facts is not None:
-                ex.facts.update(facts(view))
+                ex.facts.update(_guarded(ex, facts, view))
             ex.add(*ex.service.checks.run(view, CheckContext(ex.operation, ex.session, ex.facts, ex.writes,
                                                              ex.claims)))
-            ex.scenario = _choose_scenario(sandbox, ex, view)
+            _refuse_if_crashed(ex)
+            refusal = next((f for f in ex.findings if f.reject is not None), None)
+            ex.scenario = _choose_scenario(sandbox, ex, view, refusal)
             spec = ex.scenario.response if ex.scenario else {}
             if spec.get("delay_ms"):
                 time.sleep(spec["delay_ms"] / 1000)
-            rejection = first_rejection(ex.findings)
-            if rejection is not None:
-                raise rejection
+            if refusal is not None:
+                raise refusal.reject
             if ex.scenario and ex.scenario.scripted:
                 response = scripted_response(ex.scenario, ex.service, view)
             else:
                 response = handler(ex, **params)
             return apply_fault(spec, response)
 
+        wrapper.sandbox_operation = name  # checked against the service's declared operations at start (create_app)
         return wrapper
 
     return decorate
 
 
-def _choose_scenario(sandbox: Sandbox, ex: ExchangeContext, view: RequestView) -> Scenario | None:
+def _guarded(ex: ExchangeContext, step: Callable, *args):
+    """A step that prepares the checks (the caller's access, a service's facts): if it crashes, the request fails
+    closed as when a check crashes (a sandbox-defect finding, the service's 500)."""
+    try:
+        return step(*args)
+    except SpineError:
+        raise
+    except Exception as exc:
+        log.exception("%s failed on %s %s", step.__qualname__, request.method, request.path)
+        found = defect("request step", f"{step.__module__}.{step.__qualname__}", exc)
+        ex.add(found)
+        raise ex.service.http_error(500, found.reject.diagnostics) from None
+
+
+def _refuse_if_crashed(ex: ExchangeContext) -> None:
+    """Fail closed: when a check crashed (a sandbox-defect finding), the request is refused with the service's own 500
+    rather than answered half-checked; it is journaled with the finding, and no scenario or handler answers it."""
+    crash = crashed(ex.findings)
+    if crash is not None:
+        raise ex.service.http_error(500, crash.reject.diagnostics)
+
+
+def _choose_scenario(sandbox: Sandbox, ex: ExchangeContext, view: RequestView,
+                     refusal: Finding | None) -> Scenario | None:
+    """The scenario that answers, if the request reaches one. A request a check refuses reaches only a scenario that
+    describes that refusal (one naming the refusing requirement, such as the access-mode ones): any other is neither
+    journaled on the exchange (so no plan step counts as exercised) nor used up."""
     forced = view.header(SCENARIO_HEADER)
     if forced:
         scenario = sandbox.scenarios.get(forced.strip())
@@ -146,12 +179,28 @@ def _choose_scenario(sandbox: Sandbox, ex: ExchangeContext, view: RequestView) -
             raise SpineError(400, "INVALID_VALUE", f"{SCENARIO_HEADER} {forced!r} is not a {ex.service.name} "
                              f"scenario for operation {ex.operation}; choose one of: {', '.join(known) or 'none'} "
                              f"(see /_sandbox/scenarios)")
-        return scenario
+        return scenario if _reached(scenario, refusal) else None
     scenario = sandbox.scenarios.select(ex.service.name, ex.operation, view, ex.facts)
-    times = scenario.response.get("times") if scenario else None
-    if times and sandbox.store.next_counter(ex.session, f"scenario:{scenario.id}") >= times:
-        return None  # used up for this session: the service answers normally from now on
+    if scenario is None or not _reached(scenario, refusal):
+        return None
+    times = scenario.response.get("times")
+    if times:
+        used = sandbox.store.get_state(ex.session, SCENARIO_USES, scenario.id)
+        if used is not None and used.value >= times:
+            return None  # used up for this session: the service answers normally from now on
+        # Used up only by a request that is answered and journaled: a request that fails on the way uses nothing.
+        ex.write_with_record(lambda: _use(sandbox, ex.session, scenario.id))
     return scenario
+
+
+def _reached(scenario: Scenario, refusal: Finding | None) -> bool:
+    return refusal is None or refusal.requirement in scenario.requirements
+
+
+def _use(sandbox: Sandbox, session: str, scenario_id: str) -> None:
+    """One more use of a `times:` scenario (inside the record's transaction, which holds the state write lock)."""
+    used = sandbox.store.get_state(session, SCENARIO_USES, scenario_id)
+    sandbox.store.put_state(session, SCENARIO_USES, scenario_id, (used.value if used else 0) + 1)
 
 
 def _code(ex: ExchangeContext, status: int) -> str:
@@ -173,26 +222,77 @@ def _spine_error(error: SpineError) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     ex = current.exchange()
-    if ex is None or ex.service is None:
+    service = ex.service if ex else None
+    status = exc.code or 500
+    allowed = sorted(set(getattr(exc, "valid_methods", None) or ()) - {"HEAD", "OPTIONS"})
+    if status == 405:
+        text = f"{request.method} is not supported on {request.path}" + (f"; use {', '.join(allowed)}." if allowed
+                                                                          else ".")
+    elif status == 404 and service is not None:
+        text = f"No {service.title} resource at {request.path}: see /_sandbox/services for the operations."
+    elif status == 404 and request.path.startswith(CONTROL_PREFIX):
+        text = (f"No control API endpoint at {request.path} (the control API is under {CONTROL_PREFIX}/: health, "
+                f"services, sessions, exchanges, scenarios, patients, requirements, plans).")
+    elif status == 404:
         bases = ", ".join(b for s in current_sandbox().services.values() for b in s.base_paths)
-        text = (f"No Spine service is mounted at {request.path}; services are at {bases} "
-                f"(see /_sandbox/services)." if exc.code == 404 else exc.description)
-        return _spine_error(SpineError(exc.code or 500, (exc.name or "error").upper().replace(" ", "_"), text))
-    if exc.code == 405:
-        text = f"{request.method} is not supported on {request.path}."
-    elif exc.code == 404:
-        text = f"No {ex.service.title} resource at {request.path}: see /_sandbox/services for the operations."
+        text = f"No Spine service is mounted at {request.path}; services are at {bases} (see /_sandbox/services)."
     else:
         text = exc.description or exc.name
-    return _spine_error(ex.service.http_error(exc.code or 500, text))
+    error = (service.http_error(status, text) if service is not None
+             else SpineError(status, (exc.name or "error").upper().replace(" ", "_"), text))
+    if allowed:
+        error.headers["Allow"] = ", ".join(allowed)
+    return _spine_error(error)
 
 
 def _unexpected(exc: Exception) -> Response:
-    log.exception("unexpected error answering %s %s", request.method, request.path)
     ex = current.exchange()
     if ex is not None:
         ex.writes.clear()  # a request that failed halfway changes nothing
+    if out_of_space(exc):
+        log.warning("no room to store what %s %s changes: %s", request.method, request.path, exc)
+        return _storage_full_response(ex)
+    log.exception("unexpected error answering %s %s", request.method, request.path)
     return _unexpected_response(ex, "failed to answer this request")
+
+
+def _storage_full_response(ex: ExchangeContext | None) -> Response:
+    """503 with Retry-After, in the service's own shape: what live Spine answers when it cannot serve for now."""
+    return _spine_error(_unavailable(ex, "it could not store what this request changes."))
+
+
+def _unavailable(ex: ExchangeContext | None, what: str) -> SpineError:
+    message = (f"The sandbox's disk is full (data directory {current_sandbox().settings.data_dir}): {what} Free some "
+               f"space there; the sandbox recovers by itself. Retry after {RETRY_AFTER_S} s.")
+    error = ex.service.http_error(503, message) if ex and ex.service else SpineError(503, "SERVICE_UNAVAILABLE", message)
+    error.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return error
+
+
+def _not_journaled(ex: ExchangeContext, error: Exception) -> Response:
+    """The answer when the exchange itself could not be journaled: without an exchange id anywhere in it (there is no
+    journal entry for one to name), saying why in the body and in X-Sandbox-Journal."""
+    if out_of_space(error):
+        log.warning("exchange %s could not be journaled: %s", ex.id, error)
+        refusal = _unavailable(ex, "the answer to this request could not be journaled, so it is not given, and there "
+                                   "is no exchange id for it (the request may have taken effect).")
+        why = "the disk is full"
+    else:
+        log.error("exchange %s could not be journaled", ex.id, exc_info=error)
+        message = ("The sandbox could not journal this exchange; this is a sandbox defect, not your error. It is "
+                   "answered without an exchange id; the server log has the details.")
+        refusal = (ex.service.http_error(500, message) if ex.service
+                   else SpineError(500, "INTERNAL_SERVER_ERROR", message))
+        why = "a sandbox defect"
+    current.set_exchange(None)  # rendered as if outside an exchange: MESH, for one, would quote its id
+    try:
+        response = ex.service.render_error(refusal) if ex.service else _spine_error(refusal)
+    finally:
+        current.set_exchange(ex)
+    for key, value in refusal.headers.items():
+        response.headers[key] = value
+    response.headers["X-Sandbox-Journal"] = f"not journaled: {why}"
+    return _whole(response)
 
 
 def _unexpected_response(ex: ExchangeContext | None, what: str) -> Response:
@@ -221,6 +321,9 @@ def _record(response: Response) -> Response:
                                   b"" if response.is_streamed else response.get_data()),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
     keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
+    crash = crashed(exchange.findings)
+    if crash is not None and response.status_code < 500:  # fail closed: a behavioural check crashed
+        return _answer_instead(ex, exchange, _spine_error(ex.service.http_error(500, crash.reject.diagnostics)))
     _tell(response, ex)
     exchange.response.headers = list(response.headers.items())  # as sent: with the X-Sandbox-* headers
     if ex.writes or ex.claims:
@@ -233,12 +336,18 @@ def _record(response: Response) -> Response:
             ex.findings[:] = [f for f in ex.findings if f.requirement != refusal.finding.requirement]
             ex.add(refusal.finding)
             return _answer_instead(ex, exchange, _spine_error(refusal.finding.reject))
-        except Exception:
+        except Exception as error:
+            if out_of_space(error):
+                log.warning("no room for the state changes of exchange %s: %s", ex.id, error)
+                return _answer_instead(ex, exchange, _storage_full_response(ex))
             log.exception("the state changes of exchange %s failed", ex.id)
             return _answer_instead(ex, exchange,
                                    _unexpected_response(ex, "could not store the changes this request makes"))
     # Journaled before the response leaves: an answered exchange is never missing from the evidence.
-    sandbox.store.record(exchange, keys)
+    try:
+        sandbox.store.record(exchange, keys)
+    except Exception as error:  # nothing is answered with an exchange id the journal does not have
+        return _not_journaled(ex, error)
     return _whole(response)
 
 
@@ -254,10 +363,14 @@ def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response)
     """Journal and answer `response` rather than the one whose deferred writes could not be made (none of them are)."""
     ex.writes.clear()
     ex.claims.clear()
+    ex.scenario = exchange.scenario = None  # its answer is not the one given: the request exercised no scenario
     _tell(response, ex)
     exchange.response = RecordedResponse(response.status_code, list(response.headers.items()), response.get_data())
     history = ex.service.history if ex.service else None
-    current_sandbox().store.record(exchange, history.keys_of(exchange) if history else ())
+    try:
+        current_sandbox().store.record(exchange, history.keys_of(exchange) if history else ())
+    except Exception as error:
+        return _not_journaled(ex, error)
     return _whole(response)
 
 

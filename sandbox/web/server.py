@@ -3,13 +3,38 @@
 Granian was chosen by measurement (benchmarks/wsgi_servers.py): on the PDS retrieval path with checks and a
 journal commit per request it served ~1.9k req/s at p99 ~35 ms on two cores, ahead of gunicorn (~1.55k sync,
 ~0.86k gthread) and waitress (~0.86k); and it runs on Windows, where suppliers' laptops often are.
+
+The listening socket is the sandbox's own, bound here without SO_REUSEPORT and handed to Granian's workers: on
+Linux Granian would otherwise bind one SO_REUSEPORT socket per worker, so a second server on a port already in
+use would start and silently share the traffic. Binding first also turns every address problem (port taken,
+foreign host, port out of range) into one sentence before anything else starts. Handing it over overrides one
+private Granian method (`_init_shared_socket`), hence the pin to Granian 2.8 and later 2.x in setup.cfg.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
 
 from sandbox.settings import Settings
+
+BACKLOG = 1024
+# What Granian's HTTP/1 parser (hyper) accepts in one request head; the services judge anything longer than the
+# live service allows themselves (sandbox.web.limits), so those requests are journaled and answered in the
+# service's own error shape. Beyond this the parser answers 431 with an empty body; a URL over 64 KB gets 414 and
+# more than 100 header fields 431, both from the parser (docs/running.md, "Limits").
+MAX_HEAD_BYTES = 128 * 1024
+READY_TIMEOUT = 120.0
+
+
+class ServeError(Exception):
+    """The server cannot start; the message is one sentence saying what to change."""
 
 
 def worker_count(settings: Settings) -> int:
@@ -23,28 +48,127 @@ def tls_options(settings: Settings) -> dict:
     from sandbox.web import tls
 
     folder = settings.tls_path
-    server = tls.server_pair(folder)
-    tls.client_pair(folder, "sandbox", "spine-sandbox-client")  # for the control API and tools
-    return {"ssl_cert": server.cert, "ssl_key": server.key, "ssl_ca": tls.authority(folder).cert,
-            "ssl_client_verify": True}
+    try:
+        server = tls.server_pair(folder)
+        tls.client_pair(folder, "sandbox", "spine-sandbox-client")  # for the control API and tools
+        authority = tls.authority(folder)
+    except OSError as exc:
+        raise ServeError(f"cannot write the TLS certificates in {folder}: {exc.strerror or exc}; choose a "
+                         f"writable folder with --tls-dir or SANDBOX_TLS_DIR") from None
+    return {"ssl_cert": server.cert, "ssl_key": server.key, "ssl_ca": authority.cert, "ssl_client_verify": True}
 
 
-def serve(settings: Settings) -> None:
+def listen(settings: Settings) -> socket.socket:
+    """The listening socket, bound without SO_REUSEPORT: a port anyone else holds is refused, never shared."""
+    host, port = settings.host, settings.port
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServeError(f"{host!r} is not an address or host name this machine can resolve ({exc}); choose "
+                         f"another with --host or SANDBOX_HOST") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "nt":  # Windows' SO_REUSEADDR would let another server take the port over
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        else:  # a restart right after a stop may bind despite TIME_WAIT; a live listener still refuses
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(_bind_failure(host, port, exc)) from None
+    sock.set_inheritable(True)  # the worker processes accept on it
+    return sock
+
+
+def _bind_failure(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE or getattr(exc, "winerror", None) == 10048:
+        return (f"port {port} on {host} is already in use (another sandbox?); choose another with --port or "
+                f"SANDBOX_PORT")
+    if exc.errno == errno.EADDRNOTAVAIL or getattr(exc, "winerror", None) == 10049:
+        return (f"{host} is not an address of this machine, so the sandbox cannot listen on it; use 127.0.0.1, "
+                f"0.0.0.0 (every interface) or one of this machine's addresses with --host or SANDBOX_HOST")
+    if exc.errno == errno.EACCES:
+        return (f"port {port} on {host} needs privileges this user does not have; choose a port above 1023 with "
+                f"--port or SANDBOX_PORT")
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def _granian_class():
     from granian import Granian
+
+    class SandboxGranian(Granian):
+        """Granian serving a socket the sandbox bound itself (see the module docstring)."""
+
+        def __init__(self, *args, listener: socket.socket, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.listener = listener
+
+        def _init_shared_socket(self):
+            from granian._granian import SocketHolder
+
+            self._ssp = None
+            self._sfd = self.listener.fileno()
+            self._shd = SocketHolder(self._sfd, False, BACKLOG)  # (fd, is a Unix socket, backlog)
+            self._sso = self.listener  # closed by Granian at shutdown
+
+    return SandboxGranian
+
+
+def serve(settings: Settings, listener: socket.socket, on_ready: Callable[[], None] | None = None) -> None:
+    """Serve on `listener` until stopped; `on_ready()` runs once /_sandbox/health answers through it."""
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
 
+    tls = tls_options(settings)
     os.environ.update(settings.to_environ())
-    Granian(
+    server = _granian_class()(
         "sandbox.wsgi:create",
         address=settings.host,
         port=settings.port,
+        listener=listener,
         interface=Interfaces.WSGI,
         workers=worker_count(settings),
         blocking_threads=max(1, settings.threads),
+        backlog=BACKLOG,
+        http1_settings=HTTP1Settings(max_buffer_size=MAX_HEAD_BYTES),
+        http2_settings=HTTP2Settings(max_headers_size=MAX_HEAD_BYTES),  # HTTP/2 (with --tls): the same bound
         factory=True,
         log_level=LogLevels(settings.log_level),
         respawn_failed_workers=True,
         websockets=False,
-        **tls_options(settings),
-    ).serve()
+        **tls,
+    )
+    if on_ready is not None:
+        threading.Thread(target=_announce, args=(settings, on_ready), name="sandbox-ready", daemon=True).start()
+    server.serve()
+
+
+def _announce(settings: Settings, on_ready: Callable[[], None]) -> None:
+    from sandbox.healthcheck import probe
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "::1" if settings.host == "::" else settings.host
+    context = _client_context(settings) if settings.tls else None
+    deadline = time.monotonic() + READY_TIMEOUT
+    seen = ""
+    while time.monotonic() < deadline:
+        healthy, seen = probe(host, settings.port, timeout=2, context=context)
+        if healthy:
+            on_ready()
+            return
+        time.sleep(0.1)
+    print(f"spine-sandbox: listening, but /_sandbox/health has not answered within {READY_TIMEOUT:.0f} s "
+          f"({seen}); see the log above", file=sys.stderr, flush=True)
+
+
+def _client_context(settings: Settings) -> ssl.SSLContext:
+    from sandbox.web import tls
+
+    folder = settings.tls_path
+    context = ssl.create_default_context(cafile=str(tls.authority(folder).cert))
+    client = tls.client_pair(folder, "sandbox", "spine-sandbox-client")
+    context.load_cert_chain(str(client.cert), str(client.key))
+    context.check_hostname = False
+    return context

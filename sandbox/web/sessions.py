@@ -10,6 +10,7 @@ from flask import Request
 from sandbox.assurance.sessions import TOKEN_PREFIX, hash_token
 from sandbox.conformance.findings import SpineError
 from sandbox.runtime import Sandbox
+from sandbox.web.access import bearer_token
 
 SESSION_HEADER = "X-Sandbox-Session"
 DEFAULT_SESSION = "default"
@@ -43,10 +44,8 @@ def resolve_session(request: Request, sandbox: Sandbox) -> str:
 
 def _session_of_token(request: Request, sandbox: Sandbox) -> str | None:
     """A session token (`Authorization: Bearer sst_…`, from `spine-sandbox sessions create`) selects its session."""
-    authorization = request.headers.get("Authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX):
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None or not token.startswith(TOKEN_PREFIX):
         return None
     record = sandbox.store.session_for_token(hash_token(token))
     if record is None:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 SCHEME = "NHSMESH "
-TIMESTAMP = re.compile(r"^\d{12}$")
-HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+TIMESTAMP = re.compile(r"[0-9]{12}")  # ASCII digits only (\d would admit other scripts' digits)
+COUNT = re.compile(r"[0-9]{1,20}")
+HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\}?$")
 
 
@@ -42,7 +43,7 @@ class TokenProblem(ValueError):
 def parse(header: str | None) -> Token:
     if not header:
         raise TokenProblem("the Authorization header is missing")
-    if not header.upper().startswith(SCHEME):
+    if header[:len(SCHEME)].upper() != SCHEME:  # the scheme is case-insensitive, as every HTTP auth scheme
         raise TokenProblem(f"the Authorization header does not start with the scheme {SCHEME!r} (it starts "
                            f"{header[:12]!r})")
     parts = header[len(SCHEME):].strip().split(":")
@@ -51,13 +52,13 @@ def parse(header: str | None) -> Token:
                            "(mailbox_id:nonce:nonce_count:timestamp:hash)")
     token = Token(*parts)
     if not token.mailbox or " " in token.mailbox:
-        raise TokenProblem(f"the token's mailbox id {token.mailbox!r} is empty or contains a space")
-    if not token.nonce_count.isdigit():
+        raise TokenProblem(f"the token's mailbox id {token.mailbox[:40]!r} is empty or contains a space")
+    if not COUNT.fullmatch(token.nonce_count):
         raise TokenProblem(f"nonce_count {token.nonce_count[:20]!r} is not a whole number")
-    if not TIMESTAMP.match(token.timestamp):
+    if not TIMESTAMP.fullmatch(token.timestamp):
         raise TokenProblem(f"timestamp {token.timestamp[:20]!r} is not UTC yyyyMMddHHmm (12 digits, e.g. "
                            "202006041718)")
-    if not HEX64.match(token.digest):
+    if not HEX64.fullmatch(token.digest):
         raise TokenProblem("the hash is not 64 hexadecimal characters (an HMAC-SHA256 hex digest)")
     return token
 

@@ -7,8 +7,9 @@ import time
 
 from sandbox.conformance.checks import CheckContext, CheckSet, Claim, RequestView
 from sandbox.conformance.findings import Finding
-from sandbox.services.mesh import auth
-from sandbox.services.mesh.context import mailbox_of, mesh, message_in_path, post_office
+from sandbox.conformance.parsing import parse_int
+from sandbox.services.mesh import auth, compression
+from sandbox.services.mesh.context import gzip_state, mailbox_of, mesh, message_in_path, post_office
 from sandbox.services.mesh.errors import MeshError, api_version
 from sandbox.synthetic.identifiers import is_valid_nhs_number
 
@@ -18,8 +19,8 @@ AUTHENTICATED = ("handshake", "list-inbox", "count-inbox", "download-message", "
                  "acknowledge-message", "send-message", "send-chunk", "track-message", "track-by-local-id")
 VERSIONED = AUTHENTICATED + ("endpoint-lookup", "workflow-search")
 RECEIVING = ("download-message", "head-message", "download-chunk")
-CHUNK_RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
-NHS_NUMBER_LIKE = re.compile(r"(?<!\d)(\d{3}[ -]?\d{3}[ -]?\d{4})(?!\d)")
+CHUNK_RANGE = re.compile(r"\s*([0-9]{1,20})\s*:\s*([0-9]{1,20})\s*")  # ASCII digits: \d admits other scripts'
+NHS_NUMBER_LIKE = re.compile(r"(?<![0-9])([0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4})(?![0-9])")
 # maxLength of each send header in the specification
 HEADER_LIMITS = {"Mex-To": 100, "Mex-WorkflowID": 300, "Mex-Chunk-Range": 20, "Mex-Subject": 500,
                  "Mex-LocalID": 300, "Mex-FileName": 300, "Mex-Content-Checksum": 100}
@@ -38,7 +39,7 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
     try:
         token = auth.parse(req.header("Authorization"))
     except auth.TokenProblem as exc:
-        yield Finding.failed("MESH-AUTH-001", f"{str(exc).capitalize()}; MESH expects 'NHSMESH "
+        yield Finding.failed("MESH-AUTH-001", f"{str(exc)[:1].upper()}{str(exc)[1:]}; MESH expects 'NHSMESH "
                              "mailbox_id:nonce:nonce_count:timestamp:hash'.", where, reject=_refuse(str(exc)))
         return
     yield Finding.passed("MESH-AUTH-001", "Authorization is an NHSMESH token with five fields.", where)
@@ -47,7 +48,7 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
     mailbox = session.config.mailbox(mailbox_id)
     if token.mailbox != mailbox_id:
         why = (f"the token's mailbox id {token.mailbox!r} is not upper case" if token.mailbox.upper() == mailbox_id
-               else f"the token is for mailbox {token.mailbox!r} but the path names {mailbox_id!r}")
+               else f"the token is for mailbox {token.mailbox[:40]!r} but the path names {mailbox_id!r}")
         yield Finding.failed("MESH-AUTH-002", f"Mailbox id does not match token: {why}.", where,
                              reject=_refuse(f"Mailbox id does not match token: {why}"))
         return
@@ -186,11 +187,30 @@ def from_matches(req: RequestView, ctx: CheckContext):
 
 
 def parse_chunk_range(value: str | None) -> tuple[int, int] | None:
-    match = CHUNK_RANGE.match(value or "")
+    match = CHUNK_RANGE.fullmatch(value or "")
     if not match:
         return None
     number, total = int(match.group(1)), int(match.group(2))
     return (number, total) if 1 <= number <= total else None
+
+
+def missing_chunks(chunks: dict[str, int], before: int, show: int = 10) -> tuple[int, list[int]]:
+    """How many of chunks 2..before-1 have not arrived, and the first few of them: worked out from the chunks that
+    did arrive, never by walking the declared range (which may be huge)."""
+    arrived = sum(1 for k in chunks if k.isascii() and k.isdigit() and 2 <= int(k) < before)
+    count = max(0, before - 2 - arrived)
+    first: list[int] = []
+    n = 2
+    while len(first) < min(count, show) and n < before:
+        if str(n) not in chunks:
+            first.append(n)
+        n += 1
+    return count, first
+
+
+def _too_many_chunks(total: int, ctx: CheckContext) -> str | None:
+    limit = mesh(ctx.session).config.limits.max_chunks
+    return f"declares {total} chunks; this sandbox takes at most {limit} in one message" if total > limit else None
 
 
 @checks.register("MESH-CHK-001", operations=("send-message",))
@@ -199,8 +219,9 @@ def first_chunk_range(req: RequestView, ctx: CheckContext):
     if value is None or not value.strip():
         return
     parsed = parse_chunk_range(value)
-    if parsed is None or parsed[0] != 1:
-        why = "is not n:m with 1 <= n <= m" if parsed is None else "must start at 1 on the first request"
+    why = ("is not n:m with 1 <= n <= m" if parsed is None else "must start at 1 on the first request"
+           if parsed[0] != 1 else _too_many_chunks(parsed[1], ctx))
+    if why:
         yield Finding.failed("MESH-CHK-001", f"Mex-Chunk-Range {value[:20]!r} {why}; the first part of a chunked "
                              "message is sent to /outbox with 1:<total>.", "header:Mex-Chunk-Range",
                              reject=MeshError.of(417, "InvalidHeaderChunks", f"{value[:20]!r} {why}"))
@@ -217,10 +238,16 @@ def content_encoding(req: RequestView, ctx: CheckContext):
         yield Finding.failed("MESH-SND-009", f"Content-Encoding {encoding[:30]!r} is not supported; MESH takes "
                              "gzip or no encoding.", "header:Content-Encoding",
                              reject=MeshError.of(417, "UnsupportedContentEncoding", f"{encoding[:30]!r}; use gzip"))
-    elif req.body[:2] != b"\x1f\x8b":
-        yield Finding.failed("MESH-SND-009", "Content-Encoding is gzip but the body is not gzip data (it does not "
-                             "start with the gzip magic bytes 1f 8b); the recipient will fail to decompress it.",
-                             "body")
+        return
+    limit = mesh(ctx.session).config.limits.max_expanded_bytes
+    state, why = gzip_state(req.body, limit)
+    if state == compression.NOT_GZIP:
+        yield Finding.failed("MESH-SND-009", f"Content-Encoding is gzip but the body is not gzip data: {why}; the "
+                             "recipient will fail to decompress it.", "body")
+    elif state == compression.TOO_LARGE:
+        yield Finding.warning("MESH-SND-009", f"The gzip body {why} (limits.max_expanded_bytes): a recipient that "
+                              "does not send Accept-Encoding: gzip will be refused this chunk (406); compress "
+                              "less data per chunk.", "body")
     else:
         yield Finding.passed("MESH-SND-009", "The body is gzip data, as Content-Encoding says.", "body")
 
@@ -328,7 +355,16 @@ def chunk_upload(req: RequestView, ctx: CheckContext):
                                                         message_id=message_id))
         return
     number, total = parsed
-    if not number_text.isdigit() or int(number_text) != number:
+    too_many = _too_many_chunks(total, ctx)
+    if too_many:
+        yield Finding.failed("MESH-CHK-001", f"Mex-Chunk-Range {value} {too_many}.", where, reject=MeshError.of(
+            417, "InvalidHeaderChunks", f"{value} {too_many}", message_id=message_id))
+        return
+    try:
+        path_number = parse_int(number_text, minimum=1)
+    except ValueError:
+        path_number = None
+    if path_number != number:
         yield Finding.failed("MESH-CHK-002", f"The path says chunk {number_text[:10]!r} but Mex-Chunk-Range says "
                              f"{value}.", where, reject=MeshError.of(
                                  417, "InvalidHeaderChunks", f"path chunk {number_text[:10]} does not match {value}",
@@ -386,10 +422,11 @@ def chunk_upload(req: RequestView, ctx: CheckContext):
     if str(number) in message["chunks"]:
         yield Finding.warning("MESH-CHK-006", f"Chunk {number} of {message_id} was already uploaded; this copy "
                               "replaces it. Upload each chunk once (retry only a chunk that failed).", where)
-    missing = [n for n in range(2, number) if str(n) not in message["chunks"]]
-    if missing:
+    count, first = missing_chunks(message["chunks"], number)
+    if count:
+        more = f" and {count - len(first)} more" if count > len(first) else ""
         yield Finding.failed("MESH-CHK-004", f"Chunk {number} arrived before chunk(s) "
-                             f"{', '.join(map(str, missing))}; upload chunks in order.", where)
+                             f"{', '.join(map(str, first))}{more}; upload chunks in order.", where)
     else:
         yield Finding.passed("MESH-CHK-004", f"Chunk {number} follows the chunks before it.", where)
 
@@ -398,7 +435,7 @@ def chunk_upload(req: RequestView, ctx: CheckContext):
 @checks.register("MESH-API-002", operations=("list-inbox",))
 def inbox_parameters(req: RequestView, ctx: CheckContext):
     raw = req.arg("max_results")
-    if raw is not None and (not raw.isdigit() or not 10 <= int(raw) <= 5000):
+    if raw is not None and not _whole_number(raw, 10, 5000):
         yield Finding.failed("MESH-API-002", f"max_results={raw[:20]!r} is not a whole number from 10 to 5000.",
                              "query:max_results", reject=MeshError.invalid(
                                  "query", "max_results", "ensure this value is an integer from 10 to 5000"))
@@ -412,6 +449,14 @@ def inbox_parameters(req: RequestView, ctx: CheckContext):
         yield Finding.failed("MESH-API-002", "continue_from is empty or longer than 1000 characters; pass the "
                              "links.next URL back as MESH gave it.", "query:continue_from", reject=MeshError.invalid(
                                  "query", "continue_from", "ensure this value has at most 1000 characters"))
+
+
+def _whole_number(text: str, minimum: int, maximum: int) -> bool:
+    try:
+        parse_int(text, minimum=minimum, maximum=maximum)
+    except ValueError:
+        return False
+    return True
 
 
 @checks.register("MESH-RCV-001", "MESH-RCV-003", operations=("list-inbox",))

@@ -48,6 +48,10 @@ class Workflow:
 class Limits:
     max_request_bytes: int = 100 * MB  # the spec's "100MB" per request
     max_message_bytes: int = 100 * 1024 * MB  # and 100 GB for a whole chunked message
+    # Not published by MESH (the sandbox's own bounds): the chunks one message may declare (100 GB in chunks of 10 MB),
+    # and what one gzip chunk may expand to when a recipient downloads it without Accept-Encoding: gzip.
+    max_chunks: int = 10_000
+    max_expanded_bytes: int = 100 * MB
     inbox_days: float = 5
     purge_days: float = 30
     poll_interval_seconds: int = 300

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sandbox.runtime import current_sandbox
+from sandbox.services.mesh import compression
 from sandbox.services.mesh import session as mesh_session
 from sandbox.services.mesh.post_office import Found, PostOffice
 from sandbox.web import current
@@ -37,4 +38,15 @@ def message_in_path(session: str, params: dict) -> Found | None:
         cached = post_office(session).find(message_id) if message_id else None
         if ex is not None:
             ex.cache["mesh.found"] = cached
+    return cached
+
+
+def gzip_state(body: bytes, limit: int) -> tuple[str, str]:
+    """compression.inspect of the request's body, worked out once per request (the check and the handler share it)."""
+    ex = current.exchange()
+    cached = ex.cache.get("mesh.gzip") if ex is not None else None
+    if cached is None:
+        cached = compression.inspect(body, limit)
+        if ex is not None:
+            ex.cache["mesh.gzip"] = cached
     return cached

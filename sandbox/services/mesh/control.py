@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, jsonify, request
 
+from sandbox.conformance.parsing import Malformed, parse_json
 from sandbox.runtime import current_sandbox
 from sandbox.services.mesh import auth
 from sandbox.services.mesh import session as mesh_session
 from sandbox.services.mesh.config import DAY, ConfigError, parse
 from sandbox.services.mesh.context import post_office
 from sandbox.services.mesh.post_office import MESSAGES, iso
+from sandbox.web.control import FieldError, duration_field
 from sandbox.web.sessions import control_session
 
 control = Blueprint("mesh-control", __name__)
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": DAY}
 
 
 class ControlError(Exception):
@@ -24,8 +22,9 @@ class ControlError(Exception):
 
 
 @control.errorhandler(ControlError)
-def _refused(exc: ControlError):
-    return jsonify(error="bad_request", message=str(exc)), 400
+@control.errorhandler(FieldError)
+def _refused(exc: ControlError | FieldError):
+    return jsonify(error="bad_request", message=exc.description if isinstance(exc, FieldError) else str(exc)), 400
 
 
 def _session() -> str:
@@ -36,7 +35,10 @@ def _session() -> str:
 
 
 def _body() -> dict:
-    data = request.get_json(silent=True)
+    try:
+        data = parse_json(request.get_data()) if request.is_json else None
+    except Malformed as exc:
+        raise ControlError(f"the {exc}") from None
     if not isinstance(data, dict):
         raise ControlError("the body must be a JSON object (Content-Type: application/json)")
     return data
@@ -81,14 +83,15 @@ def get_clock():
 def advance_clock():
     """Move the session's clock forward (never back), then expire and purge whatever became due."""
     session = _session()
+    limit = mesh_session.MAX_CLOCK_OFFSET
     data = _body()
-    raw = str(data.get("advance", ""))
-    match = DURATION.match(raw)
-    if not match:
-        raise ControlError(f"advance {raw[:40]!r} is not a duration: a number of seconds, or a number with s, m, h "
-                           "or d (e.g. \"5d\", \"90m\")")
-    seconds = float(match.group(1)) * UNITS[match.group(2)]
+    seconds = duration_field(data, "advance", limit, "")
+    raw = data.get("advance")
     office = post_office(session)
+    if office.mesh.offset + seconds > limit:
+        raise ControlError(f"advance {str(raw)[:40]!r} would put the session's clock "
+                           f"{(office.mesh.offset + seconds) / DAY:.6g} days ahead; it may be at most {limit / DAY:g} "
+                           "days ahead (POST /_sandbox/mesh/reset sets it back to now)")
     with office.store.transaction():
         office.mesh.put("clock", {"offset": office.mesh.offset + seconds})
     swept = office.sweep(force=True)

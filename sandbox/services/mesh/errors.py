@@ -15,7 +15,7 @@ from sandbox.web import current
 JSON = "application/json"
 V1 = "application/vnd.mesh.v1+json"
 V2 = "application/vnd.mesh.v2+json"
-_VERSIONED = re.compile(r"^application/vnd\.mesh\.v(\d+)\+json$")
+_VERSIONED = re.compile(r"application/vnd\.mesh\.v([0-9]{1,6})\+json")  # ASCII digits, a few of them
 
 # Error code -> (event, description), from the MESH API specification's error code table where it has one, and
 # otherwise the names the NHS MESH sandbox uses.
@@ -34,6 +34,7 @@ CODES: dict[str, tuple[str, str]] = {
     "MessageTooLarge": ("SEND", "Message is larger than MESH accepts"),
     "MessageFinalised": ("SEND", "Message has been finalised; no more chunks can be uploaded"),
     "MessageGone": ("RECEIVE", "Message no longer available for download"),
+    "EncodingRequired": ("RECEIVE", "Message can only be downloaded with Accept-Encoding: gzip"),
     "AUTH": ("", "Authentication failed"),
     "Forbidden": ("", "Not permitted for this mailbox"),
 }
@@ -65,7 +66,7 @@ def api_version(accept: str | None) -> int | None:
         media = part.split(";")[0].strip().lower()
         if "vnd.mesh" not in media:
             continue
-        match = _VERSIONED.match(media)
+        match = _VERSIONED.fullmatch(media)
         return min(int(match.group(1)), 2) if match and int(match.group(1)) >= 1 else None
     return 1
 

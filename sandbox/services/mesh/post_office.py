@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from sandbox.conformance.findings import Finding, Refusal
 from sandbox.journal.store import Store
 from sandbox.services.mesh.config import DAY
 from sandbox.services.mesh.errors import MeshError
@@ -159,19 +160,33 @@ class PostOffice:
         (commit or (lambda f: f()))(write)
         return message
 
-    def add_chunk(self, found: Found, number: int, body: bytes) -> tuple[dict, bool]:
-        """Store one chunk; deliver when the last one arrives. Returns the message and whether it was a duplicate."""
-        now = self.mesh.now()
-        message = found.message
-        with self.store.transaction():
-            duplicate = str(number) in message["chunks"]
-            self.store.put_blob(self.session, blob_key(message["id"], number), body)
-            message["chunks"][str(number)] = len(body)
-            if len(message["chunks"]) == message["total_chunks"]:
-                self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
-                self._deliver(message, now)
-            self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
-        return message, duplicate
+    def add_chunk(self, message_id: str, number: int, body: bytes, gzip: str | None = None,
+                  commit: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Store one chunk; deliver when the last one arrives. The message is read again inside the write (which holds
+        the store's write lock), so chunks of one message uploaded at the same moment all land: none is lost to a
+        version conflict. A chunk that finds the message completed meanwhile is refused as MESH refuses it (423)."""
+
+        def write() -> None:
+            now = self.mesh.now()
+            with self.store.transaction():
+                found = self.find(message_id)
+                if found is None or found.message["status"] != "uploading":
+                    raise Refusal(Finding.failed(
+                        "MESH-CHK-005", f"Chunk {number} arrived after message {message_id} was complete.",
+                        "header:Mex-Chunk-Range", reject=MeshError.of(
+                            423, "MessageFinalised", f"all chunks of {message_id} were already received",
+                            message_id=message_id)))
+                message = found.message
+                self.store.put_blob(self.session, blob_key(message["id"], number), body)
+                message["chunks"][str(number)] = len(body)
+                if gzip is not None:
+                    message.setdefault("gzip", {})[str(number)] = gzip
+                if len(message["chunks"]) == message["total_chunks"]:
+                    self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
+                    self._deliver(message, now)
+                self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
+
+        (commit or (lambda f: f()))(write)
 
     def _deliver(self, message: dict, now: float) -> None:
         message["status"] = "accepted"
@@ -222,15 +237,24 @@ class PostOffice:
                                          {**entry.value, "d": now})
         found.message = message
 
-    def acknowledge(self, found: Found) -> dict:
-        message = found.message
-        now = self.mesh.now()
-        with self.store.transaction():
-            message["status"] = "acknowledged"
-            message["acknowledged_at"] = now
-            self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
-            self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
-        return message
+    def acknowledge(self, message_id: str, commit: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """Mark the message acknowledged and take it out of the inbox. Read again inside the write, so acknowledgements
+        of one message at the same moment all succeed: the first changes it, the others find it done (harmless, as on
+        MESH), and one the sweep expired meanwhile stays expired."""
+
+        def write() -> None:
+            now = self.mesh.now()
+            with self.store.transaction():
+                found = self.find(message_id)
+                if found is None or found.message["status"] != "accepted":
+                    return
+                message = found.message
+                message["status"] = "acknowledged"
+                message["acknowledged_at"] = now
+                self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+                self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
+
+        (commit or (lambda f: f()))(write)
 
     # --- time -------------------------------------------------------------------------------------------------
     def sweep(self, force: bool = False) -> dict[str, int]:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import base64
-import gzip
+import binascii
 import json
+import math
 import time
-import zlib
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
 from sandbox import __version__
-from sandbox.services.mesh import views
-from sandbox.services.mesh.checks import parse_chunk_range
-from sandbox.services.mesh.context import mailbox_of, message_in_path, post_office
+from sandbox.conformance.parsing import Malformed, parse_int, parse_json
+from sandbox.services.mesh import compression, views
+from sandbox.services.mesh.checks import missing_chunks, parse_chunk_range
+from sandbox.services.mesh.context import gzip_state, mailbox_of, message_in_path, post_office
 from sandbox.services.mesh.errors import MeshError, json_response, request_version
 from sandbox.services.mesh.post_office import iso
 from sandbox.web.pipeline import current_exchange, operation
@@ -57,13 +58,17 @@ def _chunk_facts(view) -> dict:
     if found is None:
         return {"chunk": "unknown-message"}
     message = found.message
+    try:
+        n = parse_int(number, minimum=2, maximum=message["total_chunks"])
+    except ValueError:
+        n = None
     if message["status"] != "uploading":
         state = "after-final"
-    elif not number.isdigit() or not 2 <= int(number) <= message["total_chunks"]:
+    elif n is None:
         state = "out-of-range"
-    elif number in message["chunks"]:
+    elif str(n) in message["chunks"]:
         state = "duplicate"
-    elif any(str(n) not in message["chunks"] for n in range(2, int(number))):
+    elif missing_chunks(message["chunks"], n, show=0)[0]:
         state = "out-of-order"
     else:
         state = "next"
@@ -115,11 +120,15 @@ def _workflow_filter(text: str | None):
 
 def _decode_continue(token: str) -> tuple[float, str]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"==="))
-        return float(data["t"]), str(data["id"])
-    except (ValueError, KeyError, TypeError, UnicodeError):
+        data = parse_json(base64.urlsafe_b64decode(token.encode("ascii") + b"==="))
+    except (Malformed, binascii.Error, ValueError):
+        data = None
+    mark, key = (data.get("t"), data.get("id")) if isinstance(data, dict) else (None, None)
+    if isinstance(mark, bool) or not isinstance(mark, int | float) or not math.isfinite(mark) \
+            or not isinstance(key, str):
         raise MeshError.invalid("query", "continue_from", "continue_from is not a value this inbox gave in "
-                                "links.next") from None
+                                "links.next")
+    return float(mark), key
 
 
 @blueprint.get("/<mailbox_id>/inbox")
@@ -149,7 +158,7 @@ def _render_inbox(inbox: list, mailbox: str, now: float, version: int, arg) -> t
     entries = [(k, v) for k, v in inbox if v["x"] > now]
     until = min((v["x"] for _, v in entries), default=float("inf"))
     wanted = _workflow_filter(arg("workflow_filter"))
-    limit = int(arg("max_results") or V1_PAGE) if version >= 2 else V1_PAGE
+    limit = _page_size(arg("max_results")) if version >= 2 else V1_PAGE
     after = arg("continue_from")
     if after and version >= 2:  # resume after the last message of the previous page, even if it has gone since
         mark = _decode_continue(after)
@@ -173,6 +182,13 @@ def _render_inbox(inbox: list, mailbox: str, now: float, version: int, arg) -> t
     return (json.dumps({"messages": page, "links": links, "approx_inbox_count": len(entries)}), full), until
 
 
+def _page_size(text: str | None) -> int:
+    try:
+        return parse_int(text, minimum=10, maximum=5000) if text else V1_PAGE
+    except ValueError:  # refused by a check before the handler runs; a scripted answer may still get here
+        return V1_PAGE
+
+
 @blueprint.get("/<mailbox_id>/count")
 @operation("count-inbox", facts=_prepare)
 def count_inbox(ex, mailbox_id: str):
@@ -185,9 +201,10 @@ def count_inbox(ex, mailbox_id: str):
 
 
 def _chunk_number(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise MeshError.invalid("path", "chunk_number", "ensure this value is an integer of at least 1")
-    return int(text)
+    try:
+        return parse_int(text, minimum=1)
+    except ValueError:
+        raise MeshError.invalid("path", "chunk_number", "ensure this value is an integer of at least 1") from None
 
 
 def _download(ex, number: int, head: bool = False) -> Response:
@@ -205,18 +222,36 @@ def _download(ex, number: int, head: bool = False) -> Response:
     data = office.chunk(message["id"], number)
     if data is None:
         raise MeshError.of(404, "20", f"chunk {number} of message {message_id} is missing", message_id=message_id)
-    office.record_download(found, number)
     if message.get("content_encoding") == "gzip":
-        if "gzip" in (request.headers.get("Accept-Encoding") or ""):
+        if "gzip" in (request.headers.get("Accept-Encoding") or "").lower():
             headers["Content-Encoding"] = "gzip"
         else:  # the client cannot take gzip: hand over the data as the sender had it before compressing
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zlib.error):
-                headers["Content-Encoding"] = "gzip"  # not gzip after all (a finding at send): pass it on as sent
+            data, encoding = _expanded(office, message, number, data)
+            if encoding:
+                headers["Content-Encoding"] = encoding
+    office.record_download(found, number)  # once it is certain to be handed over (not refused as a bomb)
     content_type = message.get("content_type") if message["total_chunks"] == 1 else None
     status = 206 if number < message["total_chunks"] else 200
     return Response(data, status, headers=headers, mimetype=content_type or OCTET)
+
+
+def _expanded(office, message: dict, number: int, data: bytes) -> tuple[bytes, str | None]:
+    """A gzip chunk expanded for a client that does not accept gzip, with a bound: a chunk that expands past
+    limits.max_expanded_bytes (a gzip bomb) is refused (406) rather than expanded in memory; one that is not gzip
+    after all (a finding at send) is passed on as sent. The verdict made at upload answers without reading it again."""
+    limit = office.limits.max_expanded_bytes
+    state = (message.get("gzip") or {}).get(str(number))
+    try:
+        if state == compression.TOO_LARGE:
+            raise compression.TooLarge(limit)
+        if state == compression.NOT_GZIP:
+            return data, "gzip"
+        return compression.expand(data, limit), None
+    except compression.NotGzip:
+        return data, "gzip"
+    except compression.TooLarge as exc:
+        raise MeshError.of(406, "EncodingRequired", f"chunk {number} of message {message['id']} is gzip data that "
+                           f"{exc}; download it with Accept-Encoding: gzip", message_id=message["id"]) from None
 
 
 @blueprint.route("/<mailbox_id>/inbox/<message_id>", methods=["HEAD"])
@@ -247,7 +282,7 @@ def acknowledge(ex, mailbox_id: str, message_id: str):
     again = found is not None and found.message["status"] == "acknowledged" and found.message["recipient"] == mailbox
     if not again:  # acknowledging twice is harmless, as on MESH; anything else must be downloadable now
         office.readable(found, mailbox, message_id)
-        office.acknowledge(found)
+        office.acknowledge(found.message["id"], commit=ex.write_with_record)
     if request_version() >= 2:
         return Response(status=200)
     return json_response({"messageId": message_id})
@@ -268,6 +303,7 @@ def send_message(ex, mailbox_id: str):
     encoding = (view.header("Content-Encoding") or "").strip().lower()
     if encoding == "gzip":
         metadata["content_encoding"] = "gzip"
+        metadata["gzip"] = {"1": _gzip_state(ex)}
     parsed = parse_chunk_range(view.header("Mex-Chunk-Range"))
     message = post_office(ex.session).send(mailbox_of(view.params), view.header("Mex-To").strip().upper(), metadata,
                                            ex.body, parsed[1] if parsed else 1, commit=ex.write_with_record)
@@ -279,10 +315,17 @@ def send_message(ex, mailbox_id: str):
 @operation("send-chunk", facts=_chunk_facts)
 def send_chunk(ex, mailbox_id: str, message_id: str, chunk_number: str):
     found = message_in_path(ex.session, ex.view.params)
-    message, _ = post_office(ex.session).add_chunk(found, int(chunk_number), ex.body)
+    number = parse_int(chunk_number, minimum=2)  # the checks made sure it is the header's, within the message
+    gzip = _gzip_state(ex) if found.message.get("content_encoding") == "gzip" else None
+    post_office(ex.session).add_chunk(found.message["id"], number, ex.body, gzip, commit=ex.write_with_record)
     if request_version() >= 2:
         return Response(status=202)
-    return json_response({"messageID": message["id"], "blockID": int(chunk_number)}, status=202)
+    return json_response({"messageID": found.message["id"], "blockID": number}, status=202)
+
+
+def _gzip_state(ex) -> str:
+    """What the upload check found this gzip body to be (kept with the chunk, so a download need not look again)."""
+    return gzip_state(ex.body, post_office(ex.session).limits.max_expanded_bytes)[0]
 
 
 # --- tracking ------------------------------------------------------------------------------------------------
@@ -291,7 +334,7 @@ def send_chunk(ex, mailbox_id: str, message_id: str, chunk_number: str):
 def track_message(ex, mailbox_id: str):
     office = post_office(ex.session)
     mailbox = mailbox_of(ex.view.params)
-    message_id = request.args["messageID"].upper()
+    message_id = (ex.view.arg("messageID") or "").upper()
     found = office.find(message_id)
     if found is None or found.message["sender"] != mailbox:
         raise MeshError.of(404, "20", f"{mailbox} sent no message {message_id} (or it was purged after "

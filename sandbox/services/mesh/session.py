@@ -8,6 +8,8 @@ with one query per request.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,10 @@ from sandbox.web import current
 
 SESSION_NS = "mesh.session"
 EXTENSION = "mesh"  # sandbox.extensions key: the default configuration
+# How far a session's clock may be moved ahead: ten years is past every MESH expiry and purge, and far inside the
+# dates Python can show.
+MAX_CLOCK_OFFSET = 3660 * 86_400.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,8 +35,16 @@ class MeshSession:
 
     @property
     def offset(self) -> float:
+        """The clock change stored for the session. One that is not a number within MAX_CLOCK_OFFSET (stored before it
+        was bounded) is ignored with a warning, so the session keeps working; the next clock change replaces it."""
         item = self.items.get("clock")
-        return float(item.value["offset"]) if item else 0.0
+        value = item.value.get("offset") if item and isinstance(item.value, dict) else 0.0
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or not 0 <= value <= MAX_CLOCK_OFFSET:
+            _warn_once(self.session, "clock", f"ignoring its stored MESH clock offset {str(value)[:40]!r} (not 0 to "
+                       f"{MAX_CLOCK_OFFSET:g} s)")
+            return 0.0
+        return float(value)
 
     def now(self) -> float:
         """The session's clock: real time plus however far a test has advanced it."""
@@ -48,6 +62,15 @@ class MeshSession:
         if key in self.items:
             self.store.delete_state(self.session, SESSION_NS, key)
             del self.items[key]
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(session: str, what: str, text: str) -> None:
+    if (session, what) not in _warned and len(_warned) < 10_000:
+        _warned.add((session, what))
+        log.warning("session %s: %s", session, text)
 
 
 # Session configurations this worker has parsed, by their text (a version number can recur after a reset).
@@ -72,7 +95,11 @@ def load(sandbox, session: str) -> MeshSession:
         if config is None:
             if len(_parsed) > 256:
                 _parsed.clear()
-            config = _parsed[text] = mesh_config.parse(override.value, f"session {session} configuration")
+            try:
+                config = _parsed[text] = mesh_config.parse(override.value, f"session {session} configuration")
+            except mesh_config.ConfigError as exc:  # stored before a bound it breaks: the default serves instead
+                _warn_once(session, "config", f"using the default MESH configuration: {exc}")
+                config = sandbox.extensions[EXTENSION]
     cache[session] = found = MeshSession(sandbox.store, session, config, items)
     return found
 

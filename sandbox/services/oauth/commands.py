@@ -22,9 +22,11 @@ def _store(data_dir):
     from sandbox.journal.store import open_store
 
     try:
-        return open_store(Settings.load(data_dir=data_dir).journal_url)
+        store = open_store(Settings.load(data_dir=data_dir).journal_url)
     except SettingError as exc:
         raise click.UsageError(str(exc)) from None
+    click.get_current_context().call_on_close(store.close)  # closed when the command ends
+    return store
 
 
 def _registry(data_dir):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, jsonify
 
 from sandbox.runtime import current_sandbox
 from sandbox.services.oauth import idp
 from sandbox.services.oauth.registry import DEMO_API_KEY, RegistrationError, Registry, demo_private_key
 from sandbox.services.oauth.tokens import resolve_access, revoke_token
+from sandbox.web.control import FieldError, body_object, control_error, field
 
 control = Blueprint("oauth-control", __name__)
 
@@ -15,24 +16,17 @@ control = Blueprint("oauth-control", __name__)
 @control.errorhandler(400)
 @control.errorhandler(404)
 def _json_error(exc):
-    return jsonify(error=exc.name, message=exc.description), exc.code
+    return control_error(exc.name, exc.description, exc.code, getattr(exc, "field", None))
 
 
 def _registry() -> Registry:
     return Registry(current_sandbox().store)
 
 
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        abort(400, "expected a JSON object body (Content-Type: application/json)")
-    return body
-
-
 def _app(api_key: str):
     app = _registry().get(api_key)
     if app is None:
-        abort(404, f"no application with API key {api_key!r} (GET /_sandbox/oauth/apps lists them)")
+        abort(404, f"no application with API key {api_key[:80]!r} (GET /_sandbox/oauth/apps lists them)")
     return app
 
 
@@ -43,10 +37,13 @@ def list_apps():
 
 @control.post("/apps")
 def register_app():
-    body = _body()
+    body = body_object(example='{"name": "…", "jwks": {"keys": [ … ]}, "redirect_uris": ["https://…"]}')
+    redirect_uris = field(body, "redirect_uris", list, default=[], max_length=100)
+    if not all(isinstance(uri, str) for uri in redirect_uris):
+        raise FieldError("field 'redirect_uris' must be a JSON array of strings (http or https URLs)", "redirect_uris")
     try:
-        app = _registry().register(body.get("name", ""), body.get("jwks"), body.get("redirect_uris") or [],
-                                   body.get("session"))
+        app = _registry().register(field(body, "name", str, default="", max_length=200), field(body, "jwks", dict),
+                                   redirect_uris, field(body, "session", str))
     except RegistrationError as exc:
         abort(400, str(exc))
     return jsonify(app.to_dict()), 201
@@ -61,7 +58,7 @@ def show_app(api_key: str):
 def set_jwks(api_key: str):
     _app(api_key)
     try:
-        return jsonify(_registry().update(api_key, jwks=_body()).to_dict())
+        return jsonify(_registry().update(api_key, jwks=body_object(example='{"keys": [ … ]}')).to_dict())
     except RegistrationError as exc:
         abort(400, str(exc))
 
@@ -99,10 +96,11 @@ def provider_jwks(provider: str):
 
 @control.post("/cis2/id-token")
 def cis2_id_token():
-    body = _body()
+    body = body_object(example='{"user_id": "…", "role_id": "…", "aal": "AAL3"}')
     try:
-        token = idp.cis2_id_token(current_sandbox().store, str(body.get("user_id", "")), body.get("role_id"),
-                                  body.get("aal", "AAL3"), body.get("audience", "spine-sandbox"))
+        token = idp.cis2_id_token(current_sandbox().store, str(field(body, "user_id", (str, int), default="")),
+                                  field(body, "role_id", str), field(body, "aal", str, default="AAL3"),
+                                  field(body, "audience", str, default="spine-sandbox", max_length=1000))
     except idp.IdpError as exc:
         abort(400, str(exc))
     return jsonify(id_token=token, issuer=idp.ISSUERS[idp.CIS2])
@@ -110,11 +108,13 @@ def cis2_id_token():
 
 @control.post("/nhs-login/id-token")
 def nhs_login_id_token():
-    body = _body()
+    body = body_object(example='{"nhs_number": "9000000009", "vot": "P9.Cp.Cd"}')
     sandbox = current_sandbox()
     try:
-        token = idp.nhs_login_id_token(sandbox.store, sandbox.population, str(body.get("nhs_number", "")),
-                                       body.get("vot", "P9.Cp.Cd"), body.get("audience", "spine-sandbox"))
+        token = idp.nhs_login_id_token(sandbox.store, sandbox.population,
+                                       str(field(body, "nhs_number", (str, int), default="")),
+                                       field(body, "vot", str, default="P9.Cp.Cd"),
+                                       field(body, "audience", str, default="spine-sandbox", max_length=1000))
     except idp.IdpError as exc:
         abort(400, str(exc))
     return jsonify(id_token=token, issuer=idp.ISSUERS[idp.NHS_LOGIN])

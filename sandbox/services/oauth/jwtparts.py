@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import binascii
-import json
 from dataclasses import dataclass
 
 import jwt
 from jwt.utils import base64url_decode
+
+from sandbox.conformance.parsing import Malformed, parse_json
 
 ALGORITHM = "RS512"
 
@@ -25,9 +26,10 @@ def decode_unverified(token: str) -> Decoded | None:
     if len(parts) != 3:
         return None
     try:
-        header = json.loads(base64url_decode(parts[0].encode("ascii")))
-        claims = json.loads(base64url_decode(parts[1].encode("ascii")))
-    except (ValueError, UnicodeError, binascii.Error):
+        # Bounded JSON: no 1e999 or 400-digit claims, deep nesting or lone surrogates get past the decoding.
+        header = parse_json(base64url_decode(parts[0].encode("ascii")))
+        claims = parse_json(base64url_decode(parts[1].encode("ascii")))
+    except (Malformed, ValueError, UnicodeError, binascii.Error):
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None

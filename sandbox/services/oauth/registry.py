@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jwt
 
+from sandbox.conformance.parsing import Malformed, parse_json
 from sandbox.journal.store import Store, VersionConflict
 from sandbox.web.sessions import valid_session_id
 
@@ -88,9 +89,9 @@ def check_jwks(jwks) -> dict:
 
 def load_jwks_file(path: Path) -> dict:
     try:
-        return check_jwks(json.loads(Path(path).read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise RegistrationError(f"{path} is not JSON: {exc}") from None
+        return check_jwks(parse_json(Path(path).read_bytes()))
+    except Malformed as exc:
+        raise RegistrationError(f"{path} is not JSON: {exc.detail}" + (f" ({exc.where})" if exc.where else "")) from None
     except RegistrationError as exc:
         raise RegistrationError(f"{path}: {exc}") from None
 

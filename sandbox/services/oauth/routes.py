@@ -24,6 +24,7 @@ from sandbox.services.oauth.tokens import (
     lifetime_ms,
     token_record,
 )
+from sandbox.web.access import bearer_token
 from sandbox.web.pipeline import operation
 
 BASE_PATHS = ("/oauth2", "/oauth2-mock")  # live: /oauth2; integration's mock-authentication proxy: /oauth2-mock
@@ -95,9 +96,9 @@ def _example_patients(population, count: int = 5) -> list:
 def resolve_session(req, sandbox) -> str | None:
     """The Service.resolve_session hook: the session of the application behind the request, if any."""
     registry = Registry(sandbox.store)
-    header = req.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        record = token_record(sandbox.store, header[7:].strip())
+    token = bearer_token(req.headers.get("Authorization"))
+    if token is not None:
+        record = token_record(sandbox.store, token)
         if record is not None:
             app = registry.get(record["app"])
             return app.session if app else None

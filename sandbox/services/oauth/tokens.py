@@ -7,6 +7,7 @@ import secrets
 import time
 from dataclasses import fields
 
+from sandbox.conformance.parsing import parse_int
 from sandbox.journal.store import Store
 from sandbox.services.oauth.registry import GLOBAL, Application, Registry
 from sandbox.web import current
@@ -27,7 +28,7 @@ def new_token() -> str:
 def lifetime_ms(requested: str | None) -> int:
     """The access token lifetime: live lets a client shorten (never lengthen) it with _access_token_expiry_ms."""
     try:
-        asked = int(requested) if requested is not None else ACCESS_LIFETIME_MS
+        asked = parse_int(requested) if requested is not None else ACCESS_LIFETIME_MS
     except ValueError:
         return ACCESS_LIFETIME_MS
     return max(0, min(asked, ACCESS_LIFETIME_MS))

@@ -7,6 +7,7 @@ import uuid
 
 from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.conformance.parsing import is_ascii_digits
 from sandbox.services.pds import access as access_rules
 from sandbox.services.pds import coverage, create, patch_request, search_params
 from sandbox.synthetic.identifiers import is_valid_nhs_number
@@ -16,6 +17,7 @@ checks = CheckSet("pds")
 
 UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ODS_PATTERN = re.compile(r"^[A-Z0-9]{3,10}$")
+TEN_DIGITS = re.compile(r"[0-9]{10}")  # ASCII only: str.isdigit() admits other scripts' digits
 ON_PATIENT = ("get-patient", "patch-patient", "get-related-people")
 
 
@@ -91,7 +93,7 @@ def session_urid(req: RequestView, ctx):
     if access_rules.applied(access) and access.mode != HEALTHCARE_WORKER:
         yield Finding.info("PDS-HDR-007", f"NHSD-Session-URID is ignored in {access_rules.NAMES[access.mode]} access "
                            "mode; only healthcare worker access uses it.", "header:NHSD-Session-URID")
-    elif value.isdigit():
+    elif is_ascii_digits(value, most=64):
         yield Finding.passed("PDS-HDR-007", "NHSD-Session-URID is numeric.", "header:NHSD-Session-URID")
     else:
         yield Finding.failed("PDS-HDR-007", f"NHSD-Session-URID {value[:40]!r} is not a numeric user role id.",
@@ -110,7 +112,7 @@ def nhs_number_in_path(req: RequestView, ctx):
     if is_valid_nhs_number(number):
         yield Finding.passed("PDS-GET-001", f"{number} is a valid NHS number.", "path:id")
     else:
-        why = "is not ten digits" if not (len(number) == 10 and number.isdigit()) else "fails the Modulus 11 check"
+        why = "fails the Modulus 11 check" if TEN_DIGITS.fullmatch(number) else "is not ten digits"
         yield Finding.failed("PDS-GET-001", f"NHS number {number[:20]!r} {why}.", "path:id",
                              reject=SpineError(400, "INVALID_RESOURCE_ID", ""))
 

@@ -12,7 +12,7 @@ import copy
 
 from sandbox.conformance.checks import RequestView
 from sandbox.conformance.findings import Finding, SpineError
-from sandbox.conformance.parsing import Malformed
+from sandbox.conformance.parsing import Malformed, dig
 from sandbox.journal.store import VersionConflict
 from sandbox.services.pds.bundles import LIVE_BASE, searchset
 from sandbox.services.pds.patch import version_mismatch
@@ -62,12 +62,16 @@ def body_problems(req: RequestView) -> list[Problem]:
         return [Problem(REQ_BODY, SpineError(400, "INVALID_UPDATE", f"Invalid update with error - the request body is "
                                              f"not valid JSON ({exc.detail})"), f"The body is not JSON: {exc}.", "body")]
     problems = schema_problems("coverage", body, REQ_BODY, "The Coverage breaks the PDS schema")
-    number = str(((body.get("subscriber") or {}).get("identifier") or {}).get("value", "")) if isinstance(
-        body, dict) else ""
+    number = subscriber_number(body) or ""
     if not problems and not is_valid_nhs_number(number):
         problems.append(Problem(REQ_BODY, SpineError(400, "INVALID_RESOURCE_ID"), f"subscriber NHS number {number!r} "
                                 "fails the Modulus 11 check.", "/subscriber/identifier/value"))
     return problems
+
+
+def subscriber_number(body) -> str | None:
+    """The NHS number a Coverage body names (subscriber.identifier.value), when it is a string."""
+    return dig(body, "subscriber", "identifier", "value", kind=str)
 
 
 def search(records: PatientRecords, number: str) -> tuple[dict, int]:
@@ -77,7 +81,7 @@ def search(records: PatientRecords, number: str) -> tuple[dict, int]:
 
 
 def update(records: PatientRecords, body: dict, if_match: str, add_findings) -> tuple[dict, int]:
-    record = records.find(body["subscriber"]["identifier"]["value"])
+    record = records.find(subscriber_number(body) or "")  # the checks refused a body without a valid one
     if if_match_version(if_match) != record.version:
         add_findings(Finding.failed(REQ_VERSION, f"If-Match {if_match} is not the current version ({record.version}) "
                                     "of the patient's coverage: get the coverage again and send its ETag.",

@@ -12,6 +12,8 @@ from datetime import date, datetime
 
 from lxml import etree
 
+from sandbox.conformance.parsing import is_ascii_digits
+
 HL7 = "urn:hl7-org:v3"
 NHS_NUMBER_ROOT = "2.16.840.1.113883.2.1.4.1"
 ODS_ROOT = "2.16.840.1.113883.2.1.4.3"
@@ -65,9 +67,9 @@ def fhir_date(value: str) -> str | None:
     """HL7 ts -> FHIR date (8 digits) or dateTime (14 digits, UTC offset kept when given); None when invalid."""
     digits, _, zone = value.partition("+") if "+" in value else value.partition("-")
     try:
-        if len(digits) == 8 and digits.isdigit():
+        if len(digits) == 8 and is_ascii_digits(digits):
             return date(int(digits[:4]), int(digits[4:6]), int(digits[6:])).isoformat()
-        if len(digits) == 14 and digits.isdigit():
+        if len(digits) == 14 and is_ascii_digits(digits):
             moment = datetime.strptime(digits, "%Y%m%d%H%M%S").isoformat()
             offset = f"{'+' if '+' in value else '-'}{zone[:2]}:{zone[2:]}" if zone else "+00:00"
             return moment + offset

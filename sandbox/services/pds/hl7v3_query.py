@@ -13,6 +13,7 @@ from datetime import date
 from lxml import etree
 
 from sandbox.conformance.findings import Finding
+from sandbox.conformance.parsing import is_ascii_digits
 from sandbox.services.pds.hl7v3_patient import GENDER_FROM_HL7, HL7, NHS_NUMBER_ROOT
 from sandbox.services.pds.search_params import DateRange, SearchQuery
 from sandbox.synthetic.identifiers import is_valid_nhs_number
@@ -204,15 +205,15 @@ def hl7_day(text: str | None, where: str, name: str, j: Judgement) -> tuple[date
     """An HL7 date of 4, 6 or 8 digits (optionally with a time) as the days it covers; a finding when invalid."""
     digits = (text or "").strip()[:8]
     try:
-        if len(digits) == 8 and digits.isdigit():
+        if len(digits) == 8 and is_ascii_digits(digits):
             day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
             j.passed(REQ_TRACE_DATES, f"{name} is a valid HL7 date.", where)
             return day, day
-        if len(digits) == 6 and digits.isdigit():
+        if len(digits) == 6 and is_ascii_digits(digits):
             start = date(int(digits[:4]), int(digits[4:6]), 1)
             end = date(start.year + start.month // 12, start.month % 12 + 1, 1).toordinal() - 1
             return start, date.fromordinal(end)
-        if len(digits) == 4 and digits.isdigit():
+        if len(digits) == 4 and is_ascii_digits(digits):
             return date(int(digits), 1, 1), date(int(digits), 12, 31)
     except ValueError:
         pass

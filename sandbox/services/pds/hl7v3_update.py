@@ -17,6 +17,7 @@ from datetime import date
 from lxml import etree
 
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.conformance.parsing import is_ascii_digits
 from sandbox.messaging import SPINE_ASID, new_id
 from sandbox.messaging.business import InteractionReply, InteractionRequest
 from sandbox.messaging.hl7 import application_ack
@@ -116,7 +117,7 @@ def _request(root: etree._Element, j: Judgement) -> tuple[etree._Element, str, s
                             f"{UPDATE_TYPE_SYSTEM}.", f"{BASE}/hl7:code")
     scn_value = update_request.find("hl7:pertinentInformation/hl7:pertinentSerialChangeNumber/hl7:value", NS)
     scn = (scn_value.get("value") or "").strip() if scn_value is not None else ""
-    if not scn.isdigit():
+    if not is_ascii_digits(scn):
         j.fail(REQ_VERSION, f"The serial change number is {scn or 'missing'}: an update names the version of the "
                             "record it was made from (pertinentSerialChangeNumber/value/@value, from the retrieval).",
                f"{BASE}/hl7:pertinentInformation/hl7:pertinentSerialChangeNumber/hl7:value")
@@ -129,7 +130,7 @@ def _request(root: etree._Element, j: Judgement) -> tuple[etree._Element, str, s
         return None
     if j.ok:
         j.passed(REQ_REQUEST, f"The update request names patient {number} and its update type.", BASE)
-    return update_request, number, scn if scn.isdigit() else None
+    return update_request, number, scn if is_ascii_digits(scn) else None
 
 
 # --- the changes --------------------------------------------------------------------------------------------------

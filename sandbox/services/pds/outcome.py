@@ -73,4 +73,6 @@ def render_error(error: SpineError) -> Response:
 
 
 def fhir_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers or {}, mimetype=FHIR_JSON)
+    # "replace": a lone surrogate quoted back from a request (only a test client can send one) cannot break the answer
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
+    return Response(data, status=status, headers=headers or {}, mimetype=FHIR_JSON)

@@ -16,7 +16,7 @@ PATCH_TYPE = "application/json-patch+json"
 OPERATIONS = ("add", "replace", "remove", "test")
 LIST_FIELDS = ("name", "address", "telecom", "contact", "generalPractitioner", "extension")
 UPDATABLE = (*LIST_FIELDS, "gender", "birthDate", "deceasedDateTime", "managingOrganization", "multipleBirthInteger")
-IF_MATCH = re.compile(r'^W/"([0-9]+)"$')
+IF_MATCH = re.compile(r'^W/"([0-9]{1,18})"$')  # ASCII digits, within what storage holds
 ITEM = re.compile(r"^/([A-Za-z]+)/([0-9]+|-)$")  # a base-level list item: /name/0, /address/-
 NO_PATCHES = "Invalid update with error - No patches found"
 # PDS-UPD-021 judges the If-Match header itself; whether it is the latest ETag (PDS-UPD-001) is judged over the

@@ -9,6 +9,7 @@ may name anything.
 
 from __future__ import annotations
 
+from sandbox.conformance.parsing import is_ascii_digits
 from sandbox.services.pds.patch_request import invalid_update
 from sandbox.services.pds.patch_rules import BIRTH_PLACE, COMMUNICATION, PHARMACIES
 from sandbox.services.pds.problems import Problem
@@ -45,7 +46,7 @@ def _refused(resource: dict, op: dict) -> str | None:
                 f"{'the whole list' if len(parts) < 3 else 'a part of one'}.")
     if op["op"] in ("replace", "remove"):
         items = resource.get(field) or []
-        index = int(parts[2]) if parts[2].isdigit() else len(items)
+        index = int(parts[2]) if is_ascii_digits(parts[2], most=9) else len(items)
         if index < len(items) and not _permitted(field, items[index], whole=False):
             return f"{field}/{index} is {_kind(field, items[index])}, which patients may not change."
     if op["op"] in ("add", "replace") and not _permitted(field, op.get("value"), whole=True):

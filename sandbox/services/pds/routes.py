@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from sandbox.conformance.parsing import Malformed
+from sandbox.conformance.parsing import Malformed, printable
 from sandbox.runtime import current_sandbox
 from sandbox.services.pds import access as access_rules
 from sandbox.services.pds import coverage, create, patch, search
@@ -93,11 +93,10 @@ def create_patient(ex):
 
 def _coverage_facts(view):
     try:
-        number = view.arg(coverage.PARAMETER) if view.method == "GET" else view.json()["subscriber"]["identifier"][
-            "value"]
-    except (Malformed, KeyError, TypeError):
-        return {}
-    return {"nhs_number": str(number), **patient_facts(current_sandbox(), str(number))} if number else {}
+        number = view.arg(coverage.PARAMETER) if view.method == "GET" else coverage.subscriber_number(view.json())
+    except Malformed:
+        return {}  # the request checks answer a malformed body
+    return {"nhs_number": number, **patient_facts(current_sandbox(), number)} if number else {}
 
 
 @blueprint.get("/Coverage")
@@ -121,4 +120,4 @@ def echo_request_headers(response) -> None:
     for name in ("X-Request-ID", "X-Correlation-ID"):
         value = request.headers.get(name)
         if value is not None:
-            response.headers[name] = value
+            response.headers[name] = printable(value)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.conformance.parsing import is_ascii_digits
 
 PARAMETERS = ("_fuzzy-match", "_exact-match", "_history", "_max-results", "family", "given", "gender", "birthdate",
               "death-date", "address-postalcode", "address-postcode", "general-practitioner", "email", "phone")
@@ -165,8 +166,9 @@ def _values(j: _Judgement, query: dict[str, list[str]]) -> dict:
                        invalid_value(raw, name))
     if "_max-results" in query:
         raw = query["_max-results"][0]
-        if raw.isdigit() and 1 <= int(raw) <= MAX_RESULTS:
-            out["_max-results"] = int(raw)
+        limit = _max_results(raw)
+        if limit is not None:
+            out["_max-results"] = limit
             j.held(REQ_LIMIT, f"_max-results {raw} is within 1..{MAX_RESULTS}.")
         else:
             j.fail(REQ_LIMIT, f"_max-results {raw[:40]!r} is not a whole number from 1 to {MAX_RESULTS}.",
@@ -188,6 +190,14 @@ def _values(j: _Judgement, query: dict[str, list[str]]) -> dict:
             else:
                 j.fail(REQ_KNOWN, f"{name} is empty.", f"query:{name}", invalid_value(value, name))
     return out
+
+
+def _max_results(raw: str) -> int | None:
+    """A whole number in ASCII digits from 1 to MAX_RESULTS ('²', '1e3', '+5' and 400 digits are not)."""
+    if not is_ascii_digits(raw):
+        return None
+    value = int(raw)
+    return value if 1 <= value <= MAX_RESULTS else None
 
 
 def _dates(j: _Judgement, name: str, raw_values: list[str]) -> DateRange | None:

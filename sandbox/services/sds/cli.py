@@ -23,9 +23,11 @@ def _directory(data_dir):
 
     try:
         settings = Settings.load(data_dir=data_dir)
-        return Directory(open_store(settings.journal_url), settings.sds_addresses)
     except SettingError as exc:
         raise click.UsageError(str(exc)) from None
+    store = open_store(settings.journal_url)
+    click.get_current_context().call_on_close(store.close)  # closed when the command ends
+    return Directory(store, settings.sds_addresses)
 
 
 def _check_session(session: str) -> None:

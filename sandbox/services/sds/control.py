@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request
 
 from sandbox.runtime import current_sandbox
 from sandbox.services.sds.directory import Registration, RegistrationError, directory, validate
+from sandbox.web.control import FieldError, body_object, control_error
 from sandbox.web.sessions import control_session
 
 control = Blueprint("sds-control", __name__)
@@ -16,6 +17,11 @@ control = Blueprint("sds-control", __name__)
 def _refused(exc: RegistrationError):
     return jsonify(error="bad_request" if exc.status == 400 else "conflict", field=exc.field,
                    message=str(exc)), exc.status
+
+
+@control.errorhandler(FieldError)
+def _malformed(exc: FieldError):
+    return control_error("bad_request", exc.description, 400, exc.field or "body")
 
 
 def _session() -> str:
@@ -39,10 +45,7 @@ def list_registrations():
 @control.post("/registrations")
 def register():
     session = _session()
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise RegistrationError("body", "the body must be a JSON object (Content-Type: application/json) with ods, "
-                                "asid, party_key, endpoint and interactions")
+    data = body_object(example='{"ods": …, "asid": …, "party_key": …, "endpoint": …, "interactions": [ … ]}')
     registration = directory(current_sandbox()).register(session, validate(data))
     return jsonify(shown(registration, session)), 201
 
@@ -52,7 +55,7 @@ def get_registration(party_key: str):
     session = _session()
     found = directory(current_sandbox()).registration(session, party_key)
     if found is None:
-        return jsonify(error="not_found", message=f"no registration for party key {party_key!r} in session "
+        return jsonify(error="not_found", message=f"no registration for party key {party_key[:80]!r} in session "
                        f"{session}"), 404
     return jsonify(shown(found, session))
 
@@ -61,6 +64,6 @@ def get_registration(party_key: str):
 def remove_registration(party_key: str):
     session = _session()
     if not directory(current_sandbox()).remove(session, party_key):
-        return jsonify(error="not_found", message=f"no registration for party key {party_key!r} in session "
+        return jsonify(error="not_found", message=f"no registration for party key {party_key[:80]!r} in session "
                        f"{session}"), 404
     return jsonify(session=session, party_key=party_key, removed=True)

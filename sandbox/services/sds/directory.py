@@ -369,8 +369,12 @@ def validate(data: dict) -> Registration:
             s.party_key == party_key for s in published().systems):
         raise RegistrationError("party_key", f"party_key {party_key} is a published directory record; use your own")
     endpoint = _text(data, "endpoint")
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed or invalid [IPv6] host
+        parts, host = urlsplit(""), None
+    if parts.scheme not in ("http", "https") or not host:
         raise RegistrationError("endpoint", f"endpoint {endpoint[:80]!r} is not an http(s) URL of your MHS "
                                 "(e.g. https://mhs.example.nhs.uk/inbound)")
     raw = data.get("interactions")
@@ -390,7 +394,7 @@ def validate(data: dict) -> Registration:
         if found.service_interaction not in interactions:
             interactions.append(found.service_interaction)
     retries = data.get("retries", 2)
-    if isinstance(retries, str) and retries.strip().isdigit():
+    if isinstance(retries, str) and re.fullmatch(r"[0-9]{1,3}", retries.strip()):  # ASCII digits: not '²'
         retries = int(retries)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 20:
         raise RegistrationError("retries", f"retries {retries!r} is not a whole number from 0 to 20")
@@ -405,10 +409,17 @@ def validate(data: dict) -> Registration:
         if parts.scheme != "https":
             raise RegistrationError("ca_file", "ca_file is for https endpoints (the CA that signed your MHS's "
                                     "certificate); this endpoint is http")
-        if not isinstance(ca_file, str) or not Path(ca_file).is_file():
+        if not isinstance(ca_file, str) or not _is_file(ca_file):
             raise RegistrationError("ca_file", f"ca_file {str(ca_file)[:120]!r} is not a file the sandbox can read")
     return Registration(ods=ods, asid=asid, party_key=party_key, endpoint=endpoint, interactions=tuple(interactions),
                         retries=retries, ca_file=ca_file, **durations)
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # a name too long for the file system
+        return False
 
 
 def _text(data: dict, name: str) -> str:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from flask import Blueprint, jsonify, request
@@ -19,12 +18,13 @@ from flask import Blueprint, jsonify, request
 from sandbox.journal.exchange import body_fields
 from sandbox.runtime import current_sandbox
 from sandbox.services.spine import delivery, reliability
+from sandbox.web.control import FieldError, body_object, control_error, duration_field
 from sandbox.web.sessions import control_session
 
 control = Blueprint("spine-control", __name__)
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_WAIT_S = 120.0
+MAX_ADVANCE_S = 366 * 86400.0  # one change of the clock: far beyond any retry interval or persist duration
+MAX_OFFSET_S = 10 * 366 * 86400.0  # all changes together, so due times stay real times
 CLOCK_NS = "spine.clock"
 
 
@@ -39,28 +39,16 @@ def _refused(exc: ControlError):
     return jsonify(error="bad_request" if exc.status == 400 else "not_found", message=str(exc)), exc.status
 
 
+@control.errorhandler(FieldError)
+def _malformed(exc: FieldError):
+    return control_error("bad_request", exc.description, 400, exc.field)
+
+
 def _session() -> str:
     session, wrong = control_session(request)
     if wrong:
         raise ControlError(wrong)
     return session
-
-
-def _body() -> dict:
-    if not request.get_data():
-        return {}
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ControlError("the body must be a JSON object (Content-Type: application/json), or empty")
-    return data
-
-
-def _seconds(raw, what: str) -> float:
-    match = DURATION.match(str(raw))
-    if not match:
-        raise ControlError(f"{what} {str(raw)[:40]!r} is not a duration: a number of seconds, or a number with s, m, "
-                           "h or d (e.g. \"60s\", \"5m\")")
-    return float(match.group(1)) * UNITS[match.group(2)]
 
 
 def _found(session: str, delivery_id: str) -> dict:
@@ -104,8 +92,8 @@ def flush():
     """Make every unfinished delivery of the session due now (retries and give-ups included); with {"wait": s},
     answer once they have gone (or the wait is over)."""
     session = _session()
-    data = _body()
-    wait = min(MAX_WAIT_S, _seconds(data.get("wait", request.args.get("wait", 0)), "wait"))
+    data = body_object(empty_ok=True)
+    wait = min(MAX_WAIT_S, duration_field(data, "wait", MAX_OFFSET_S, request.args.get("wait", 0)))
     sandbox = current_sandbox()
     moved = delivery.advance(sandbox, session, None)
     settled = delivery.settle(sandbox, session, time.time(), wait) if wait else None
@@ -124,16 +112,19 @@ def get_clock():
 def advance_clock():
     """Move the session's delivery clock forward: unfinished deliveries become due that much sooner."""
     session = _session()
-    data = _body()
-    seconds = _seconds(data.get("advance", ""), "advance")
+    data = body_object(empty_ok=True)
+    seconds = duration_field(data, "advance", MAX_ADVANCE_S, "")
+    wait = min(MAX_WAIT_S, duration_field(data, "wait", MAX_OFFSET_S))
     sandbox = current_sandbox()
     store = sandbox.store
     with store.transaction():
         item = store.get_state(session, CLOCK_NS, "offset")
         offset = (item.value if item else 0.0) + seconds
+        if offset > MAX_OFFSET_S:
+            raise FieldError(f"advance {seconds / 86400:g} days would take the session's delivery clock "
+                             f"{offset / 86400:g} days ahead, beyond {MAX_OFFSET_S / 86400:g} days in all", "advance")
         store.put_state(session, CLOCK_NS, "offset", offset)
     moved = delivery.advance(sandbox, session, seconds)
-    wait = min(MAX_WAIT_S, _seconds(data.get("wait", 0), "wait"))
     settled = delivery.settle(sandbox, session, time.time(), wait) if wait else None
     return jsonify(session=session, advanced_seconds=seconds, offset_seconds=offset,
                    moved=[r["id"] for r in moved], settled=settled)

@@ -1,0 +1,67 @@
+"""Large bodies kept beside the journal rather than in its rows: one file per body, named by its SHA-256.
+
+A row over SQLite's value limit (a billion bytes) cannot be stored at all, and every large row makes the journal's
+pages, WAL and spool records heavier for every later query. A body over INLINE_LIMIT is written here first (its
+reference, `sha256:<digest>:<size>`, goes in the row instead) and read back whenever the exchange is. The same
+bytes are kept once. Files are written under a temporary name and renamed, so a body file is whole or absent; like
+the spool, a write survives a killed process (not a power cut).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from pathlib import Path
+
+INLINE_LIMIT = 256 * 1024  # bytes: bodies up to this stay in the row
+PREFIX = "sha256:"
+_REFERENCE = re.compile(r"sha256:([0-9a-f]{64}):([0-9]{1,15})")
+
+
+class BodyMissing(Exception):
+    """A referenced body file is missing, unreadable or no longer matches its digest."""
+
+
+class BodyFiles:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def put(self, data: bytes) -> str:
+        """Keep `data`; return the reference the row holds instead. Raises OSError (e.g. ENOSPC) if it cannot."""
+        digest = hashlib.sha256(data).hexdigest()
+        path = self._path(digest)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{digest}.{uuid.uuid4().hex[:8]}")
+            try:
+                with open(temporary, "xb") as out:
+                    out.write(data)
+                os.replace(temporary, path)
+            except BaseException:
+                temporary.unlink(missing_ok=True)
+                raise
+        return f"{PREFIX}{digest}:{len(data)}"
+
+    def get(self, reference: str) -> bytes:
+        digest, size = parse(reference)
+        try:
+            data = self._path(digest).read_bytes()
+        except OSError as error:
+            raise BodyMissing(f"body {reference} is not in {self.folder} ({error.strerror or error})") from None
+        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+            raise BodyMissing(f"body file for {reference} in {self.folder} is damaged (it no longer matches its "
+                              f"digest)")
+        return data
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / digest[:2] / digest
+
+
+def parse(reference: str) -> tuple[str, int]:
+    """The digest and size a reference names; BodyMissing if it is not one."""
+    match = _REFERENCE.fullmatch(reference)
+    if match is None:
+        raise BodyMissing(f"body reference {reference[:100]!r} is not sha256:<digest>:<size>")
+    return match[1], int(match[2])

@@ -1,0 +1,92 @@
+"""No journal handle crosses a fork: a closed store holds nothing open (the server's parent closes its store before
+Granian forks the workers), and a child forked from a process with an open store writes through handles of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
+from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.store import ExchangeFilter
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc (Linux)")
+
+
+def open_files_under(folder: Path) -> list[str]:
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+def exchange(session: str) -> Exchange:
+    return Exchange(new_exchange_id(), session, "pds", "get-patient", time.time(), 1.0,
+                    RecordedRequest("GET", "/Patient/9000000009"), RecordedResponse(200, [], b"{}"))
+
+
+def test_close_leaves_nothing_of_the_journal_open_in_any_thread(tmp_path):
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    store.record(exchange("s"))
+    used, done = threading.Event(), threading.Event()
+
+    def other_thread():  # still alive when the store closes: its connection and lock file close all the same
+        store.record_many([exchange("s")])
+        used.set()
+        done.wait(10)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    try:
+        assert used.wait(10)
+        assert store.count_exchanges(ExchangeFilter(session="s")) == 2
+        assert open_files_under(tmp_path)
+        store.close()
+        assert open_files_under(tmp_path) == []
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_child_forked_with_the_store_open_writes_through_handles_of_its_own(tmp_path):
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    try:
+        store.record_many([exchange("parent")])  # the parent holds a connection and the writers' lock file
+        lock = str(tmp_path / "journal.sqlite3.lock")
+        assert lock in open_files_under(tmp_path)
+        pid = os.fork()
+        if pid == 0:  # the child: exits 0 only if it never saw the parent's lock file and could write
+            code = 1
+            try:
+                inherited = lock in open_files_under(tmp_path)
+                store.record(exchange("child"))
+                store.record_many([exchange("child")])
+                code = 3 if inherited else 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 20
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the forked child hung on the journal")
+            time.sleep(0.02)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child kept the parent's lock file, or could not write"
+        assert store.count_exchanges(ExchangeFilter(session="child")) == 2
+        store.record_many([exchange("parent")])
+        assert store.count_exchanges(ExchangeFilter(session="parent")) == 2
+    finally:
+        store.close()

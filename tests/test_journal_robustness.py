@@ -1,0 +1,136 @@
+"""No row can break the journal: large bodies live beside their rows and are read back whole; a damaged row is shown
+as damaged, with its id, while every query, report and later request keeps working; no integer from a request
+overflows SQLite or the state database."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+from sandbox.journal import bodies
+from sandbox.journal import sqlite as journal_sqlite
+from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
+from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.store import ExchangeFilter
+from tests.conftest import PdsClient
+from tests.mesh_helpers import Mesh
+
+PLAN = "pds-application-restricted"
+
+
+def journal_db(sandbox) -> sqlite3.Connection:
+    sandbox.store.catch_up()
+    return sqlite3.connect(sandbox.store.path)
+
+
+def test_a_large_body_is_kept_beside_its_row_and_read_back_whole(client, sandbox):
+    data = ("A large MESH message. " * 40_000).encode()  # 880 KB, over the journal's inline limit
+    assert len(data) > bodies.INLINE_LIMIT
+    sent = Mesh(client).send(data=data)
+    assert sent.status_code == 202
+    exchange_id = sent.headers["X-Sandbox-Exchange"]
+    shown = client.get(f"/_sandbox/exchanges/{exchange_id}").get_json()
+    assert shown["request"]["body"] == data.decode() and shown["request"]["body_size"] == len(data)
+    assert "damaged" not in shown
+    with journal_db(sandbox) as db:
+        kind, reference = db.execute("SELECT typeof(request_body), request_body FROM exchanges WHERE id = ?",
+                                     (exchange_id,)).fetchone()
+    assert kind == "text" and reference.startswith("sha256:") and reference.endswith(f":{len(data)}")
+    assert len(list(Path(sandbox.store.path + ".bodies").rglob("*"))) == 2  # one folder, one file
+    # The same bytes again are kept once.
+    assert Mesh(client).send(data=data).status_code == 202
+    assert len(list(Path(sandbox.store.path + ".bodies").rglob("*"))) == 2
+
+
+def test_a_damaged_row_is_shown_as_damaged_and_everything_else_keeps_working(client, sandbox):
+    made = client.post("/_sandbox/sessions", json={"plan": PLAN, "supplier": "Acme", "system": "PAS"}).get_json()
+    pds = PdsClient(client)
+    auth = {"Authorization": f"Bearer {made['token']}"}
+    ids = [pds.get(f"/Patient/{n}", headers=auth).headers["X-Sandbox-Exchange"]
+           for n in ("9000000009", "9000000000", "9000000025")]
+    big = Mesh(client).send(data=b"x" * (bodies.INLINE_LIMIT + 1)).headers["X-Sandbox-Exchange"]
+    with journal_db(sandbox) as db:
+        db.execute("UPDATE exchanges SET request_headers = '[[\"X-Request-ID\"', findings = '[[\"PDS' WHERE id = ?",
+                   (ids[1],))
+        reference = db.execute("SELECT request_body FROM exchanges WHERE id = ?", (big,)).fetchone()[0]
+    digest, _ = bodies.parse(reference)
+    next(Path(sandbox.store.path + ".bodies").rglob(digest)).unlink()  # a body file lost
+
+    damaged = client.get(f"/_sandbox/exchanges/{ids[1]}")
+    assert damaged.status_code == 200
+    shown = damaged.get_json()
+    assert shown["id"] == ids[1] and "request headers" in shown["damaged"] and "findings" in shown["damaged"]
+    assert shown["request"]["path"].endswith("/Patient/9000000000") and shown["findings"] == []
+    lost = client.get(f"/_sandbox/exchanges/{big}").get_json()
+    assert "request body" in lost["damaged"] and digest in lost["damaged"] and lost["request"]["body"] == ""
+    for exchange_id in (ids[0], ids[2]):
+        whole = client.get(f"/_sandbox/exchanges/{exchange_id}").get_json()
+        assert "damaged" not in whole and whole["findings"]
+
+    listed = client.get(f"/_sandbox/exchanges?session={made['session']}")
+    assert listed.status_code == 200 and len(listed.get_json()["exchanges"]) == 3
+    by_requirement = client.get(f"/_sandbox/exchanges?session={made['session']}&requirement=PDS-GET-001")
+    assert by_requirement.status_code == 200  # the finding index skips findings that do not parse
+    assert ids[1] not in {e["id"] for e in by_requirement.get_json()["exchanges"]}
+    report = client.get(f"/_sandbox/sessions/{made['session']}/report")
+    assert report.status_code == 200 and report.get_json()["requirements"]
+    assert client.get(f"/_sandbox/sessions/{made['session']}/report?format=html").status_code == 200
+    after = pds.get("/Patient/9000000009", headers=auth)  # and the next request is answered and journaled
+    assert after.status_code == 200
+    assert client.get(f"/_sandbox/exchanges/{after.headers['X-Sandbox-Exchange']}").status_code == 200
+
+
+def exchange(n: int, headers: list[tuple[str, str]] | None = None) -> Exchange:
+    return Exchange(new_exchange_id(), "s", "pds", "get-patient", 1000.0 + n, 1.0,
+                    RecordedRequest("GET", f"/Patient/{n}", headers=headers or [("X-Request-ID", str(uuid.uuid4()))]),
+                    RecordedResponse(200, [("Content-Type", "application/json")], b"{}"))
+
+
+def test_a_row_over_sqlites_limits_is_kept_as_a_damaged_placeholder(tmp_path):
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    try:
+        store._db().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 50_000)  # SQLite's limit is 10^9 bytes: a smaller one here
+        rows = [exchange(1), exchange(2, [("X-Huge", "h" * 100_000)]), exchange(3)]
+        assert store.record_many(rows) == 3
+        placeholder = store.exchange(rows[1].id)
+        assert placeholder.request.path == "/Patient/2" and placeholder.request.headers == []
+        assert "could not be journaled whole" in placeholder.damage
+        assert [e.damage for e in (store.exchange(rows[0].id), store.exchange(rows[2].id))] == [None, None]
+        listed = store.exchanges(ExchangeFilter(session="s"))
+        assert [e["id"] for e in listed] == [r.id for r in rows[::-1]] and "damaged" in listed[1]
+    finally:
+        store.close()
+
+
+def test_a_spooled_row_over_sqlites_limits_does_not_stop_the_import_of_the_others(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_sqlite, "IMPORT_EVERY_S", 3600)  # imported here, by this thread's connection only
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    try:
+        store._db().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 50_000)
+        rows = [exchange(1), exchange(2, [("X-Huge", "h" * 100_000)]), exchange(3)]
+        for row in rows:
+            store.record(row)
+        assert store.catch_up() == 3
+        assert [store.exchange(r.id).damage is not None for r in rows] == [False, True, False]
+        store.record(exchange(4))  # and the journal goes on importing
+        assert store.count_exchanges(ExchangeFilter(session="s")) == 4
+    finally:
+        store.close()
+
+
+def test_over_large_integers_never_reach_sqlite_or_the_state_database(tmp_path):
+    store = SqliteStore(tmp_path / "journal.sqlite3")
+    try:
+        store.record_many([exchange(1)])
+        assert store.exchanges(ExchangeFilter(status=10**30, since=1e999), limit=10**30, before=10**40) == []
+        assert len(store.exchanges(ExchangeFilter(session="s"), limit=10**30, before=10**40)) == 1
+        assert store.count_exchanges(ExchangeFilter(status=-(10**30))) == 0
+        assert store.exchanges_by_seq([10**30, 1])[0].seq == 1
+        assert store.claim("s", "ns", "forever", float("inf")) and not store.claim("s", "ns", "forever", 0)
+        assert store.claim("s", "ns", "huge", 10**400) and store.claimed("s", "ns", "huge")
+        assert store.claim("s", "ns", "nan", float("nan"))
+        assert store.next_counter("s", "c", start=10**30) == (1 << 63) - 1
+        assert store.next_counter("s", "c") == (1 << 63) - 1  # stays at the largest value it can hold
+    finally:
+        store.close()
