@@ -84,16 +84,23 @@ class Sandbox:
         return sandbox
 
     def close(self) -> None:
-        """Close the store, and with it every file handle it holds; its background threads (journal maintenance,
-        Spine deliveries) stop when they see it closed. Whoever built the sandbox closes it (a server at exit, a
+        """Stop the services' background work (Spine deliveries), then close the store and with it every file handle
+        it holds (its maintenance thread first). Whoever built the sandbox closes it (a server at exit, a
         mock_spine() block, a fixture); closing twice is harmless."""
-        if not self.store.closed:
-            self.store.close()
+        if self.store.closed:
+            return
+        for service in self.services.values():
+            if service.stop:
+                service.stop(self)
+        self.store.close()
 
     def reopen(self) -> None:
         """Open the store again after close(): a mock_spine() entered once more, or read after its block."""
         if self.store.closed:
             self.store = _open_store(self.settings)
+            for service in self.services.values():
+                if service.stop and service.start:  # what close() stopped starts again
+                    service.start(self)
 
     @contextmanager
     def opened(self) -> Iterator[Sandbox]:

@@ -51,6 +51,7 @@ class Service:
     # service-specific control endpoints (mounted at /_sandbox/<name>/), CLI commands (`spine-sandbox <name> …`),
     # bearer token -> who the request acts for (sandbox.web.access; offered by the service that issues tokens).
     start: Callable[[Sandbox], None] | None = None
+    stop: Callable[[Sandbox], None] | None = None  # undoes start (background threads), before the store closes
     finish_response: Callable[[Response], None] | None = None
     resolve_session: Callable[[Request, Sandbox], str | None] | None = None
     control: Blueprint | None = None

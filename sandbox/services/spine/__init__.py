@@ -69,6 +69,7 @@ SERVICE = Service(
                    "@ 5824b84d)"},
     max_body_bytes=MAX_MESSAGE_BYTES + 64 * 1024,  # Spine's 5,000,000 bytes, and room to refuse more as Spine does
     start=start,
+    stop=delivery.stop,
     resolve_session=resolve_session,
     control=control,
     history=history,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sandbox.runtime import Sandbox
 
 log = logging.getLogger(__name__)
+STOP_WAIT_S = 10.0  # how long closing a sandbox waits for deliveries under way (each send has its own timeout)
 
 
 def start(sandbox: Sandbox) -> Runner:
@@ -41,9 +42,11 @@ def wake(sandbox: Sandbox) -> None:
 
 
 def stop(sandbox: Sandbox) -> None:
+    """Stop this process's worker and wait (boundedly) for its sends, before the sandbox closes its store: a thread
+    still inside the journal when its connection is closed would crash the process."""
     runner = sandbox.extensions.get(sending.EXTENSION)
     if runner is not None:
-        runner.stop()
+        runner.stop(wait_s=STOP_WAIT_S)
 
 
 _runners: weakref.WeakSet[Runner] = weakref.WeakSet()
@@ -59,7 +62,8 @@ class Runner:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self._slots = threading.BoundedSemaphore(sending.options_of(sandbox).max_parallel)
+        self._parallel = sending.options_of(sandbox).max_parallel
+        self._slots = threading.BoundedSemaphore(self._parallel)
         self._contexts: dict[tuple, ssl.SSLContext] = {}
         _runners.add(self)
 
@@ -77,7 +81,8 @@ class Runner:
             if sandbox is None:
                 return
             self._pid = process.pid()  # one per process: threads do not survive a fork
-            self._slots = threading.BoundedSemaphore(sending.options_of(sandbox).max_parallel)
+            self._parallel = sending.options_of(sandbox).max_parallel
+            self._slots = threading.BoundedSemaphore(self._parallel)
             self._thread = threading.Thread(target=_run, args=(weakref.ref(self),), daemon=True,
                                             name="spine-delivery")
             self._thread.start()
@@ -86,9 +91,23 @@ class Runner:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 0.0) -> None:
+        """Stop claiming; with wait_s, wait that long for the thread and the sends under way to end."""
         self._stopped.set()
         self.wake.set()
+        if wait_s <= 0 or self._pid != process.pid():
+            return
+        deadline = time.monotonic() + wait_s
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=wait_s)
+        slots, taken = self._slots, 0
+        try:  # every slot back means no send is under way
+            while taken < self._parallel and slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                taken += 1
+        finally:
+            for _ in range(taken):
+                slots.release()
 
     def after_fork(self) -> None:
         with self._lock:
