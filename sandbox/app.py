@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from sandbox import hosting
 from sandbox.runtime import Sandbox, StartupError
 from sandbox.services import source_of, unknown_operation
 from sandbox.settings import Settings
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     app.json.sort_keys = False
     app.extensions["sandbox"] = sandbox
     pipeline.install(app, sandbox)
+    hosting.install(app, sandbox)
     for service in sandbox.services.values():
         for n, base in enumerate(service.base_paths):
             app.register_blueprint(service.blueprint, url_prefix=base, name=f"{service.name}{n or ''}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import sys
@@ -130,15 +131,18 @@ def main() -> None:
 @click.option("--sds-addresses", type=click.Choice(["sandbox", "published"]),
               help="sandbox: SDS points Spine's endpoints at this sandbox; published: the published SDS sandbox's "
               "records verbatim [SANDBOX_SDS_ADDRESSES, default sandbox].")
+@click.option("--hosted/--no-hosted", default=None, help="Host the sandbox for several suppliers: every control "
+              "call needs an X-Sandbox-Key (tenants, assessors, admin; see docs/hosting.md) [SANDBOX_HOSTED].")
 def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir, hl7v3_schemas,
-          sds_addresses) -> None:
+          sds_addresses, hosted) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import ServeError, listen, tls_options, worker_count
     from sandbox.web.server import serve as run_server
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
                          scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth,
-                         tls=tls, tls_dir=tls_dir, hl7v3_schemas=hl7v3_schemas, sds_addresses=sds_addresses)
+                         tls=tls, tls_dir=tls_dir, hl7v3_schemas=hl7v3_schemas, sds_addresses=sds_addresses,
+                         hosted=hosted)
     started = time.perf_counter()
     try:
         listener = listen(settings)  # first: a taken port or a foreign host is refused before anything else
@@ -148,6 +152,7 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
     try:
         _usable_data_dir(settings)
         tls_options(settings)  # the certificates, before the services that issue their own (MESH mailboxes)
+        admin = _admin_key_note(settings)  # before the workers start, so they all read the same key
         sandbox = _sandbox(settings)
         with click.progressbar(length=settings.population, label="Building the synthetic population index",
                                file=sys.stderr) as bar:
@@ -157,7 +162,7 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
         base = f"{scheme}://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
 
         def ready() -> None:  # once /_sandbox/health answers through the listening socket
-            click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started), err=True)
+            click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started, admin), err=True)
 
         run_server(settings, listener, on_ready=ready)
     except ServeError as exc:
@@ -181,7 +186,36 @@ def _usable_data_dir(settings: Settings) -> None:
                        f"--data-dir or SANDBOX_DATA_DIR") from None
 
 
-def _banner(sandbox, base: str, workers: int, took: float) -> str:
+def _admin_key_note(settings: Settings) -> list[str]:
+    """The banner's lines about hosting: the admin key printed the one time it is made (never again: later starts
+    say where it is), or the warning that a non-loopback address without --hosted is open to anyone."""
+    from sandbox.hosting.keys import admin_key_path, ensure_admin_key
+
+    if not settings.hosted:
+        if _loopback(settings.host):
+            return []
+        return [f"WARNING: listening on {settings.host} without --hosted: anyone who can reach this port can read and "
+                "change every session; use --hosted to host for several suppliers"]
+    key, made = ensure_admin_key(settings)
+    lines = [f"  {'Hosted mode (--hosted, SANDBOX_HOSTED)':<44} every control call needs X-Sandbox-Key"]
+    if settings.admin_key:
+        lines.append(f"  {'Admin key':<44} from SANDBOX_ADMIN_KEY")
+    elif made:
+        lines += [f"  {'Admin key (shown this once)':<44} {key}",
+                  f"  {'':<44} kept in {admin_key_path(settings)} (mode 0600)"]
+    else:
+        lines.append(f"  {'Admin key':<44} in {admin_key_path(settings)} (not shown again)")
+    return lines
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _banner(sandbox, base: str, workers: int, took: float, hosting: list[str] = ()) -> str:
     s = sandbox.settings
     lines = [f"Spine Sandbox {__version__} ready in {took:.1f} s, listening on {base}", ""]
     for service in sandbox.services.values():
@@ -200,6 +234,9 @@ def _banner(sandbox, base: str, workers: int, took: float) -> str:
                     f"{s.hl7v3_schemas or 'not set: Spine payloads are not schema-validated'}"]
     if s.tls:
         lines[-1:-1] = [f"  {'Mutual TLS (CA, server and client certificates)':<44} {s.tls_path}"]
+    warnings = [line for line in hosting if line.startswith("WARNING")]
+    lines[-1:-1] = [line for line in hosting if line not in warnings]
+    lines += warnings
     return "\n".join(lines)
 
 
@@ -440,14 +477,10 @@ def _reason(status: int) -> str:
 
 
 def _show_message(headers: list[tuple[str, str]], body: bytes) -> None:
-    """Headers (secrets redacted as in reports) and the body: text as sent, binary as its size and digest."""
-    from sandbox.assurance.model import SECRET_HEADERS
+    """Headers and the body (secrets already redacted by the journal): text as sent, binary as its size and digest."""
     from sandbox.conformance.parsing import Malformed, parse_json
 
     for name, value in headers:
-        if name.lower() in SECRET_HEADERS:
-            scheme, _, secret = value.partition(" ")
-            value = f"{scheme} {secret[:4]}… (redacted)" if secret else f"{value[:4]}… (redacted)"
         click.echo(f"{name}: {value}")
     if not body:
         return
@@ -515,12 +548,15 @@ def _assurance_call(call, sandbox=None):
     """Run an assurance operation; its SessionError is the message the user needs, not a traceback (with the
     journal it looked in, when it read one)."""
     from sandbox.assurance.sessions import SessionError
+    from sandbox.assurance.signing import SigningKeyError
 
     try:
         return call()
     except SessionError as exc:
         where = f" (looked in {_journal_note(sandbox.settings)})" if sandbox is not None else ""
         raise CliError(f"{exc}{where}") from None
+    except SigningKeyError as exc:
+        raise CliError(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -543,23 +579,32 @@ def sessions() -> None:
 @click.option("--plan", "plan_id", required=True, help="The assurance plan (`spine-sandbox plans`).")
 @click.option("--supplier", required=True, help='The supplier\'s name, e.g. "Acme Health Ltd".')
 @click.option("--system", required=True, help='The system and version under test, e.g. "Acme PAS 1.2".')
+@click.option("--tenant", help="A hosted sandbox's tenant the session belongs to (`spine-sandbox tenants list`).")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def sessions_create(plan_id, supplier, system, data_dir, as_json) -> None:
+def sessions_create(plan_id, supplier, system, tenant, data_dir, as_json) -> None:
     """Create a session bound to a plan; prints its id and token (the token is shown only once)."""
     from sandbox.assurance.sessions import create_session, credentials
+    from sandbox.hosting.keys import get_tenant, hosted_data
+    from sandbox.hosting.ownership import bind
 
     with _journal_sandbox(data_dir, writes=True, quiet=as_json) as sandbox:
+        owner = get_tenant(sandbox.store, tenant) if tenant else None
+        if tenant and (owner is None or not owner.active):
+            raise CliError(f"no active tenant {tenant!r} (`spine-sandbox tenants list`)")
         record, token = _assurance_call(lambda: create_session(sandbox.store, sandbox.plans, plan_id, supplier,
                                                                system))
+        if owner is not None:
+            bind(sandbox.store, record.id, owner.id)
         data_dir = sandbox.settings.data_dir
-    data = {**credentials(record, token), "data_dir": str(data_dir)}
+        hosted = hosted_data(sandbox.settings)
+    data = {**credentials(record, token, hosted), "data_dir": str(data_dir)}
     if as_json:
         _emit_json(data)
         return
     click.echo(f"Session {record.id} for {record.supplier}, {record.system}; plan {record.plan}; in the journal of "
                f"data dir {data_dir} (the server must use the same one).\n"
-               f"Send either header on every request:\n  X-Sandbox-Session: {record.id}\n"
+               f"Send either header on every request:\n  X-Sandbox-Session: {data['headers']['X-Sandbox-Session']}\n"
                f"  Authorization: Bearer {token}\n(The token is not stored; keep it now.)")
 
 
@@ -617,26 +662,145 @@ def sessions_show(session_id, plan_id, data_dir, as_json) -> None:
         click.echo(f"  {req['id']:<12} {req['verdict']:<14} {req['reason']}")
 
 
+# --- hosting: tenants and assessors ---------------------------------------------------------------------------
+def _principal_commands(group: click.Group, kind: str, example: str) -> None:
+    """create, list and revoke for tenants or assessors: the same three commands over the data dir's journal."""
+    from sandbox.hosting import keys
+
+    create_one, list_all, revoke_one = keys.create_tenant, keys.list_tenants, keys.revoke_tenant
+    if kind == keys.ASSESSORS:
+        create_one, list_all, revoke_one = keys.create_assessor, keys.list_assessors, keys.revoke_assessor
+
+    @group.command("create")
+    @click.option("--name", required=True, help=f'Who holds the key, e.g. "{example}".')
+    @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def create(name, data_dir, as_json) -> None:
+        store = _hosting_store(data_dir, quiet=as_json)
+        try:
+            principal, key = _hosting_call(lambda: create_one(store, name))
+        finally:
+            store.close()
+        if as_json:
+            _emit_json({kind[:-1]: principal.id, "key": key, "name": principal.name})
+            return
+        click.echo(f"{kind[:-1].capitalize()} {principal.id} ({principal.name}). Its key, shown this once (only a "
+                   f"hash is kept):\n  {key}\nHand it over privately; it is sent as X-Sandbox-Key on control calls.")
+
+    @group.command("list")
+    @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def list_(data_dir, as_json) -> None:
+        store = _hosting_store(data_dir, quiet=True)
+        try:
+            rows = [p.to_dict() for p in list_all(store)]
+        finally:
+            store.close()
+        if as_json:
+            _emit_json(rows)
+            return
+        for row in rows:
+            row["created"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["created_at"]))
+            row["status"] = "revoked" if row["revoked_at"] else "active"
+        _table(rows, ["id", "name", "status", "created"])
+
+    @group.command("revoke")
+    @click.argument("principal_id")
+    @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+    @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+    def revoke(principal_id, data_dir, as_json) -> None:
+        store = _hosting_store(data_dir, quiet=True)
+        try:
+            principal = _hosting_call(lambda: revoke_one(store, principal_id))
+        finally:
+            store.close()
+        if as_json:
+            _emit_json(principal.to_dict())
+            return
+        click.echo(f"Revoked {kind[:-1]} {principal.id} ({principal.name}): its key now answers 401.")
+
+    create.__doc__ = f"Make a {kind[:-1]} and its key (printed once; only its SHA-256 is stored)."
+    list_.__doc__ = f"List the {kind} (never their keys)."
+    revoke.__doc__ = f"Revoke a {kind[:-1]}'s key: it answers 401 from then on."
+
+
+def _hosting_store(data_dir, quiet: bool):
+    from sandbox.journal.store import open_store
+
+    settings = _writing_settings(data_dir, quiet)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_store(settings.journal_url)
+
+
+def _hosting_call(call):
+    from sandbox.hosting.keys import HostingError
+
+    try:
+        return call()
+    except HostingError as exc:
+        raise CliError(str(exc)) from None
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants of a hosted sandbox (`serve --hosted`): one per supplier, each with its own key."""
+
+
+@main.group()
+def assessors() -> None:
+    """Assessors of a hosted sandbox: certification staff, whose keys read every tenant's sessions and attest."""
+
+
+_principal_commands(tenants, "tenants", "Alpha Health")
+_principal_commands(assessors, "assessors", "Jo Bloggs, NHS England assurance")
+
+
 @main.command()
 @click.argument("session_id")
 @click.argument("requirement")
 @click.option("--verdict", type=click.Choice(["pass", "fail"]), required=True)
-@click.option("--by", "by", required=True, help="The assessor's name.")
+@click.option("--by", "by", help="The assessor's name (a hosted sandbox takes it from --key instead).")
 @click.option("--note", required=True, help="What was checked, and how.")
+@click.option("--key", envvar="SANDBOX_KEY", help="An assessor or admin key: needed when the data dir is a hosted "
+              "sandbox's (suppliers cannot certify themselves) [SANDBOX_KEY].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def attest(session_id, requirement, verdict, by, note, data_dir, as_json) -> None:
+def attest(session_id, requirement, verdict, by, note, key, data_dir, as_json) -> None:
     """Record an assessor's attestation for a manually verified requirement (the latest one counts)."""
     from sandbox.assurance.sessions import attest as record_attestation
     from sandbox.assurance.verdicts import attestation_dict
 
     with _journal_sandbox(data_dir) as sandbox:
+        by = _attester(sandbox, key, by)
         made = _assurance_call(lambda: record_attestation(sandbox.store, sandbox.plans, session_id, requirement,
                                                           verdict, by, note), sandbox)
     if as_json:
         _emit_json({"session": session_id, "requirement": requirement, **attestation_dict(made)})
     else:
         click.echo(f"Recorded: {requirement} {verdict} by {made.by} in session {session_id}.")
+
+
+def _attester(sandbox, key: str | None, by: str | None) -> str:
+    """Who attests. A hosted sandbox's data dir (`serve --hosted`, or one with an admin key) needs an assessor or
+    admin key, and the name recorded is the key's; otherwise --by, as before."""
+    from sandbox.hosting.caller import attester
+    from sandbox.hosting.keys import authenticate, hosted_data
+
+    settings = sandbox.settings
+    if not hosted_data(settings):
+        if not by:
+            raise CliError("--by is required: the assessor's name")
+        return by
+    if not key:
+        raise CliError("this data dir belongs to a hosted sandbox: give an assessor or admin key with --key (or "
+                       "SANDBOX_KEY); suppliers cannot certify themselves")
+    caller = authenticate(sandbox.store, settings, key)
+    if caller is None:
+        raise CliError("the key given is not a valid key of this sandbox (wrong, or revoked)")
+    if not caller.may_attest:
+        raise CliError(f"a {caller.role} key may not attest: suppliers cannot certify themselves; an assessor or "
+                       "the admin attests")
+    return attester(caller, by)
 
 
 class _ConsoleProgress:
@@ -672,36 +836,86 @@ class _ConsoleProgress:
               help="Findings with excerpts per requirement and outcome, from each end of the session.")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
 def report(session_id, plan_id, out_dir, formats, evidence, data_dir) -> None:
-    """Write a session's assurance report: report.json (signed when SANDBOX_REPORT_KEY is set), report.html,
-    junit.xml and summary.md."""
+    """Write a session's assurance report: report.json, report.html, junit.xml and summary.md, and
+    report.manifest.json, signed with this sandbox's report signing key (`spine-sandbox report-key`)."""
     from sandbox.assurance.reports import FILES, make_report, write_reports
+    from sandbox.assurance.signing import fingerprint, signing_key
 
     bar = _ConsoleProgress()
     with _journal_sandbox(data_dir) as sandbox:
-        sealed = _assurance_call(lambda: make_report(sandbox, session_id, plan_id, evidence=evidence, progress=bar),
-                                 sandbox)
-    written = write_reports(sealed, out_dir, formats or tuple(FILES), progress=bar)
+        key = _assurance_call(lambda: signing_key(sandbox.settings))
+        sealed = _assurance_call(lambda: make_report(sandbox, session_id, plan_id, evidence=evidence, progress=bar,
+                                                     key=key), sandbox)
+    written = write_reports(sealed, out_dir, key, formats or tuple(FILES), progress=bar)
     bar.close()
     click.echo(f"Verdict: {sealed['verdict'].upper()} — " + "; ".join(sealed["verdict_reasons"]))
     for path in written.values():
         click.echo(f"  {path}")
+    click.echo(f"Signed by {fingerprint(key.public_key())}")
 
 
 @main.command()
-@click.argument("report_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-def verify(report_file) -> None:
-    """Check a report.json: its digest, its signature (with SANDBOX_REPORT_KEY) and its verdicts. Exit 0 when
-    valid, 1 when anything fails (each failure is listed)."""
-    from sandbox.assurance.integrity import verify_bytes
+@click.argument("report_path", metavar="DIR_OR_FILE", type=click.Path(path_type=Path, exists=True))
+@click.option("--public-key", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="The trusted public key (PEM, or the JSON of GET /_sandbox/report-key) of the sandbox that made "
+                   "the report. Default: this sandbox's own key.")
+@click.option("--allow-unsigned", is_flag=True,
+              help="Let an unsigned report through (still checking its digests and verdicts); a report signed by "
+                   "another key always fails.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Whose key is trusted by default [SANDBOX_DATA_DIR].")
+def verify(report_path, public_key, allow_unsigned, data_dir) -> None:
+    """Check a report folder (or one file of it): the Ed25519 signatures of report.manifest.json and report.json
+    against the trusted public key, each file's SHA-256 in the manifest, and every verdict re-derived from the
+    report's counts and attestations. Exit 0 when valid, 1 when anything fails (each failure is listed)."""
+    from sandbox.assurance import signing
+    from sandbox.assurance.integrity import Trust, verify_path
 
-    result = verify_bytes(report_file.read_bytes(), _settings().report_key or None)
+    try:
+        if public_key is not None:
+            trust = Trust(signing.load_public_key(public_key.read_bytes(), str(public_key)),
+                          f"the key in {public_key}", allow_unsigned)
+        else:
+            settings = _settings(data_dir=data_dir)
+            local = signing.local_public_key(settings)
+            source = (f"this sandbox's key, {signing.key_source(settings)}" if local is not None else
+                      f"this sandbox has no report signing key: none in {signing.key_path(settings)}")
+            trust = Trust(local, source, allow_unsigned)
+        result = verify_path(report_path, trust)
+    except signing.SigningKeyError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot read {exc.filename or report_path}: {exc.strerror or exc}") from None
     for note in result.notes:
         click.echo(f"  ok: {note}")
     for problem in result.problems:
         click.echo(f"  FAILED: {problem}")
-    click.echo(f"{report_file}: {'valid' if result.valid else 'INVALID'}")
+    click.echo(f"Signed by: {', '.join(sorted(result.signed_by)) or 'nobody (unsigned)'}")
+    click.echo(f"{report_path}: {'valid' if result.valid else 'INVALID'}")
     if not result.valid:
         sys.exit(1)
+
+
+@main.command("report-key")
+@click.option("--fingerprint", "only_fingerprint", is_flag=True, help="Print only the key's fingerprint.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+def report_key(only_fingerprint, as_json, data_dir) -> None:
+    """Print the public key that signs this sandbox's reports (PEM), made on first use: give it to whoever checks
+    the reports (`spine-sandbox verify --public-key FILE`). The private key stays in the data dir
+    (report-signing.key) or SANDBOX_REPORT_SIGNING_KEY."""
+    from sandbox.assurance.signing import key_info, key_path, signing_key
+
+    settings = _settings(data_dir=data_dir)
+    made = not settings.report_signing_key.strip() and not key_path(settings).is_file()
+    info = key_info(_assurance_call(lambda: signing_key(settings)).public_key())
+    if made:
+        click.echo(f"spine-sandbox: made a new report signing key in {key_path(settings)}", err=True)
+    if as_json:
+        _emit_json(info)
+    elif only_fingerprint:
+        click.echo(info["fingerprint"])
+    else:
+        click.echo(info["public_key"], nl=False)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -726,15 +940,18 @@ def run(plan_id, report_dir, supplier, system, timeout, scenarios, data_dir, see
     2 usage.
     """
     from sandbox.assurance.ci import run_plan
+    from sandbox.assurance.signing import run_signing_key
 
     settings = _settings(data_dir=data_dir or Path(_temp_dir()), seed=seed, population=population,
                          scenarios=tuple(scenarios) or None)
     sandbox = _sandbox(settings)
     bar = _ConsoleProgress()
     try:
+        # A throwaway data dir's key would go with it: sign with this machine's sandbox key instead.
         result = _assurance_call(lambda: run_plan(sandbox, plan_id, command, report_dir, supplier=supplier,
                                                   system=system, timeout=timeout,
-                                                  say=lambda text: click.echo(text, err=True), progress=bar))
+                                                  say=lambda text: click.echo(text, err=True), progress=bar,
+                                                  key=None if data_dir else run_signing_key(settings)))
     finally:
         bar.close()
         sandbox.close()

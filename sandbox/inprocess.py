@@ -35,6 +35,7 @@ from flask import Flask
 from sandbox.assurance.plans import PlanFile, is_plan_file
 from sandbox.assurance.reports import make_report, write_reports
 from sandbox.assurance.sessions import TOKEN_PREFIX, SessionError, create_session, create_unbound_session
+from sandbox.assurance.signing import run_signing_key, signing_key
 from sandbox.evidence import DEFAULT_SUPPLIER, DEFAULT_SYSTEM, SessionEvidence, latest_seq
 from sandbox.journal.exchange import Exchange
 from sandbox.runtime import Sandbox, StartupError
@@ -222,10 +223,12 @@ class MockSpine(ContextDecorator, SessionEvidence):
                                "judge it against: start the mock with mock_spine(plan=…), one of "
                                f"{', '.join(self.sandbox.plans.ids()) or '(none)'} (`spine-sandbox plans`), or a "
                                "plan file's path")
+        settings = self.sandbox.settings  # a throwaway data dir's own key would go with it: see run_signing_key
+        key = run_signing_key(settings) if self._temp is not None else signing_key(settings)
         with self._open():
-            report = make_report(self.sandbox, self.session)
+            report = make_report(self.sandbox, self.session, key=key)
         if out_dir is not None:
-            write_reports(report, Path(out_dir))
+            write_reports(report, Path(out_dir), key)
         return report
 
     # --- answering -----------------------------------------------------------------------------------------------

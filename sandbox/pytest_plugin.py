@@ -122,11 +122,17 @@ class SpineRun:
 
     def judge(self) -> None:
         from sandbox.assurance.reports import make_report, write_reports
+        from sandbox.assurance.signing import SigningKeyError, run_signing_key
 
+        try:
+            key = run_signing_key(self.sandbox.settings)
+        except SigningKeyError as exc:
+            self.error = str(exc)
+            return
         with self.sandbox.opened():  # closed with the fixtures, before the session finishes
-            self.report = make_report(self.sandbox, self.session)
+            self.report = make_report(self.sandbox, self.session, key=key)
         if self.report_dir is not None:
-            self.report_files = write_reports(self.report, self.report_dir)
+            self.report_files = write_reports(self.report, self.report_dir, key)
 
     @property
     def failed_on_verdict(self) -> bool:

@@ -20,7 +20,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # Whole-number settings and the values they may take: (minimum, maximum, the CLI flag that sets it).
 BOUNDS = {"port": (1, 65535, "--port"), "seed": (0, 2**63 - 1, "--seed"),
           "population": (1, POPULATION_CAPACITY, "--population"), "workers": (0, 64, "--workers"),
-          "threads": (1, 256, None), "max_body_bytes": (1, 2**40, None)}
+          "threads": (1, 256, None), "max_body_bytes": (1, 2**40, None),
+          "quota_sessions_per_minute": (1, 10**6, None), "quota_stored_bytes": (1, 2**50, None),
+          "quota_exchanges_per_session": (1, 2**40, None)}
 
 
 def default_data_dir() -> Path:
@@ -48,8 +50,9 @@ class Settings:
     threads: int = 2  # per worker: a slow scenario holds one thread, not the whole worker
     log_level: str = "info"
     auth: str = "lenient"  # one of AUTH_MODES
-    # Signs assurance reports (HMAC-SHA256) and is needed to verify them; empty: reports carry a digest only.
-    report_key: str = ""
+    # The Ed25519 key that signs assurance reports: PEM text or the path of a PEM file; empty means
+    # <data_dir>/report-signing.key, made on first use (see sandbox/assurance/signing.py).
+    report_signing_key: str = ""
     # HTTPS with mutual TLS: a local CA, a server certificate and client certificates (made on first use).
     tls: bool = False
     tls_dir: str = ""  # empty means <data_dir>/tls
@@ -61,6 +64,17 @@ class Settings:
     # SDS addresses: "sandbox" points Spine's own endpoints (and the published records of Spine's party key) at this
     # sandbox; "published" answers the published SDS sandbox's records verbatim.
     sds_addresses: str = "sandbox"
+    # Hosted mode: several suppliers (tenants) on one sandbox; every control call needs X-Sandbox-Key.
+    hosted: bool = False
+    # The admin key in hosted mode; empty: generated on first hosted start into <data_dir>/admin.key (mode 0600).
+    admin_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log
+    # Hosted mode: per-tenant quotas (sandbox/hosting/quotas.py), so one tenant cannot exhaust the host.
+    quota_sessions_per_minute: int = 10
+    quota_stored_bytes: int = 1024 * 1024 * 1024  # request and response bodies of the tenant's exchanges
+    quota_exchanges_per_session: int = 100_000
+    # Hosted mode: hosts and CIDRs (comma-separated) Spine may deliver to although they are loopback, link-local or
+    # private addresses (refused otherwise, so a registered endpoint cannot reach the host's own network).
+    delivery_allow: str = ""
 
     def __post_init__(self):
         for name, (low, high, flag) in BOUNDS.items():
@@ -103,6 +117,8 @@ class Settings:
         env = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None:
+                continue
             if isinstance(value, tuple):
                 value = os.pathsep.join(str(v) for v in value)
             env[ENV_PREFIX + f.name.upper()] = str(value)

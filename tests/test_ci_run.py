@@ -51,6 +51,9 @@ def project(tmp_path, monkeypatch):
     (tmp_path / "client.py").write_text(CLIENT)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    # `run` without --data-dir signs with the default data dir's key: this test's own, not the real home's.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SANDBOX_REPORT_SIGNING_KEY", raising=False)
     return tmp_path
 
 
@@ -75,7 +78,7 @@ def test_pass_exits_0_and_writes_every_report_as_a_real_process(project):
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("## Spine Sandbox assurance: ✅ PASS")
     assert sorted(p.name for p in (project / "reports").iterdir()) == ["junit.xml", "report.html", "report.json",
-                                                                      "summary.md"]
+                                                                      "report.manifest.json", "summary.md"]
     seen = json.loads((project / "seen.json").read_text())
     assert seen["PDS_BASE_URL"] == seen["SPINE_SANDBOX_URL"] + "/personal-demographics/FHIR/R4"
     assert seen["SPINE_SANDBOX_URL"].startswith("http://127.0.0.1:")
@@ -134,7 +137,7 @@ def test_a_failing_supplier_command_exits_5_and_is_recorded_in_every_report(proj
     assert case.find("failure").get("message") == message and junit.get("failures") == "1"
     html = (reports / "report.html").read_text()
     assert 'id="command"' in html and html_escape(" ".join(command)) in html and outcome["outcome"] in html
-    verified = CliRunner().invoke(main, ["verify", str(reports / "report.json")])
+    verified = CliRunner().invoke(main, ["verify", str(reports)])  # trusting this machine's sandbox key
     assert verified.exit_code == 0, verified.output  # the fail verdict re-derives from the report's own record
 
 
@@ -163,7 +166,7 @@ def test_an_unknown_plan_is_a_clear_error(project):
 def test_the_example_client_meets_the_application_restricted_plan(tmp_path):
     """Every step of a real plan, run by the example client: incomplete until the assessor attests, then pass."""
     data = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SANDBOX_REPORT_KEY": "k"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     completed = subprocess.run(
         [sys.executable, "-m", "sandbox.cli", "run", "--plan", "pds-application-restricted", "--data-dir", str(data),
          "--population", str(TEST_POPULATION), "--report-dir", str(tmp_path / "ci"), "--",
@@ -180,7 +183,7 @@ def test_the_example_client_meets_the_application_restricted_plan(tmp_path):
                    cwd=ROOT, env=env, check=True, capture_output=True)
     final = json.loads((tmp_path / "final" / "report.json").read_text())
     assert final["verdict"] == "pass", final["verdict_reasons"]
-    verified = subprocess.run([*cli, "verify", str(tmp_path / "final" / "report.json")], cwd=ROOT, env=env,
+    verified = subprocess.run([*cli, "verify", str(tmp_path / "final"), "--data-dir", str(data)], cwd=ROOT, env=env,
                               capture_output=True, text=True)
     assert verified.returncode == 0 and "signature valid" in verified.stdout
     assert final["requirements"][-1]["attestation"]["note"] == "Withheld fields are not stored."

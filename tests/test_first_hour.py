@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from sandbox.app import create_app
 from sandbox.cli import main
 from sandbox.healthcheck import probe
+from sandbox.journal.redaction import redacted
 from sandbox.local_server import LocalServer, free_port
 from sandbox.settings import Settings
 from sandbox.web.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
@@ -200,7 +201,8 @@ def test_exchanges_show_prints_request_response_and_findings(tmp_path):
     response, findings = response.split("--- findings")
     assert f"GET {PATIENT}?_summary=count" in request
     assert f"x-request-id: {headers['X-Request-ID']}".lower() in request.lower()
-    assert "Authorization: Bearer tokn… (redacted)" in request and "abcdefghij" not in text
+    assert f"Authorization: Bearer {redacted('tokn-abcdefghijklmnopqrstuvwxyz')}" in request
+    assert "abcdefghij" not in text
     assert response.splitlines()[1] == "200 OK"
     assert '"resourceType": "Patient"' in response and "Content-Type: application/fhir+json" in response
     assert "PDS-" in findings

@@ -193,7 +193,7 @@ def test_a_plan_binds_the_session_and_reports_in_every_format(settings, tmp_path
     assert report["verdict"] == "fail" and report["verdict_reasons"][0] == "failed: PDS-HDR-002"
     assert report["metadata"]["session"] == spine.session and report["metadata"]["span"]["exchanges"] == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["junit.xml", "report.html", "report.json",
-                                                                     "summary.md"]
+                                                                     "report.manifest.json", "summary.md"]
     written = json.loads((tmp_path / "out" / "report.json").read_text())
     assert written["integrity"] == report["integrity"]
 

@@ -10,6 +10,7 @@ import requests
 from click.testing import CliRunner
 
 from sandbox.cli import main
+from sandbox.journal.redaction import redacted
 from tests.conftest import PDS_BASE, LiveServer, free_port
 from tests.oauth_helpers import JWT_BEARER, KeyPair, jwks
 
@@ -31,11 +32,12 @@ def test_register_prints_json_and_lists(tmp_path):
     one, two = KeyPair("k-1"), KeyPair("k-2")
     made = json.loads(run("apps", "register", "--name", "My app", "--jwks", write_jwks(tmp_path, one, two),
                           "--data-dir", data, "--json"))
-    assert set(made) == {"api_key", "name", "kids"} and made["kids"] == ["k-1", "k-2"] and len(made["api_key"]) == 32
+    assert set(made) == {"api_key", "name", "kids", "secret"} and made["kids"] == ["k-1", "k-2"]
+    assert len(made["api_key"]) == 32 and len(made["secret"]) == 16  # the secret: shown this once
     listed = json.loads(run("apps", "list", "--data-dir", data, "--json"))
     assert made["api_key"] in {a["api_key"] for a in listed}
     shown = json.loads(run("apps", "show", made["api_key"], "--data-dir", data, "--json"))
-    assert shown["session"] == made["api_key"] and shown["secret"]
+    assert shown["session"] == made["api_key"] and shown["secret"] == redacted(made["secret"])
     rotated = json.loads(run("apps", "set-jwks", made["api_key"], "--jwks", write_jwks(tmp_path, two),
                              "--data-dir", data, "--json"))
     assert rotated["kids"] == ["k-2"]

@@ -207,8 +207,8 @@ def test_session_urid_must_be_a_role_of_the_logged_in_worker(client, mint):
         client, refused[SAM_ROLES[0]], "PDS-ACC-006")
 
 
-def test_the_combined_sign_in_carries_the_workers_roles(client, app_key):
-    app = client.get(f"/_sandbox/oauth/apps/{app_key}").get_json()
+def test_the_combined_sign_in_carries_the_workers_roles(client, key):
+    app = register(client, name="Combined app", keys=jwks(key), redirect_uris=[CALLBACK])  # its secret: shown once
     query, _ = sign_in(client, app, worker=f"{SAM}/{SAM_ROLES[1]}", aal="AAL3")
     token = post_token(client, code_form(app, query["code"][0])).get_json()["access_token"]
     sam = Caller(client, token)

@@ -6,6 +6,10 @@ import json
 import re
 
 import pytest
+from click.testing import CliRunner
+
+from sandbox.cli import main
+from tests.conftest import ROOT
 
 pytest_plugins = ["pytester"]
 
@@ -96,7 +100,8 @@ def test_no_report_without_a_plan(spine):
     assert "Spine Sandbox" not in result.stdout.str()  # an ordinary run is not told about plans
 
 
-def test_a_plan_makes_the_run_one_session_and_judges_it(supplier):
+def test_a_plan_makes_the_run_one_session_and_judges_it(supplier, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the plugin in the pytest subprocess is this checkout's
     result = run(supplier, "--spine-plan", "pds-application-restricted", "--spine-report", "reports",
                  "--spine-supplier", "Acme Health", "--spine-system", "Acme PAS 1.2")
     result.assert_outcomes(passed=5)
@@ -109,8 +114,11 @@ def test_a_plan_makes_the_run_one_session_and_judges_it(supplier):
         "  steps not exercised: pds-get-sensitive-patient, *",
         "5 exchanges; findings: fail 2, *",
         "report: reports*report.json", "report: reports*report.html", "report: reports*junit.xml",
-        "report: reports*summary.md"])
+        "report: reports*summary.md", "report: reports*report.manifest.json"])
     assert result.ret == pytest.ExitCode.OK  # the verdict does not fail the run unless asked to
+    # Signed with this machine's sandbox key (pytester's HOME), so `verify` checks it with no options.
+    verified = CliRunner().invoke(main, ["verify", str(supplier.path / "reports")])
+    assert verified.exit_code == 0 and "Signed by: ed25519:SHA256:" in verified.output, verified.output
     report = json.loads((supplier.path / "reports" / "report.json").read_text())
     meta = report["metadata"]
     assert (meta["supplier"], meta["system"], meta["plan"]["id"]) == ("Acme Health", "Acme PAS 1.2",

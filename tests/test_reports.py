@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -63,7 +64,7 @@ def test_json_report_model(report, session):
     assert failure["request"]["path"].endswith("/Patient/9000000000") and failure["response"]["status"] == 400
     assert "INVALID_RESOURCE_ID" in failure["response"]["body"]
     authorization = dict(failure["request"]["headers"])["Authorization"]
-    assert authorization == "Bearer sst_… (redacted)"  # a session token is a credential: never in a report
+    assert re.fullmatch(r"Bearer \[redacted sha256:[0-9a-f]{8}\]", authorization)  # a credential: never shown
     assert report["summary"]["requirements"] == {"pass": 7, "fail": 2, "not exercised": 4, "manual": 0}
     assert report["summary"]["steps"] == {"exercised": 3, "total": 10}
     assert {o["id"] for o in report["other_findings"]} >= {"PDS-HDR-004", "PDS-HDR-006"}
@@ -73,7 +74,8 @@ def test_json_report_model(report, session):
     invalid = coverage["scenarios"].index("pds-get-invalid-nhs-number")
     assert next(r for r in coverage["rows"] if r["requirement"] == "PDS-GET-001")["cells"][invalid]["fail"] == 1
     assert sum(b[1] for b in report["timeline"]["buckets"]) == 6
-    assert report["integrity"]["digest"]["algorithm"] == "SHA-256" and "signature" not in report["integrity"]
+    assert report["integrity"]["digest"]["algorithm"] == "SHA-256"
+    assert report["integrity"]["signature"]["algorithm"] == "Ed25519"  # tests/test_report_signing.py checks it
 
 
 def test_html_report_is_self_contained_escaped_and_complete(report):
@@ -127,12 +129,14 @@ def test_report_cli_writes_every_format_with_progress(sandbox, session, settings
     result = CliRunner().invoke(main, ["report", session, "--out-dir", str(out), "--data-dir",
                                        str(settings.data_dir)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.html", "report.json", "summary.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["junit.xml", "report.html", "report.json",
+                                                     "report.manifest.json", "summary.md"]
     assert "Verdict: FAIL" in result.output and "collecting evidence" in result.output
     assert json.loads((out / "report.json").read_text())["metadata"]["session"] == session
     only_junit = CliRunner().invoke(main, ["report", session, "--out-dir", str(tmp_path / "j"), "--format", "junit",
                                            "--data-dir", str(settings.data_dir)])
-    assert only_junit.exit_code == 0 and [p.name for p in (tmp_path / "j").iterdir()] == ["junit.xml"]
+    assert only_junit.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == ["junit.xml", "report.manifest.json"]
     missing = CliRunner().invoke(main, ["report", "nope", "--data-dir", str(settings.data_dir)])
     assert missing.exit_code == 1 and "no session 'nope'" in missing.output
 

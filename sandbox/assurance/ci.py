@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from werkzeug.serving import make_server
 
 from sandbox.assurance.model import Progress
 from sandbox.assurance.reports import make_report, write_reports
 from sandbox.assurance.sessions import create_session, find_plan
+from sandbox.assurance.signing import signing_key
 from sandbox.assurance.verdicts import (
     EXITED,
     FAIL,
@@ -103,10 +105,12 @@ def environment_for(sandbox: Sandbox, base: str, session: str, token: str, plan:
 
 def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir: Path, *, supplier: str,
              system: str, timeout: float | None = None, say: Callable[[str], None] = print,
-             progress: Progress | None = None) -> RunResult:
+             progress: Progress | None = None, key: Ed25519PrivateKey | None = None) -> RunResult:
+    """`key` signs the reports; by default the sandbox's own (signing.signing_key)."""
     from sandbox.app import create_app
 
     plan = find_plan(sandbox.plans, plan_id)
+    key = key or signing_key(sandbox.settings)  # before the command runs: a bad key is a set-up error
     app = create_app(sandbox.settings, sandbox=sandbox)
     say("Building the synthetic population index…")
     sandbox.population.index()
@@ -129,8 +133,8 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
     problem = ended.problem
     if problem:
         say(problem)
-    report = make_report(sandbox, record.id, progress=progress, command=ended.to_report())
-    files = write_reports(report, report_dir, progress=progress)
+    report = make_report(sandbox, record.id, progress=progress, command=ended.to_report(), key=key)
+    files = write_reports(report, report_dir, key, progress=progress)
     markdown = files["markdown"].read_text(encoding="utf-8")
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:  # GitHub Actions shows this file on the job's page

@@ -25,7 +25,8 @@ def render_html(report: dict) -> str:
     template = _ENV.get_template("report.html")
     return template.render(r=report, colours=COLOURS, donut=donut_svg(report["summary"]["requirements"]),
                            timeline=timeline_svg(report["timeline"]), highlight=highlight,
-                           scenario_label=lambda s: s or "(service logic)", command_failed=command_failed)
+                           scenario_label=lambda s: s or "(service logic)", command_failed=command_failed,
+                           signed_by=signed_by(report))
 
 
 def highlight(location: str) -> dict:
@@ -121,7 +122,8 @@ def render_junit(report: dict) -> str:
     for name, value in (("supplier", meta["supplier"]), ("system", meta["system"]), ("session", meta["session"]),
                         ("plan", f"{meta['plan']['id']} {meta['plan']['version']}".strip()),
                         ("verdict", report["verdict"]), ("sandbox_version", meta["sandbox_version"]),
-                        ("digest", report.get("integrity", {}).get("digest", {}).get("value", ""))):
+                        ("digest", report.get("integrity", {}).get("digest", {}).get("value", "")),
+                        ("signed_by", signed_by(report) or "not signed")):
         ET.SubElement(properties, "property", name=name, value=str(value))
     if command is not None:
         ET.SubElement(properties, "property", name="command", value=command["summary"])
@@ -196,6 +198,10 @@ def render_markdown(report: dict, files: dict[str, str] | None = None) -> str:
         if waiting:
             lines += [f"### {title}", ""] + [f"- `{r['id']}` {_md(r['text'])} — {_md(r['reason'])}" for r in waiting]
             lines.append("")
+    attested = [(r, a) for r in report["requirements"] for a in r.get("attestations", [])]
+    if attested:  # who certified what: the assessor's name comes from their key in hosted mode, never the body
+        lines += ["### Attestations", ""] + [f"- `{r['id']}` {a['verdict']} by **{_md(a['by'])}** at {a['at']}: "
+                                             f"{_md(a['note'])}" for r, a in attested] + [""]
     missing = [s for s in report["steps"] if not s["exercised"]]
     if missing:
         lines += ["### Steps not exercised", ""] + [f"- `{s['scenario']}` {_md(s['title'])}" for s in missing] + [""]
@@ -203,8 +209,16 @@ def render_markdown(report: dict, files: dict[str, str] | None = None) -> str:
         lines.append("Reports: " + ", ".join(f"[{name}]({path})" for name, path in files.items()))
     digest = report.get("integrity", {}).get("digest", {}).get("value")
     if digest:
-        lines.append(f"SHA-256 `{digest}`" + (" (signed)" if "signature" in report["integrity"] else ""))
+        signer = signed_by(report)
+        lines.append(f"SHA-256 `{digest}`" + (f", signed by `{signer}`" if signer else ", not signed")
+                     + " (`spine-sandbox verify` checks every file against report.manifest.json)")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def signed_by(report: dict) -> str | None:
+    """The fingerprint of the key that signed the report, as the report says (verify checks it)."""
+    signature = report.get("integrity", {}).get("signature")
+    return signature.get("key", {}).get("fingerprint") if isinstance(signature, dict) else None
 
 
 def _command_lines(command: dict | None) -> list[str]:

@@ -14,6 +14,7 @@ import time
 
 from sandbox.assurance.plans import Plan, PlanCatalogue
 from sandbox.assurance.verdicts import FAIL, PASS, Assessment
+from sandbox.journal.redaction import redacted
 from sandbox.journal.store import Attestation, ExchangeFilter, SessionRecord, Store, VersionConflict
 from sandbox.web.access import APPLICATION, UNKNOWN, VALID, Access
 
@@ -83,9 +84,11 @@ def _store_session(store: Store, session_id: str, plan: str | None, supplier: st
     return record, token
 
 
-def credentials(record: SessionRecord, token: str | None) -> dict:
+def credentials(record: SessionRecord, token: str | None, hosted: bool = False) -> dict:
+    """What a client sends to use the session. A hosted sandbox takes only the (unguessable) token, never the id."""
+    selector = token if hosted else record.id
     data = {"session": record.id, "plan": record.plan, "supplier": record.supplier, "system": record.system,
-            "headers": {"X-Sandbox-Session": record.id}}
+            "headers": {"X-Sandbox-Session": selector} if selector else {}}
     if token:
         data["token"] = token
         data["or_headers"] = {"Authorization": f"Bearer {token}"}
@@ -97,7 +100,7 @@ def session_token_access(token: str, sandbox) -> Access:
     its plan certifies (application-restricted when the plan names none)."""
     record = sandbox.store.session_for_token(hash_token(token))
     if record is None:
-        return Access(token=UNKNOWN, detail=f"session token {token[:8]}… is not known to this sandbox")
+        return Access(token=UNKNOWN, detail=f"session token {redacted(token)} is not known to this sandbox")
     plan = sandbox.plans.get(record.plan or "")
     return Access(mode=(plan.access_mode if plan else "") or APPLICATION, token=VALID, session=record.id)
 

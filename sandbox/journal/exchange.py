@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from sandbox.conformance.findings import Finding, Outcome, summarise
+from sandbox.journal import redaction
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -34,6 +35,14 @@ class RecordedRequest:
     body: bytes = b""
     client: str = ""
 
+    def __post_init__(self) -> None:
+        # Secrets are redacted as the exchange is made, so the journal never holds one, history checks and their
+        # keys see what the journal keeps, and an exchange read back from an older journal is redacted too.
+        self.path = redaction.redact_text(self.path)
+        self.query_string = redaction.redact_query(self.query_string)
+        self.headers = redaction.redact_headers(self.headers)
+        self.body = redaction.redact_body(self.body, content_type(self.headers))
+
     def to_dict(self, body_limit: int | None = None) -> dict:
         return {"method": self.method, "path": self.path, "query_string": self.query_string,
                 "headers": [list(h) for h in self.headers], "client": self.client,
@@ -46,9 +55,17 @@ class RecordedResponse:
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
 
+    def __post_init__(self) -> None:
+        self.headers = redaction.redact_headers(self.headers)
+        self.body = redaction.redact_body(self.body, content_type(self.headers))
+
     def to_dict(self, body_limit: int | None = None) -> dict:
         return {"status": self.status, "headers": [list(h) for h in self.headers],
                 **body_fields(self.body, self.headers, body_limit)}
+
+
+def content_type(headers: list[tuple[str, str]]) -> str:
+    return next((value for name, value in headers if name.lower() == "content-type"), "")
 
 
 def body_fields(body: bytes, headers, limit: int | None) -> dict:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sandbox.conformance.findings import Finding, SpineError
+from sandbox.journal.redaction import redacted
 
 if TYPE_CHECKING:
     from flask import Request
@@ -168,4 +169,4 @@ def access_findings(requirement: str, ctx: CheckContext, diagnostics: str = ACCE
 
 
 def _shown(token: str) -> str:
-    return repr(token if len(token) <= 12 else token[:8] + "…")
+    return redacted(token)  # a fingerprint the supplier can match, never the token

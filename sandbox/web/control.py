@@ -16,12 +16,13 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from sandbox import __version__
 from sandbox.conformance.parsing import INT64, Malformed, parse_int, parse_json
+from sandbox.hosting import current_caller, visible
 from sandbox.journal.store import ExchangeFilter
 from sandbox.runtime import current_sandbox
 from sandbox.synthetic.fhir import patient_resource
 from sandbox.synthetic.population import KINDS
 from sandbox.synthetic.summary import KIND_MEANING, person_summary
-from sandbox.web.sessions import SESSION_HEADER
+from sandbox.web.sessions import SESSION_HEADER, control_session
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
 MAX_PAGE = 1000
@@ -207,8 +208,13 @@ def services():
 @control.get("/exchanges")
 def exchanges():
     sandbox = current_sandbox()
+    session = request.args.get("session") or request.headers.get(SESSION_HEADER)
+    if session is not None or current_caller().tenant is not None:  # a tenant lists one of its own sessions
+        session, wrong = control_session(request)
+        if wrong:
+            raise FieldError(wrong, "session")
     where = ExchangeFilter(
-        session=request.args.get("session") or request.headers.get(SESSION_HEADER),
+        session=session,
         service=request.args.get("service"), operation=request.args.get("operation"),
         scenario=request.args.get("scenario"), requirement=request.args.get("requirement"),
         status=query_int("status", 0, 100, 599) or None, outcome=request.args.get("outcome"),
@@ -227,8 +233,9 @@ def exchanges():
 
 @control.get("/exchanges/<exchange_id>")
 def exchange(exchange_id: str):
-    found = current_sandbox().store.exchange(exchange_id)
-    if found is None:
+    store = current_sandbox().store
+    found = store.exchange(exchange_id)
+    if found is None or not visible(current_caller(), store, found.session):  # another tenant's: as if never made
         abort(404, f"no exchange {exchange_id[:80]!r} in the journal")
     return jsonify(found.to_dict())
 

@@ -17,7 +17,9 @@ from sandbox.conformance.checks import CheckContext, Claim, RequestView, headers
 from sandbox.conformance.findings import Finding, Refusal, SpineError, defect, summarise
 from sandbox.conformance.history import crashed
 from sandbox.conformance.history import judge as judge_history
+from sandbox.hosting import quotas
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
+from sandbox.journal.redaction import redact_headers
 from sandbox.journal.space import RETRY_AFTER_S, out_of_space
 from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
@@ -94,6 +96,10 @@ def _open():
         raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
                          f"({limit} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
     ex.session = resolve_session(req, sandbox)
+    if sandbox.settings.hosted:  # per-tenant quotas: over one, answered without being journaled
+        refused = quotas.admit_exchange(sandbox, ex)
+        if refused is not None:
+            return refused
     check_head(req, ex.service)  # a URL or headers longer than the live service takes: refused, and journaled
     return None
 
@@ -325,7 +331,7 @@ def _record(response: Response) -> Response:
     if crash is not None and response.status_code < 500:  # fail closed: a behavioural check crashed
         return _answer_instead(ex, exchange, _spine_error(ex.service.http_error(500, crash.reject.diagnostics)))
     _tell(response, ex)
-    exchange.response.headers = list(response.headers.items())  # as sent: with the X-Sandbox-* headers
+    exchange.response.headers = redact_headers(list(response.headers.items()))  # as sent, with X-Sandbox-*
     if ex.writes or ex.claims:
         try:
             with sandbox.store.transaction():  # all or nothing: a refused or failed request uses nothing up

@@ -9,7 +9,9 @@ from flask import Request
 
 from sandbox.assurance.sessions import TOKEN_PREFIX, hash_token
 from sandbox.conformance.findings import SpineError
-from sandbox.runtime import Sandbox
+from sandbox.hosting import Hidden, current_caller, visible
+from sandbox.journal.redaction import redacted
+from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.web.access import bearer_token
 
 SESSION_HEADER = "X-Sandbox-Session"
@@ -22,6 +24,10 @@ def valid_session_id(value: str) -> bool:
 
 
 def resolve_session(request: Request, sandbox: Sandbox) -> str:
+    if sandbox.settings.hosted:  # only what the request's own credentials prove (sandbox.hosting.binding)
+        from sandbox.hosting.binding import resolve_hosted
+
+        return resolve_hosted(request, sandbox)
     for service in sandbox.services.values():
         if service.resolve_session:
             session = service.resolve_session(request, sandbox)
@@ -49,16 +55,33 @@ def _session_of_token(request: Request, sandbox: Sandbox) -> str | None:
         return None
     record = sandbox.store.session_for_token(hash_token(token))
     if record is None:
-        raise SpineError(401, "ACCESS_DENIED", f"The session token {token[:8]}… is not known to this sandbox: use "
+        raise SpineError(401, "ACCESS_DENIED", f"The session token {redacted(token)} is not known to this sandbox: use "
                          "the token `spine-sandbox sessions create` printed, or the X-Sandbox-Session header")
     return record.id
 
 
 def control_session(request: Request) -> tuple[str, str | None]:
     """The session a control request names (?session=, the X-Sandbox-Session header, else the default), and what is
-    wrong with it (None when it is a session id): each control API refuses a bad one in its own shape."""
-    session = request.args.get("session") or request.headers.get(SESSION_HEADER) or DEFAULT_SESSION
-    if valid_session_id(session):
-        return session, None
-    return session, (f"session {session[:80]!r} is not a session id (1-64 letters, digits, '.', '_' or '-', "
-                     "starting with a letter or digit)")
+    wrong with it (None when it is a session id): each control API refuses a bad one in its own shape.
+
+    In hosted mode a tenant must name a session (there is no shared default), and a session the caller may not see
+    raises Hidden: 404, exactly as a session that does not exist."""
+    named = request.args.get("session") or request.headers.get(SESSION_HEADER)
+    caller = current_caller()
+    if named is None and caller.tenant is not None:
+        return "", ("name your session with ?session=<id> or the X-Sandbox-Session header (a hosted sandbox has no "
+                    "shared default session; GET /_sandbox/sessions lists yours)")
+    session = named or DEFAULT_SESSION
+    if not valid_session_id(session):
+        return session, (f"session {session[:80]!r} is not a session id (1-64 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit)")
+    require_visible(session)
+    return session, None
+
+
+def require_visible(session: str) -> str:
+    """The session, when the caller of this control request may see it; else Hidden (404, the same answer as for a
+    session that was never made). The one check every control endpoint naming a session goes through."""
+    if not visible(current_caller(), current_sandbox().store, session):
+        raise Hidden(f"no session {session[:80]!r} (GET /_sandbox/sessions lists yours)")
+    return session

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from sandbox.services import Service
 from sandbox.services.mesh import config as mesh_config
+from sandbox.services.mesh import mailboxes
 from sandbox.services.mesh.checks import checks
 from sandbox.services.mesh.cli import make_client_certificates, mesh
 from sandbox.services.mesh.control import control
@@ -13,13 +14,16 @@ from sandbox.services.mesh.session import EXTENSION
 
 
 def start(sandbox) -> None:
-    """Load the default mailboxes (a bad file stops the start, naming the field); with TLS, a certificate each."""
+    """Load the default mailboxes (a bad file stops the start, naming the field; none in hosted mode); with TLS, a
+    certificate each."""
     from sandbox.runtime import StartupError
 
     try:
         config = mesh_config.load(sandbox.settings.mesh_config or None)
     except mesh_config.ConfigError as exc:
         raise StartupError(str(exc)) from None
+    if sandbox.settings.hosted:  # no shared mailboxes: each tenant makes its own (mailboxes.py)
+        config = mailboxes.hosted_default(config)
     sandbox.extensions[EXTENSION] = config
     if sandbox.settings.tls:
         make_client_certificates(sandbox.settings.tls_path, config)
@@ -53,6 +57,7 @@ SERVICE = Service(
     max_body_bytes=mesh_config.Limits().max_request_bytes + 64 * 1024,  # the spec's 100 MB, and room to refuse more
     start=start,
     finish_response=finish_response,
+    resolve_session=mailboxes.resolve_session,
     control=control,
     cli=mesh,
 )

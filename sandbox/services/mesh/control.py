@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, jsonify, request
 
 from sandbox.conformance.parsing import Malformed, parse_json
+from sandbox.hosting import require_change
+from sandbox.journal.redaction import is_redacted, redacted
 from sandbox.runtime import current_sandbox
-from sandbox.services.mesh import auth
+from sandbox.services.mesh import auth, mailboxes
 from sandbox.services.mesh import session as mesh_session
-from sandbox.services.mesh.config import DAY, ConfigError, parse
+from sandbox.services.mesh.config import DAY, ConfigError, MeshConfig, parse
 from sandbox.services.mesh.context import post_office
 from sandbox.services.mesh.post_office import MESSAGES, iso
 from sandbox.web.control import FieldError, duration_field
@@ -48,20 +52,71 @@ def _body() -> dict:
 def get_config():
     session = _session()
     config = mesh_session.load(current_sandbox(), session).config
-    return jsonify(session=session, source=config.source, config=config.to_dict())
+    return jsonify(session=session, source=config.source, config=_shown(config))
+
+
+def _shown(config: MeshConfig) -> dict:
+    """The configuration as the control API shows it: passwords as their fingerprints (the passwords of made
+    mailboxes are shown once, when made); PUT takes a fingerprint back as "keep this mailbox's password"."""
+    shown = config.to_dict()
+    for mailbox in shown["mailboxes"]:
+        mailbox["password"] = redacted(mailbox["password"])
+    return shown
+
+
+def _keep_passwords(data: dict, current: MeshConfig) -> None:
+    """Put back the password of each mailbox whose password the body gives as the fingerprint GET showed."""
+    for n, item in enumerate(data.get("mailboxes") or ()):
+        if not (isinstance(item, dict) and isinstance(item.get("password"), str) and is_redacted(item["password"])):
+            continue
+        mailbox = current.mailbox(item["id"]) if isinstance(item.get("id"), str) else None
+        if mailbox is None or redacted(mailbox.password) != item["password"]:
+            raise FieldError(f"at /mailboxes/{n}/password: {item['password'][:60]} is not the fingerprint of the "
+                             f"password mailbox {str(item.get('id'))[:40]!r} has in this session; send the password "
+                             "itself", f"mailboxes/{n}/password")
+        item["password"] = mailbox.password
+
+
+def _hosted() -> bool:
+    return current_sandbox().settings.hosted
 
 
 @control.put("/config")
 def put_config():
     session = _session()
     data = _body()
+    _keep_passwords(data, mesh_session.load(current_sandbox(), session).config)
     try:
         config = parse(data, "the request body")
     except ConfigError as exc:
         raise ControlError(str(exc)) from None
+    foreign = mailboxes.foreign_mailboxes(current_sandbox().store, session, data) if _hosted() else []
+    if foreign:
+        raise ControlError(f"mailbox {foreign[0][:40]!r} was not made for session {session}: in a hosted sandbox a "
+                           "session's configuration lists only its own mailboxes (POST /_sandbox/mesh/mailboxes "
+                           "makes them)")
     current_sandbox().store.put_state(session, mesh_session.SESSION_NS, "config", data)
     mesh_session.forget_cached(session)
-    return jsonify(session=session, source=f"session {session}", config=config.to_dict())
+    return jsonify(session=session, source=f"session {session}", config=_shown(config))
+
+
+@control.post("/mailboxes")
+def make_mailboxes():
+    """New mailboxes of the session's own, with freshly made ids and passwords: the passwords are in this answer
+    only (hosted mode shows them nowhere else)."""
+    session = _session()
+    require_change("make mailboxes")
+    data = _body() if request.get_data() else {}
+    count = data.get("count", 2)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= mailboxes.MAX_MAILBOXES:
+        raise FieldError(f"field 'count' must be a whole number from 1 to {mailboxes.MAX_MAILBOXES}", "count")
+    ods_code = data.get("ods_code", "")
+    if not isinstance(ods_code, str) or (ods_code and not re.fullmatch(r"[A-Z0-9]{2,10}", ods_code)):
+        raise FieldError("field 'ods_code' must be an ODS code (2-10 upper-case letters and digits)", "ods_code")
+    sandbox = current_sandbox()
+    config, made = mailboxes.make(sandbox.store, session, mesh_session.load(sandbox, session).config, count, ods_code)
+    return jsonify(session=session, shared_key=config["shared_key"], mailboxes=made,
+                   note="the passwords are shown this once: keep them"), 201
 
 
 @control.delete("/config")

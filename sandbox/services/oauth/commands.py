@@ -39,10 +39,12 @@ def _fail(exc: Exception):
     raise click.ClickException(str(exc)) from None
 
 
-def _show(app, as_json: bool, full: bool = False) -> None:
-    data = app.to_dict()
+def _show(app, as_json: bool, full: bool = False, reveal: bool = False) -> None:
+    """An application; its secret only when `reveal` (once, when registered), otherwise its fingerprint."""
+    data = app.to_dict(reveal=reveal)
     if as_json:
-        click.echo(json.dumps(data if full else {"api_key": app.api_key, "name": app.name, "kids": app.kids}, indent=2))
+        brief = {"api_key": app.api_key, "name": app.name, "kids": app.kids, **({"secret": app.secret} if reveal else {})}
+        click.echo(json.dumps(data if full else brief, indent=2))
         return
     for key in ("api_key", "name", "secret", "kids", "redirect_uris", "session", "revoked", "demo"):
         click.echo(f"{key:>14}: {data[key]}")
@@ -63,7 +65,8 @@ def apps() -> None:
 @DATA_DIR
 @AS_JSON
 def register(name, jwks_file, redirect_uris, session, data_dir, as_json) -> None:
-    """Register an application: prints its API key (the client id: iss and sub of your assertions)."""
+    """Register an application: prints its API key (the client id: iss and sub of your assertions) and its secret
+    (shown this once)."""
     from sandbox.services.oauth.registry import RegistrationError, load_jwks_file
 
     try:
@@ -71,7 +74,7 @@ def register(name, jwks_file, redirect_uris, session, data_dir, as_json) -> None
         app = _registry(data_dir).register(name, jwks, redirect_uris, session)
     except RegistrationError as exc:
         _fail(exc)
-    _show(app, as_json)
+    _show(app, as_json, reveal=True)  # the secret is shown this once
 
 
 @apps.command("list")
@@ -93,7 +96,7 @@ def list_apps(data_dir, as_json) -> None:
 @DATA_DIR
 @AS_JSON
 def show(api_key, data_dir, as_json) -> None:
-    """Show one application, with its secret and public keys."""
+    """Show one application, with its public keys (and its secret's fingerprint)."""
     app = _registry(data_dir).get(api_key)
     if app is None:
         _fail(ValueError(f"no application with API key {api_key!r}; `spine-sandbox apps list` shows them"))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify
 
+from sandbox.hosting import bind, current_caller, visible
 from sandbox.runtime import current_sandbox
 from sandbox.services.oauth import idp
 from sandbox.services.oauth.registry import DEMO_API_KEY, RegistrationError, Registry, demo_private_key
 from sandbox.services.oauth.tokens import resolve_access, revoke_token
 from sandbox.web.control import FieldError, body_object, control_error, field
+from sandbox.web.sessions import require_visible
 
 control = Blueprint("oauth-control", __name__)
 
@@ -25,14 +27,20 @@ def _registry() -> Registry:
 
 def _app(api_key: str):
     app = _registry().get(api_key)
-    if app is None:
+    if app is None or not _mine(app.session):  # another tenant's application: as if it did not exist
         abort(404, f"no application with API key {api_key[:80]!r} (GET /_sandbox/oauth/apps lists them)")
     return app
 
 
+def _mine(session: str | None) -> bool:
+    """Whether the caller may see what belongs to this session (an application, a token)."""
+    caller = current_caller()
+    return caller.sees_all or (session is not None and visible(caller, current_sandbox().store, session))
+
+
 @control.get("/apps")
 def list_apps():
-    return jsonify(applications=[a.to_dict() for a in _registry().all()])
+    return jsonify(applications=[a.to_dict() for a in _registry().all() if _mine(a.session)])
 
 
 @control.post("/apps")
@@ -41,12 +49,18 @@ def register_app():
     redirect_uris = field(body, "redirect_uris", list, default=[], max_length=100)
     if not all(isinstance(uri, str) for uri in redirect_uris):
         raise FieldError("field 'redirect_uris' must be a JSON array of strings (http or https URLs)", "redirect_uris")
+    session = field(body, "session", str, max_length=64)
+    tenant = current_caller().tenant
+    if session is not None and tenant is not None:
+        require_visible(session)  # a tenant registers applications for its own sessions only
     try:
         app = _registry().register(field(body, "name", str, default="", max_length=200), field(body, "jwks", dict),
-                                   redirect_uris, field(body, "session", str))
+                                   redirect_uris, session)
     except RegistrationError as exc:
         abort(400, str(exc))
-    return jsonify(app.to_dict()), 201
+    if tenant is not None and session is None:  # the application's own new session: the tenant's
+        bind(current_sandbox().store, app.session, tenant)
+    return jsonify(app.to_dict(reveal=True)), 201  # the secret is shown this once
 
 
 @control.get("/apps/<api_key>")
@@ -72,16 +86,25 @@ def revoke_app(api_key: str):
 @control.get("/tokens/<token>")
 def show_token(token: str):
     access = resolve_access(token, current_sandbox())
-    if access is None:
+    if access is None or not _mine(_token_session(access)):
         abort(404, "this sandbox never issued that access token")
     return jsonify(access.to_dict())
 
 
 @control.post("/tokens/<token>/revoke")
 def revoke(token: str):
-    if not revoke_token(current_sandbox().store, token):
+    access = resolve_access(token, current_sandbox())
+    if access is None or not _mine(_token_session(access)) or not revoke_token(current_sandbox().store, token):
         abort(404, "this sandbox never issued that access token")
     return jsonify(revoked=True)
+
+
+def _token_session(access) -> str | None:
+    """The session a token belongs to: its own (a session token) or its application's."""
+    if access.session is not None:
+        return access.session
+    app = _registry().get(access.app or "")
+    return app.session if app is not None else None
 
 
 @control.get("/cis2/users")
@@ -124,5 +147,5 @@ def nhs_login_id_token():
 def demo():
     app = _registry().ensure_demo()
     return jsonify(warning="DEMO application: this private key is published with the sandbox; never use it for "
-                   "anything real.", application=app.to_dict(), kid=app.kids[0], private_key_pem=demo_private_key(),
-                   api_key=DEMO_API_KEY)
+                   "anything real.", application=app.to_dict(reveal=True), kid=app.kids[0],
+                   private_key_pem=demo_private_key(), api_key=DEMO_API_KEY)

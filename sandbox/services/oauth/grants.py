@@ -116,7 +116,8 @@ def _client_secret(log: RuleLog, form: dict[str, str], registry: Registry) -> Ap
             log.skipped(SECRET_MATCHES, "the application is not known")
         else:
             log.check(SECRET_MATCHES, secret == app.secret, "client_secret matches the application's secret.",
-                      "client_secret is not this application's secret (spine-sandbox apps show lists it).",
+                      "client_secret is not this application's secret (it was shown once, when the application "
+                      "was registered; `spine-sandbox apps show` gives its fingerprint to compare).",
                       "form:client_secret", 401, "client_id or client_secret is invalid", INVALID_CLIENT)
     else:
         log.skipped(SECRET_MATCHES, "there is no client_secret")

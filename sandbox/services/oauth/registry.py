@@ -17,6 +17,7 @@ from pathlib import Path
 import jwt
 
 from sandbox.conformance.parsing import Malformed, parse_json
+from sandbox.journal.redaction import redacted
 from sandbox.journal.store import Store, VersionConflict
 from sandbox.web.sessions import valid_session_id
 
@@ -53,8 +54,13 @@ class Application:
     def key(self, kid: str) -> dict | None:
         return next((k for k in self.jwks.get("keys", []) if k.get("kid") == kid), None)
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "kids": self.kids}
+    def to_dict(self, reveal: bool = False) -> dict:
+        """The application as shown: its secret only when `reveal` (once, when registered; and the demo's, which is
+        published), otherwise as its fingerprint."""
+        data = {**asdict(self), "kids": self.kids}
+        if not reveal:
+            data["secret"] = redacted(self.secret)
+        return data
 
 
 def new_api_key() -> str:

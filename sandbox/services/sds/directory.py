@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from sandbox.hosting import outbound
+from sandbox.hosting.outbound import AllowList
 from sandbox.journal.store import Store, VersionConflict
 from sandbox.messaging import SPINE_ASID, SPINE_ODS, SPINE_PARTY_KEY
 from sandbox.messaging.interactions import Interaction, catalogue, find
@@ -434,6 +436,8 @@ def _text(data: dict, name: str) -> str:
 class Directory:
     store: Store
     sds_addresses: str = "sandbox"  # Settings.sds_addresses
+    # Hosted mode: what endpoints may be registered (sandbox.hosting.outbound); None outside hosted mode.
+    delivery_allow: AllowList | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     # Reading --------------------------------------------------------------------------------------------------------
@@ -487,6 +491,8 @@ class Directory:
         """Add or replace (same party key) the session's registration; the party key and ASID must not belong to
         another session's registration. Bare interaction ids are stored as full service interactions."""
         registration = replace(registration, interactions=normalised(registration.interactions))
+        if self.delivery_allow is not None:
+            self._check_hosted(registration)
         for namespace, key, name in ((BY_PARTY_KEY, registration.party_key, "party_key"),
                                      (BY_ASID, registration.asid, "asid")):
             owner = self.store.get_state(INDEX_SESSION, namespace, key)
@@ -504,6 +510,20 @@ class Directory:
             self._claim(BY_ASID, registration.asid, session, registration)
             self.store.put_state(session, REGISTRATIONS, registration.party_key, registration.to_dict())
         return registration
+
+    def _check_hosted(self, registration: Registration) -> None:
+        """Hosted mode: the endpoint must not be on the host's own network (outbound.destination names the rule), and
+        ca_file, a path on the sandbox's host, is not one a tenant may name."""
+        if registration.ca_file:
+            raise RegistrationError("ca_file", "ca_file names a file on the sandbox's host, which a hosted sandbox "
+                                    "does not let tenants choose; leave it out (your MHS's certificate must then "
+                                    "chain to a public CA)")
+        parts = urlsplit(registration.endpoint)
+        try:
+            outbound.destination(parts.hostname or "", outbound.port_of(parts), self.delivery_allow,
+                                 unresolved_ok=True)
+        except outbound.Refused as exc:
+            raise RegistrationError("endpoint", f"endpoint {registration.endpoint[:80]!r} is refused: {exc}") from None
 
     def _claim(self, namespace: str, key: str, session: str, registration: Registration) -> None:
         value = {"session": session, "party_key": registration.party_key, "asid": registration.asid}
@@ -536,5 +556,7 @@ EXTENSION = "sds"
 def directory(sandbox: Sandbox) -> Directory:
     found = sandbox.extensions.get(EXTENSION)
     if found is None:
-        found = sandbox.extensions[EXTENSION] = Directory(sandbox.store, sandbox.settings.sds_addresses)
+        settings = sandbox.settings
+        allow = outbound.allow_list(settings.delivery_allow) if settings.hosted else None
+        found = sandbox.extensions[EXTENSION] = Directory(sandbox.store, settings.sds_addresses, allow)
     return found

@@ -4,6 +4,7 @@ answer within the timeouts, and apply what it means to the delivery's record."""
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sandbox.conformance.findings import Finding
+from sandbox.hosting import outbound
 from sandbox.journal.exchange import new_exchange_id
 from sandbox.journal.store import VersionConflict
 from sandbox.services.spine import journaling, outbox, relay, verdicts
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from sandbox.services.spine import worker
 
 EXTENSION = "spine.delivery"
+BLOCKED = "blocked"  # hosted mode refused the destination (sandbox.hosting.outbound): the delivery fails at once
 
 
 @dataclass
@@ -63,7 +66,10 @@ def attempt(sandbox: Sandbox, runner: worker.Runner, record: dict, version: int)
     started, clock = time.time(), time.perf_counter()
     result = _post(sandbox, runner, record["endpoint"], headers, body, options, session, record["to_party"])
     duration_ms = (time.perf_counter() - clock) * 1000
-    verdict = verdicts.judge_answer(record, result, number)
+    if result.error == BLOCKED:  # final: sending again would be refused again
+        verdict = verdicts.Verdict(BLOCKED, f"{result.error}: {result.detail}")
+    else:
+        verdict = verdicts.judge_answer(record, result, number)
     now = time.time()
     attempt = {"n": number, "at": started, "duration_ms": round(duration_ms, 1), "exchange": exchange_id,
                "http_status": result.status or None, "error": result.error, "result": verdict.kind,
@@ -92,7 +98,7 @@ def attempt(sandbox: Sandbox, runner: worker.Runner, record: dict, version: int)
             outbox.schedule(store, current)
             break
     findings = list(verdict.findings)
-    if before not in outbox.FINISHED:
+    if before not in outbox.FINISHED and verdict.kind != BLOCKED:
         findings.extend(verdicts.judge_outcome(current, verdict, number))
     elif verdict.kind == "ack" and before == outbox.DELIVERED and number > 1:
         # The supplier's acknowledgement of an earlier attempt arrived while this re-send was on its way: answering
@@ -110,7 +116,9 @@ def attempt(sandbox: Sandbox, runner: worker.Runner, record: dict, version: int)
 
 
 def _apply(record: dict, verdict: verdicts.Verdict, now: float, exchange_id: str) -> None:
-    if verdict.kind == "ack":
+    if verdict.kind == BLOCKED:
+        outbox.finish(record, outbox.FAILED, now, verdict.detail, exchange_id)
+    elif verdict.kind == "ack":
         outbox.finish(record, outbox.DELIVERED, now, verdict.detail, exchange_id)
     elif verdict.kind == "nack":
         outbox.finish(record, outbox.FAILED, now, verdict.detail, exchange_id)
@@ -127,6 +135,13 @@ def _post(sandbox: Sandbox, runner: worker.Runner, endpoint: str, headers: list[
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return HttpResult(error="endpoint", detail=f"the endpoint {endpoint!r} is not an http(s) URL")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    pinned = None
+    if sandbox.settings.hosted:  # never the host's own network: resolved now, and connected to what was checked
+        try:
+            pinned = outbound.destination(parts.hostname, outbound.port_of(parts),
+                                          outbound.allow_list(sandbox.settings.delivery_allow))
+        except outbound.Refused as exc:
+            return HttpResult(error=BLOCKED, detail=f"not sent: {exc}")
     try:
         if parts.scheme == "https":
             context = runner.ssl_context(sandbox, _ca_file(sandbox, session, to_party))
@@ -136,6 +151,9 @@ def _post(sandbox: Sandbox, runner: worker.Runner, endpoint: str, headers: list[
             connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=options.connect_timeout_s)
     except (OSError, ssl.SSLError, ValueError) as exc:
         return HttpResult(error="tls", detail=f"the sandbox's TLS client could not be set up: {exc}")
+    if pinned is not None:  # TLS still checks the certificate against the host name (server_hostname)
+        connection._create_connection = lambda address, *args: socket.create_connection((str(pinned), address[1]),
+                                                                                         *args)
     deadline = time.monotonic() + options.connect_timeout_s + options.response_timeout_s
     try:
         connection.connect()
