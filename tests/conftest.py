@@ -67,6 +67,19 @@ def _close_test_stores():
     _close_opened_since(mark)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_default_data_dir(tmp_path_factory):
+    """The suite never touches the user's own default data dir (their journal, admin and report-signing keys):
+    XDG_DATA_HOME points at a folder of the run's own, for this process and every server it starts."""
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
+
+
 def spec_path(*parts: str) -> Path:
     """A published specification file, used only as an outside reference; skips the test when absent."""
     path = SPECS.joinpath(*parts)
