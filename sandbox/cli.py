@@ -289,12 +289,9 @@ def _catalogue(**overrides):
     removed when the command ends."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="spine-sandbox-") as folder:
-        sandbox = _sandbox(_settings(data_dir=Path(folder), **overrides))
-        try:
-            yield sandbox
-        finally:
-            sandbox.close()
+    with (tempfile.TemporaryDirectory(prefix="spine-sandbox-") as folder,
+          contextlib.closing(_sandbox(_settings(data_dir=Path(folder), **overrides))) as sandbox):
+        yield sandbox
 
 
 # --- patients ----------------------------------------------------------------------------------------------------
@@ -563,11 +560,9 @@ def _assurance_call(call, sandbox=None):
 def _journal_sandbox(data_dir, writes: bool = False, quiet: bool = False):
     """The sandbox over the journal in --data-dir (or SANDBOX_DATA_DIR), running or not; closed when done. A
     command that only reads refuses a data dir with no journal; one that writes says it makes a new one."""
-    sandbox = _sandbox(_writing_settings(data_dir, quiet) if writes else _data_settings(data_dir))
-    try:
+    with contextlib.closing(_sandbox(_writing_settings(data_dir, quiet) if writes else _data_settings(data_dir))
+                            ) as sandbox:
         yield sandbox
-    finally:
-        sandbox.close()
 
 
 @main.group()
