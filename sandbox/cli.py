@@ -408,14 +408,11 @@ def exchanges() -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def exchanges_list(data_dir, session, service, outcome, limit, as_json) -> None:
     """List recorded exchanges, newest first."""
-    from sandbox.journal.store import ExchangeFilter, open_store
+    from sandbox.journal.store import ExchangeFilter
 
     settings = _data_settings(data_dir)
-    store = open_store(settings.journal_url)
-    try:
+    with _journal(settings) as store:
         rows = store.exchanges(ExchangeFilter(session=session, service=service, outcome=outcome), limit=limit)
-    finally:
-        store.close()
     if as_json:
         _emit_json(rows)
         return
@@ -434,14 +431,9 @@ def exchanges_list(data_dir, session, service, outcome, limit, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def exchanges_show(exchange_id, data_dir, as_json) -> None:
     """Show one exchange: request, response and every finding."""
-    from sandbox.journal.store import open_store
-
     settings = _data_settings(data_dir)
-    store = open_store(settings.journal_url)
-    try:
+    with _journal(settings) as store:
         found = store.exchange(exchange_id)
-    finally:
-        store.close()
     if found is None:
         raise CliError(f"no exchange {exchange_id[:80]!r} in {_journal_note(settings)}; `spine-sandbox exchanges "
                        f"list` shows the latest")
@@ -556,6 +548,13 @@ def _assurance_call(call, sandbox=None):
         raise CliError(str(exc)) from None
 
 
+def _journal(settings: Settings):
+    """The journal store alone (no sandbox built), closed when the block ends: for listings and key commands."""
+    from sandbox.journal.store import open_store
+
+    return contextlib.closing(open_store(settings.journal_url))
+
+
 @contextlib.contextmanager
 def _journal_sandbox(data_dir, writes: bool = False, quiet: bool = False):
     """The sandbox over the journal in --data-dir (or SANDBOX_DATA_DIR), running or not; closed when done. A
@@ -609,14 +608,9 @@ def sessions_create(plan_id, supplier, system, tenant, data_dir, as_json) -> Non
 def sessions_list(data_dir, as_json) -> None:
     """List the sessions created in this journal."""
     from sandbox.assurance.sessions import session_summary
-    from sandbox.journal.store import open_store
-
     settings = _data_settings(data_dir)
-    store = open_store(settings.journal_url)
-    try:
+    with _journal(settings) as store:
         rows = [session_summary(r) for r in store.list_sessions()]
-    finally:
-        store.close()
     if as_json:
         _emit_json(rows)
         return
@@ -671,11 +665,8 @@ def _principal_commands(group: click.Group, kind: str, example: str) -> None:
     @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     def create(name, data_dir, as_json) -> None:
-        store = _hosting_store(data_dir, quiet=as_json)
-        try:
+        with _hosting_store(data_dir, quiet=as_json) as store:
             principal, key = _hosting_call(lambda: create_one(store, name))
-        finally:
-            store.close()
         if as_json:
             _emit_json({kind[:-1]: principal.id, "key": key, "name": principal.name})
             return
@@ -686,11 +677,8 @@ def _principal_commands(group: click.Group, kind: str, example: str) -> None:
     @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     def list_(data_dir, as_json) -> None:
-        store = _hosting_store(data_dir, quiet=True)
-        try:
+        with _hosting_store(data_dir, quiet=True) as store:
             rows = [p.to_dict() for p in list_all(store)]
-        finally:
-            store.close()
         if as_json:
             _emit_json(rows)
             return
@@ -704,11 +692,8 @@ def _principal_commands(group: click.Group, kind: str, example: str) -> None:
     @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
     @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
     def revoke(principal_id, data_dir, as_json) -> None:
-        store = _hosting_store(data_dir, quiet=True)
-        try:
+        with _hosting_store(data_dir, quiet=True) as store:
             principal = _hosting_call(lambda: revoke_one(store, principal_id))
-        finally:
-            store.close()
         if as_json:
             _emit_json(principal.to_dict())
             return
@@ -720,11 +705,9 @@ def _principal_commands(group: click.Group, kind: str, example: str) -> None:
 
 
 def _hosting_store(data_dir, quiet: bool):
-    from sandbox.journal.store import open_store
-
     settings = _writing_settings(data_dir, quiet)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return open_store(settings.journal_url)
+    return _journal(settings)
 
 
 def _hosting_call(call):

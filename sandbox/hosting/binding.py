@@ -9,8 +9,8 @@ credentials counts.
   journaled in the token's own session only.
 - No credential at all: the reserved session `anonymous`, which is no tenant's (only admin and assessors see it).
 
-Spine messaging's own hook (the sender's party key or ASID) does not count here: those are published identifiers,
-not secrets, so Spine traffic names its session by its session token in hosted mode.
+Only the hooks of services that declare `session_by_secret` count. Spine messaging's (the sender's party key or
+ASID) does not: those are published identifiers, so Spine traffic names its session by its session token here.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from sandbox.web.access import bearer_token
 from sandbox.web.sessions import SESSION_HEADER
 
 ANONYMOUS_SESSION = "anonymous"  # requests with no credential; reserved: never bound to a tenant
-# The services whose resolve_session hook rests on a secret the caller holds (see the module docstring).
-CREDENTIAL_HOOKS = ("oauth", "sds", "mesh")
 
 
 def resolve_hosted(request: Request, sandbox: Sandbox) -> str:
@@ -72,9 +70,8 @@ def resolve_hosted(request: Request, sandbox: Sandbox) -> str:
 
 
 def _by_credential(request: Request, sandbox: Sandbox) -> str | None:
-    for name in CREDENTIAL_HOOKS:
-        service = sandbox.services.get(name)
-        if service is not None and service.resolve_session:
+    for service in sandbox.services.values():
+        if service.session_by_secret and service.resolve_session:
             session = service.resolve_session(request, sandbox)
             if session:
                 return session

@@ -54,6 +54,9 @@ class Service:
     stop: Callable[[Sandbox], None] | None = None  # undoes start (background threads), before the store closes
     finish_response: Callable[[Response], None] | None = None
     resolve_session: Callable[[Request, Sandbox], str | None] | None = None
+    # Whether resolve_session rests on a secret the caller holds (a token, a password, an API key) rather than on
+    # published identifiers (party keys, ASIDs): a hosted sandbox binds service traffic to a tenant only by those.
+    session_by_secret: bool = False
     control: Blueprint | None = None
     cli: click.Group | None = None
     resolve_access: Callable[[str, Sandbox], Access | None] | None = None

@@ -58,6 +58,7 @@ SERVICE = Service(
     start=start,
     finish_response=finish_response,
     resolve_session=mailboxes.resolve_session,
+    session_by_secret=True,
     control=control,
     cli=mesh,
 )

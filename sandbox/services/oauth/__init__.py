@@ -37,6 +37,7 @@ SERVICE = Service(
                       503: "temporarily_unavailable"},
     start=_start,
     resolve_session=resolve_session,
+    session_by_secret=True,
     control=control,
     cli=apps,
     resolve_access=resolve_access,

@@ -31,6 +31,7 @@ SERVICE = Service(
                       406: "MISSING_OR_INVALID_HEADER", 413: "BAD_REQUEST", 500: "INTERNAL_SERVER_ERROR"},
     finish_response=finish_response,
     resolve_session=resolve_session,
+    session_by_secret=True,
     control=control,
     cli=sds,
 )
