@@ -277,6 +277,7 @@ class MhsClient:
         client = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 30  # a client that stalls mid-request frees its thread
             def do_POST(self):  # noqa: N802 (the standard library's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 header, hl7 = parse_ebxml(self.headers.get("Content-Type", ""), body)
@@ -306,7 +307,10 @@ class MhsClient:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         scheme = "http"
         if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            # The handshake happens on the handler's first read, in its own thread: a client that connects and
+            # never completes it must not block accept() (and with it shutdown()) for ever.
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
             scheme = "https"
         threading.Thread(target=self._server.serve_forever, daemon=True, name=f"mhs-{self.party_key}").start()
         return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/inbound"
