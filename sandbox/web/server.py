@@ -32,6 +32,14 @@ BACKLOG = 1024
 MAX_HEAD_BYTES = 128 * 1024
 READY_TIMEOUT = 120.0
 
+# OpenSSL 3 has no fork handlers: a thread inside it when Granian forks a worker leaves the locks it held locked for
+# good in the worker, whose first TLS client call (a Spine delivery to a supplier's MHS) then waits for ever. The
+# readiness probe is this process's only OpenSSL user: it starts once the workers are forked, holds this lock while
+# it uses OpenSSL, and any later fork (a worker respawned) waits for it.
+_OPENSSL_IN_USE = threading.Lock()
+os.register_at_fork(before=_OPENSSL_IN_USE.acquire, after_in_parent=_OPENSSL_IN_USE.release,
+                    after_in_child=_OPENSSL_IN_USE.release)
+
 
 class ServeError(Exception):
     """The server cannot start; the message is one sentence saying what to change."""
@@ -104,6 +112,11 @@ def _granian_class():
         def __init__(self, *args, listener: socket.socket, **kwargs):
             super().__init__(*args, **kwargs)
             self.listener = listener
+            self.workers_forked = threading.Event()
+
+        def _spawn_workers(self, *args, **kwargs):
+            super()._spawn_workers(*args, **kwargs)
+            self.workers_forked.set()
 
         def _init_shared_socket(self):
             from granian._granian import SocketHolder
@@ -142,19 +155,23 @@ def serve(settings: Settings, listener: socket.socket, on_ready: Callable[[], No
         **tls,
     )
     if on_ready is not None:
-        threading.Thread(target=_announce, args=(settings, on_ready), name="sandbox-ready", daemon=True).start()
+        threading.Thread(target=_announce, args=(settings, on_ready, server.workers_forked), name="sandbox-ready",
+                         daemon=True).start()
     server.serve()
 
 
-def _announce(settings: Settings, on_ready: Callable[[], None]) -> None:
+def _announce(settings: Settings, on_ready: Callable[[], None], workers_forked: threading.Event) -> None:
     from sandbox.healthcheck import probe
 
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "::1" if settings.host == "::" else settings.host
-    context = _client_context(settings) if settings.tls else None
     deadline = time.monotonic() + READY_TIMEOUT
-    seen = ""
+    workers_forked.wait(READY_TIMEOUT)  # no OpenSSL here before then (see _OPENSSL_IN_USE)
+    with _OPENSSL_IN_USE:
+        context = _client_context(settings) if settings.tls else None
+    seen = "the workers have not started"
     while time.monotonic() < deadline:
-        healthy, seen = probe(host, settings.port, timeout=2, context=context)
+        with _OPENSSL_IN_USE:  # a probe waits at most its timeout
+            healthy, seen = probe(host, settings.port, timeout=2, context=context)
         if healthy:
             on_ready()
             return

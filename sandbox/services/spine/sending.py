@@ -3,9 +3,11 @@ answer within the timeouts, and apply what it means to the delivery's record."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -151,10 +153,18 @@ def _post(sandbox: Sandbox, runner: worker.Runner, endpoint: str, headers: list[
             connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=options.connect_timeout_s)
     except (OSError, ssl.SSLError, ValueError) as exc:
         return HttpResult(error="tls", detail=f"the sandbox's TLS client could not be set up: {exc}")
+    create = connection._create_connection
     if pinned is not None:  # TLS still checks the certificate against the host name (server_hostname)
-        connection._create_connection = lambda address, *args: socket.create_connection((str(pinned), address[1]),
-                                                                                         *args)
-    deadline = time.monotonic() + options.connect_timeout_s + options.response_timeout_s
+        def create(address, *args):
+            return socket.create_connection((str(pinned), address[1]), *args)
+    bound_s = options.connect_timeout_s + options.response_timeout_s  # the whole send, within its lease
+    cutoff = _Cutoff(create)
+    connection._create_connection = cutoff.create_connection
+    deadline = time.monotonic() + bound_s
+    timer = threading.Timer(bound_s, cutoff.fire)
+    timer.daemon = True
+    timer.name = f"spine-send-cutoff-{threading.current_thread().name}"
+    timer.start()
     try:
         connection.connect()
         connection.sock.settimeout(options.response_timeout_s)
@@ -164,15 +174,60 @@ def _post(sandbox: Sandbox, runner: worker.Runner, endpoint: str, headers: list[
         connection.endheaders(body)
         response = connection.getresponse()
         data = _read(response, options.max_response_bytes, deadline)
+        timer.cancel()
+        if cutoff.fired:  # the answer ended because the cutoff shut the connection, not because it was whole
+            raise TimeoutError
         return HttpResult(response.status, list(response.getheaders()), data)
-    except TimeoutError:
-        return HttpResult(error="timeout", detail=f"no answer within {options.response_timeout_s:g} s")
-    except ssl.SSLError as exc:
-        return HttpResult(error="tls", detail=f"TLS handshake with {parts.hostname} failed: {exc}")
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException) as exc:  # TimeoutError and ssl.SSLError are OSErrors
+        if cutoff.fired:
+            return HttpResult(error="timeout", detail=f"no whole answer within {bound_s:g} s (the connect and "
+                              "response timeouts): the connection was closed")
+        if isinstance(exc, TimeoutError):
+            return HttpResult(error="timeout", detail=f"no answer within {options.response_timeout_s:g} s")
+        if isinstance(exc, ssl.SSLError):
+            return HttpResult(error="tls", detail=f"TLS handshake with {parts.hostname} failed: {exc}")
         return HttpResult(error="connection", detail=f"{type(exc).__name__}: {exc}")
     finally:
+        timer.cancel()
         connection.close()
+        cutoff.close()
+
+
+class _Cutoff:
+    """The bound on a whole send. Socket timeouts bound each read, write and TLS handshake step, but a peer that
+    trickles bytes could keep a send going for ever; at the bound the timer shuts the connection's socket down,
+    which wakes the sending thread wherever it waits on it. It shuts down a duplicate of the socket, its own to
+    close, so it never reaches a descriptor the system has since given to another connection."""
+
+    def __init__(self, create):
+        self._create = create
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.fired = False
+
+    def create_connection(self, *args) -> socket.socket:
+        sock = self._create(*args)
+        with self._lock:
+            self._socket = sock.dup()
+            if self.fired:  # connected just after the bound
+                self._shut()
+        return sock
+
+    def fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shut()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+    def _shut(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # already closed by the peer
+                self._socket.shutdown(socket.SHUT_RDWR)
 
 
 def _read(response: http.client.HTTPResponse, limit: int, deadline: float) -> bytes:

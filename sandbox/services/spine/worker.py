@@ -65,6 +65,8 @@ class Runner:
         self._parallel = sending.options_of(sandbox).max_parallel
         self._slots = threading.BoundedSemaphore(self._parallel)
         self._contexts: dict[tuple, ssl.SSLContext] = {}
+        self._under_way: dict[int, tuple[str, float]] = {}  # send thread's OS id -> (delivery id, monotonic start)
+        self._reported_stuck: set[int] = set()
         _runners.add(self)
 
     @property
@@ -110,9 +112,17 @@ class Runner:
                 slots.release()
 
     def after_fork(self) -> None:
+        self._lock = threading.Lock()  # a parent's thread may have held it at the fork: held for good here
         with self._lock:
             self._thread = None
             self.wake = threading.Event()
+            inherited = sorted(delivery_id for delivery_id, _ in self._under_way.values())
+            self._under_way.clear()
+            self._reported_stuck.clear()
+        if inherited and not self._stopped.is_set():
+            # Their threads are not in this process, but a lock one held (OpenSSL's, mid-handshake) stays held here.
+            log.warning("this process was forked while deliveries %s were being sent: a TLS send from it may hang; "
+                        "fork before the sandbox starts sending, or close it first", ", ".join(inherited))
         self.ensure_running()
 
     # --- one round -----------------------------------------------------------------------------------------------
@@ -120,6 +130,7 @@ class Runner:
         """Claim and start what is due; return when to look again (epoch seconds)."""
         store = sandbox.store
         options = sending.options_of(sandbox)
+        self._report_stuck(options)
         now = time.time()
         entries = sorted((item.value for item in store.list_state(outbox.OUTBOX_SESSION, outbox.OUTBOX).values()),
                          key=lambda e: (e["at"], e["id"]))
@@ -149,6 +160,9 @@ class Runner:
         return next_at
 
     def _send(self, sandbox: Sandbox, record: dict, version: int, slots: threading.BoundedSemaphore) -> None:
+        me = threading.get_native_id()  # what py-spy names the thread by
+        with self._lock:
+            self._under_way[me] = (record["id"], time.monotonic())
         try:
             sending.attempt(sandbox, self, record, version)
         except Exception:
@@ -158,8 +172,26 @@ class Runner:
                 log.exception("delivery %s of session %s failed unexpectedly; it is tried again after its lease",
                               record["id"], record["session"])
         finally:
+            with self._lock:
+                self._under_way.pop(me, None)
+                self._reported_stuck.discard(me)
             slots.release()
             self.wake.set()
+
+    def _report_stuck(self, options: sending.Options) -> None:
+        """A send is cut off at its connect and response timeouts, so one still going after its lease is stuck off
+        the network (on a lock: OpenSSL's, left held by a fork mid-handshake, hangs for good). Nothing else would
+        tell: say so once per send, naming the thread to look at (py-spy dump --pid)."""
+        now = time.monotonic()
+        with self._lock:
+            stuck = [(ident, delivery_id, now - began) for ident, (delivery_id, began) in self._under_way.items()
+                     if now - began > options.lease_s and ident not in self._reported_stuck]
+            self._reported_stuck.update(ident for ident, _, _ in stuck)
+        for ident, delivery_id, age in stuck:
+            log.error("the send of delivery %s (thread %s, process %s) has run for %.0f s, past its %g s lease: it "
+                      "is stuck outside the network (py-spy dump --native shows where); the lease has ended, so the "
+                      "delivery is sent again by another thread", delivery_id, ident, os.getpid(), age,
+                      options.lease_s)
 
     def ssl_context(self, sandbox: Sandbox, ca_file: str | None) -> ssl.SSLContext:
         from sandbox.web import tls
