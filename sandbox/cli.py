@@ -131,10 +131,16 @@ def main() -> None:
 @click.option("--sds-addresses", type=click.Choice(["sandbox", "published"]),
               help="sandbox: SDS points Spine's endpoints at this sandbox; published: the published SDS sandbox's "
               "records verbatim [SANDBOX_SDS_ADDRESSES, default sandbox].")
+@click.option("--ers-mode", type=click.Choice(["live", "published"]),
+              help="live: e-RS answers the published examples, and everything else from the session's referral "
+              "lifecycle; published: exactly as the NHS's published e-RS sandbox [SANDBOX_ERS_MODE, default live].")
+@click.option("--response-headers", type=click.Choice(["sandbox", "published"]),
+              help="published: every service answers with exactly the headers its published sandbox sends, without "
+              "the X-Sandbox-* headers [SANDBOX_RESPONSE_HEADERS, default sandbox].")
 @click.option("--hosted/--no-hosted", default=None, help="Host the sandbox for several suppliers: every control "
               "call needs an X-Sandbox-Key (tenants, assessors, admin; see docs/hosting.md) [SANDBOX_HOSTED].")
 def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir, hl7v3_schemas,
-          sds_addresses, hosted) -> None:
+          sds_addresses, ers_mode, response_headers, hosted) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import ServeError, listen, tls_options, worker_count
     from sandbox.web.server import serve as run_server
@@ -142,7 +148,7 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
                          scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth,
                          tls=tls, tls_dir=tls_dir, hl7v3_schemas=hl7v3_schemas, sds_addresses=sds_addresses,
-                         hosted=hosted)
+                         ers_mode=ers_mode, response_headers=response_headers, hosted=hosted)
     started = time.perf_counter()
     try:
         listener = listen(settings)  # first: a taken port or a foreign host is refused before anything else

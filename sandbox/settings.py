@@ -15,6 +15,11 @@ ENV_PREFIX = "SANDBOX_"
 # lenient accepts any bearer token and records a failing finding; off records nothing.
 AUTH_MODES = ("strict", "lenient", "off")
 SDS_ADDRESSES = ("sandbox", "published")
+# e-RS: "live" answers from the session's referral lifecycle where the published examples do not match; "published"
+# answers exactly as the NHS's published e-RS sandbox (stateless, its SANDBOX_ERROR answers when nothing matches).
+ERS_MODES = ("live", "published")
+# "sandbox": answers carry our X-Sandbox-* headers; "published": exactly the headers the published sandbox sends.
+RESPONSE_HEADERS = ("sandbox", "published")
 JOURNAL_FILE = "journal.sqlite3"  # under the data dir
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # Whole-number settings and the values they may take: (minimum, maximum, the CLI flag that sets it).
@@ -64,6 +69,8 @@ class Settings:
     # SDS addresses: "sandbox" points Spine's own endpoints (and the published records of Spine's party key) at this
     # sandbox; "published" answers the published SDS sandbox's records verbatim.
     sds_addresses: str = "sandbox"
+    ers_mode: str = "live"  # one of ERS_MODES
+    response_headers: str = "sandbox"  # one of RESPONSE_HEADERS (exchanges are journaled either way)
     # Hosted mode: several suppliers (tenants) on one sandbox; every control call needs X-Sandbox-Key.
     hosted: bool = False
     # The admin key in hosted mode; empty: generated on first hosted start into <data_dir>/admin.key (mode 0600).
@@ -92,6 +99,11 @@ class Settings:
         if self.sds_addresses not in SDS_ADDRESSES:
             raise SettingError(f"{ENV_PREFIX}SDS_ADDRESSES={self.sds_addresses!r} is not one of "
                                f"{', '.join(SDS_ADDRESSES)}")
+        if self.ers_mode not in ERS_MODES:
+            raise SettingError(f"{ENV_PREFIX}ERS_MODE={self.ers_mode!r} is not one of {', '.join(ERS_MODES)}")
+        if self.response_headers not in RESPONSE_HEADERS:
+            raise SettingError(f"{ENV_PREFIX}RESPONSE_HEADERS={self.response_headers!r} is not one of "
+                               f"{', '.join(RESPONSE_HEADERS)}")
 
     @classmethod
     def load(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

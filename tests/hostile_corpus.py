@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 from sandbox.services.mesh.auth import make_token
 
 PDS = "/personal-demographics/FHIR/R4"
+ERS = "/referrals/FHIR"
 MESH = "/messageexchange"
 SENDER, RECIPIENT = "X26ABC1", "X26ABC2"
 MESH_PASSWORD, MESH_KEY = "password", "TestKey"
@@ -38,7 +39,7 @@ HeaderValue = str | bytes | Callable[[], str]
 
 @dataclass(frozen=True)
 class Case:
-    """One request. `area` is pds, oauth, mesh, control or http; service requests (not under /_sandbox/) are
+    """One request. `area` is pds, oauth, mesh, ers, control or http; service requests (not under /_sandbox/) are
     expected to come back with X-Sandbox-Exchange naming a journaled exchange."""
 
     name: str
@@ -290,6 +291,7 @@ def hostile_corpus() -> Generator[Case, Answer, None]:
     yield from _pds()
     yield from _oauth()
     yield from _mesh()
+    yield from _ers()
     yield from _control()
 
 
@@ -473,6 +475,59 @@ CONTROL_PUTS = ["/_sandbox/mesh/config", "/_sandbox/oauth/apps/x/jwks"]
 CONTROL_GETS = ["/_sandbox/exchanges", "/_sandbox/patients", "/_sandbox/sessions/default/report",
                 "/_sandbox/spine/deliveries", "/_sandbox/mesh/messages", "/_sandbox/scr/summaries",
                 "/_sandbox/sds/registrations", "/_sandbox/spine/interactions", "/_sandbox/scenarios"]
+
+
+def ers_headers(function: str = "REFERRING_CLINICIAN", **extra: HeaderValue) -> tuple[tuple[str, HeaderValue], ...]:
+    base = {"Authorization": "Bearer hostile-corpus", "NHSD-eRS-Business-Function": function,
+            "NHSD-End-User-Organisation-ODS": "R69", "X-Correlation-ID": str(uuid.uuid4()),
+            "Content-Type": "application/fhir+json"}
+    base.update({k.replace("_", "-"): v for k, v in extra.items()})
+    return tuple(base.items())
+
+
+def _ers() -> Iterable[Case]:
+    """e-RS in its default (live) mode: odd ids, queries, headers and bodies on every kind of call."""
+    for odd in ["²", "9" * 400, "%00", "%ff", "constructor", "000000070000" * 30, "-1", "1e999"]:
+        encoded = quote(odd, safe="%")
+        yield Case(f"referral {odd[:12]!r}", "ers", "GET", f"{ERS}/STU3/ReferralRequest/{encoded}", ers_headers())
+        yield Case(f"referral history {odd[:12]!r}", "ers", "GET",
+                   f"{ERS}/STU3/ReferralRequest/000000070000/_history/{encoded}", ers_headers())
+        yield Case(f"appointment {odd[:12]!r}", "ers", "GET", f"{ERS}/STU3/Appointment/{encoded}", ers_headers())
+        yield Case(f"binary {odd[:12]!r}", "ers", "GET", f"{ERS}/R4/Binary/{encoded}", ers_headers())
+        yield Case(f"service {odd[:12]!r}", "ers", "GET", f"{ERS}/R4/HealthcareService/{encoded}", ers_headers())
+        yield Case(f"object store {odd[:12]!r}", "ers", "GET", f"/referrals/ObjectStore/{encoded}")
+    for query in ("schedule.actor%3AHealthcareService=%C2%B2&_count=1e999&page=-1", "_count=" + "9" * 400,
+                  "page=%ED%A0%80&_count=5&status=free&appointmentType=ROUTINE"):
+        yield Case(f"slots {query[:20]!r}", "ers", "GET", f"{ERS}/STU3/Slot?{query}", ers_headers())
+    for path in ("/STU3/Task?focus=ReferralRequest/%C2%B2/_history/1e999&intent=proposal&status=ready",
+                 "/STU3/Communication?based-on=" + "C" * 5000, "/R4/ServiceRequest?identifier=%7C%7C%7C",
+                 "/R4/HealthcareService?_id=%00,%ff", "/R4/Practitioner?_query=onBehalfOf"):
+        yield Case(f"search {path[:28]!r}", "ers", "GET", ERS + path, ers_headers())
+    for header, value in (("NHSD-eRS-Business-Function", "²"), ("NHSD-eRS-Business-Function", "R" * 5000),
+                          ("NHSD-eRS-On-Behalf-Of-User-ID", "\udcff".encode("utf-8", "surrogatepass")),
+                          ("If-Match", 'W/"' + "9" * 400 + '"'), ("Accept-Encoding", "gzip;q=²"),
+                          ("If-None-Match", "W/" * 2000), ("Range", "bytes=9999999999999999999-"),
+                          ("If-Modified-Since", "²"), ("x-ers-sandbox-baseurl", "javascript:alert(1)")):
+        yield Case(f"header {header}: {str(value)[:16]!r}", "ers", "GET", f"{ERS}/STU3/ReferralRequest/000000070000",
+                   ers_headers(**{header: value}))
+    posts = ("/STU3/ReferralRequest/$ers.createReferral", "/STU3/ReferralRequest/$ers.fetchworklist",
+             "/STU3/HealthcareService/$ers.searchHealthcareServicesForPatient", "/STU3/Appointment",
+             "/STU3/ReferralRequest/000000070000/$ers.cancelReferral",
+             "/STU3/CommunicationRequest/$ers.createAdviceAndGuidance")
+    for path in posts:
+        for body in HOSTILE_JSON + [b'{"resourceType": "Parameters", "parameter": [{"name": 1}]}',
+                                    b'{"resourceType": "Parameters", "parameter": {"a": []}}']:
+            yield Case(f"post {path.rsplit('/', 1)[-1][:20]} {body[:20]!r}", "ers", "POST", ERS + path,
+                       ers_headers(If_Match='W/"1"'), body)
+    yield Case("provider post hostile", "ers", "POST", f"{ERS}/STU3/ReferralRequest/000000070000/$ers.acceptReferral",
+               ers_headers("SERVICE_PROVIDER_CLINICIAN", If_Match='W/"²"'), b'{"a": 1e999}')
+    yield Case("appointment update hostile", "ers", "PUT", f"{ERS}/STU3/Appointment/%ff",
+               ers_headers(If_Match='W/"1"'), b'{"resourceType": "Appointment", "status": []}')
+    yield Case("upload odd type", "ers", "POST", f"{ERS}/STU3/Binary",
+               ers_headers(Content_Type="image/png; x=²", NHSD_eRS_File_Name="../../etc/passwd",
+                           NHSD_eRS_Referral_ID="%00"), b"\x89PNG")
+    yield Case("upload 6 MB", "ers", "POST", f"{ERS}/STU3/Binary",
+               ers_headers(Content_Type="application/pdf", NHSD_eRS_File_Name="a.pdf"), b"%PDF-" + b"x" * 6_000_000)
 
 
 def _control() -> Iterable[Case]:

@@ -26,7 +26,7 @@ def server(tmp_path):
 def test_the_hostile_corpus_gets_no_5xx_and_every_exchange_is_journaled(server):
     result = run_round(server.url)
     assert len(result.outcomes) > 500
-    assert {o.case.area for o in result.outcomes} >= {"http", "pds", "oauth", "mesh", "control"}
+    assert {o.case.area for o in result.outcomes} >= {"http", "pds", "oauth", "mesh", "ers", "control"}
     errors = [describe(o) for o in result.server_errors]  # "not at all" includes no answer within TIMEOUT_S: a hang
     assert not errors, "answered 5xx or not at all:\n" + "\n".join(errors) + "\n" + server.log_tail(40)
     unnamed = [describe(o) for o in result.without_exchange]

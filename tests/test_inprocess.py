@@ -174,7 +174,7 @@ def test_without_a_plan_the_session_has_a_token_and_no_report(spine):
                             headers={"X-Request-ID": str(uuid.uuid4()), **spine.auth_headers})
     assert response.ok and spine.failures == []  # the token stands in for an application-restricted access token
     assert "PDS-HDR-005" in {f.requirement for f in spine.findings}
-    with pytest.raises(SessionError, match=r"is not bound to an assurance plan.*mock_spine\(plan=…\), one of "
+    with pytest.raises(SessionError, match=r"is not bound to an assurance plan.*mock_spine\(plan=…\), one of .*"
                                            r"pds-application-restricted, pds-healthcare-worker, .*spine-pds-hl7v3 \(`spine-sandbox plans`\)"):
         spine.report()
 
@@ -220,7 +220,7 @@ def test_a_plan_by_file_goes_through_the_plan_loader(settings, tmp_path):
 
 
 def test_an_unknown_plan_is_refused_when_the_mock_is_made(app):
-    with pytest.raises(SessionError, match=r"no assurance plan 'missing'; plans: pds-application-restricted, "
+    with pytest.raises(SessionError, match=r"no assurance plan 'missing'; plans: ers-provider, ers-referrer, pds-application-restricted, "
                                            r"pds-healthcare-worker, .*spine-pds-hl7v3 \(`spine-sandbox plans`\)"):
         mock_spine(app=app, plan="missing")
     with pytest.raises(ValueError, match="not both"):

@@ -323,8 +323,7 @@ def _record(response: Response) -> Response:
         request=RecordedRequest(req.method, req.path, req.query_string.decode("latin-1"),
                                 ex.view.headers if ex.view else list(req.headers.items()), ex.body,
                                 req.remote_addr or ""),
-        response=RecordedResponse(response.status_code, list(response.headers.items()),
-                                  b"" if response.is_streamed else response.get_data()),
+        response=RecordedResponse(response.status_code, list(response.headers.items()), _journal_body(response)),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
     keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
     crash = crashed(exchange.findings)
@@ -355,6 +354,15 @@ def _record(response: Response) -> Response:
     except Exception as error:  # nothing is answered with an exchange id the journal does not have
         return _not_journaled(ex, error)
     return _whole(response)
+
+
+def _journal_body(response: Response) -> bytes:
+    """The body the journal keeps: what was sent, or, where a service compressed its answer itself, the body before
+    its Content-Encoding (`response.journal_body`), so the evidence and the checks over history can read it."""
+    identity = getattr(response, "journal_body", None)
+    if identity is not None:
+        return identity
+    return b"" if response.is_streamed else response.get_data()
 
 
 def _claim(sandbox: Sandbox, ex: ExchangeContext) -> None:
@@ -389,6 +397,8 @@ def _whole(response: Response) -> Response:
 
 
 def _tell(response: Response, ex: ExchangeContext) -> None:
+    if current_sandbox().settings.response_headers == "published":
+        return  # exactly the published sandbox's headers; the exchange is still journaled (/_sandbox/exchanges)
     response.headers["X-Sandbox-Exchange"] = ex.id
     counts = summarise(ex.findings)
     response.headers["X-Sandbox-Findings"] = (
