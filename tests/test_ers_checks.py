@@ -308,6 +308,9 @@ def test_body_problems_are_findings_with_json_pointers(published):
     assert ("/parameter/4/name", "'colour' is not one of 'patient', 'referringClinician', 'shortlist', "
             "'intentionToAddReferralLetter', 'firstReminderLetterFollowUpDays', 'eReferralPathwayStart'") in found
     assert ("/parameter", "parameter 'firstReminderLetterFollowUpDays' is required") in found
+    again = published.post(CREATE, json=body, headers=ers_headers(RC, **FHIR))  # a remembered verdict: the same
+    assert {(f["location"], f["message"].split(" (")[0])
+            for f in findings(published, again)["ERS-SCHEMA-001"]} == found
 
 
 def test_triage_shortlists_and_worklist_types_follow_their_operation():

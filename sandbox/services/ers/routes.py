@@ -8,8 +8,6 @@ session itself created."""
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from flask import Blueprint, Response, request
 
 from sandbox.conformance.parsing import Malformed, parse_json
@@ -58,34 +56,39 @@ def _json_body(raw: bytes, content_type: str):
 # published mode) or "session" (the session's lifecycle), so workflow scenarios tag only the session's own work.
 ANSWERED_BY = "answered_by"
 _PUBLISHED = "ers.published-answer"  # ex.cache: the published answer (or None), worked out once per request
+_CALL = "ers.call"
 
 
-def _published_answer(call: ErsCall, ex: ExchangeContext, lifecycle: ModuleType | None) -> Answer | None:
+def _live() -> bool:
+    return current_sandbox().settings.ers_mode == LIVE
+
+
+def _call(op: Operation, ex: ExchangeContext, params: dict[str, str]) -> ErsCall:
+    """The request's ErsCall, built once (the scenario facts and the handler both read it)."""
+    if _CALL not in ex.cache:
+        ex.cache[_CALL] = build_call(op, ex, params)
+    return ex.cache[_CALL]
+
+
+def _published_answer(call: ErsCall, ex: ExchangeContext) -> Answer | None:
     if _PUBLISHED not in ex.cache:
-        ex.cache[_PUBLISHED] = (None if lifecycle is not None and lifecycle.owns(call) else published.answer(call))
+        ex.cache[_PUBLISHED] = None if _live() and lifecycle.owns(call) else published.answer(call)
     return ex.cache[_PUBLISHED]
-
-
-def _lifecycle() -> ModuleType | None:
-    """The session's lifecycle, which answers what the published examples do not; None in published mode."""
-    return lifecycle if current_sandbox().settings.ers_mode == LIVE else None
 
 
 def _facts(op: Operation):
     def facts(view) -> dict:
-        lifecycle = _lifecycle()
-        call = build_call(op, current_exchange(), view.params)
-        session = lifecycle is not None and _published_answer(call, current_exchange(), lifecycle) is None
+        ex = current_exchange()
+        session = _live() and _published_answer(_call(op, ex, view.params), ex) is None
         return {ANSWERED_BY: "session" if session else "published"}
 
     return facts
 
 
 def answer_call(call: ErsCall, ex: ExchangeContext) -> Answer:
-    lifecycle = _lifecycle()
-    answer = _published_answer(call, ex, lifecycle)
+    answer = _published_answer(call, ex)
     if answer is None:
-        answer = lifecycle.answer(call, ex) if lifecycle is not None else published.no_match(call)
+        answer = lifecycle.answer(call, ex) if _live() else published.no_match(call)
     if answer.published and current_sandbox().settings.response_headers != "published":
         answer.headers.setdefault("X-Sandbox-Published", answer.published)
     return answer
@@ -93,7 +96,7 @@ def answer_call(call: ErsCall, ex: ExchangeContext) -> Answer:
 
 def _handler(op: Operation):
     def handle(ex: ExchangeContext, **params: str) -> Response:
-        call = build_call(op, ex, params)
+        call = _call(op, ex, params)
         return transport.respond(call, answer_call(call, ex))
 
     handle.__name__ = handle.__qualname__ = "ers_" + op.id.replace("-", "_").replace("&", "and")
