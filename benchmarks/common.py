@@ -59,10 +59,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def wrk(url: str, connections: int = 32, seconds: int = 10, headers: dict | None = None,
-        threads: int = 2) -> dict:
+        threads: int = 2, script: Path | None = None) -> dict:
+    """Load `url` with wrk; `script` is a Lua file for what headers alone cannot say (a method, a body)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed as the load generator: apt-get install wrk")
-    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+            *(["-s", str(script)] if script is not None else [])]
     for key, value in (headers or {}).items():
         args += ["-H", f"{key}: {value}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout

@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, free_port, start, stop
+from common import ROOT, free_port, start, stop, wrk
 
 sys.path.insert(0, str(ROOT))
 from tests.test_ers_plans import CS, RC, SPC, STU3, Actor, Http, Provider, Referrer, coding, parameters  # noqa: E402
@@ -127,20 +125,6 @@ def wrk_script(case: dict, folder: Path) -> Path:
     return script
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-                         capture_output=True, text=True, check=True).stdout
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
-            "p99": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
-            "errors": "Non-2xx" in out or "Socket errors" in out}
-
-
-def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
-
-
 def granian(port: int, target: str, factory: bool, workers: int, threads: int) -> list[str]:
     return ["granian", "--interface", "wsgi", "--workers", str(workers), "--blocking-threads", str(threads),
             "--no-ws", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -183,8 +167,9 @@ def main() -> None:
                 script = wrk_script(case, folder)
                 for label, port in (("sandbox", sandbox_port), ("echo", echo_port)):
                     if round_no == 0:  # warm-up, not counted
-                        wrk(f"http://127.0.0.1:{port}{case['path']}", script, 4, 2)
-                    measured = wrk(f"http://127.0.0.1:{port}{case['path']}", script, args.connections, args.seconds)
+                        wrk(f"http://127.0.0.1:{port}{case['path']}", 4, 2, script=script)
+                    measured = wrk(f"http://127.0.0.1:{port}{case['path']}", args.connections, args.seconds,
+                                   script=script)
                     if measured["errors"]:
                         print(f"  {name} {label}: errors under load", file=sys.stderr)
                     results[name][label].append(measured)
@@ -203,12 +188,12 @@ def report(results: dict, args) -> None:
     print(f"{'request':<15}{'round':>6}{'sandbox rps':>13}{'echo rps':>10}{'rps ratio':>11}"
           f"{'p50 ms s/e':>16}{'p99 ms s/e':>18}")
     for name, runs in results.items():
-        ratios = {"rps": [], "p50": [], "p99": []}
+        ratios = {"rps": [], "p50_ms": [], "p99_ms": []}
         for n, (s, e) in enumerate(zip(runs["sandbox"], runs["echo"], strict=True)):
             for key in ratios:
                 ratios[key].append(s[key] / e[key] if e[key] else float("nan"))
             print(f"{name:<15}{n + 1:>6}{s['rps']:>13.0f}{e['rps']:>10.0f}{ratios['rps'][-1]:>11.3f}"
-                  f"{s['p50']:>8.2f}/{e['p50']:<7.2f}{s['p99']:>9.2f}/{e['p99']:<8.2f}")
+                  f"{s['p50_ms']:>8.2f}/{e['p50_ms']:<7.2f}{s['p99_ms']:>9.2f}/{e['p99_ms']:<8.2f}")
         summary = "  ".join(f"{key} ratio {statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})"
                             for key, v in ratios.items())
         print(f"{name:<15}{'all':>6}  {summary}\n")

@@ -114,7 +114,7 @@ def subject_ubrn(call: ErsCall) -> str:
         match = _BASED_ON.match(values[0]) if len(values) == 1 else None
         return match.group(1) if match else ""
     if call.operation.id == CONVERT:
-        reference = _parameter_value(call.body, "createFrom", "valueReference")
+        reference = (resources.param(call.body, "createFrom") or {}).get("valueReference")
         text = reference.get("reference") if isinstance(reference, dict) else None
         match = _CREATE_FROM.match(text) if isinstance(text, str) else None
         return match.group(1) if match else ""
@@ -122,26 +122,12 @@ def subject_ubrn(call: ErsCall) -> str:
 
 
 # --- reading Parameters bodies -----------------------------------------------------------------------------------
-def _parameters(body: Any) -> list[dict]:
-    if not isinstance(body, dict):
-        return []
-    found = body.get("parameter")
-    return [p for p in found if isinstance(p, dict)] if isinstance(found, list) else []
-
-
-def _parameter_value(body: Any, name: str, value_key: str) -> Any:
-    for parameter in _parameters(body):
-        if parameter.get("name") == name:
-            return parameter.get(value_key)
-    return None
-
-
 def _all_named(body: Any, name: str) -> list[dict]:
-    return [p for p in _parameters(body) if p.get("name") == name]
+    return [p for p in resources.parameters(body) if p.get("name") == name]
 
 
 def _require_parameters(ex: ExchangeContext, body: Any, requirement: str) -> None:
-    if not isinstance(body, dict) or body.get("resourceType") != "Parameters" or not _parameters(body):
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters" or not resources.parameters(body):
         raise refuse(ex, requirement, 422, "INVALID_FHIR_STRUCTURE", "The body must be a FHIR Parameters resource "
                      "with its parameters", "/")
 
