@@ -70,8 +70,13 @@ class Service:
 
     @cached_property
     def requirements(self) -> RequirementCatalogue:
-        path = self.package_dir / "requirements.yaml"
-        return RequirementCatalogue.load(path, self.name) if path.exists() else RequirementCatalogue()
+        """`requirements.yaml`, or for a large service one catalogue per area in `requirements/*.yaml`."""
+        catalogue = RequirementCatalogue()
+        folder = self.package_dir / "requirements"
+        for path in [self.package_dir / "requirements.yaml", *sorted(folder.glob("*.yaml"))]:
+            if path.exists():
+                catalogue.merge(RequirementCatalogue.load(path, self.name))
+        return catalogue
 
     @property
     def schema_dir(self) -> Path:

@@ -57,6 +57,9 @@ class ExchangeContext:
     writes: list[Callable[[], None]] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # what a service reads once per request (its session, …)
+    # Exchanges the service derived from this one (e.g. the HL7v3 message EPS would send Spine), journaled right
+    # after it, so the evidence shows them side by side.
+    derived: list[Exchange] = field(default_factory=list)
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
@@ -353,6 +356,11 @@ def _record(response: Response) -> Response:
         sandbox.store.record(exchange, keys)
     except Exception as error:  # nothing is answered with an exchange id the journal does not have
         return _not_journaled(ex, error)
+    for derived in ex.derived:
+        try:
+            sandbox.store.record(derived, keys)
+        except Exception:  # the answered exchange is journaled; what it derived is evidence beside it, not the answer
+            log.exception("could not journal exchange %s derived from %s", derived.id, ex.id)
     return _whole(response)
 
 

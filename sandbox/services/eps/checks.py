@@ -1,0 +1,5 @@
+"""STUB (helper B replaces): EPS request checks."""
+
+from sandbox.conformance.checks import CheckSet
+
+checks = CheckSet("eps")
