@@ -292,6 +292,7 @@ def hostile_corpus() -> Generator[Case, Answer, None]:
     yield from _oauth()
     yield from _mesh()
     yield from _ers()
+    yield from _eps()
     yield from _control()
 
 
@@ -528,6 +529,67 @@ def _ers() -> Iterable[Case]:
                            NHSD_eRS_Referral_ID="%00"), b"\x89PNG")
     yield Case("upload 6 MB", "ers", "POST", f"{ERS}/STU3/Binary",
                ers_headers(Content_Type="application/pdf", NHSD_eRS_File_Name="a.pdf"), b"%PDF-" + b"x" * 6_000_000)
+
+
+EPS = ("/electronic-prescriptions/FHIR/R4", "/fhir-prescribing/FHIR/R4", "/fhir-dispensing/FHIR/R4")
+EPS_BUNDLES = [
+    b'{"resourceType": "Bundle", "entry": "x"}', b'{"resourceType": "Bundle", "entry": [null, 1, {"resource": []}]}',
+    b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "MessageHeader", "eventCoding": []}}]}',
+    b'{"resourceType": "Bundle", "type": "message", "entry": [{"fullUrl": "urn:uuid:1", "resource": '
+    b'{"resourceType": "MessageHeader", "eventCoding": {"code": "prescription-order"}}}, {"resource": '
+    b'{"resourceType": "MedicationRequest", "intent": ["plan"], "groupIdentifier": {"system": '
+    b'"https://fhir.nhs.uk/Id/prescription-order-number", "value": "\\u00b2\\u00b2\\u00b2"}, "requester": '
+    b'{"reference": 5}, "dispenseRequest": "x", "dosageInstruction": {}}}]}',
+    b'{"resourceType": "Bundle", "type": "message", "entry": [{"resource": {"resourceType": "MessageHeader", '
+    b'"eventCoding": {"code": "prescription-order-update"}}}, {"resource": {"resourceType": "MedicationRequest", '
+    b'"status": {}, "statusReason": null}}]}',
+    b'{"resourceType": "Bundle", "type": "message", "entry": [{"resource": {"resourceType": "MessageHeader", '
+    b'"eventCoding": {"code": "dispense-notification"}}}, {"resource": {"resourceType": "MedicationDispense", '
+    b'"performer": [{"actor": {"reference": "#x"}}], "contained": "x"}}]}',
+]
+EPS_OTHERS = [
+    ("/Task/$release", b'{"resourceType": "Parameters", "parameter": {"a": []}}'),
+    ("/Task/$release", b'{"resourceType": "Parameters", "parameter": [{"name": "agent", "resource": []}, '
+                       b'{"name": "group-identifier", "valueIdentifier": "x"}]}'),
+    ("/Task", b'{"resourceType": "Task", "status": ["rejected"]}'),
+    ("/Task", b'{"resourceType": "Task", "status": "in-progress", "code": "abort", "statusReason": []}'),
+    ("/Claim", b'{"resourceType": "Claim", "item": [{"detail": "x"}], "provider": {"reference": []}}'),
+    ("/$verify-signature", b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Provenance", '
+                           b'"signature": [{"data": "\\u00b2"}]}}]}'),
+    ("/$convert", b'{"resourceType": "Task"}'),
+]
+
+
+def eps_headers(**extra: HeaderValue) -> tuple[tuple[str, HeaderValue], ...]:
+    base = {"Authorization": "Bearer hostile-corpus", "X-Request-ID": str(uuid.uuid4()),
+            "NHSD-Session-URID": "555021936103", "Content-Type": "application/fhir+json"}
+    base.update({k.replace("_", "-"): v for k, v in extra.items()})
+    return tuple(base.items())
+
+
+def _eps() -> Iterable[Case]:
+    """EPS on its three base paths: hostile JSON on every body-taking endpoint, FHIR of the right type but odd shape
+    (which the checks let through to the handlers when they do not refuse it), odd headers and tracker queries."""
+    posts = ("/$prepare", "/$process-message", "/Task/$release", "/Task", "/Claim", "/$verify-signature",
+             "/$convert", "/$validate")
+    for base in EPS:
+        for path in posts:
+            for body in HOSTILE_JSON[:9] + HOSTILE_JSON[11:]:
+                yield Case(f"eps {base[1:12]} {path} {body[:16]!r}", "eps", "POST", base + path, eps_headers(), body)
+        for body in EPS_BUNDLES:
+            for path in ("/$prepare", "/$process-message", "/$validate"):
+                yield Case(f"eps bundle {base[1:12]} {path} {body[30:50]!r}", "eps", "POST", base + path,
+                           eps_headers(), body)
+        for path, body in EPS_OTHERS:
+            yield Case(f"eps {base[1:12]} {path} {body[:30]!r}", "eps", "POST", base + path, eps_headers(), body)
+    for header, value in (("X-Request-ID", "9" * 4000), ("X-Request-ID", "\u00b2"), ("NHSD-Session-URID", "\u00b2"),
+                          ("NHSD-Session-URID", "1" * 400), ("X-Correlation-ID", "." * 2000),
+                          ("Content-Type", "application/fhir+json; charset=\u00b2"), ("Content-Type", "text/plain")):
+        yield Case(f"eps header {header}: {value[:12]!r}", "eps", "POST", EPS[1] + "/$prepare",
+                   eps_headers(**{header: value.encode("utf-8", "surrogatepass")}), EPS_BUNDLES[3])
+    for query in ("focus%3Aidentifier=%C2%B2", "identifier=" + "A" * 5000, "focus%3Aidentifier=%ff&identifier=%00",
+                  "patient=1e999&_count=-1"):
+        yield Case(f"eps tracker {query[:20]!r}", "eps", "GET", f"{EPS[2]}/Task?{query}", eps_headers())
 
 
 def _control() -> Iterable[Case]:

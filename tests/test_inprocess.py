@@ -220,8 +220,8 @@ def test_a_plan_by_file_goes_through_the_plan_loader(settings, tmp_path):
 
 
 def test_an_unknown_plan_is_refused_when_the_mock_is_made(app):
-    with pytest.raises(SessionError, match=r"no assurance plan 'missing'; plans: ers-provider, ers-referrer, pds-application-restricted, "
-                                           r"pds-healthcare-worker, .*spine-pds-hl7v3 \(`spine-sandbox plans`\)"):
+    with pytest.raises(SessionError, match=r"no assurance plan 'missing'; plans: eps-dispenser, eps-prescriber, ers-provider, "
+                                           r"ers-referrer, pds-application-restricted, pds-healthcare-worker, .*spine-pds-hl7v3 \(`spine-sandbox plans`\)"):
         mock_spine(app=app, plan="missing")
     with pytest.raises(ValueError, match="not both"):
         mock_spine(app=app, plan="pds-healthcare-worker", session="mine")

@@ -172,8 +172,9 @@ def test_a_bad_plan_file_is_named_as_the_user_wrote_it(supplier):
 def test_an_unknown_plan_stops_the_run_with_a_clear_error(supplier):
     result = run(supplier, "--spine-plan", "nope", "--spine-report", "out", "-k", "good_read")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["*--spine-plan: no assurance plan 'nope'; plans: ers-provider, ers-referrer, pds-application-restricted, "
-                                 "pds-healthcare-worker, *spine-pds-hl7v3 (`spine-sandbox plans`)*"])
+    result.stdout.fnmatch_lines(["*--spine-plan: no assurance plan 'nope'; plans: eps-dispenser, eps-prescriber, "
+                                 "ers-provider, ers-referrer, pds-application-restricted, pds-healthcare-worker, "
+                                 "*spine-pds-hl7v3 (`spine-sandbox plans`)*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert not (supplier.path / "out").exists()
 
@@ -184,8 +185,9 @@ def test_report_options_without_a_plan_are_a_usage_error(pytester, options):
     result = run(pytester, *options)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {options[0]} needs an assurance plan to judge the run against: add "
-                                 "--spine-plan PLAN (or spine_plan in the pytest configuration). Plans: ers-provider, ers-referrer, "
-                                 "pds-application-restricted, pds-healthcare-worker, *spine-pds-hl7v3 (`spine-sandbox plans`)*"])
+                                 "--spine-plan PLAN (or spine_plan in the pytest configuration). Plans: eps-dispenser, "
+                                 "eps-prescriber, ers-provider, ers-referrer, pds-application-restricted, "
+                                 "pds-healthcare-worker, *spine-pds-hl7v3 (`spine-sandbox plans`)*"])
     assert "Traceback" not in result.stderr.str()
 
 

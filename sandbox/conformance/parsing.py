@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -83,6 +84,29 @@ def _check_shape(value, check_strings: bool) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_INT = re.compile(r"[+-]?[0-9]+")
 
+
+
+def canonical_json(value) -> bytes:
+    """A JSON value's canonical form: keys sorted, no layout, numbers by value (1 and 1.0 alike), booleans apart
+    from numbers. Two values have the same form exactly when they are equal as JSON."""
+    return json.dumps(_normal(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _normal(value):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _normal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_normal(item) for item in value]
+    return value
+
+
+def json_digest(value) -> str:
+    """SHA-256 (hex) of a JSON value's canonical form: equal JSON values, equal digests."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
 
 def parse_int(text: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer written in ASCII digits (str.isdigit() admits '²' and Arabic-Indic digits, which int() then refuses or

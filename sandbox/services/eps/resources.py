@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.services.eps.context import PRESCRIPTION_ID_SYSTEM
+from sandbox.services.eps.context import (
+    EVENTS,
+    PRESCRIPTION_ID_SYSTEM,
+    PROCESS_UNKNOWN,
+    TASK_STATUSES,
+    TASK_UNKNOWN,
+)
 
 
 def entries(bundle: Any, resource_type: str | None = None) -> list[dict]:
@@ -29,6 +35,17 @@ def event_code(body: Any) -> str | None:
     coding = header.get("eventCoding") if header else None
     code = coding.get("code") if isinstance(coding, dict) else None
     return code if isinstance(code, str) else None
+
+
+def message_operation(body: Any) -> str:
+    """The operation a $process-message Bundle asks for, named by its MessageHeader's event."""
+    return EVENTS.get(event_code(body) or "", PROCESS_UNKNOWN)
+
+
+def task_operation(body: Any) -> str:
+    """The operation a POSTed Task asks for, named by its status (rejected: return; in-progress: withdraw)."""
+    status = body.get("status") if isinstance(body, dict) else None
+    return TASK_STATUSES.get(status if isinstance(status, str) else "", TASK_UNKNOWN)
 
 
 def identifier_value(identifiers: Any, system: str) -> str | None:

@@ -48,7 +48,6 @@ from sandbox.services.eps.context import (
     REQUEST_ID,
     RETURN,
     STATUS,
-    TASK_STATUSES,
     TASK_UNKNOWN,
     TRACKER,
     VALIDATE,
@@ -59,7 +58,7 @@ from sandbox.services.eps.context import (
     Translation,
 )
 from sandbox.services.eps.errors import eps_error
-from sandbox.services.eps.resources import event_code, prescription_id
+from sandbox.services.eps.resources import message_operation, prescription_id, task_operation
 from sandbox.services.eps.translation import convert, findings_of
 from sandbox.web.pipeline import ExchangeContext, operation
 
@@ -94,13 +93,11 @@ def _metadata(call: EpsCall, ex: ExchangeContext) -> Answer:
 
 
 def _unknown_event(call: EpsCall, ex: ExchangeContext) -> Answer:
-    raise eps_error(400, "value", diagnostics="MessageHeader.eventCoding.code must be one of: prescription-order, "
-                    "prescription-order-update, dispense-notification.")
+    raise eps_error(400, "value", diagnostics=f"MessageHeader.eventCoding.code must be one of: {', '.join(EVENTS)}.")
 
 
 def _unknown_task(call: EpsCall, ex: ExchangeContext) -> Answer:
-    raise eps_error(400, "value", diagnostics="Task.status must be one of: rejected (return), in-progress "
-                    "(withdraw).")
+    raise eps_error(400, "value", diagnostics="Task.status must be one of: 'in-progress', 'rejected'.")
 
 
 HANDLERS: dict[str, Callable[[EpsCall, ExchangeContext], Answer]] = {
@@ -121,15 +118,13 @@ def _json(view: RequestView):
 
 
 def _process_message(view: RequestView) -> str:
-    return EVENTS.get(event_code(_json(view)) or "", PROCESS_UNKNOWN)
+    return message_operation(_json(view))
 
 
 def _task(view: RequestView) -> str:
     if view.method == "GET":
         return TRACKER
-    body = _json(view)
-    status = body.get("status") if isinstance(body, dict) else None
-    return TASK_STATUSES.get(status if isinstance(status, str) else "", TASK_UNKNOWN)
+    return task_operation(_json(view))
 
 
 def api_of_request() -> str:

@@ -8,7 +8,6 @@ SHA-256), equal exactly when section 6's deep equality holds, so a body is match
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import re
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from sandbox.conformance.parsing import json_digest
 from sandbox.services.ers import errors
 from sandbox.services.ers.context import FILE_NAME, RC, REFERRAL_ID, SANDBOX_BASE_URL, SPCA, Answer, ErsCall
 from sandbox.services.ers.documents import pdf
@@ -64,34 +64,12 @@ def fixture(folder_name: str, name: str, status: int = 200, etag: str | None = N
                   published=entry["fixture"])
 
 
-def canonical(value: Any) -> bytes:
-    """A JSON value's canonical form: keys sorted, numbers by value (1 and 1.0 alike), booleans apart from
-    numbers. Two values have the same form exactly when they are deeply equal as section 6 defines it."""
-    return json.dumps(_normal(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value == int(value):
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _normal(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_normal(item) for item in value]
-    return value
-
-
-def digest(value: Any) -> str:
-    return hashlib.sha256(canonical(value)).hexdigest()
-
-
 def matching_example(call: ErsCall, folder_name: str, names: tuple[str, ...]) -> str | None:
     """The first of the named examples the request body equals (only a JSON object body can)."""
     if not isinstance(call.body, dict):
         return None
     examples = folder(folder_name)["examples"]
-    sent = digest(call.body)
+    sent = json_digest(call.body)
     return next((name for name in names if examples[name] == sent), None)
 
 
