@@ -7,6 +7,7 @@ a finding lands on the exchange that shows the behaviour (the re-used id, the ch
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 from sandbox.conformance.findings import Finding
 from sandbox.conformance.history import History, HistoryCheckSet
@@ -21,13 +22,8 @@ RETRY_WINDOW_S = 300.0  # a re-send of a 504'd request within this time is its r
 WHERE = f"header:{REQUEST_ID}"
 
 
-def header(headers, name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
 def request_id(ex: Exchange) -> str | None:
-    value = header(ex.request.headers, REQUEST_ID)
+    value = next((v for k, v in ex.request.headers if k.lower() == REQUEST_ID.lower()), None)
     return value.strip().lower() if value and value.strip() else None
 
 
@@ -44,7 +40,7 @@ def failed(ex: Exchange) -> bool:
 
 
 @history.key
-def keys(ex: Exchange):
+def keys(ex: Exchange) -> Iterator[str]:
     if ex.operation == HL7V3:  # the derived HL7v3 exchange is the sandbox's own, not a request
         return
     value = request_id(ex)
@@ -54,7 +50,7 @@ def keys(ex: Exchange):
 
 
 @history.register(REQ_REQUEST_ID)
-def request_ids_are_new(ex: Exchange, past: History):
+def request_ids_are_new(ex: Exchange, past: History) -> Iterator[Finding]:
     value = request_id(ex)
     if ex.operation == HL7V3 or value is None:
         return  # a missing X-Request-ID is EPS-HDR-001's finding
@@ -77,7 +73,7 @@ def request_ids_are_new(ex: Exchange, past: History):
 
 
 @history.register(REQ_GATEWAY_TIMEOUT)
-def timeouts_retried_identically(ex: Exchange, past: History):
+def timeouts_retried_identically(ex: Exchange, past: History) -> Iterator[Finding]:
     if ex.operation == HL7V3:
         return
     value = request_id(ex)

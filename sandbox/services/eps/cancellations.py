@@ -90,13 +90,12 @@ def _full_url(bundle: dict, resource: dict) -> str:
     return _urn(str(resource.get("id", "")))
 
 
-def answer(code: str, request: dict | None, moment: datetime, owner: dict | None = None,
-           diagnostics: str = "") -> Answer:
+def answer(code: str, request: dict | None, moment: datetime, owner: dict | None = None) -> Answer:
     """Live's answer to a cancellation with this outcome; `request` is the cancellation Bundle (for the message
     Bundle answers), `owner` the dispenser holding the prescription (named in the answer when there is one)."""
     found = OUTCOMES[code]
     if found.medication_request_status is None or not isinstance(request, dict):
-        return Answer(found.status, outcome(issue(found.issue_code, code, found.display, diagnostics)))
+        return Answer(found.status, outcome(issue(found.issue_code, code, found.display)))
     return Answer(found.status, response_bundle(found, request, moment, owner))
 
 

@@ -80,20 +80,25 @@ def _name(common_name: str, unit: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
+def _builder(subject: x509.Name, issuer: x509.Name, key: rsa.RSAPrivateKey, serial: int, not_before: datetime,
+             not_after: datetime, *, ca: bool) -> x509.CertificateBuilder:
+    """A CA's certificate signs certificates and CRLs; a smartcard's signs documents (non-repudiation too)."""
+    return (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+        .serial_number(serial).not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                                     crl_sign=ca, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False))
+
+
 def _make_authority(which: str) -> dict:
     key = _new_key()
     name = _name(CA_NAMES[which], "CA")
     now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=365 * CA_YEARS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256()))
+    certificate = _builder(name, name, key, x509.random_serial_number(), now - timedelta(days=1),
+                           now + timedelta(days=365 * CA_YEARS), ca=True).sign(key, hashes.SHA256())
     return {"certificate": _pem(certificate), "key": _key_pem(key)}
 
 
@@ -130,7 +135,7 @@ def ca_certificate_pem(store: Store) -> str:
 
 
 def ca_certificate(store: Store) -> x509.Certificate:
-    return _certificate(_stored(store, TRUSTED)["certificate"])
+    return _certificate(ca_certificate_pem(store))
 
 
 def common_name(subject: str, user_id: str | None) -> str:
@@ -161,14 +166,8 @@ def issue(store: Store, *, subject: str, user_id: str | None = None, kind: str =
     not_before, not_after = _validity(kind, now or datetime.now(UTC))
     serial = x509.random_serial_number()
     certificate = (
-        x509.CertificateBuilder().subject_name(_name(common_name(subject, user_id), "People"))
-        .issuer_name(authority.certificate.subject).public_key(key.public_key()).serial_number(serial)
-        .not_valid_before(not_before).not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        _builder(_name(common_name(subject, user_id), "People"), authority.certificate.subject, key, serial,
+                 not_before, not_after, ca=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.key.public_key()),
                        critical=False)
         .sign(authority.key, hashes.SHA256()))

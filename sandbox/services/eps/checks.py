@@ -22,7 +22,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from sandbox.conformance.checks import CheckContext, CheckSet, RequestView
-from sandbox.conformance.findings import Finding, Outcome
+from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.conformance.parsing import Malformed, is_ascii_digits, parse_json
 from sandbox.conformance.schemas import SchemaProblem, problems_in
 from sandbox.services.eps import validation
@@ -50,7 +50,8 @@ from sandbox.services.eps.context import (
     VERIFY,
     WITHDRAW,
 )
-from sandbox.services.eps.errors import eps_error, issue
+from sandbox.services.eps.errors import FHIR_JSON, eps_error, issue
+from sandbox.services.eps.prescription_ids import short_form_problem
 from sandbox.services.eps.resources import parameter, prescription_id
 from sandbox.web.access import APPLICATION, HEALTHCARE_WORKER, PATIENT, Access, access_findings
 
@@ -85,8 +86,8 @@ BODY_SCHEMAS: dict[str, tuple[str, str]] = {
 }
 
 UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-FHIR_JSON = "application/fhir+json"
 USER_RESTRICTED_AAL = "AAL3"
+AUTHORIZATION = "header:Authorization"
 FEATURE = {**{op: "Prescribing" for op in PRESCRIBING_OPS}, **{op: "Dispensing" for op in DISPENSING_OPS},
            TRACKER: "Tracker"}
 
@@ -238,6 +239,15 @@ def document(req: RequestView) -> Any:
         return _UNREADABLE
 
 
+def _typed_body(req: RequestView, operation: str) -> Any:
+    """The body as JSON when it has the resourceType the operation takes; else None (it was refused while reading
+    the body, or for its resourceType)."""
+    body = document(req)
+    if body is _UNREADABLE or validation.resource_type_problem(operation, body) is not None:
+        return None
+    return body
+
+
 @checks.register(REQ_RESOURCE_TYPE, operations=TYPED_OPS)
 def resource_type(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
     body = document(req)
@@ -247,10 +257,11 @@ def resource_type(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
 
 
 def type_findings(operation: str, body: Any) -> Iterator[Finding]:
-    wanted = "Bundle" if operation == VERIFY else validation.EXPECTED_TYPE.get(operation)
-    problem = validation.resource_type_problem(PREPARE if operation == VERIFY else operation, body)
+    operation = PREPARE if operation == VERIFY else operation  # $verify-signature takes a prescription's Bundle
+    problem = validation.resource_type_problem(operation, body)
     if problem is None:
-        yield Finding.passed(REQ_RESOURCE_TYPE, f"The body is a {wanted}.", "/resourceType")
+        yield Finding.passed(REQ_RESOURCE_TYPE, f"The body is a {validation.EXPECTED_TYPE.get(operation)}.",
+                             "/resourceType")
     else:
         yield Finding.failed(REQ_RESOURCE_TYPE, problem.diagnostics, problem.location, reject=problem.error())
 
@@ -262,7 +273,7 @@ def access_mode(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
     access, op = access_of(ctx), ctx.operation
     if not applied(access):
         return
-    feature, where = FEATURE.get(op), "header:Authorization"
+    feature, where = FEATURE.get(op), AUTHORIZATION
     if access.session is not None:
         yield Finding.info(REQ_MODE, f"The request carries a {access.describe()}: the access mode and role rules "
                            "are not applied to it.", where)
@@ -282,13 +293,13 @@ def access_mode(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
         yield from _role(access, req.header(ROLE_ID), op, feature)
 
 
-def _no_permission(feature: str):
+def _no_permission(feature: str) -> SpineError:
     return eps_error(403, "forbidden", diagnostics=f"Your app does not have permission to access {feature.lower()} "
                      "functionality.")
 
 
 def _application(req: RequestView, op: str, feature: str | None) -> Iterator[Finding]:
-    where = "header:Authorization"
+    where = AUTHORIZATION
     if op == RELEASE and not _names_prescription(req):
         yield Finding.passed(REQ_MODE, "A nominated release (no group-identifier) may be made unattended, with an "
                              "application-restricted token.", where)
@@ -308,18 +319,18 @@ def _names_prescription(req: RequestView) -> bool:
 
 def _authentication_level(access: Access, feature: str) -> Iterator[Finding]:
     if access.aal == USER_RESTRICTED_AAL:
-        yield Finding.passed(REQ_AAL, f"The user authenticated at {access.aal}.", "header:Authorization")
+        yield Finding.passed(REQ_AAL, f"The user authenticated at {access.aal}.", AUTHORIZATION)
     else:
         yield Finding.failed(REQ_AAL, f"The user authenticated at {access.aal or 'an unknown level'}; EPS needs "
                              "AAL3 (a smartcard or an equivalent authenticator), so the token carries no EPS scope.",
-                             "header:Authorization", reject=_no_permission(feature))
+                             AUTHORIZATION, reject=_no_permission(feature))
 
 
 def _role(access: Access, session_role: str | None, op: str, feature: str) -> Iterator[Finding]:
     role_id = session_role or access.role_id
     code = role_code_of(access, role_id)
     allowed = PRESCRIBING_ROLES if feature == "Prescribing" else DISPENSING_ROLES
-    where = f"header:{ROLE_ID}" if session_role else "header:Authorization"
+    where = f"header:{ROLE_ID}" if session_role else AUTHORIZATION
     if code is None:
         yield Finding.info(REQ_ROLE, f"The role of this request ({role_id or 'none selected'}) has no known RBAC "
                            f"role code, so whether it may use {feature.lower()} functionality is not judged.", where)
@@ -338,10 +349,9 @@ def _role(access: Access, session_role: str | None, op: str, feature: str) -> It
 
 @checks.register(*validation.REQUIREMENTS, operations=VERIFIED_OPS)
 def verification(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
-    body = document(req)
-    if body is _UNREADABLE or validation.resource_type_problem(ctx.operation, body) is not None:
-        return  # refused while reading the body, or for its resourceType
-    yield from verification_findings(ctx.operation, body)
+    body = _typed_body(req, ctx.operation)
+    if body is not None:
+        yield from verification_findings(ctx.operation, body)
 
 
 def verification_findings(operation: str, body: Any) -> Iterator[Finding]:
@@ -366,12 +376,6 @@ def id_findings(operation: str, body: Any) -> Iterator[Finding]:
     value = prescription_id(body)
     if value is None:
         return
-    try:
-        from sandbox.services.eps.prescription_ids import short_form_problem  # here: built in parallel
-    except ImportError:
-        yield Finding.info(REQ_PRESCRIPTION_ID, f"Prescription id {value[:40]!r} was not checked (the sandbox's "
-                           "prescription id module is not available).", "body")
-        return
     problem = short_form_problem(value)
     if problem is None:
         yield Finding.passed(REQ_PRESCRIPTION_ID, f"Prescription id {value} has the right check character.", "body")
@@ -389,10 +393,9 @@ def id_findings(operation: str, body: Any) -> Iterator[Finding]:
 
 @checks.register(*(requirement for _, requirement in BODY_SCHEMAS.values()), operations=tuple(BODY_SCHEMAS))
 def request_profile(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
-    body = document(req)
-    if body is _UNREADABLE or validation.resource_type_problem(ctx.operation, body) is not None:
-        return
-    yield from profile_findings(ctx.operation, req.body, body)
+    body = _typed_body(req, ctx.operation)
+    if body is not None:
+        yield from profile_findings(ctx.operation, req.body, body)
 
 
 MAX_PROBLEMS = 20

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from sandbox.services.eps.certificates import KINDS
 from sandbox.settings import SettingError, Settings
 
+if TYPE_CHECKING:
+    from sandbox.journal.store import Store
+
 DATA_DIR = click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
-KINDS = ("valid", "expired", "not-yet-valid", "revoked", "untrusted")
 
 
-def _store(data_dir):
+def _store(data_dir: Path | None) -> Store:
     from sandbox.journal.store import open_store
 
     try:
@@ -63,7 +67,7 @@ def eps() -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Folder to write <name>.crt.pem and <name>.key.pem to.")
 @DATA_DIR
-def certificate(user, kind, out_dir, data_dir) -> None:
+def certificate(user: str, kind: str, out_dir: Path, data_dir: Path | None) -> None:
     """Issue a smartcard-like signing certificate and its private key from the sandbox's test CA."""
     from sandbox.services.eps.certificates import CertificateError, issue
 
@@ -102,7 +106,7 @@ def _read(path: Path, what: str) -> str:
               help="The private key (PEM) from `spine-sandbox eps certificate`.")
 @click.option("--certificate", "certificate_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="The certificate (PEM) from `spine-sandbox eps certificate`.")
-def sign_digest(digest, key_file, certificate_file) -> None:
+def sign_digest(digest: str, key_file: Path, certificate_file: Path) -> None:
     """Print Provenance.signature[0].data for a $prepare digest (its `when` is $prepare's timestamp)."""
     from sandbox.services.eps.signatures import SignatureError, sign
 
@@ -119,7 +123,7 @@ def sign_digest(digest, key_file, certificate_file) -> None:
               help="CRL reason: keyCompromise (and cACompromise, aACompromise) refuse every signature by it, any "
                    "other (e.g. superseded) only signatures made after now.")
 @DATA_DIR
-def revoke(certificate_file, reason, data_dir) -> None:
+def revoke(certificate_file: Path, reason: str, data_dir: Path | None) -> None:
     """Revoke a certificate: orders signed with it are refused 'Certificate is revoked', as live reads the CRL."""
     from cryptography import x509
 
@@ -139,7 +143,7 @@ def revoke(certificate_file, reason, data_dir) -> None:
 
 @eps.command("ca")
 @DATA_DIR
-def ca(data_dir) -> None:
+def ca(data_dir: Path | None) -> None:
     """Print the sandbox's test CA certificate (PEM): the only issuer the sandbox trusts for signatures."""
     from sandbox.services.eps.certificates import ca_certificate_pem
 

@@ -20,15 +20,6 @@ MAX_ADVANCE_S = 3 * 366 * 86400.0  # one change: beyond any prescription's valid
 MAX_OFFSET_S = 10 * 366 * 86400.0  # all changes together
 
 
-class ControlError(Exception):
-    pass
-
-
-@control.errorhandler(ControlError)
-def _refused(exc: ControlError):
-    return control_error("bad_request", str(exc), 400)
-
-
 @control.errorhandler(FieldError)
 def _malformed(exc: FieldError):
     return control_error("bad_request", exc.description, 400, exc.field)
@@ -37,7 +28,7 @@ def _malformed(exc: FieldError):
 def _session() -> str:
     session, wrong = control_session(request)
     if wrong:
-        raise ControlError(wrong)
+        raise FieldError(wrong)
     return session
 
 
@@ -72,7 +63,7 @@ def list_prescriptions():
     session = _session()
     status = request.args.get("status")
     if status is not None and status not in BUSINESS_STATUS:
-        raise ControlError(f"status {status[:20]!r} is not a business status ({', '.join(BUSINESS_STATUS)})")
+        raise FieldError(f"status {status[:20]!r} is not a business status ({', '.join(BUSINESS_STATUS)})")
     moment = prescriptions.now(session)
     rows = [prescriptions.summary(record, moment) for record in prescriptions.all_records(session)]
     if status is not None:

@@ -17,6 +17,7 @@ import copy
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sandbox.conformance.findings import Finding, SpineError
 from sandbox.services.eps import orders, prescriptions, releases, resources, translation
@@ -24,7 +25,6 @@ from sandbox.services.eps.context import (
     CANCELLED,
     CLAIMED,
     DISPENSED,
-    EPS_ISSUE_CODES,
     EXPIRED,
     ITEM_ID_SYSTEM,
     NO_CLAIMED,
@@ -58,6 +58,7 @@ NOTIFIED = (WITH_DISPENSER_ACTIVE, DISPENSED, NOT_DISPENSED)  # a dispense notif
 # medicationdispense-type codes that finish an item: fully dispensed, not dispensed, cancelled.
 ITEM_DISPENSED, ITEM_NOT_DISPENSED, ITEM_CANCELLED = "0001", "0002", "0005"
 ITEM_DONE = (ITEM_DISPENSED, ITEM_NOT_DISPENSED, ITEM_CANCELLED)
+WITH_ANOTHER = ("PRESCRIPTION_WITH_ANOTHER_DISPENSER", "Prescription is with another dispenser")  # code, display
 # Release refusals by status, as Spine's dispense error codes translate (spine-response-handler.ts).
 RELEASE_REFUSALS = {
     EXPIRED: ("PRESCRIPTION_EXPIRED", "Prescription has expired"),
@@ -97,8 +98,8 @@ def dispenser(call: EpsCall) -> dict | None:
         owner = resources.parameter(body, "owner")
         return _organization_of(owner.get("resource") if owner else None)
     if kind == "Task":
-        ods = resources.identifier_value((body.get("owner") or {}).get("identifier")
-                                         if isinstance(body.get("owner"), dict) else None, ODS_SYSTEM)
+        owner = body.get("owner")
+        ods = resources.identifier_value(owner.get("identifier") if isinstance(owner, dict) else None, ODS_SYSTEM)
         contained = _contained_organization(body)
         if ods and (contained is None or contained["ods"] != ods):
             return {"ods": ods, "name": None, "organization": None}
@@ -115,10 +116,6 @@ def dispenser(call: EpsCall) -> dict | None:
     return named or {"ods": ods, "name": sender.get("display"), "organization": None}
 
 
-def _owner_record(who: dict) -> dict:
-    return {"ods": who["ods"], "name": who.get("name"), "organization": who.get("organization")}
-
-
 def with_another_dispenser(ex: ExchangeContext, record: dict) -> Answer:
     """PRESCRIPTION_WITH_ANOTHER_DISPENSER, the other dispenser's Organization contained (as the example)."""
     owner = record.get("owner") or {}
@@ -130,8 +127,7 @@ def with_another_dispenser(ex: ExchangeContext, record: dict) -> Answer:
     organization["id"] = org_id
     ex.add(Finding.failed(prescriptions.REQ_OWNER, f"Prescription {record['id']} is with another dispenser "
                           f"({owner.get('ods')})"))
-    body = outcome(issue("business-rule", "PRESCRIPTION_WITH_ANOTHER_DISPENSER",
-                         "Prescription is with another dispenser"),
+    body = outcome(issue("business-rule", *WITH_ANOTHER),
                    contained=[organization],
                    extension=[{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-Spine-supportingInfo",
                                "valueReference": {"reference": f"#{org_id}"}}])
@@ -143,17 +139,8 @@ def _owned_by_other(record: dict, who: dict | None) -> bool:
     return bool(owner.get("ods")) and who is not None and owner["ods"] != who["ods"]
 
 
-def _refusal_answer(error: SpineError, system: str = EPS_ISSUE_CODES) -> Answer:
-    """A refusal whose code belongs to EPS-IssueCode but is not one errors.EPS_CODES knows (so it is built here)."""
-    item = {"severity": "error", "code": error.issue_code,
-            "details": {"coding": [{"system": system, "code": error.code, "display": error.display}]}}
-    if error.diagnostics:
-        item["diagnostics"] = error.diagnostics
-    return Answer(error.status, outcome(item))
-
-
-def _accepted(call: EpsCall, body: dict | None = None, status: int = 200) -> Answer:
-    return Answer(status, body if body is not None else informational(), translation=translation.translate(call))
+def _accepted(call: EpsCall, body: dict | None = None) -> Answer:
+    return Answer(200, body if body is not None else informational(), translation=translation.translate(call))
 
 
 # --- release ----------------------------------------------------------------------------------------------------
@@ -177,7 +164,7 @@ def _released(record: dict, who: dict, moment: datetime) -> dict:
         record["items"] = [{"id": item["id"], "status": orders.ITEM_TO_BE_DISPENSED} for item in record["items"]]
         record["dispenses"], record["claim"] = [], None
     new = prescriptions.changed(record, "release", WITH_DISPENSER, moment, who={"ods": who["ods"]})
-    new["owner"] = _owner_record(who)
+    new["owner"] = dict(who)
     return new
 
 
@@ -193,15 +180,14 @@ def release(call: EpsCall, ex: ExchangeContext) -> Answer:
     record = prescriptions.require(call, ex, short_form, code="RESOURCE_NOT_FOUND", display_text="Resource not found")
     if record["status"] in ACTIVE and _owned_by_other(record, who):
         return with_another_dispenser(ex, record)
-    if not _releasable(record, prescriptions.now(call.session)):
-        code, text = RELEASE_REFUSALS.get(record["status"], ("PRESCRIPTION_INVALID_STATE_TRANSITION",
-                                                             "Invalid State Transition for Prescription"))
-        error = prescriptions.invalid_state(ex, record, "release", code, text)
-        return _refusal_answer(error)
     moment = prescriptions.now(call.session)
+    if not _releasable(record, moment):
+        code, text = RELEASE_REFUSALS.get(record["status"], (prescriptions.INVALID_STATE_CODE,
+                                                             prescriptions.INVALID_STATE_DISPLAY))
+        error = prescriptions.invalid_state(ex, record, "release", code, text)
+        return Answer(error.status, outcome(issue(error.issue_code, error.code, error.display, error.diagnostics)))
     released = _released(record, who, moment)
-    conflict = eps_error(400, "business-rule", "PRESCRIPTION_WITH_ANOTHER_DISPENSER",
-                         "Prescription is with another dispenser",
+    conflict = eps_error(400, "business-rule", *WITH_ANOTHER,
                          f"Prescription {record['id']} was released to another dispenser by a concurrent request.")
     prescriptions.save(call, ex, released, conflict=conflict, requirement=REQ_RELEASE)
     if released.get("issue", 1) > record.get("issue", 1):
@@ -226,7 +212,7 @@ def _nominated_release(call: EpsCall, ex: ExchangeContext, who: dict) -> Answer:
         record = prescriptions.require(call, ex, record["id"])
         changed = _released(record, who, moment)
         prescriptions.save(call, ex, changed, requirement=REQ_NOMINATED, conflict=eps_error(
-            400, "business-rule", "PRESCRIPTION_WITH_ANOTHER_DISPENSER", "Prescription is with another dispenser",
+            400, "business-rule", *WITH_ANOTHER,
             f"Prescription {record['id']} was released by a concurrent request; download again."))
         released.append(changed)
     ex.add(Finding.passed(REQ_NOMINATED, f"Released {len(released)} prescription(s) nominated to {who['ods']}"
@@ -258,7 +244,8 @@ def _dispensed_items(body: dict) -> list[tuple[str | None, str]]:
     for dispense in resources.entries(body, "MedicationDispense"):
         item = resources.find_identifier(dispense.get("contained"), ITEM_ID_SYSTEM) \
             or resources.find_identifier(dispense.get("authorizingPrescription"), ITEM_ID_SYSTEM)
-        codings = (dispense.get("type") or {}).get("coding") if isinstance(dispense.get("type"), dict) else None
+        kind = dispense.get("type")
+        codings = kind.get("coding") if isinstance(kind, dict) else None
         code = next((c.get("code") for c in codings or [] if isinstance(c, dict) and c.get("code")), "")
         found.append((item.lower() if item else None, str(code)))
     return found
@@ -291,8 +278,8 @@ def _check_repeats(ex: ExchangeContext, record: dict, body: dict) -> None:
     if record.get("course") != orders.ERD:
         return
     for request in _all_dicts(body, "MedicationRequest"):
-        allowed = (request.get("dispenseRequest") or {}).get("numberOfRepeatsAllowed") \
-            if isinstance(request.get("dispenseRequest"), dict) else None
+        dispense_request = request.get("dispenseRequest")
+        allowed = dispense_request.get("numberOfRepeatsAllowed") if isinstance(dispense_request, dict) else None
         if isinstance(allowed, int) and allowed != record.get("issues", 1) - 1:
             raise prescriptions.refuse(ex, REQ_REPEATS, eps_error(
                 400, "business-rule", "MISMATCH_AUTHORISED_REPEAT_COUNTS", "Mismatch in authorised repeat counts",
@@ -300,7 +287,7 @@ def _check_repeats(ex: ExchangeContext, record: dict, body: dict) -> None:
                 f"({record.get('issues', 1) - 1})."))
 
 
-def _all_dicts(value, resource_type: str) -> list[dict]:
+def _all_dicts(value: Any, resource_type: str) -> list[dict]:
     found = []
     if isinstance(value, dict):
         if value.get("resourceType") == resource_type:
@@ -404,18 +391,14 @@ def claim(call: EpsCall, ex: ExchangeContext) -> Answer:
 
 
 # --- Task: return and withdraw ------------------------------------------------------------------------------------
-def _task_state_refusal(ex: ExchangeContext, record: dict, action: str) -> SpineError:
-    return prescriptions.invalid_state(ex, record, action, "INVALID_STATE_TRANSITION",
-                                       "Invalid State Transition for Prescription")
-
-
 def _task(call: EpsCall, ex: ExchangeContext, action: str, allowed: Callable[[dict], bool],
           change: Callable[[dict, datetime], dict], requirement: str) -> Answer:
     record, who, refused = _held(call, ex)
     if refused is not None:
         return refused
     if not allowed(record):
-        raise _task_state_refusal(ex, record, action)
+        raise prescriptions.invalid_state(ex, record, action, "INVALID_STATE_TRANSITION",
+                                          prescriptions.INVALID_STATE_DISPLAY)
     moment = prescriptions.now(call.session)
     new = change(record, moment)
     prescriptions.save(call, ex, new, requirement=requirement)
@@ -432,8 +415,8 @@ def return_(call: EpsCall, ex: ExchangeContext) -> Answer:
                                     who={"ods": (record.get("owner") or {}).get("ods")})
         new["owner"] = None
         if pending:
-            new["history"].append({"at": prescriptions.stamp(moment), "event": "cancel", "from": WITH_DISPENSER,
-                                   "status": CANCELLED, "issue": new.get("issue", 1), "by": {"user": pending["by"]}})
+            new["history"].append(prescriptions.history_entry(record, "cancel", CANCELLED, moment,
+                                                              who={"user": pending["by"]}))
             new["pending_cancellation"] = None
         return new
 

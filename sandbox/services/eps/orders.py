@@ -18,18 +18,16 @@ from sandbox.services.eps.context import (
     PRESCRIPTION_UUID_SYSTEM,
     ROLE_PROFILE_SYSTEM,
     TO_BE_DISPENSED,
+    UUID_SYSTEM,
 )
-from sandbox.services.eps.prescriptions import (
-    CONTROLLED_VALIDITY,
-    parse_moment,
-    stamp,
-)
+from sandbox.services.eps.prescriptions import parse_moment, stamp
 
 ERD = "continuous-repeat-dispensing"
 REPEAT = "continuous"
 ACUTE = "acute"
 ITEM_TO_BE_DISPENSED = "0007"  # medicationdispense-type: Item to be dispensed
 _CONTROLLED_SCHEDULE = re.compile(r"^CD[234]")  # Schedule 2-4 controlled drugs: 28 days' validity
+CONTROLLED_VALIDITY = timedelta(days=28)
 
 
 def medication_requests(bundle: Any) -> list[dict]:
@@ -103,12 +101,12 @@ def expiry(request: dict, fallback: datetime) -> datetime:
     return add_months(authored, 6)
 
 
-def _organization(bundle: Any, reference: Any) -> dict | None:
+def _referenced(bundle: Any, reference: Any, resource_type: str) -> list[dict]:
+    """The Bundle's resources of this type that a Reference points at (its reference ends with their id)."""
     target = _dict(reference).get("reference")
-    for resource in resources.entries(bundle, "Organization"):
-        if isinstance(target, str) and target.endswith(str(resource.get("id"))):
-            return resource
-    return None
+    if not isinstance(target, str):
+        return []
+    return [r for r in resources.entries(bundle, resource_type) if target.endswith(str(r.get("id")))]
 
 
 def prescriber(bundle: Any, request: dict) -> dict:
@@ -118,14 +116,12 @@ def prescriber(bundle: Any, request: dict) -> dict:
     ods = resources.identifier_value(sender.get("identifier"), ODS_SYSTEM)
     name = sender.get("display") if isinstance(sender.get("display"), str) else None
     role = None
-    target = _dict(request.get("requester")).get("reference")
-    for resource in resources.entries(bundle, "PractitionerRole"):
-        if isinstance(target, str) and target.endswith(str(resource.get("id"))):
-            role = resources.identifier_value(resource.get("identifier"), ROLE_PROFILE_SYSTEM)
-            organization = _organization(bundle, resource.get("organization"))
-            if organization is not None:
-                ods = ods or resources.identifier_value(organization.get("identifier"), ODS_SYSTEM)
-                name = name or organization.get("name")
+    for resource in _referenced(bundle, request.get("requester"), "PractitionerRole"):
+        role = resources.identifier_value(resource.get("identifier"), ROLE_PROFILE_SYSTEM)
+        organizations = _referenced(bundle, resource.get("organization"), "Organization")
+        if organizations:
+            ods = ods or resources.identifier_value(organizations[0].get("identifier"), ODS_SYSTEM)
+            name = name or organizations[0].get("name")
     return {"ods": ods, "name": name, "role": role}
 
 
@@ -160,6 +156,5 @@ def record_of(bundle: dict, moment: datetime) -> dict:
         "owner": None, "pending_cancellation": None, "dispenses": [], "claim": None, "last_dispensed": None,
         "created": stamp(moment), "updated": stamp(moment), "bundle": bundle,
         "history": [{"at": stamp(moment), "event": "order", "from": None, "status": TO_BE_DISPENSED, "issue": 1,
-                     "message": resources.identifier_value(bundle.get("identifier"), "https://tools.ietf.org/html"
-                                                           "/rfc4122")}],
+                     "message": resources.identifier_value(bundle.get("identifier"), UUID_SYSTEM)}],
     }

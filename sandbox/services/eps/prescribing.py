@@ -62,8 +62,7 @@ def _canceller(call: EpsCall, request: dict) -> str | None:
     """Who asks for the cancellation: the CIS2 user, else the cancellation's requester role profile."""
     if call.access is not None and call.access.user_id:
         return call.access.user_id
-    roles = resources.entries(call.body, "PractitionerRole")
-    for role in roles:
+    for role in resources.entries(call.body, "PractitionerRole"):
         value = resources.identifier_value(role.get("identifier"), ROLE_PROFILE_SYSTEM)
         if value:
             return value
@@ -110,9 +109,8 @@ def cancel(call: EpsCall, ex: ExchangeContext) -> Answer:
         return result
     if code in cancellations.MARKS_PENDING and not pending:
         record["pending_cancellation"] = {"by": canceller, "at": prescriptions.stamp(moment), "code": code}
-        record["history"].append({"at": prescriptions.stamp(moment), "event": "cancellation-pending",
-                                  "from": record["status"], "status": record["status"],
-                                  "issue": record.get("issue", 1), "by": {"user": canceller}})
+        record["history"].append(prescriptions.history_entry(record, "cancellation-pending", record["status"],
+                                                             moment, who={"user": canceller}))
         prescriptions.save(call, ex, record, requirement=REQ_CANCEL)
     ex.add(Finding.info(REQ_CANCEL, f"Prescription {short_form} is {record['status']}: Spine answers {code}"))
     return cancellations.answer(code, call.body, moment, owner)

@@ -43,8 +43,8 @@ REQ_EXPIRY = "EPS-RX-005"
 
 # Statuses an unfinished issue may expire from (live expires what has not been dispensed in its validity period).
 EXPIRABLE = (TO_BE_DISPENSED, WITH_DISPENSER, WITH_DISPENSER_ACTIVE)
-DEFAULT_VALIDITY = timedelta(days=182)  # six months after authoredOn
-CONTROLLED_VALIDITY = timedelta(days=28)  # Schedule 2-4 controlled drugs
+INVALID_STATE_CODE = "PRESCRIPTION_INVALID_STATE_TRANSITION"
+INVALID_STATE_DISPLAY = "Invalid State Transition for Prescription"
 
 
 # --- the session clock -----------------------------------------------------------------------------------------
@@ -124,45 +124,50 @@ def require(call: EpsCall, ex: ExchangeContext, short_form: str | None, **not_fo
         raise not_found(ex, short_form, **not_found_args)
     ex.cache[_version_key(short_form)] = item.version
     record = copy.deepcopy(item.value)
-    effective = status_of(record, now(call.session))
+    moment = now(call.session)
+    effective = status_of(record, moment)
     if effective != record["status"]:
-        record = changed(record, "expire", effective, now(call.session), who={"note": "validity period ended"})
+        record = changed(record, "expire", effective, moment, who={"note": "validity period ended"})
         ex.add(Finding.info(REQ_EXPIRY, f"Prescription {short_form} expired at {record['expires']} "
                             "(session clock) and is now 0004 Expired"))
     ex.add(Finding.passed(REQ_KNOWN, f"Prescription {short_form} is held by this session ({record['status']})"))
     return record
 
 
-def invalid_state(ex: ExchangeContext, record: dict, action: str, code: str = "PRESCRIPTION_INVALID_STATE_TRANSITION",
-                  display_text: str = "Invalid State Transition for Prescription") -> SpineError:
+def invalid_state(ex: ExchangeContext, record: dict, action: str, code: str = INVALID_STATE_CODE,
+                  display_text: str = INVALID_STATE_DISPLAY) -> SpineError:
     status = record["status"]
     return refuse(ex, REQ_STATE, eps_error(
         400, "business-rule", code, display_text,
         f"Cannot {action} prescription {record['id']}: it is {status} {display(status)}."))
 
 
-def require_state(ex: ExchangeContext, record: dict, allowed: tuple[str, ...], action: str,
-                  code: str = "PRESCRIPTION_INVALID_STATE_TRANSITION",
-                  display_text: str = "Invalid State Transition for Prescription") -> None:
+def require_state(ex: ExchangeContext, record: dict, allowed: tuple[str, ...], action: str) -> None:
     if record["status"] not in allowed:
-        raise invalid_state(ex, record, action, code, display_text)
+        raise invalid_state(ex, record, action)
     ex.add(Finding.passed(REQ_STATE, f"{action}: prescription {record['id']} is {record['status']}"))
 
 
 # --- changing ----------------------------------------------------------------------------------------------------
-def changed(record: dict, event: str, status: str, moment: datetime, *, who: dict | None = None,
-            message: str | None = None) -> dict:
-    """A copy of the record in `status`, with the change appended to its history (what the tracker shows)."""
-    new = copy.deepcopy(record)
+def history_entry(record: dict, event: str, status: str, moment: datetime, *, who: dict | None = None,
+                  message: str | None = None) -> dict:
+    """One change of the record's history: from its status to `status`."""
     entry = {"at": stamp(moment), "event": event, "from": record.get("status"), "status": status,
              "issue": record.get("issue", 1)}
     if who:
         entry["by"] = who
     if message:
         entry["message"] = message
+    return entry
+
+
+def changed(record: dict, event: str, status: str, moment: datetime, *, who: dict | None = None,
+            message: str | None = None) -> dict:
+    """A copy of the record in `status`, with the change appended to its history (what the tracker shows)."""
+    new = copy.deepcopy(record)
     new["status"] = status
     new["updated"] = stamp(moment)
-    new.setdefault("history", []).append(entry)
+    new.setdefault("history", []).append(history_entry(record, event, status, moment, who=who, message=message))
     return new
 
 
@@ -179,8 +184,7 @@ def save(call: EpsCall, ex: ExchangeContext, record: dict, *, new: bool = False,
     session = call.session
     snapshot = copy.deepcopy(record)
     expected = None if new else ex.cache.get(_version_key(record["id"]))
-    refusal = conflict or eps_error(400, "business-rule", "PRESCRIPTION_INVALID_STATE_TRANSITION",
-                                    "Invalid State Transition for Prescription",
+    refusal = conflict or eps_error(400, "business-rule", INVALID_STATE_CODE, INVALID_STATE_DISPLAY,
                                     f"Prescription {record['id']} was changed by another request while this one "
                                     "was answered.")
 
@@ -197,9 +201,9 @@ def save(call: EpsCall, ex: ExchangeContext, record: dict, *, new: bool = False,
 
 
 def concurrent_refusal(requirement: str, error: SpineError) -> Refusal:
-    message = (error.diagnostics or error.display or error.code) + " (a concurrent request changed the "
-    message += "prescription first)"
-    return Refusal(Finding.failed(requirement, message, reject=error))
+    reason = error.diagnostics or error.display or error.code
+    return Refusal(Finding.failed(requirement, f"{reason} (a concurrent request changed the prescription first)",
+                                  reject=error))
 
 
 def summary(record: dict, moment: datetime) -> dict:

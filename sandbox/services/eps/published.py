@@ -33,36 +33,24 @@ import yaml
 from sandbox.conformance.parsing import canonical_json, json_digest
 from sandbox.services.eps import cancellations, prescription_ids, prescriptions, releases, resources
 from sandbox.services.eps.context import (
-    CANCEL,
-    CLAIM,
-    DISPENSE,
     EPS_ISSUE_CODES,
+    ITEM_ID_SYSTEM,
     MESSAGE_EVENT_SYSTEM,
+    NHS_NUMBER_SYSTEM,
     ODS_SYSTEM,
-    ORDER,
     PRESCRIPTION_ID_SYSTEM,
     PRESCRIPTION_UUID_SYSTEM,
-    RELEASE,
-    RETURN,
     ROLE_PROFILE_SYSTEM,
     SPINE_CODES,
     USER_ID_SYSTEM,
     UUID_SYSTEM,
-    WITHDRAW,
     Answer,
     EpsCall,
 )
 from sandbox.services.eps.errors import informational, issue, outcome
+from sandbox.services.eps.validation import MISSING_ENDORSEMENT
 
 DATA = Path(__file__).parent / "published"
-# Requirement ids of this module's catalogue (requirements/published.yaml).
-REQ_EXAMPLES = "EPS-PUB-001"
-REQ_EQUAL = "EPS-PUB-002"
-REQ_CANCEL = "EPS-PUB-003"
-REQ_RELEASE = "EPS-PUB-004"
-REQ_DECEASED = "EPS-PUB-005"
-REQ_ENDORSEMENT = "EPS-VER-014"  # the checks' (requirements/checks.yaml): they refuse the example first
-MISSING_ENDORSEMENT = "The claim is missing the required endorsement code."  # live's verification error text
 SIGNATURE_INVALID = "Signature is invalid."  # live's failedPrescriptions issue for a signature that does not verify
 _NAMESPACE = uuid.UUID("7c1f0a52-5d0e-4b8e-9a57-0e1b5e7a2c41")  # synthetic content's ids: uuid5(this, id/part)
 _SNOMED = "http://snomed.info/sct"
@@ -174,9 +162,6 @@ def _released(call: EpsCall, example: Example) -> Answer:
 
 ANSWERS = {"informational": _informational, "cancelled": _cancelled, "released": _released,
            "missing-endorsement": _missing_endorsement, "patient-deceased": _patient_deceased, "prepare": _prepare}
-# What each stateful operation's examples are answered with, for the catalogue and tests.
-STATEFUL = {CANCEL: "cancelled", RELEASE: "released", DISPENSE: "informational", CLAIM: "informational",
-            RETURN: "informational", WITHDRAW: "informational", ORDER: "informational"}
 
 
 def _group_identifier(body: Any) -> str | None:
@@ -264,7 +249,7 @@ def _medication_request(short_form: str, number: int, item: dict, ids: dict, pha
             {"url": "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-DispensingInformation", "extension": [
                 {"url": "dispenseStatus", "valueCoding": {"system": "https://fhir.nhs.uk/CodeSystem/medicationdispense-type",
                                                           "code": "0008", "display": "Item with dispenser"}}]}],
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/prescription-order-item-number", "value": item_id}],
+        "identifier": [{"system": ITEM_ID_SYSTEM, "value": item_id}],
         "status": "active", "intent": "order",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
                                   "code": "community", "display": "Community"}]}],
@@ -291,7 +276,7 @@ def _medication_request(short_form: str, number: int, item: dict, ids: dict, pha
 
 def _patient(patient: dict, ids: dict) -> dict:
     return {"resourceType": "Patient", "id": ids["patient"],
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": patient["nhs_number"]}],
+            "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": patient["nhs_number"]}],
             "name": [{"use": "usual", "family": patient["family"], "given": list(patient["given"]),
                       "prefix": list(patient["prefix"])}],
             "gender": patient["gender"], "birthDate": patient["birth_date"],

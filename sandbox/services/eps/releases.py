@@ -15,11 +15,14 @@ from sandbox.services.eps.prescriptions import stamp
 SELF_URL = "https://sandbox.api.service.nhs.uk/fhir-dispensing/Task/$release"
 
 
-def _searchset(moment: datetime, entries: list[dict]) -> dict:
+def searchset(moment: datetime, entries: list[dict], self_url: str | None = None) -> dict:
+    """A searchset Bundle as live EPS answers one (the release's halves, the tracker's answer)."""
     bundle_id = str(uuid.uuid4())
-    return {"resourceType": "Bundle", "id": bundle_id, "meta": {"lastUpdated": stamp(moment)},
-            "identifier": {"system": UUID_SYSTEM, "value": bundle_id}, "type": "searchset",
-            "link": [{"relation": "self", "url": SELF_URL}], "total": len(entries), "entry": entries}
+    bundle = {"resourceType": "Bundle", "id": bundle_id, "meta": {"lastUpdated": stamp(moment)},
+              "identifier": {"system": UUID_SYSTEM, "value": bundle_id}, "type": "searchset"}
+    if self_url:
+        bundle["link"] = [{"relation": "self", "url": self_url}]
+    return {**bundle, "total": len(entries), "entry": entries}
 
 
 def _entry(record: dict) -> dict:
@@ -31,8 +34,8 @@ def _entry(record: dict) -> dict:
 def response(records: list[dict], moment: datetime) -> dict:
     """passedPrescriptions holding each released record's order Bundle, and an empty failedPrescriptions."""
     return {"resourceType": "Parameters", "id": str(uuid.uuid4()), "parameter": [
-        {"name": "passedPrescriptions", "resource": _searchset(moment, [_entry(r) for r in records])},
-        {"name": "failedPrescriptions", "resource": _searchset(moment, [])},
+        {"name": "passedPrescriptions", "resource": searchset(moment, [_entry(r) for r in records], SELF_URL)},
+        {"name": "failedPrescriptions", "resource": searchset(moment, [], SELF_URL)},
     ]}
 
 

@@ -16,12 +16,10 @@ from sandbox.services.eps.context import (
 
 def entries(bundle: Any, resource_type: str | None = None) -> list[dict]:
     """The resources of a Bundle's entries (of one type)."""
-    found = []
-    for entry in bundle.get("entry", []) if isinstance(bundle, dict) and isinstance(bundle.get("entry"), list) else []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict) and (resource_type is None or resource.get("resourceType") == resource_type):
-            found.append(resource)
-    return found
+    items = bundle.get("entry") if isinstance(bundle, dict) else None
+    found = [entry.get("resource") for entry in items if isinstance(entry, dict)] if isinstance(items, list) else []
+    return [resource for resource in found if isinstance(resource, dict)
+            and (resource_type is None or resource.get("resourceType") == resource_type)]
 
 
 def first(bundle: Any, resource_type: str) -> dict | None:

@@ -149,19 +149,10 @@ def _fragments(bundle: dict) -> bytes:
                         + (f" ({where})" if where else "")) from None
 
 
-def _entries_without_provenance(bundle: dict) -> list:
-    listed = bundle.get("entry")
-    return [entry for entry in listed if not _is_provenance(entry)] if isinstance(listed, list) else []
-
-
 def with_author_time(bundle: dict, when: str) -> dict:
     """A copy of a prescription carrying an empty requester signature made `when`: the author's time is part of
     what is digested, and live takes it from the requester's signature (at $prepare: the time of the request)."""
-    prepared = copy.deepcopy(bundle)
-    prepared["entry"] = _entries_without_provenance(prepared)
-    prepared["entry"].append(_provenance_entry(prepared, base64.b64encode(f'<Signature xmlns="{DSIG}"/>'.encode())
-                                               .decode("ascii"), when))
-    return prepared
+    return signed(bundle, base64.b64encode(f'<Signature xmlns="{DSIG}"/>'.encode()).decode("ascii"), when)
 
 
 def prepare(call: EpsCall) -> dict:
@@ -237,6 +228,11 @@ def sign(digest: str, key_pem: str, certificate_pem: str) -> str:
 def _is_provenance(entry: object) -> bool:
     return isinstance(entry, dict) and isinstance(entry.get("resource"), dict) \
         and entry["resource"].get("resourceType") == "Provenance"
+
+
+def _entries_without_provenance(bundle: dict) -> list:
+    listed = bundle.get("entry")
+    return [entry for entry in listed if not _is_provenance(entry)] if isinstance(listed, list) else []
 
 
 def _provenance_entry(bundle: dict, signature_data: str, when: str) -> dict:

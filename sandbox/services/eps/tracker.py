@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 
 from sandbox.conformance.findings import Finding
-from sandbox.services.eps import orders, prescriptions
+from sandbox.services.eps import orders, prescriptions, releases
 from sandbox.services.eps.context import (
     BUSINESS_STATUS_SYSTEM,
     MESSAGE_EVENT_SYSTEM,
@@ -47,27 +47,27 @@ def _ods_reference(ods: str | None, name: str | None) -> dict:
     return reference
 
 
-def _business_status(status: str) -> dict:
-    return _coding(BUSINESS_STATUS_SYSTEM, status, prescriptions.display(status))
+def _status_coding(status: str) -> dict:
+    return {"system": BUSINESS_STATUS_SYSTEM, "code": status, "display": prescriptions.display(status)}
 
 
 def task(record: dict, moment: datetime) -> dict:
     """The tracker's Task for one prescription, as of `moment` (expiry applied)."""
     status = prescriptions.status_of(record, moment)
+    course = record.get("course") or orders.ACUTE
+    prescriber = record.get("prescriber") or {}
     resource: dict = {
         "resourceType": "Task", "id": str(uuid.uuid4()),
         "extension": [{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-Prescription", "extension": [
             {"url": "courseOfTherapyType", "valueCoding": {
                 "system": "https://fhir.nhs.uk/CodeSystem/medicationrequest-course-of-therapy",
-                "code": record.get("course") or orders.ACUTE,
-                "display": COURSE_DISPLAY.get(record.get("course") or orders.ACUTE, "")}}]}],
+                "code": course, "display": COURSE_DISPLAY.get(course, "")}}]}],
         "identifier": [{"system": UUID_SYSTEM, "value": record.get("uuid") or str(uuid.uuid4())}],
-        "status": TASK_STATUS.get(status, "in-progress"), "businessStatus": _business_status(status),
+        "status": TASK_STATUS.get(status, "in-progress"), "businessStatus": {"coding": [_status_coding(status)]},
         "intent": "order", "code": _coding(MESSAGE_EVENT_SYSTEM, "prescription-order", "Prescription Order"),
         "focus": {"identifier": {"system": PRESCRIPTION_ID_SYSTEM, "value": record["id"]}},
         "for": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": record.get("patient") or ""}},
-        "requester": _ods_reference((record.get("prescriber") or {}).get("ods"),
-                                    (record.get("prescriber") or {}).get("name")),
+        "requester": _ods_reference(prescriber.get("ods"), prescriber.get("name")),
         "authoredOn": record.get("authoredOn"),
     }
     if record.get("course") == orders.ERD:
@@ -78,26 +78,34 @@ def task(record: dict, moment: datetime) -> dict:
     owner = record.get("owner") or {}
     if owner.get("ods"):
         resource["owner"] = _ods_reference(owner["ods"], owner.get("name"))
-    information: list[dict] = [{"url": "dispenseStatus", "valueCoding": {
-        "system": BUSINESS_STATUS_SYSTEM, "code": status, "display": prescriptions.display(status)}}]
+    resource["input"] = [_dispensing_information(record, status)]
+    released = [entry for entry in record.get("history", []) if entry.get("event") == "release"]
+    if released:
+        resource["output"] = [_release_information(record, released[-1])]
+    return resource
+
+
+def _dispensing_information(record: dict, status: str) -> dict:
+    """Task.input: the prescription's status and when it was last dispensed."""
+    information: list[dict] = [{"url": "dispenseStatus", "valueCoding": _status_coding(status)}]
     if record.get("last_dispensed"):
         information.append({"url": "dateLastDispensed", "valueDateTime": record["last_dispensed"]})
-    resource["input"] = [{
+    return {
         "extension": [{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-DispensingInformation",
                        "extension": information}],
         "type": _coding("http://snomed.info/sct", "16076005", "Prescription"),
-        "valueReference": {"identifier": {"system": UUID_SYSTEM, "value": record.get("uuid") or record["id"]}}}]
-    released = [entry for entry in record.get("history", []) if entry.get("event") == "release"]
-    if released:
-        resource["output"] = [{
-            "extension": [{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-DispensingReleaseInformation",
-                           "extension": [{"url": "dateLastIssuedDispensed",
-                                          "valueDate": released[-1]["at"][:10]}]}],
-            "type": _coding("http://snomed.info/sct", "373784005", "Dispensing medication"),
-            "valueReference": {"identifier": {"system": UUID_SYSTEM,
-                                              "value": (record.get("dispenses") or [{}])[-1].get("id")
-                                              or record.get("uuid") or record["id"]}}}]
-    return resource
+        "valueReference": {"identifier": {"system": UUID_SYSTEM, "value": record.get("uuid") or record["id"]}}}
+
+
+def _release_information(record: dict, release: dict) -> dict:
+    """Task.output: when it was last released, and the latest dispense notification (else the prescription)."""
+    latest = (record.get("dispenses") or [{}])[-1].get("id")
+    return {
+        "extension": [{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-DispensingReleaseInformation",
+                       "extension": [{"url": "dateLastIssuedDispensed", "valueDate": release["at"][:10]}]}],
+        "type": _coding("http://snomed.info/sct", "373784005", "Dispensing medication"),
+        "valueReference": {"identifier": {"system": UUID_SYSTEM,
+                                          "value": latest or record.get("uuid") or record["id"]}}}
 
 
 def _query(call: EpsCall, ex: ExchangeContext) -> str:
@@ -113,15 +121,12 @@ def _query(call: EpsCall, ex: ExchangeContext) -> str:
 
 
 def track(call: EpsCall, ex: ExchangeContext) -> Answer:
-    short_form = _query(call, ex)
+    wanted = _query(call, ex)  # the short-form id, or the long-form (uuid) one
     moment = prescriptions.now(call.session)
-    record = prescriptions.find(call.session, short_form.upper()) or next(
-        (r for r in prescriptions.all_records(call.session) if (r.get("uuid") or "").lower() == short_form.lower()),
+    record = prescriptions.find(call.session, wanted.upper()) or next(
+        (r for r in prescriptions.all_records(call.session) if (r.get("uuid") or "").lower() == wanted.lower()),
         None)
     found = [task(record, moment)] if record is not None else []
-    ex.add(Finding.passed(REQ_FOUND, f"Tracker: prescription {short_form} "
+    ex.add(Finding.passed(REQ_FOUND, f"Tracker: prescription {wanted} "
                           f"{'is ' + prescriptions.status_of(record, moment) if record else 'is not held'}"))
-    bundle_id = str(uuid.uuid4())
-    return Answer(200, {"resourceType": "Bundle", "id": bundle_id, "meta": {"lastUpdated": prescriptions.stamp(moment)},
-                        "identifier": {"system": UUID_SYSTEM, "value": bundle_id}, "type": "searchset",
-                        "total": len(found), "entry": [{"resource": resource} for resource in found]})
+    return Answer(200, releases.searchset(moment, [{"resource": resource} for resource in found]))

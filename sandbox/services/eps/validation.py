@@ -7,12 +7,13 @@ answer the first (the pipeline refuses with one error) and record every one as a
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.conformance.findings import SpineError
+from sandbox.conformance.findings import Outcome, SpineError
 from sandbox.services.eps.context import (
     CANCEL,
     CLAIM,
@@ -84,6 +85,7 @@ CONSISTENT_PATHS = (
     f'extension("{RESPONSIBLE_PRACTITIONER}")')
 DISPENSE_CONSISTENT_PATHS = ("whenHandedOver", "subject.identifier.value", f'extension("{EPS_REPEAT_INFORMATION}")')
 CONFLICTING = ("CONFLICTING_VALUES", "Conflicting values have been specified in different fields")
+MISSING_ENDORSEMENT = "The claim is missing the required endorsement code."
 
 
 @dataclass(frozen=True)
@@ -100,9 +102,6 @@ class Problem:
 
     def error(self) -> SpineError:
         return eps_error(self.status, self.issue_code, self.code, self.display, self.diagnostics)
-
-    def issue(self, severity: str = "error") -> dict:
-        return issue(self.issue_code, self.code, self.display, self.diagnostics, severity)
 
 
 def _value(requirement: str, diagnostics: str, location: str = "body") -> Problem:
@@ -131,7 +130,7 @@ def verification_problems(operation: str, body: Any) -> list[Problem]:
     if not isinstance(body, dict):
         return []
     rules = RULES.get(operation)
-    return list(rules(operation, body)) if rules else []
+    return list(rules(body)) if rules else []
 
 
 # ================= reading FHIR loosely (any field may be missing or of the wrong type) =================
@@ -144,17 +143,25 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _extensions(resource: Any, url: str) -> list[dict]:
+    return [e for e in _list(_dict(resource).get("extension")) if isinstance(e, dict) and e.get("url") == url]
+
+
 def _extension(resource: Any, url: str) -> dict | None:
-    return next((e for e in _list(_dict(resource).get("extension")) if isinstance(e, dict) and e.get("url") == url),
-                None)
+    return next(iter(_extensions(resource, url)), None)
 
 
 def _codes(concept: Any) -> list:
     return [c.get("code") for c in _list(_dict(concept).get("coding")) if isinstance(c, dict)]
 
 
+def _reference(value: Any) -> str | None:
+    target = value.get("reference") if isinstance(value, dict) else None
+    return target if isinstance(target, str) else None
+
+
 def _is_reference(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("reference"), str)
+    return _reference(value) is not None
 
 
 def _is_identifier_reference(value: Any) -> bool:
@@ -163,11 +170,11 @@ def _is_identifier_reference(value: Any) -> bool:
 
 def _resolve(bundle: dict, reference: Any) -> dict | None:
     """The entry a reference names by its fullUrl (urn:uuid:…), or by resourceType/id."""
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    if not isinstance(target, str):
+    target = _reference(reference)
+    if target is None:
         return None
     for entry in _list(bundle.get("entry")):
-        resource = _dict(entry).get("resource") if isinstance(entry, dict) else None
+        resource = _dict(entry).get("resource")
         if not isinstance(resource, dict):
             continue
         if entry.get("fullUrl") == target or f"{resource.get('resourceType')}/{resource.get('id')}" == target:
@@ -176,8 +183,8 @@ def _resolve(bundle: dict, reference: Any) -> dict | None:
 
 
 def _contained(resource: dict, reference: Any) -> dict | None:
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    if not isinstance(target, str) or not target.startswith("#"):
+    target = _reference(reference)
+    if target is None or not target.startswith("#"):
         return None
     return next((c for c in _list(resource.get("contained"))
                  if isinstance(c, dict) and c.get("id") == target[1:]), None)
@@ -190,8 +197,7 @@ def path_values(resource: Any, path: str) -> list:
         found: list = []
         for value in values:
             if step.startswith("extension("):
-                url = step[len('extension("'):-2]
-                found += [e for e in _list(_dict(value).get("extension")) if isinstance(e, dict) and e.get("url") == url]
+                found += _extensions(value, step[len('extension("'):-2])
                 continue
             child = _dict(value).get(step)
             found += child if isinstance(child, list) else [] if child is None else [child]
@@ -234,16 +240,19 @@ def _common(bundle: dict) -> Iterator[Problem]:
     if any(r.get("intent") not in SUPPORTED_INTENTS for r in requests):
         yield _value(REQ_INTENT, "MedicationRequest.intent must be order, original-order or instance-order.",
                      "Bundle.entry.resource.ofType(MedicationRequest).intent")
-    if any("medicationCodeableConcept" in r and "medicationReference" in r for r in requests):
-        yield Problem(REQ_MEDICATION_FIELDS, 400, "structure", "MedicationRequest cannot contain both "
-                      "medicationReference and medicationCodeableConcept fields.", *CONFLICTING,
-                      location="Bundle.entry.resource.ofType(MedicationRequest)")
+    yield from _medication_conflict(requests, "MedicationRequest")
     responsible = {_dict(_dict(_extension(r, RESPONSIBLE_PRACTITIONER)).get("valueReference")).get("reference")
                    for r in requests} - {None}
     for entry in _list(bundle.get("entry")):
-        role = _dict(entry).get("resource") if isinstance(entry, dict) else None
+        role = _dict(entry).get("resource")
         if isinstance(role, dict) and role.get("resourceType") == "PractitionerRole":
             yield from _practitioner_role(role, entry.get("fullUrl") in responsible)
+
+
+def _medication_conflict(resources: list[dict], kind: str) -> Iterator[Problem]:
+    if any("medicationCodeableConcept" in r and "medicationReference" in r for r in resources):
+        yield Problem(REQ_MEDICATION_FIELDS, 400, "structure", f"{kind} cannot contain both medicationReference and "
+                      "medicationCodeableConcept fields.", *CONFLICTING, location=f"Bundle.entry.resource.ofType({kind})")
 
 
 def _practitioner_role(role: dict, responsible_party: bool) -> Iterator[Problem]:
@@ -386,10 +395,7 @@ def _dispense(bundle: dict) -> Iterator[Problem]:
         yield _value(REQ_DISPENSE_CONSISTENT, "Expected MedicationDispense to have a value for "
                      "performer.ofType(PractitionerRole).",
                      "Bundle.entry.resource.ofType(MedicationDispense).performer.ofType(PractitionerRole)")
-    if any("medicationCodeableConcept" in d and "medicationReference" in d for d in dispenses):
-        yield Problem(REQ_MEDICATION_FIELDS, 400, "structure", "MedicationDispense cannot contain both "
-                      "medicationReference and medicationCodeableConcept fields.", *CONFLICTING,
-                      location="Bundle.entry.resource.ofType(MedicationDispense)")
+    yield from _medication_conflict(dispenses, "MedicationDispense")
     if dispenses and _list(dispenses[0].get("performer")):
         role = _contained(dispenses[0], _dict(_list(dispenses[0]["performer"])[0]).get("actor"))
         if role is not None:
@@ -415,7 +421,7 @@ def _dispenser(bundle: dict, role: dict) -> Iterator[Problem]:
 
 # ================= Parameters (release), Task (return, withdraw), Claim =================
 
-def _release(operation: str, parameters: dict) -> Iterator[Problem]:
+def _release(parameters: dict) -> Iterator[Problem]:
     if parameter(parameters, "owner") is None:
         yield _invalid(REQ_OWNER, "Required parameter owner is missing.", "Parameters.parameter")
     agent = _dict(_dict(parameter(parameters, "agent")).get("resource"))
@@ -428,14 +434,15 @@ def _release(operation: str, parameters: dict) -> Iterator[Problem]:
                        'Parameters.parameter("agent").resource.telecom')
 
 
-def _task(operation: str, task: dict) -> Iterator[Problem]:
+def _task(task: dict) -> Iterator[Problem]:
     if task.get("intent") != "order":
         yield _value(REQ_TASK, "Task.intent must be one of: 'order'.", "Task.intent")
     status = task.get("status")
     if not isinstance(status, str) or status not in TASK_STATUSES:
         yield _value(REQ_TASK, "Task.status must be one of: 'in-progress', 'rejected'.", "Task.status")
         return
-    if TASK_STATUSES[status] == WITHDRAW:
+    withdrawal = TASK_STATUSES[status] == WITHDRAW
+    if withdrawal:
         code = task.get("code")
         if not code:
             yield _value(REQ_TASK, "Task.code is required when Task.status is 'in-progress'.", "Task.code")
@@ -445,21 +452,20 @@ def _task(operation: str, task: dict) -> Iterator[Problem]:
             if coding.get("code") != "abort":
                 yield _value(REQ_TASK, "Task.code.coding.code must be one of: 'abort'.", "Task.code.coding.code")
     # Live reads the reason from Task.statusReason (its text still says reasonCode, which carries a SNOMED code).
-    system = WITHDRAW_REASONS if TASK_STATUSES[status] == WITHDRAW else RETURN_REASONS
+    system = WITHDRAW_REASONS if withdrawal else RETURN_REASONS
     if not any(isinstance(c, dict) and c.get("system") == system and c.get("code")
                for c in _list(_dict(task.get("statusReason")).get("coding"))):
         yield _value(REQ_TASK, f"Task.reasonCode must have a system of '{system}' and a value from that system.",
                      "Task.statusReason")
 
 
-def _claim(operation: str, claim: dict) -> Iterator[Problem]:
+def _claim(claim: dict) -> Iterator[Problem]:
     role = _contained(claim, claim.get("provider"))
     if role is not None and _is_reference(role.get("practitioner")):
         yield _not_identifier('Parameters.parameter("agent").resource.practitioner')  # live's text, sic
     details = [d for item in _list(claim.get("item")) for d in _list(_dict(item).get("detail"))]
     if not details or any(not _endorsed(detail) for detail in details):
-        yield _invalid(REQ_ENDORSEMENT, "The claim is missing the required endorsement code.",
-                       "Claim.item.detail.programCode")
+        yield _invalid(REQ_ENDORSEMENT, MISSING_ENDORSEMENT, "Claim.item.detail.programCode")
 
 
 def _endorsed(detail: Any) -> bool:
@@ -468,8 +474,8 @@ def _endorsed(detail: Any) -> bool:
                for concept in _list(_dict(detail).get("programCode")) for c in _list(_dict(concept).get("coding")))
 
 
-RULES: dict[str, Callable[[str, dict], Iterator[Problem]]] = {
-    **{op: _message for op in BUNDLE_OPERATIONS}, RELEASE: _release, CLAIM: _claim,
+RULES: dict[str, Callable[[dict], Iterator[Problem]]] = {
+    **{op: functools.partial(_message, op) for op in BUNDLE_OPERATIONS}, RELEASE: _release, CLAIM: _claim,
     **{op: _task for op in TASK_OPERATIONS},
 }
 # The requirement a message that passes every rule is recorded against.
@@ -501,9 +507,9 @@ def validate(call: EpsCall, ex: ExchangeContext) -> Answer:
     live answers with the FHIR validator's OperationOutcome."""
     from sandbox.services.eps.checks import as_issue, body_findings  # here: checks imports this module
 
-    problems = body_findings(call.raw, operation_of_body(call.body))
-    errors = [finding for finding in problems if finding.outcome == "fail"]
-    warnings = [finding for finding in problems if finding.outcome == "warning"]
+    findings = body_findings(call.raw, operation_of_body(call.body))
+    errors = [finding for finding in findings if finding.outcome == Outcome.FAIL]
+    warnings = [finding for finding in findings if finding.outcome == Outcome.WARNING]
     if not errors:
         found = [issue("informational", severity="information")]
         found += [issue("informational", diagnostics=f"{w.message} ({w.requirement})", severity="warning")

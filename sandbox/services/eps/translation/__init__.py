@@ -19,7 +19,6 @@ from sandbox.services.eps.context import (
     RELEASE,
     RETURN,
     WITHDRAW,
-    Answer,
     EpsCall,
     Translation,
 )
@@ -30,6 +29,8 @@ from sandbox.services.eps.translation.common import (
     message_id,
     send_message_payload,
 )
+from sandbox.services.eps.translation.convert import convert
+from sandbox.services.eps.translation.prescription import signature_fragments
 from sandbox.services.eps.translation.validate import schema_problems, structure_problems
 from sandbox.web.access import HEALTHCARE_WORKER
 
@@ -102,34 +103,12 @@ def findings_of(translation: Translation) -> list[Finding]:
     return findings
 
 
-def signature_fragments(bundle: dict, when: datetime | None = None) -> bytes:
-    """The fragments the prescriber signs (what $prepare's DigestValue is the SHA-256 of), written as live writes
-    them. `when`: the author time for an unsigned Bundle (live: now); a signed Bundle's comes from its Provenance."""
-    return prescription.signature_fragments(bundle, when)
-
-
-def parent_prescription(bundle: dict, when: datetime | None = None) -> etree._Element:
-    return prescription.parent_prescription(bundle, when)
-
-
-def author_time(bundle: dict, when: datetime | None = None) -> str:
-    """The author time (HL7v3, e.g. 20241209115004) the fragments carry: $prepare's timestamp."""
-    return prescription.author_time(bundle, when)
-
-
 def prepare_parts(bundle: dict, when: datetime | None = None) -> tuple[bytes, str]:
     """What $prepare needs from one translation: the signature fragments and the ISO timestamp they carry (the
     Provenance signature's `when` for a signed Bundle, else `when`, else now)."""
     parent = prescription.parent_prescription(bundle, when or datetime.now(UTC))
-    hl7_time = parent.find("{urn:hl7-org:v3}pertinentInformation1/{urn:hl7-org:v3}pertinentPrescription/"
-                           "{urn:hl7-org:v3}author/{urn:hl7-org:v3}time").get("value")
-    return prescription.fragments_of(parent), iso_from_hl7(hl7_time)
+    return prescription.fragments_of(parent), iso_from_hl7(prescription.author_time(parent))
 
 
-def convert(call: EpsCall, ex) -> Answer:
-    from sandbox.services.eps.translation.convert import convert as answer
-    return answer(call, ex)
-
-
-__all__ = ["Untranslatable", "author_time", "convert", "findings_of", "message_of", "parent_prescription",
-           "prepare_parts", "signature_fragments", "translate"]
+__all__ = ["Untranslatable", "convert", "findings_of", "message_of", "prepare_parts", "signature_fragments",
+           "translate"]

@@ -9,9 +9,14 @@ from typing import Any
 
 from lxml import etree
 
+from sandbox.services.eps.context import (
+    NHS_NUMBER_SYSTEM,
+    ODS_SYSTEM,
+    ROLE_PROFILE_SYSTEM,
+    USER_ID_SYSTEM,
+)
 from sandbox.services.eps.translation.common import (
     CARE_PROVISION,
-    ODS,
     ORG_TYPE,
     ROOT_NHS_NUMBER,
     ROOT_ODS,
@@ -30,7 +35,7 @@ from sandbox.services.eps.translation.common import (
     hl7_date_from_iso,
     ident,
     identifier,
-    identifier_or_none,
+    identifier_value,
     one_of_type,
     only,
     resolve,
@@ -48,8 +53,6 @@ PROFESSIONAL_CODES = tuple(f"https://fhir.hl7.org.uk/Id/{kind}" for kind in (
     "gmc-number", "gmp-number", "nmc-number", "gphc-number", "hcpc-number", "professional-code"))
 SPURIOUS_CODE = "https://fhir.hl7.org.uk/Id/nhsbsa-spurious-code"
 DIN_NUMBER = "https://fhir.hl7.org.uk/Id/din-number"
-SDS_USER = "https://fhir.nhs.uk/Id/sds-user-id"
-ROLE_PROFILE = "https://fhir.nhs.uk/Id/sds-role-profile-id"
 
 _NAME_USE = {"usual": "L", "official": "L", "temp": "A", "anonymous": "A", "nickname": "PREFERRED",
              "old": "PREVIOUS", "maiden": "PREVIOUS-MAIDEN"}
@@ -104,8 +107,7 @@ def record_target(parent: etree._Element, bundle: Any) -> etree._Element:
     patient = one_of_type(bundle, "Patient")
     target = el(parent, "recordTarget", {"typeCode": "RCT"})
     hl7_patient = el(target, "Patient", {"classCode": "PAT"})
-    ident(hl7_patient, ROOT_NHS_NUMBER, identifier(patient.get("identifier"), "https://fhir.nhs.uk/Id/nhs-number",
-                                                   "Patient.identifier"))
+    ident(hl7_patient, ROOT_NHS_NUMBER, identifier(patient.get("identifier"), NHS_NUMBER_SYSTEM, "Patient.identifier"))
     for item in as_list(patient.get("address")):
         address(hl7_patient, as_dict(item), "Patient.address")
     for item in as_list(patient.get("telecom")):
@@ -145,7 +147,7 @@ def agent_person(parent: etree._Element, bundle: Any, role: dict, *, person_id: 
     """AgentPerson for a PractitionerRole. `person_id` says how the person is identified: "author" (their one
     professional code), "responsible" (NHSBSA spurious code, DIN, else as author) or "sds" (SDS user id)."""
     organization = resolve(bundle, role.get("organization"), "PractitionerRole.organization")
-    if person_id != "author" and identifier_or_none(role.get("identifier"), ROLE_PROFILE) is None:
+    if person_id != "author" and identifier_value(role.get("identifier"), ROLE_PROFILE_SYSTEM) is None:
         if person_id == "sds":  # a cancellation names only the organisation
             agent = el(parent, "AgentPerson", {"classCode": "AGNT"})
             represented_organization(agent, bundle, organization, None, with_licence=False)
@@ -154,8 +156,9 @@ def agent_person(parent: etree._Element, bundle: Any, role: dict, *, person_id: 
                                       organization, with_licence)
     practitioner = _practitioner(bundle, role.get("practitioner"))
     agent = el(parent, "AgentPerson", {"classCode": "AGNT"})
-    ident(agent, ROOT_SDS_ROLE_PROFILE, identifier(role.get("identifier"), ROLE_PROFILE, "PractitionerRole.identifier"))
-    code(agent, ROOT_SDS_JOB_ROLE, _job_role(role))
+    ident(agent, ROOT_SDS_ROLE_PROFILE,
+          identifier(role.get("identifier"), ROLE_PROFILE_SYSTEM, "PractitionerRole.identifier"))
+    code(agent, ROOT_SDS_JOB_ROLE, job_role_code(role))
     contacts = role.get("telecom") if "telecom" in role else practitioner.get("telecom")
     where = "PractitionerRole.telecom" if "telecom" in role else "Practitioner.telecom"
     for item in as_list(contacts):
@@ -173,7 +176,8 @@ def agent_person(parent: etree._Element, bundle: Any, role: dict, *, person_id: 
     return agent
 
 
-def _job_role(role: dict) -> str:
+def job_role_code(role: dict) -> str:
+    """The SDS job role code of a PractitionerRole (UKCore job role name, else the NHS Digital job role code)."""
     job_role = coding_or_none(role.get("code"), JOB_ROLE_NAME) or coding_or_none(role.get("code"), JOB_ROLE_CODE)
     if job_role is None:
         raise Untranslatable(f"Expected exactly one coding with system '{JOB_ROLE_NAME}'.", "PractitionerRole.code")
@@ -209,13 +213,13 @@ def _organisation_as_agent(parent: etree._Element, bundle: Any, role: dict, prac
 def _person_id(practitioner: dict, role: dict, how: str) -> tuple[str, str]:
     identifiers = practitioner.get("identifier")
     if how == "sds":
-        return ROOT_SDS_USER, identifier(identifiers, SDS_USER, "Practitioner.identifier")
+        return ROOT_SDS_USER, identifier(identifiers, USER_ID_SYSTEM, "Practitioner.identifier")
     if how == "responsible":
-        for value in (identifier_or_none(role.get("identifier"), SPURIOUS_CODE),
-                      identifier_or_none(identifiers, DIN_NUMBER)):
+        for value in (identifier_value(role.get("identifier"), SPURIOUS_CODE),
+                      identifier_value(identifiers, DIN_NUMBER)):
             if value:
                 return ROOT_PROFESSIONAL_CODE, value
-    codes = [value for system in PROFESSIONAL_CODES if (value := identifier_or_none(identifiers, system))]
+    codes = [value for system in PROFESSIONAL_CODES if (value := identifier_value(identifiers, system))]
     if len(codes) != 1:
         seen = f" But got: {', '.join(codes)}" if codes else ""
         raise Untranslatable("Expected exactly one professional code. One of GMC|GMP|NMC|GPhC|HCPC|unknown."
@@ -263,7 +267,7 @@ def _parent_organization(bundle: Any, organization: dict) -> dict:
 
 def _organization(parent: etree._Element, tag: str, resource: dict, kind: str, type_code: str) -> etree._Element:
     element = el(parent, tag, {"classCode": "ORG", "determinerCode": "INSTANCE"})
-    ident(element, ROOT_ODS, identifier(resource.get("identifier"), ODS, f"{kind}.identifier"))
+    ident(element, ROOT_ODS, identifier(resource.get("identifier"), ODS_SYSTEM, f"{kind}.identifier"))
     code(element, ORG_TYPE, type_code)
     if not resource.get("name"):
         raise Untranslatable("Name must be provided.", f"{kind}.name")

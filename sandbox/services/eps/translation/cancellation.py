@@ -11,28 +11,25 @@ from typing import Any
 
 from lxml import etree
 
+from sandbox.services.eps.context import ITEM_ID_SYSTEM
 from sandbox.services.eps.translation import agents
 from sandbox.services.eps.translation.common import (
-    ANNOTATION,
     CANCELLATION_REASON,
-    ITEM_ID,
-    PRESCRIPTION_ID_EXTENSION,
-    ROOT_SHORT_FORM_ID,
+    act_root,
+    annotation,
     as_dict,
     code,
     coding,
     el,
-    extension,
     global_id,
     hl7_datetime,
-    ident,
     identifier,
     message_id,
     pertinent,
-    root,
+    prescription_id_act,
     text_of,
 )
-from sandbox.services.eps.translation.prescription import medication_requests
+from sandbox.services.eps.translation.prescription import long_form_id, medication_requests
 
 INTERACTION = "PORX_IN030101SM32"
 STATUS_REASON = "https://fhir.nhs.uk/CodeSystem/medicationrequest-status-reason"
@@ -40,10 +37,7 @@ STATUS_REASON = "https://fhir.nhs.uk/CodeSystem/medicationrequest-status-reason"
 
 def cancellation_request(bundle: Any, now: datetime) -> etree._Element:
     first = medication_requests(bundle)[0]
-    request = root("CancellationRequest")
-    request.set("classCode", "INFO")
-    request.set("moodCode", "EVN")
-    global_id(request, message_id(bundle, "Bundle.identifier"))
+    request = act_root("CancellationRequest", "INFO", "EVN", message_id(bundle, "Bundle.identifier"))
     el(request, "effectiveTime", {"value": hl7_datetime(now)})
     agents.record_target(request, bundle)
     author = el(request, "author", {"typeCode": "AUT"})
@@ -53,25 +47,18 @@ def cancellation_request(bundle: Any, now: datetime) -> etree._Element:
     agents.agent_person(responsible, bundle, agents.practitioner_role_of(bundle, first, responsible=True),
                         person_id="sds", with_licence=False)
     group = as_dict(first.get("groupIdentifier"))
-    info2 = pertinent(request, "pertinentInformation2", False, contextConductionInd="true")
-    prescription_id = el(info2, "pertinentPrescriptionID", {"classCode": "OBS", "moodCode": "EVN"})
-    code(prescription_id, ANNOTATION, "PID")
-    ident(prescription_id, ROOT_SHORT_FORM_ID, text_of(group.get("value"), "MedicationRequest.groupIdentifier.value"),
-          tag="value")
+    prescription_id_act(request, "pertinentInformation2", "pertinentPrescriptionID", "PID",
+                        text_of(group.get("value"), "MedicationRequest.groupIdentifier.value"))
     info1 = pertinent(request, "pertinentInformation1", True, inversionInd="false", negationInd="false")
     line_item = el(info1, "pertinentLineItemRef", {"classCode": "SBADM", "moodCode": "RQO"})
-    global_id(line_item, identifier(first.get("identifier"), ITEM_ID, "MedicationRequest.identifier"))
+    global_id(line_item, identifier(first.get("identifier"), ITEM_ID_SYSTEM, "MedicationRequest.identifier"))
     reason = coding(first.get("statusReason"), STATUS_REASON, "MedicationRequest.statusReason")
     info = pertinent(request, "pertinentInformation", False, contextConductionInd="true")
-    act = el(info, "pertinentCancellationReason", {"classCode": "OBS", "moodCode": "EVN"})
-    code(act, ANNOTATION, "CR")
+    act = annotation(info, "pertinentCancellationReason", "OBS", "CR")
     if reason.get("display"):
         el(act, "text", text=str(reason["display"]))
     code(act, CANCELLATION_REASON, str(reason.get("code")), tag="value")
     info3 = pertinent(request, "pertinentInformation3", True, contextConductionInd="false")
     original = el(info3, "pertinentOriginalPrescriptionRef", {"classCode": "SBADM", "moodCode": "RQO"})
-    prescription_uuid = extension(group.get("extension"), PRESCRIPTION_ID_EXTENSION,
-                                  "MedicationRequest.groupIdentifier.extension")
-    global_id(original, text_of(as_dict(prescription_uuid.get("valueIdentifier")).get("value"),
-                                "MedicationRequest.groupIdentifier.extension.valueIdentifier.value"))
+    global_id(original, long_form_id(group))
     return request

@@ -10,9 +10,10 @@ from typing import Any
 
 from lxml import etree
 
-from sandbox.services.eps.resources import entries
+from sandbox.services.eps.resources import entries, identifier_value
 
 HL7 = "urn:hl7-org:v3"
+H = f"{{{HL7}}}"  # the namespace as lxml writes it in a tag or path
 _NSMAP = {None: HL7}
 UUID = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}", re.IGNORECASE)
 
@@ -47,10 +48,8 @@ SPINE_ASID = "567456789789"
 SANDBOX_CLIENT_ASID = "200000001285"
 ROLE_UNKNOWN = "UNKNOWN"
 
-# FHIR systems the translation reads.
-ITEM_ID = "https://fhir.nhs.uk/Id/prescription-order-item-number"
+# FHIR systems the translation reads (the identifier systems are context's *_SYSTEM).
 PRESCRIPTION_ID_EXTENSION = "https://fhir.nhs.uk/StructureDefinition/Extension-DM-PrescriptionId"
-ODS = "https://fhir.nhs.uk/Id/ods-organization-code"
 SNOMED_URL = "http://snomed.info/sct"
 
 
@@ -66,6 +65,15 @@ class Untranslatable(ValueError):
 
 def root(tag: str) -> etree._Element:
     return etree.Element(f"{{{HL7}}}{tag}", nsmap=_NSMAP)
+
+
+def act_root(tag: str, class_code: str, mood_code: str, act_id: str) -> etree._Element:
+    """A payload's root act, `<tag classCode=… moodCode=…><id root=act_id/>`."""
+    act = root(tag)
+    act.set("classCode", class_code)
+    act.set("moodCode", mood_code)
+    global_id(act, act_id)
+    return act
 
 
 _QNAMES: dict[str, str] = {}
@@ -111,6 +119,13 @@ def pertinent(parent: etree._Element, tag: str, separatable: bool, **attrs: str)
     element = el(parent, tag, {**attrs, "typeCode": "PERT"})
     el(element, "seperatableInd", {"value": "true" if separatable else "false"})
     return element
+
+
+def prescription_id_act(parent: etree._Element, tag: str, act_tag: str, act_code: str, short_form: str,
+                        context: str = "true") -> None:
+    """The act naming the short-form prescription id a message is about (PID, or WID for a withdrawal)."""
+    act = annotation(pertinent(parent, tag, False, contextConductionInd=context), act_tag, "OBS", act_code)
+    ident(act, ROOT_SHORT_FORM_ID, short_form, tag="value")
 
 
 # --- times ----------------------------------------------------------------------------------------------------------
@@ -178,25 +193,18 @@ def numeric(value: Any, path: str) -> str:
     return str(value)
 
 
-def identifier(identifiers: Any, system: str, path: str) -> str:
-    found = identifier_or_none(identifiers, system)
+def _required(found: Any, what: str, path: str) -> Any:
     if found is None:
-        raise Untranslatable(f"Expected exactly one identifier with system '{system}'.", path)
+        raise Untranslatable(f"Expected exactly one {what}.", path)
     return found
 
 
-def identifier_or_none(identifiers: Any, system: str) -> str | None:
-    for item in identifiers if isinstance(identifiers, list) else [identifiers]:
-        if isinstance(item, dict) and item.get("system") == system and isinstance(item.get("value"), str):
-            return item["value"]
-    return None
+def identifier(identifiers: Any, system: str, path: str) -> str:
+    return _required(identifier_value(identifiers, system), f"identifier with system '{system}'", path)
 
 
 def extension(extensions: Any, url: str, path: str) -> dict:
-    found = extension_or_none(extensions, url)
-    if found is None:
-        raise Untranslatable(f"Expected exactly one extension with url '{url}'.", path)
-    return found
+    return _required(extension_or_none(extensions, url), f"extension with url '{url}'", path)
 
 
 def extension_or_none(extensions: Any, url: str) -> dict | None:
@@ -208,10 +216,7 @@ def extension_or_none(extensions: Any, url: str) -> dict | None:
 
 def coding(concept: Any, system: str, path: str) -> dict:
     """The coding of a CodeableConcept (or list of them, or a list of codings) with this system."""
-    for item in _codings(concept):
-        if item.get("system") == system:
-            return item
-    raise Untranslatable(f"Expected exactly one coding with system '{system}'.", path)
+    return _required(coding_or_none(concept, system), f"coding with system '{system}'", path)
 
 
 def coding_or_none(concept: Any, system: str) -> dict | None:

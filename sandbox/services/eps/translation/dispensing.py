@@ -14,46 +14,51 @@ from typing import Any
 from lxml import etree
 
 from sandbox.services.eps.context import (
+    BUSINESS_STATUS_SYSTEM,
     CLAIM,
     DISPENSE,
     NHS_NUMBER_SYSTEM,
+    ODS_SYSTEM,
     PRESCRIPTION_ID_SYSTEM,
     RELEASE,
     RETURN,
+    ROLE_PROFILE_SYSTEM,
+    USER_ID_SYSTEM,
     WITHDRAW,
 )
-from sandbox.services.eps.resources import entries, find_identifier, first, parameter
-from sandbox.services.eps.translation.agents import JOB_ROLE_CODE, JOB_ROLE_NAME, ROLE_PROFILE, SDS_USER
+from sandbox.services.eps.resources import entries, find_identifier, first, identifier_value, parameter
+from sandbox.services.eps.translation.agents import NOT_SPECIFIED_ORG_TYPE, job_role_code
 from sandbox.services.eps.translation.agents import address as convert_address
 from sandbox.services.eps.translation.agents import telecom as convert_telecom
 from sandbox.services.eps.translation.common import (
-    ANNOTATION,
     ITEM_STATUS,
-    ODS,
     ORG_TYPE,
     PRESCRIPTION_STATUS,
     ROOT_NHS_NUMBER,
     ROOT_ODS,
+    ROOT_PROFESSIONAL_CODE,
     ROOT_SDS_JOB_ROLE,
     ROOT_SDS_ROLE_PROFILE,
     ROOT_SDS_USER,
-    ROOT_SHORT_FORM_ID,
     Untranslatable,
+    act_root,
+    annotation,
     as_dict,
     as_list,
     code,
+    coding,
     coding_or_none,
     el,
+    extension_or_none,
     global_id,
     hl7_datetime,
     hl7_from_iso,
     ident,
     identifier,
-    identifier_or_none,
     message_id,
     pertinent,
+    prescription_id_act,
     resolve,
-    root,
 )
 
 # Interaction ids as live names them (models/hl7-v3 Hl7InteractionIdentifier).
@@ -70,7 +75,6 @@ BUSINESS_STATUS_URL = "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-Tas
 RETURN_REASON_CODES = "2.16.840.1.113883.2.1.3.2.4.16.28"
 WITHDRAW_TYPE_CODES = "2.16.840.1.113883.2.1.3.2.4.17.109"
 WITHDRAW_REASON_CODES = "2.16.840.1.113883.2.1.3.2.4.17.110"
-NOT_SPECIFIED_ORG_TYPE = "999"
 
 
 def _contained(resource: Any, reference: Any, path: str) -> dict:
@@ -86,7 +90,7 @@ def _organization(parent: etree._Element, organization: dict, fallback_telecom: 
     """representedOrganization as live's convertOrganization writes it (code 999, the first telecom and
     address)."""
     element = el(parent, "representedOrganization", {"classCode": "ORG", "determinerCode": "INSTANCE"})
-    ident(element, ROOT_ODS, identifier(organization.get("identifier"), ODS, "Organization.identifier"))
+    ident(element, ROOT_ODS, identifier(organization.get("identifier"), ODS_SYSTEM, "Organization.identifier"))
     code(element, ORG_TYPE, NOT_SPECIFIED_ORG_TYPE)
     if organization.get("name"):
         el(element, "name", text=str(organization["name"]))
@@ -103,11 +107,9 @@ def _agent_person(parent: etree._Element, role: dict, organization: dict) -> etr
     """AgentPerson from a dispenser's PractitionerRole and Organization (live's
     createAgentPersonUsingPractitionerRoleAndOrganization; the person by SDS user id or professional code)."""
     agent = el(parent, "AgentPerson", {"classCode": "AGNT"})
-    ident(agent, ROOT_SDS_ROLE_PROFILE, identifier(role.get("identifier"), ROLE_PROFILE, "PractitionerRole.identifier"))
-    job_role = coding_or_none(role.get("code"), JOB_ROLE_NAME) or coding_or_none(role.get("code"), JOB_ROLE_CODE)
-    if job_role is None:
-        raise Untranslatable(f"Expected exactly one coding with system '{JOB_ROLE_NAME}'.", "PractitionerRole.code")
-    code(agent, ROOT_SDS_JOB_ROLE, str(job_role.get("code")))
+    ident(agent, ROOT_SDS_ROLE_PROFILE,
+          identifier(role.get("identifier"), ROLE_PROFILE_SYSTEM, "PractitionerRole.identifier"))
+    code(agent, ROOT_SDS_JOB_ROLE, job_role_code(role))
     contacts = as_list(role.get("telecom"))
     first_telecom = contacts[0] if contacts and isinstance(contacts[0], dict) else None
     if first_telecom:
@@ -118,7 +120,7 @@ def _agent_person(parent: etree._Element, role: dict, organization: dict) -> etr
     value = person_id.get("value")
     if not isinstance(value, str):
         raise Untranslatable("practitionerRole.practitioner should be an Identifier", "PractitionerRole.practitioner")
-    ident(person, ROOT_SDS_USER if person_id.get("system") == SDS_USER else "1.2.826.0.1285.0.2.1.54", value)
+    ident(person, ROOT_SDS_USER if person_id.get("system") == USER_ID_SYSTEM else ROOT_PROFESSIONAL_CODE, value)
     if isinstance(practitioner.get("display"), str):
         el(person, "name", text=practitioner["display"])
     _organization(agent, organization, first_telecom)
@@ -137,14 +139,6 @@ def _author(parent: etree._Element, resource: dict, reference: Any, path: str, b
     _agent_person(el(parent, "author", {"typeCode": "AUT"}), role, organization)
 
 
-def _prescription_id_act(parent: etree._Element, tag: str, act_tag: str, act_code: str, short_form: str,
-                         context: str = "true") -> None:
-    info = pertinent(parent, tag, False, contextConductionInd=context)
-    act = el(info, act_tag, {"classCode": "OBS", "moodCode": "EVN"})
-    code(act, ANNOTATION, act_code)
-    ident(act, ROOT_SHORT_FORM_ID, short_form, tag="value")
-
-
 def _short_form(body: Any, path: str) -> str:
     found = find_identifier(body, PRESCRIPTION_ID_SYSTEM)
     if not found:
@@ -154,12 +148,8 @@ def _short_form(body: Any, path: str) -> str:
 
 def _reason(parent: etree._Element, tag: str, act_tag: str, act_code: str, concept: Any, system: str,
             code_system: str, context: str) -> None:
-    reason = coding_or_none(concept, system)
-    if reason is None:
-        raise Untranslatable(f"Expected exactly one coding with system '{system}'.", "Task.statusReason")
-    act = el(pertinent(parent, tag, False, contextConductionInd=context), act_tag,
-             {"classCode": "OBS", "moodCode": "EVN"})
-    code(act, ANNOTATION, act_code)
+    reason = coding(concept, system, "Task.statusReason")
+    act = annotation(pertinent(parent, tag, False, contextConductionInd=context), act_tag, "OBS", act_code)
     code(act, code_system, str(reason.get("code")), reason.get("display"), tag="value")
 
 
@@ -173,14 +163,11 @@ def release(body: Any, now: datetime) -> tuple[str, str, etree._Element]:
     short_form = as_dict(as_dict(parameter(body, "group-identifier")).get("valueIdentifier")).get("value")
     tag = "PatientPrescriptionReleaseRequest" if short_form else "NominatedPrescriptionReleaseRequest"
     message_uuid = str(uuid.uuid4())
-    request = root(tag)
-    request.set("classCode", "INFO")
-    request.set("moodCode", "RQO")
-    global_id(request, message_uuid)
+    request = act_root(tag, "INFO", "RQO", message_uuid)
     el(request, "effectiveTime", {"value": hl7_datetime(now)})
     organization = as_dict(owner.get("resource")) or {
         "identifier": [as_dict(owner.get("valueIdentifier"))]}
-    if not identifier_or_none(organization.get("identifier"), ODS):
+    if not identifier_value(organization.get("identifier"), ODS_SYSTEM):
         raise Untranslatable("Expected the owner's ODS code.", "Parameters.parameter('owner')")
     role = as_dict(agent.get("resource"))
     author = el(request, "author", {"typeCode": "AUT"})
@@ -190,7 +177,7 @@ def release(body: Any, now: datetime) -> tuple[str, str, etree._Element]:
         org_agent = el(author, "AgentPerson", {"classCode": "AGNT"})
         _organization(org_agent, organization, None)
     if short_form:
-        _prescription_id_act(request, "pertinentInformation", "pertinentPrescriptionID", "PID", str(short_form))
+        prescription_id_act(request, "pertinentInformation", "pertinentPrescriptionID", "PID", str(short_form))
     return (PATIENT_RELEASE if short_form else NOMINATED_RELEASE), message_uuid, request
 
 
@@ -198,10 +185,7 @@ def release(body: Any, now: datetime) -> tuple[str, str, etree._Element]:
 
 def _task_head(task: Any, tag: str, class_code: str) -> tuple[str, etree._Element]:
     message_uuid = message_id(task, "Task.identifier")
-    element = root(tag)
-    element.set("classCode", class_code)
-    element.set("moodCode", "EVN")
-    global_id(element, message_uuid)
+    element = act_root(tag, class_code, "EVN", message_uuid)
     el(element, "effectiveTime", {"value": hl7_from_iso(as_dict(task).get("authoredOn"), "Task.authoredOn")})
     return message_uuid, element
 
@@ -216,7 +200,7 @@ def _focus_id(task: Any) -> str:
 def return_(task: Any, now: datetime) -> tuple[str, str, etree._Element]:
     message_uuid, element = _task_head(task, "DispenseProposalReturn", "INFO")
     _author(element, task, as_dict(task).get("requester"), "Task.requester")
-    _prescription_id_act(element, "pertinentInformation1", "pertinentPrescriptionID", "PID",
+    prescription_id_act(element, "pertinentInformation1", "pertinentPrescriptionID", "PID",
                          _short_form(as_dict(task).get("groupIdentifier"), "Task.groupIdentifier"))
     _reason(element, "pertinentInformation3", "pertinentReturnReason", "RR", as_dict(task).get("statusReason"),
             RETURN_REASON, RETURN_REASON_CODES, "false")
@@ -234,11 +218,10 @@ def withdraw(task: Any, now: datetime) -> tuple[str, str, etree._Element]:
     patient = el(el(element, "recordTarget", {"typeCode": "RCT"}), "Patient", {"classCode": "PAT"})
     ident(patient, ROOT_NHS_NUMBER, nhs_number)
     _author(element, task, as_dict(task).get("requester"), "Task.requester")
-    _prescription_id_act(element, "pertinentInformation3", "pertinentWithdrawID", "WID",
+    prescription_id_act(element, "pertinentInformation3", "pertinentWithdrawID", "WID",
                          _short_form(as_dict(task).get("groupIdentifier"), "Task.groupIdentifier"), context="false")
-    kind = el(pertinent(element, "pertinentInformation2", False, contextConductionInd="true"),
-              "pertinentWithdrawType", {"classCode": "OBS", "moodCode": "EVN"})
-    code(kind, ANNOTATION, "PWT")
+    kind = annotation(pertinent(element, "pertinentInformation2", False, contextConductionInd="true"),
+                      "pertinentWithdrawType", "OBS", "PWT")
     code(kind, WITHDRAW_TYPE_CODES, "LD", "Last Dispense", tag="value")
     _reason(element, "pertinentInformation5", "pertinentWithdrawReason", "PWR", as_dict(task).get("statusReason"),
             WITHDRAW_REASON, WITHDRAW_REASON_CODES, "true")
@@ -259,16 +242,14 @@ def _patient_reference(parent: etree._Element, body: Any) -> None:
 
 
 def _item_status(parent: etree._Element, status: str) -> None:
-    act = el(pertinent(parent, "pertinentInformation3", False, contextConductionInd="true"), "pertinentItemStatus",
-             {"classCode": "OBS", "moodCode": "EVN"})
-    code(act, ANNOTATION, "IS")
+    act = annotation(pertinent(parent, "pertinentInformation3", False, contextConductionInd="true"),
+                     "pertinentItemStatus", "OBS", "IS")
     code(act, ITEM_STATUS, status, tag="value")
 
 
 def _prescription_status(parent: etree._Element, status: str) -> None:
-    act = el(pertinent(parent, "pertinentInformation4", False, contextConductionInd="true"),
-             "pertinentPrescriptionStatus", {"classCode": "OBS", "moodCode": "EVN"})
-    code(act, ANNOTATION, "PS")
+    act = annotation(pertinent(parent, "pertinentInformation4", False, contextConductionInd="true"),
+                     "pertinentPrescriptionStatus", "OBS", "PS")
     code(act, PRESCRIPTION_STATUS, status, tag="value")
 
 
@@ -289,10 +270,7 @@ def dispense_notification(bundle: Any, now: datetime) -> tuple[str, str, etree._
         raise Untranslatable("Expected at least one MedicationDispense.",
                              "Bundle.entry.resource.ofType(MedicationDispense)")
     message_uuid = message_id(bundle, "Bundle.identifier")
-    notification = root("DispenseNotification")
-    notification.set("classCode", "INFO")
-    notification.set("moodCode", "EVN")
-    global_id(notification, message_uuid)
+    notification = act_root("DispenseNotification", "INFO", "EVN", message_uuid)
     handed_over = dispenses[0].get("whenHandedOver")
     el(notification, "effectiveTime", {"value": hl7_from_iso(handed_over, "MedicationDispense.whenHandedOver")
                                        if handed_over else hl7_datetime(now)})
@@ -304,31 +282,26 @@ def dispense_notification(bundle: Any, now: datetime) -> tuple[str, str, etree._
     for dispense in dispenses:
         item = el(pertinent(supply, "pertinentInformation1", True, contextConductionInd="true"),
                   "pertinentSuppliedLineItem", {"classCode": "SBADM", "moodCode": "PRMS"})
-        global_id(item, str(as_dict(as_list(dispense.get("identifier"))[0] if as_list(dispense.get("identifier"))
-                                     else {}).get("value") or uuid.uuid4()))
+        line_id = as_dict((as_list(dispense.get("identifier")) or [None])[0]).get("value")
+        global_id(item, str(line_id or uuid.uuid4()))
         type_code = (coding_or_none(dispense.get("type"), DISPENSE_TYPE) or {}).get("code")
         _item_status(item, str(type_code or "0001"))
-    status = (coding_or_none(as_dict(_business_status(first(bundle, "MedicationRequest"))), "https://fhir.nhs.uk/"
-                             "CodeSystem/EPS-task-business-status") or {}).get("code")
+    status = (coding_or_none(as_dict(_business_status(first(bundle, "MedicationRequest"))), BUSINESS_STATUS_SYSTEM)
+              or {}).get("code")
     _prescription_status(supply, str(status or "0006"))
-    _prescription_id_act(notification, "pertinentInformation2", "pertinentPrescriptionID", "PID",
+    prescription_id_act(notification, "pertinentInformation2", "pertinentPrescriptionID", "PID",
                          _short_form(bundle, "MedicationRequest.groupIdentifier"))
     return DISPENSE_NOTIFICATION, message_uuid, notification
 
 
 def _business_status(resource: Any) -> dict | None:
-    for item in as_list(as_dict(resource).get("extension")):
-        if as_dict(item).get("url") == BUSINESS_STATUS_URL:
-            return as_dict(item.get("valueCoding"))
-    return None
+    found = extension_or_none(as_dict(resource).get("extension"), BUSINESS_STATUS_URL)
+    return as_dict(found.get("valueCoding")) if found is not None else None
 
 
 def claim(resource: Any, now: datetime) -> tuple[str, str, etree._Element]:
     message_uuid = message_id(resource, "Claim.identifier")
-    claim_element = root("DispenseClaim")
-    claim_element.set("classCode", "INFO")
-    claim_element.set("moodCode", "EVN")
-    global_id(claim_element, message_uuid)
+    claim_element = act_root("DispenseClaim", "INFO", "EVN", message_uuid)
     created = as_dict(resource).get("created")
     el(claim_element, "effectiveTime", {"value": hl7_from_iso(created, "Claim.created") if created
                                         else hl7_datetime(now)})
@@ -341,14 +314,14 @@ def claim(resource: Any, now: datetime) -> tuple[str, str, etree._Element]:
         for detail in as_list(as_dict(claim_item).get("detail")):
             item = el(pertinent(supply, "pertinentInformation1", True, contextConductionInd="true"),
                       "pertinentSuppliedLineItem", {"classCode": "SBADM", "moodCode": "PRMS"})
-            line_id = identifier_or_none(as_dict(detail).get("extension"), "") or str(
+            line_id = identifier_value(as_dict(detail).get("extension"), "") or str(
                 as_dict(detail).get("sequence", ""))
             global_id(item, line_id or str(uuid.uuid4()))
             status = (_business_status(detail) or {}).get("code")
             _item_status(item, str(status or "0001"))
         status = (_business_status(claim_item) or {}).get("code")
         _prescription_status(supply, str(status or "0006"))
-    _prescription_id_act(claim_element, "pertinentInformation2", "pertinentPrescriptionID", "PID",
+    prescription_id_act(claim_element, "pertinentInformation2", "pertinentPrescriptionID", "PID",
                          _short_form(as_dict(resource).get("prescription"), "Claim.prescription"))
     return DISPENSE_CLAIM, message_uuid, claim_element
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from lxml import etree
 
+from sandbox.services.eps.context import ITEM_ID_SYSTEM
 from sandbox.services.eps.resources import entries
 from sandbox.services.eps.translation import agents
 from sandbox.services.eps.translation.common import (
     ENDORSEMENT,
-    ITEM_ID,
     PRESCRIPTION_ID_EXTENSION,
     PRESCRIPTION_TYPE,
     ROOT_ODS,
@@ -25,7 +25,9 @@ from sandbox.services.eps.translation.common import (
     SNOMED,
     SNOMED_URL,
     TREATMENT_TYPE,
+    H,
     Untranslatable,
+    act_root,
     annotation,
     as_dict,
     as_list,
@@ -44,7 +46,6 @@ from sandbox.services.eps.translation.common import (
     numeric,
     pertinent,
     resolve,
-    root,
     text_of,
     xmljs_canonical,
 )
@@ -69,6 +70,14 @@ def medication_requests(bundle: Any) -> list[dict]:
     return found
 
 
+def long_form_id(group_identifier: dict) -> str:
+    """The prescription's UUID, from MedicationRequest.groupIdentifier's Extension-DM-PrescriptionId."""
+    found = extension(group_identifier.get("extension"), PRESCRIPTION_ID_EXTENSION,
+                      "MedicationRequest.groupIdentifier.extension")
+    return text_of(as_dict(found.get("valueIdentifier")).get("value"),
+                   "MedicationRequest.groupIdentifier.extension.valueIdentifier.value")
+
+
 def course_of_therapy(requests: list[dict]) -> str:
     """One course of therapy for the prescription (a mix of acute and continuous is acute), as live decides."""
     codes = {str(c.get("code")) for r in requests for c in as_list(as_dict(r.get("courseOfTherapyType")).get("coding"))
@@ -86,10 +95,7 @@ def parent_prescription(bundle: dict, when: datetime | None = None) -> etree._El
     carries no signature (live uses the current time, which $prepare then returns as its timestamp)."""
     requests = medication_requests(bundle)
     first = requests[0]
-    parent = root("ParentPrescription")
-    parent.set("classCode", "INFO")
-    parent.set("moodCode", "EVN")
-    global_id(parent, message_id(bundle, "Bundle.identifier"))
+    parent = act_root("ParentPrescription", "INFO", "EVN", message_id(bundle, "Bundle.identifier"))
     code(parent, SNOMED, "163501000000109", "Prescription - FocusActOrEvent (record artifact)")
     effective = el(parent, "effectiveTime")
     el(parent, "typeId", {"extension": "PORX_MT132004UK31", "root": ROOT_TYPE})
@@ -99,14 +105,14 @@ def parent_prescription(bundle: dict, when: datetime | None = None) -> etree._El
     prescription = _prescription(info1, bundle, requests, when)
     validity = as_dict(as_dict(first.get("dispenseRequest")).get("validityPeriod"))
     effective.set("value", hl7_from_iso(validity.get("start"), "MedicationRequest.dispenseRequest.validityPeriod.start")
-                  if validity else prescription.find("{urn:hl7-org:v3}author/{urn:hl7-org:v3}time").get("value"))
+                  if validity else prescription.find(f"{H}author/{H}time").get("value"))
     info2 = el(parent, "pertinentInformation2", {"typeCode": "PERT"})
     el(info2, "templateId", {"extension": "CSAB_RM-NPfITUK10.pertinentInformation1", "root": ROOT_TEMPLATE})
     category = el(info2, "pertinentCareRecordElementCategory", {"classCode": "CATEGORY", "moodCode": "EVN"})
     code(category, SNOMED, "185361000000102", "Medication - care record element (record artifact)")
-    for line_item in prescription.iterfind("{urn:hl7-org:v3}pertinentInformation2/{urn:hl7-org:v3}pertinentLineItem"):
+    for line_item in prescription.iterfind(f"{H}pertinentInformation2/{H}pertinentLineItem"):
         ref = el(el(category, "component", {"typeCode": "COMP"}), "actRef", {"classCode": "SBADM", "moodCode": "RQO"})
-        ref.append(_copy(line_item.find("{urn:hl7-org:v3}id")))
+        ref.append(_copy(line_item.find(f"{H}id")))
     return parent
 
 
@@ -123,10 +129,7 @@ def _prescription(parent: etree._Element, bundle: Any, requests: list[dict], whe
     first = requests[0]
     group = as_dict(first.get("groupIdentifier"))
     prescription = el(parent, "pertinentPrescription", {"classCode": "SBADM", "moodCode": "RQO"})
-    uuid_extension = extension(group.get("extension"), PRESCRIPTION_ID_EXTENSION,
-                               "MedicationRequest.groupIdentifier.extension")
-    global_id(prescription, text_of(as_dict(uuid_extension.get("valueIdentifier")).get("value"),
-                                    "MedicationRequest.groupIdentifier.extension.valueIdentifier.value"))
+    global_id(prescription, long_form_id(group))
     ident(prescription, ROOT_SHORT_FORM_ID, text_of(group.get("value"), "MedicationRequest.groupIdentifier.value"))
     code(prescription, SNOMED, *ADMINISTRATION)
     el(prescription, "effectiveTime", {"nullFlavor": "NA"})
@@ -276,7 +279,7 @@ def _communication_texts(bundle: Any) -> tuple[list[str], list[str]]:
 def _line_item(parent: etree._Element, bundle: Any, request: dict, repeats: tuple[str, str] | None,
                medication_list: list[str], patient_info: list[str]) -> None:
     item = el(parent, "pertinentLineItem", {"classCode": "SBADM", "moodCode": "RQO"})
-    global_id(item, identifier(request.get("identifier"), ITEM_ID, "MedicationRequest.identifier"))
+    global_id(item, identifier(request.get("identifier"), ITEM_ID_SYSTEM, "MedicationRequest.identifier"))
     code(item, SNOMED, *ADMINISTRATION)
     el(item, "effectiveTime", {"nullFlavor": "NA"})
     if repeats:
@@ -357,35 +360,34 @@ def fragments_of(parent: etree._Element) -> bytes:
     """What the prescriber signs: the prescription's id and author time, the author's AgentPerson, the
     recordTarget and each line item (without repeatNumber/low and any item status), each written as live writes
     it (xml-js canonicalised, xmlns="urn:hl7-org:v3" on each fragment)."""
-    hl7 = "{urn:hl7-org:v3}"
-    prescription = parent.find(f"{hl7}pertinentInformation1/{hl7}pertinentPrescription")
-    author = prescription.find(f"{hl7}author")
+    prescription = parent.find(f"{H}pertinentInformation1/{H}pertinentPrescription")
+    author = prescription.find(f"{H}author")
     parts = ["<FragmentsToBeHashed><Fragment>",
-             xmljs_canonical(author.find(f"{hl7}time"), namespaced=True),
-             xmljs_canonical(prescription.find(f"{hl7}id"), namespaced=True),
+             xmljs_canonical(author.find(f"{H}time"), namespaced=True),
+             xmljs_canonical(prescription.find(f"{H}id"), namespaced=True),
              "</Fragment><Fragment>",
-             xmljs_canonical(author.find(f"{hl7}AgentPerson"), namespaced=True),
+             xmljs_canonical(author.find(f"{H}AgentPerson"), namespaced=True),
              "</Fragment><Fragment>",
-             xmljs_canonical(parent.find(f"{hl7}recordTarget"), namespaced=True),
+             xmljs_canonical(parent.find(f"{H}recordTarget"), namespaced=True),
              "</Fragment>"]
-    for line_item in prescription.iterfind(f"{hl7}pertinentInformation2/{hl7}pertinentLineItem"):
+    for line_item in prescription.iterfind(f"{H}pertinentInformation2/{H}pertinentLineItem"):
         signed = _copy(line_item)
-        for low in signed.iterfind(f"{hl7}repeatNumber/{hl7}low"):
+        for low in signed.iterfind(f"{H}repeatNumber/{H}low"):
             low.getparent().remove(low)
-        for status in signed.findall(f"{hl7}pertinentInformation4"):
+        for status in signed.findall(f"{H}pertinentInformation4"):
             signed.remove(status)
         parts += ["<Fragment>", xmljs_canonical(signed, namespaced=True), "</Fragment>"]
     parts.append("</FragmentsToBeHashed>")
     return "".join(parts).encode("utf-8")
 
 
+def author_time(parent: etree._Element) -> str:
+    """The author time (HL7v3, e.g. 20241209115004) a ParentPrescription and its fragments carry."""
+    return parent.find(f"{H}pertinentInformation1/{H}pertinentPrescription/{H}author/{H}time").get("value")
+
+
 def signature_fragments(bundle: dict, when: datetime | None = None) -> bytes:
+    """The fragments the prescriber signs (what $prepare's DigestValue is the SHA-256 of), written as live writes
+    them. `when`: the author time for an unsigned Bundle (live: now); a signed Bundle's comes from its Provenance."""
     return fragments_of(parent_prescription(bundle, when))
-
-
-def author_time(bundle: dict, when: datetime | None = None) -> str:
-    """The author time the fragments carry (HL7v3 form): $prepare returns it as its timestamp."""
-    parent = parent_prescription(bundle, when)
-    return parent.find("{urn:hl7-org:v3}pertinentInformation1/{urn:hl7-org:v3}pertinentPrescription/"
-                       "{urn:hl7-org:v3}author/{urn:hl7-org:v3}time").get("value")
 

@@ -11,9 +11,8 @@ from lxml import etree
 from sandbox.messaging import Problem, xmlsafe
 from sandbox.messaging.schemas import schema_set
 from sandbox.runtime import current_sandbox
-from sandbox.services.eps.translation.common import HL7
+from sandbox.services.eps.translation.common import ROOT_SHORT_FORM_ID, H
 
-H = f"{{{HL7}}}"
 _HL7_TIME = re.compile(r"^\d{14}$")
 _SHORT_FORM = re.compile(r"^[0-9A-F]{6}-[0-9A-Z]{6}-[0-9A-F]{5}[0-9A-Z+]$")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -72,7 +71,7 @@ def structure_problems(message: etree._Element, interaction: str) -> list[Proble
          "the act must have an effectiveTime (YYYYMMDDHHMMSS)", payload)
     if not etree.QName(payload).localname.startswith("Nominated"):
         ids = [e.get("extension", "") for e in payload.iter(f"{H}value", f"{H}id")
-               if e.get("root") == "2.16.840.1.113883.2.1.3.2.4.18.8"]
+               if e.get("root") == ROOT_SHORT_FORM_ID]
         need(bool(ids) and all(_SHORT_FORM.match(i) for i in ids),
              "the act must name the short-form prescription id it is about", payload)
     return problems
