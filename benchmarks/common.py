@@ -77,3 +77,23 @@ def wrk(url: str, connections: int = 32, seconds: int = 10, headers: dict | None
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def recorded_echo(variable: str, name: str):
+    """The peer of the service benchmarks: a bare Flask app that reads each request's body, as the sandbox does, and
+    answers its path with the body and content type recorded in the JSON file `variable` names ({path: [body,
+    content type]}), so both servers send the very same bytes."""
+    import json
+
+    from flask import Flask, Response, request
+
+    recorded = json.loads(Path(os.environ[variable]).read_text())
+    app = Flask(name)
+
+    @app.route("/<path:path>", methods=["GET", "POST"])
+    def echo(path: str) -> Response:
+        request.get_data()
+        body, content_type = recorded.get("/" + path, ["", "text/plain"])
+        return Response(body.encode("latin-1"), content_type=content_type)
+
+    return app

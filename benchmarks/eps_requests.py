@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import statistics
@@ -39,7 +38,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import ROOT, _ms, free_port, start, stop
+from common import ROOT, _ms, free_port, recorded_echo, start, stop
 
 sys.path.insert(0, str(ROOT))
 from tests.test_eps_plans import (  # noqa: E402
@@ -107,20 +106,8 @@ end
 
 # ---- the peer: a bare Flask app answering recorded bytes (run by Granian from this file) ---------------------------
 def echo_app():
-    """Granian factory: answers each recorded path with its recorded body and content type, after reading the
-    request body as the sandbox does."""
-    from flask import Flask, Response, request
-
-    recorded = json.loads(Path(os.environ[BODIES_VARIABLE]).read_text())
-    app = Flask("eps-echo")
-
-    @app.route("/<path:path>", methods=["GET", "POST"])
-    def echo(path: str) -> Response:
-        request.get_data()
-        body, content_type = recorded.get("/" + path, ["", "text/plain"])
-        return Response(body.encode("latin-1"), content_type=content_type)
-
-    return app
+    """Granian factory (run from this file): the recorded answers, byte for byte."""
+    return recorded_echo(BODIES_VARIABLE, "eps-echo")
 
 
 # ---- the supplier's side: users, a smartcard, signed orders -------------------------------------------------------------

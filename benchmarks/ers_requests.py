@@ -26,7 +26,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, free_port, start, stop, wrk
+from common import ROOT, free_port, recorded_echo, start, stop, wrk
 
 sys.path.insert(0, str(ROOT))
 from tests.test_ers_plans import CS, RC, SPC, STU3, Actor, Http, Provider, Referrer, coding, parameters  # noqa: E402
@@ -38,20 +38,8 @@ BODIES_VARIABLE = "ERS_ECHO_BODIES"
 
 # ---- the peer: a bare Flask app answering recorded bytes (run by Granian from this file) ---------------------------
 def echo_app():
-    """Granian factory: answers each recorded path with its recorded body and content type, after reading the
-    request body as the sandbox does."""
-    from flask import Flask, Response, request
-
-    recorded = json.loads(Path(os.environ[BODIES_VARIABLE]).read_text())
-    app = Flask("ers-echo")
-
-    @app.route("/<path:path>", methods=["GET", "POST"])
-    def echo(path: str) -> Response:
-        request.get_data()
-        body, content_type = recorded["/" + path]
-        return Response(body.encode("latin-1"), content_type=content_type)
-
-    return app
+    """Granian factory (run from this file): the recorded answers, byte for byte."""
+    return recorded_echo(BODIES_VARIABLE, "ers-echo")
 
 
 # ---- set-up: a session with referrals awaiting the provider's review ----------------------------------------------------

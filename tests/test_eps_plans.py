@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import ROOT, TEST_POPULATION
 from tests.eps_helpers import ADMIN, DISPENSER, NURSE, PRESCRIBER, User, example_json
+from tests.plan_helpers import assert_certified, attest_all, failed
 
 SCENARIO = "X-Sandbox-Scenario"
 SESSION = "X-Sandbox-Session"
@@ -628,19 +629,6 @@ def smartcards(app) -> tuple[Smartcard, Smartcard]:
     return cards[0], cards[1]
 
 
-def attest_all(client, session: str) -> dict:
-    progress = client.get(f"/_sandbox/sessions/{session}").get_json()
-    for requirement in progress["awaiting_attestation"]:
-        attested = client.post(f"/_sandbox/sessions/{session}/attestations", json={
-            "requirement": requirement, "verdict": "pass", "by": "A. Assessor", "note": "Seen in the system's logs."})
-        assert attested.status_code == 201, attested.get_data(as_text=True)
-    return client.get(f"/_sandbox/sessions/{session}").get_json()
-
-
-def failed(progress: dict) -> list[str]:
-    return [r["id"] for r in progress["requirements"] if r["verdict"] == "fail"]
-
-
 def walk(plan: str, http: Http, identity: Identity, card: Smartcard, stranger: Smartcard) -> dict:
     if plan == "eps-prescriber":
         return walk_prescriber(http, identity, card, stranger, DISPENSER.ods)
@@ -654,15 +642,7 @@ def test_a_well_behaved_system_is_certified_against_the_plan(client, app, plan):
     http = Http(session, client)
     made = walk(plan, http, Identity(http), card, stranger)
     assert "re-authenticated" in made["log"] or plan == "eps-dispenser"
-    progress = client.get(f"/_sandbox/sessions/{session}").get_json()
-    assert failed(progress) == [], [r for r in progress["requirements"] if r["verdict"] == "fail"]
-    assert [s["scenario"] for s in progress["steps"] if not s["exercised"]] == []
-    assert progress["without_evidence"] == []
-    assert progress["verdict"] == "incomplete" and progress["awaiting_attestation"], progress["reasons"]
-    final = attest_all(client, session)
-    assert final["verdict"] == "pass", final["reasons"]
-    report = client.get(f"/_sandbox/sessions/{session}/report")
-    assert report.status_code == 200 and report.get_json()["verdict"] == "pass"
+    assert_certified(client, session)
 
 
 def test_one_prescription_through_its_whole_life_with_different_users_and_roles(client, app):

@@ -34,6 +34,19 @@ def _validator_for_file(path: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
+@functools.lru_cache(maxsize=16)
+def _defs_of(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["$defs"]
+
+
+@functools.lru_cache(maxsize=256)
+def definition_validator(path: Path, definition: str) -> Draft202012Validator:
+    """A validator for one definition of a service's schema file (its `$defs`, e.g. schemas/requests.yaml), compiled
+    once per process."""
+    return Draft202012Validator({"$defs": _defs_of(path), "$ref": f"#/$defs/{definition}"},
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
 def validator_for(schema: dict | Path | str | Draft202012Validator) -> Draft202012Validator:
     if isinstance(schema, Draft202012Validator):
         return schema

@@ -64,8 +64,14 @@ class RecordedResponse:
                 **body_fields(self.body, self.headers, body_limit)}
 
 
+def header_of(headers: list[tuple[str, str]], name: str) -> str | None:
+    """A recorded header's value (the first, case-insensitively), None when absent."""
+    name = name.lower()
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
 def content_type(headers: list[tuple[str, str]]) -> str:
-    return next((value for name, value in headers if name.lower() == "content-type"), "")
+    return header_of(headers, "Content-Type") or ""
 
 
 def body_fields(body: bytes, headers, limit: int | None) -> dict:

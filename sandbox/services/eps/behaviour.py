@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from sandbox.conformance.findings import Finding
 from sandbox.conformance.history import History, HistoryCheckSet
-from sandbox.journal.exchange import Exchange
+from sandbox.journal.exchange import Exchange, header_of
 from sandbox.services.eps.context import HL7V3, REQUEST_ID
 
 history = HistoryCheckSet("eps")
@@ -23,7 +23,7 @@ WHERE = f"header:{REQUEST_ID}"
 
 
 def request_id(ex: Exchange) -> str | None:
-    value = next((v for k, v in ex.request.headers if k.lower() == REQUEST_ID.lower()), None)
+    value = header_of(ex.request.headers, REQUEST_ID)
     return value.strip().lower() if value and value.strip() else None
 
 

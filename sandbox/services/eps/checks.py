@@ -18,13 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from sandbox.conformance.checks import CheckContext, CheckSet, RequestView
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.conformance.parsing import Malformed, is_ascii_digits, parse_json
-from sandbox.conformance.schemas import SchemaProblem, problems_in
+from sandbox.conformance.schemas import SchemaProblem, definition_validator, problems_in
 from sandbox.services.eps import validation
 from sandbox.services.eps.context import (
     CANCEL,
@@ -427,16 +426,8 @@ def _remembered_problems(operation: str, raw: bytes) -> tuple[SchemaProblem, ...
     return tuple(request_problems(operation, body))
 
 
-@functools.cache
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
-
-
-@functools.cache
 def validator(definition: str) -> Draft202012Validator:
-    """A validator for one definition of schemas/requests.yaml, compiled once per process."""
-    return Draft202012Validator({"$defs": _schema()["$defs"], "$ref": f"#/$defs/{definition}"},
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return definition_validator(SCHEMA_FILE, definition)
 
 
 def request_problems(operation: str, body: Any) -> list[SchemaProblem]:

@@ -66,16 +66,12 @@ def _code(concept: Any) -> str | None:
     return None
 
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
 def controlled(request: dict) -> bool:
     """The order marks the item a Schedule 2-4 controlled drug (Extension-DM-ControlledDrug's schedule)."""
     for extension in request.get("extension") or []:
         if isinstance(extension, dict) and "ControlledDrug" in str(extension.get("url", "")):
             for inner in extension.get("extension") or [extension]:
-                code = _code({"coding": [_dict(inner).get("valueCoding")]})
+                code = _code({"coding": [resources.as_dict(inner).get("valueCoding")]})
                 if code and _CONTROLLED_SCHEDULE.match(code):
                     return True
     return False
@@ -90,8 +86,8 @@ def add_months(moment: datetime, months: int) -> datetime:
 def expiry(request: dict, fallback: datetime) -> datetime:
     """When the prescription expires: dispenseRequest.validityPeriod.end, else 28 days (Schedule 2-4 controlled
     drugs) or six months after authoredOn."""
-    dispense = _dict(request.get("dispenseRequest"))
-    end = parse_moment(_dict(dispense.get("validityPeriod")).get("end"))
+    dispense = resources.as_dict(request.get("dispenseRequest"))
+    end = parse_moment(resources.as_dict(dispense.get("validityPeriod")).get("end"))
     authored = parse_moment(request.get("authoredOn")) or fallback
     if controlled(request):
         limit = authored + CONTROLLED_VALIDITY
@@ -103,7 +99,7 @@ def expiry(request: dict, fallback: datetime) -> datetime:
 
 def _referenced(bundle: Any, reference: Any, resource_type: str) -> list[dict]:
     """The Bundle's resources of this type that a Reference points at (its reference ends with their id)."""
-    target = _dict(reference).get("reference")
+    target = resources.as_dict(reference).get("reference")
     if not isinstance(target, str):
         return []
     return [r for r in resources.entries(bundle, resource_type) if target.endswith(str(r.get("id")))]
@@ -112,7 +108,7 @@ def _referenced(bundle: Any, reference: Any, resource_type: str) -> list[dict]:
 def prescriber(bundle: Any, request: dict) -> dict:
     """Who prescribed: the requester's role profile, and the organisation (ODS, name) that sent the order."""
     header = resources.first(bundle, "MessageHeader") or {}
-    sender = _dict(header.get("sender"))
+    sender = resources.as_dict(header.get("sender"))
     ods = resources.identifier_value(sender.get("identifier"), ODS_SYSTEM)
     name = sender.get("display") if isinstance(sender.get("display"), str) else None
     role = None
@@ -127,14 +123,14 @@ def prescriber(bundle: Any, request: dict) -> dict:
 
 def performer(request: dict) -> tuple[str | None, str | None]:
     """The nominated pharmacy (ODS, name), or (None, None) when the patient nominated none."""
-    who = _dict(_dict(request.get("dispenseRequest")).get("performer"))
+    who = resources.as_dict(resources.as_dict(request.get("dispenseRequest")).get("performer"))
     ods = resources.identifier_value(who.get("identifier"), ODS_SYSTEM)
     return ods, who.get("display") if isinstance(who.get("display"), str) else None
 
 
 def issues(request: dict, course: str) -> int:
     """How many issues the prescription has: eRD numberOfRepeatsAllowed + 1 (the first issue and its repeats)."""
-    allowed = _dict(request.get("dispenseRequest")).get("numberOfRepeatsAllowed")
+    allowed = resources.as_dict(request.get("dispenseRequest")).get("numberOfRepeatsAllowed")
     if course == ERD and isinstance(allowed, int) and not isinstance(allowed, bool) and 0 <= allowed <= 98:
         return allowed + 1
     return 1

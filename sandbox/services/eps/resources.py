@@ -14,6 +14,11 @@ from sandbox.services.eps.context import (
 )
 
 
+def as_dict(value: Any) -> dict:
+    """The value when it is a JSON object, else an empty one (a field of the wrong type reads as absent)."""
+    return value if isinstance(value, dict) else {}
+
+
 def entries(bundle: Any, resource_type: str | None = None) -> list[dict]:
     """The resources of a Bundle's entries (of one type)."""
     items = bundle.get("entry") if isinstance(bundle, dict) else None

@@ -33,6 +33,7 @@ from sandbox.services.eps.context import (
 )
 from sandbox.services.eps.errors import eps_error, issue, outcome
 from sandbox.services.eps.resources import (
+    as_dict,
     entries,
     event_code,
     identifier_value,
@@ -139,12 +140,8 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
 def _extensions(resource: Any, url: str) -> list[dict]:
-    return [e for e in _list(_dict(resource).get("extension")) if isinstance(e, dict) and e.get("url") == url]
+    return [e for e in _list(as_dict(resource).get("extension")) if isinstance(e, dict) and e.get("url") == url]
 
 
 def _extension(resource: Any, url: str) -> dict | None:
@@ -152,7 +149,7 @@ def _extension(resource: Any, url: str) -> dict | None:
 
 
 def _codes(concept: Any) -> list:
-    return [c.get("code") for c in _list(_dict(concept).get("coding")) if isinstance(c, dict)]
+    return [c.get("code") for c in _list(as_dict(concept).get("coding")) if isinstance(c, dict)]
 
 
 def _reference(value: Any) -> str | None:
@@ -174,7 +171,7 @@ def _resolve(bundle: dict, reference: Any) -> dict | None:
     if target is None:
         return None
     for entry in _list(bundle.get("entry")):
-        resource = _dict(entry).get("resource")
+        resource = as_dict(entry).get("resource")
         if not isinstance(resource, dict):
             continue
         if entry.get("fullUrl") == target or f"{resource.get('resourceType')}/{resource.get('id')}" == target:
@@ -199,7 +196,7 @@ def path_values(resource: Any, path: str) -> list:
             if step.startswith("extension("):
                 found += _extensions(value, step[len('extension("'):-2])
                 continue
-            child = _dict(value).get(step)
+            child = as_dict(value).get(step)
             found += child if isinstance(child, list) else [] if child is None else [child]
         values = found
     return values
@@ -241,10 +238,10 @@ def _common(bundle: dict) -> Iterator[Problem]:
         yield _value(REQ_INTENT, "MedicationRequest.intent must be order, original-order or instance-order.",
                      "Bundle.entry.resource.ofType(MedicationRequest).intent")
     yield from _medication_conflict(requests, "MedicationRequest")
-    responsible = {_dict(_dict(_extension(r, RESPONSIBLE_PRACTITIONER)).get("valueReference")).get("reference")
+    responsible = {as_dict(as_dict(_extension(r, RESPONSIBLE_PRACTITIONER)).get("valueReference")).get("reference")
                    for r in requests} - {None}
     for entry in _list(bundle.get("entry")):
-        role = _dict(entry).get("resource")
+        role = as_dict(entry).get("resource")
         if isinstance(role, dict) and role.get("resourceType") == "PractitionerRole":
             yield from _practitioner_role(role, entry.get("fullUrl") in responsible)
 
@@ -332,7 +329,7 @@ def _prescriber(bundle: dict, request: dict) -> Iterator[Problem]:
     role = _resolve(bundle, request.get("requester"))
     if role is None:
         return
-    prescription_type = _dict(_dict(_extension(request, PRESCRIPTION_TYPE)).get("valueCoding")).get("code")
+    prescription_type = as_dict(as_dict(_extension(request, PRESCRIPTION_TYPE)).get("valueCoding")).get("code")
     organization = _resolve(bundle, role.get("organization")) if _is_reference(role.get("organization")) else None
     if organization is not None and isinstance(prescription_type, str) and prescription_type.startswith("01"):
         if "healthcareService" in role:
@@ -348,11 +345,11 @@ def _prescriber(bundle: dict, request: dict) -> Iterator[Problem]:
 
 def _repeat_dispensing(requests: list[dict]) -> Iterator[Problem]:
     paths = ["dispenseRequest.numberOfRepeatsAllowed"]
-    if _list(_dict(_extension(requests[0], UK_REPEAT_INFORMATION)).get("extension")):
+    if _list(as_dict(_extension(requests[0], UK_REPEAT_INFORMATION)).get("extension")):
         paths.append(f'extension("{UK_REPEAT_INFORMATION}")')
     for path in paths:
         yield from _consistent(requests, path, "MedicationRequest", REQ_REPEAT)
-    dispense_request = _dict(requests[0].get("dispenseRequest"))
+    dispense_request = as_dict(requests[0].get("dispenseRequest"))
     for field in ("validityPeriod", "expectedSupplyDuration"):
         if not dispense_request.get(field):
             yield _value(REQ_REPEAT, f"Expected MedicationRequest to have a value for dispenseRequest.{field}.",
@@ -363,7 +360,7 @@ def _dosage(request: dict) -> Iterator[Problem]:
     dosage = _list(request.get("dosageInstruction"))
     if not dosage:
         yield _invalid(REQ_DOSAGE, "Required field dosageInstructions is missing.", "MedicationRequest.dosageInstruction")
-    elif len(dosage) > 1 and any(not _dict(d).get("sequence") for d in dosage):
+    elif len(dosage) > 1 and any(not as_dict(d).get("sequence") for d in dosage):
         yield Problem(REQ_DOSAGE, 400, "invalid", "", "MISSING_VALUE", "The request contains multiple dosage "
                       "instruction lines but no corresponding dosage sequence number.",
                       "MedicationRequest.dosageInstruction.sequence")
@@ -386,7 +383,7 @@ def _dispense(bundle: dict) -> Iterator[Problem]:
     dispenses = entries(bundle, "MedicationDispense")
     for path in DISPENSE_CONSISTENT_PATHS:
         yield from _consistent(dispenses, path, "MedicationDispense", REQ_DISPENSE_CONSISTENT)
-    actors = _unique([_dict(p).get("actor") for d in dispenses for p in _list(d.get("performer"))])
+    actors = _unique([as_dict(p).get("actor") for d in dispenses for p in _list(d.get("performer"))])
     if len(actors) > 1:
         yield _value(REQ_DISPENSE_CONSISTENT, "Expected all MedicationDispenses to have the same value for "
                      f"performer. Received {_compact(actors)}.",
@@ -397,7 +394,7 @@ def _dispense(bundle: dict) -> Iterator[Problem]:
                      "Bundle.entry.resource.ofType(MedicationDispense).performer.ofType(PractitionerRole)")
     yield from _medication_conflict(dispenses, "MedicationDispense")
     if dispenses and _list(dispenses[0].get("performer")):
-        role = _contained(dispenses[0], _dict(_list(dispenses[0]["performer"])[0]).get("actor"))
+        role = _contained(dispenses[0], as_dict(_list(dispenses[0]["performer"])[0]).get("actor"))
         if role is not None:
             yield from _dispenser(bundle, role)
 
@@ -424,7 +421,7 @@ def _dispenser(bundle: dict, role: dict) -> Iterator[Problem]:
 def _release(parameters: dict) -> Iterator[Problem]:
     if parameter(parameters, "owner") is None:
         yield _invalid(REQ_OWNER, "Required parameter owner is missing.", "Parameters.parameter")
-    agent = _dict(_dict(parameter(parameters, "agent")).get("resource"))
+    agent = as_dict(as_dict(parameter(parameters, "agent")).get("resource"))
     if not agent:
         return
     if _is_reference(agent.get("practitioner")):
@@ -447,14 +444,14 @@ def _task(task: dict) -> Iterator[Problem]:
         if not code:
             yield _value(REQ_TASK, "Task.code is required when Task.status is 'in-progress'.", "Task.code")
         else:
-            coding = next((c for c in _list(_dict(code).get("coding"))
+            coding = next((c for c in _list(as_dict(code).get("coding"))
                            if isinstance(c, dict) and c.get("system") == TASK_CODE_SYSTEM), {})
             if coding.get("code") != "abort":
                 yield _value(REQ_TASK, "Task.code.coding.code must be one of: 'abort'.", "Task.code.coding.code")
     # Live reads the reason from Task.statusReason (its text still says reasonCode, which carries a SNOMED code).
     system = WITHDRAW_REASONS if withdrawal else RETURN_REASONS
     if not any(isinstance(c, dict) and c.get("system") == system and c.get("code")
-               for c in _list(_dict(task.get("statusReason")).get("coding"))):
+               for c in _list(as_dict(task.get("statusReason")).get("coding"))):
         yield _value(REQ_TASK, f"Task.reasonCode must have a system of '{system}' and a value from that system.",
                      "Task.statusReason")
 
@@ -463,7 +460,7 @@ def _claim(claim: dict) -> Iterator[Problem]:
     role = _contained(claim, claim.get("provider"))
     if role is not None and _is_reference(role.get("practitioner")):
         yield _not_identifier('Parameters.parameter("agent").resource.practitioner')  # live's text, sic
-    details = [d for item in _list(claim.get("item")) for d in _list(_dict(item).get("detail"))]
+    details = [d for item in _list(claim.get("item")) for d in _list(as_dict(item).get("detail"))]
     if not details or any(not _endorsed(detail) for detail in details):
         yield _invalid(REQ_ENDORSEMENT, MISSING_ENDORSEMENT, "Claim.item.detail.programCode")
 
@@ -471,7 +468,7 @@ def _claim(claim: dict) -> Iterator[Problem]:
 def _endorsed(detail: Any) -> bool:
     """A line of a claim carries an endorsement (NDEC when there is none to make) among its programCodes."""
     return any(isinstance(c, dict) and c.get("system") == ENDORSEMENT_SYSTEM and c.get("code")
-               for concept in _list(_dict(detail).get("programCode")) for c in _list(_dict(concept).get("coding")))
+               for concept in _list(as_dict(detail).get("programCode")) for c in _list(as_dict(concept).get("coding")))
 
 
 RULES: dict[str, Callable[[dict], Iterator[Problem]]] = {

@@ -14,7 +14,7 @@ import zlib
 
 from sandbox.conformance.findings import Finding
 from sandbox.conformance.history import History, HistoryCheckSet
-from sandbox.journal.exchange import Exchange
+from sandbox.journal.exchange import Exchange, header_of
 from sandbox.services.ers.checks import A008, A016, A023, A034, IF_MATCH_OPS, IF_MATCH_PATTERN
 from sandbox.services.ers.context import (
     BUSINESS_FUNCTION,
@@ -51,11 +51,6 @@ INCOMING_REFERRAL = re.compile(rb'"reference"\s*:\s*"ReferralRequest/([0-9]{12})
 MAX_BODY_READ = 256 * 1024  # bodies of answers read for a created resource's id; larger ones are not creations
 
 
-def header(headers, name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
 def answered_at(ex: Exchange) -> float:
     return ex.started_at + ex.duration_ms / 1000
 
@@ -85,7 +80,7 @@ def created_resource(ex: Exchange) -> str | None:
 def answer_body(ex: Exchange) -> bytes | None:
     """The answer's body as sent before compression (gzip or deflate for larger answers), None when too large."""
     body = ex.response.body or b""
-    coding = (header(ex.response.headers, "Content-Encoding") or "").strip().lower()
+    coding = (header_of(ex.response.headers, "Content-Encoding") or "").strip().lower()
     if coding in ("gzip", "deflate"):
         inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if coding == "gzip" else zlib.MAX_WBITS)
         try:
@@ -96,7 +91,7 @@ def answer_body(ex: Exchange) -> bytes | None:
 
 
 def etag(ex: Exchange) -> str | None:
-    value = header(ex.response.headers, "ETag")
+    value = header_of(ex.response.headers, "ETag")
     return value.strip() if value else None
 
 
@@ -106,7 +101,7 @@ def same_request(ex: Exchange) -> str:
     for part in (ex.request.method, ex.request.path, ex.request.query_string):
         digest.update(part.encode("utf-8", "replace") + b"\0")
     for name in SAME_REQUEST_HEADERS:
-        digest.update((header(ex.request.headers, name) or "").encode("utf-8", "replace") + b"\0")
+        digest.update((header_of(ex.request.headers, name) or "").encode("utf-8", "replace") + b"\0")
     digest.update(ex.request.body or b"")
     return digest.hexdigest()
 
@@ -116,7 +111,7 @@ def worklist(ex: Exchange) -> str | None:
     if ex.operation not in WORKLISTS:
         return None
     digest = hashlib.sha256(ex.request.body or b"").hexdigest()[:32]
-    who = f"{header(ex.request.headers, ODS_CODE) or ''}|{header(ex.request.headers, BUSINESS_FUNCTION) or ''}"
+    who = f"{header_of(ex.request.headers, ODS_CODE) or ''}|{header_of(ex.request.headers, BUSINESS_FUNCTION) or ''}"
     return f"{ex.operation}:{hashlib.sha256(who.encode('utf-8', 'replace')).hexdigest()[:16]}:{digest}"
 
 
@@ -159,7 +154,7 @@ def version_told(ex: Exchange, resource: str, published: bool) -> str | None:
 @history.register(REQ_VERSION)
 def versions_are_current(ex: Exchange, past: History):
     resource = resource_in_path(ex)
-    sent = (header(ex.request.headers, "If-Match") or "").strip()
+    sent = (header_of(ex.request.headers, "If-Match") or "").strip()
     if ex.operation not in IF_MATCH_OPS or not resource or not IF_MATCH_PATTERN.match(sent):
         return  # a missing or malformed If-Match is ERS-HDR-004's finding
     published = bool(PUBLISHED_IDS.match(resource.split("/", 1)[1]))

@@ -15,13 +15,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from sandbox.conformance.checks import CheckContext, CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
 from sandbox.conformance.parsing import Malformed, parse_json
-from sandbox.conformance.schemas import SchemaProblem, pointer_of, problems_in
+from sandbox.conformance.schemas import SchemaProblem, definition_validator, pointer_of, problems_in
 from sandbox.services.ers import errors
 from sandbox.services.ers.context import (
     BUSINESS_FUNCTION,
@@ -511,16 +510,8 @@ def _worklist_service(document: dict) -> Iterator[Finding]:
                              "worklist it reads (parameter 'service').", "/parameter")
 
 
-@functools.cache
-def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
-
-
-@functools.cache
 def validator(definition: str) -> Draft202012Validator:
-    """A validator for one definition of schemas/requests.yaml."""
-    return Draft202012Validator({"$defs": _schema()["$defs"], "$ref": f"#/$defs/{definition}"},
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return definition_validator(SCHEMA_FILE, definition)
 
 
 CARDINALITY = ("contains", "minContains", "maxContains")

@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 
 from sandbox.conformance.findings import Finding
 from sandbox.conformance.history import History, HistoryCheckSet
-from sandbox.journal.exchange import Exchange
+from sandbox.journal.exchange import Exchange, header_of
 from sandbox.services.pds import fixtures
 
 history = HistoryCheckSet("pds")
@@ -28,13 +28,8 @@ MIN_BACKOFF_S = 1.0  # after a 429 without Retry-After: a default rate limit is 
 TOLERANCE_S = 0.05  # clock and scheduling slack when comparing waits
 
 
-def header(headers, name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in headers if k.lower() == name), None)
-
-
 def request_id(ex: Exchange) -> str | None:
-    value = header(ex.request.headers, "X-Request-ID")
+    value = header_of(ex.request.headers, "X-Request-ID")
     return value.strip().lower() if value else None
 
 
@@ -67,7 +62,7 @@ def answered_at(ex: Exchange) -> float:
 
 def retry_after(ex: Exchange) -> float | None:
     """Retry-After in seconds: a number of seconds or an HTTP date."""
-    value = header(ex.response.headers, "Retry-After")
+    value = header_of(ex.response.headers, "Retry-After")
     if not value:
         return None
     try:
@@ -154,15 +149,15 @@ def patch_uses_latest_etag(ex: Exchange, past: History):
     number = patient_in_path(ex)
     if ex.request.method != "PATCH" or not number:
         return
-    if_match = (header(ex.request.headers, "If-Match") or "").strip()
+    if_match = (header_of(ex.request.headers, "If-Match") or "").strip()
     # The published examples are read-only: an update is answered but never stored, so their current version
     # is the one a retrieval returns (W/"2"), and every documented update with it succeeds, every time.
     read_only = fixtures.is_fixture(number)
     answers = [e for e in past.related(f"patient:{number}", limit=20)
-               if 200 <= e.response.status < 300 and header(e.response.headers, "ETag")
+               if 200 <= e.response.status < 300 and header_of(e.response.headers, "ETag")
                and not (read_only and e.request.method == "PATCH")]
     latest = answers[0] if answers else None
-    etag = header(latest.response.headers, "ETag").strip() if latest else None
+    etag = header_of(latest.response.headers, "ETag").strip() if latest else None
     if not if_match:
         yield Finding.failed("PDS-UPD-001", f"PATCH of {number} has no If-Match header; send the ETag of your "
                              "latest retrieval of the patient" + (f" ({etag})." if etag else "."), "header:If-Match")

@@ -5,7 +5,6 @@ Also the bridge from the sandbox's own JSON Schema (schemas/pds.yaml) to PDS's e
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from jsonpointer import JsonPointerException, resolve_pointer
 from jsonschema import Draft202012Validator
 
 from sandbox.conformance.findings import Finding, SpineError
-from sandbox.conformance.schemas import SchemaProblem, problems_in
+from sandbox.conformance.schemas import SchemaProblem, definition_validator, problems_in
 
 SCHEMA_FILE = Path(__file__).with_name("schemas") / "pds.yaml"
 
@@ -51,11 +50,8 @@ def _text(value) -> str:
     return value if isinstance(value, str) else yaml.safe_dump(value, default_flow_style=True).strip()
 
 
-@functools.cache
 def validator(definition: str) -> Draft202012Validator:
-    schema = yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))
-    return Draft202012Validator({"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"},
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return definition_validator(SCHEMA_FILE, definition)
 
 
 def schema_problems(definition: str, document, requirement: str, what: str) -> list[Problem]:

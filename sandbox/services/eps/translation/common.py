@@ -10,7 +10,7 @@ from typing import Any
 
 from lxml import etree
 
-from sandbox.services.eps.resources import entries, identifier_value
+from sandbox.services.eps.resources import as_dict, entries, identifier_value
 
 HL7 = "urn:hl7-org:v3"
 H = f"{{{HL7}}}"  # the namespace as lxml writes it in a tag or path
@@ -172,10 +172,6 @@ def iso_from_hl7(value: str) -> str:
 
 def as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
-
-
-def as_dict(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def text_of(value: Any, path: str) -> str:
