@@ -1,16 +1,17 @@
-"""The SQLite journal's storage: findings kept with their exchange and indexed by requirement in batches, journals
-from earlier versions opened as they are."""
+"""The SQLite journal's storage: findings kept with their exchange and indexed by requirement in batches."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 
-from sandbox.conformance.findings import Finding, Outcome, SpineError
+import pytest
+
+from sandbox.conformance.findings import Finding, SpineError
 from sandbox.journal import sqlite as journal_sqlite
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.journal.sqlite import SqliteStore
-from sandbox.journal.store import ExchangeFilter, StateItem
+from sandbox.journal.store import ExchangeFilter
 
 
 def exchange(session: str, n: int, *findings: Finding) -> Exchange:
@@ -59,92 +60,21 @@ def test_bulk_and_single_records_mix_without_losing_an_index_entry(tmp_path):
     assert [(t.requirement, t.count) for t in store.finding_totals("s")] == [("REQ-A", 3)]
 
 
-OLD_SCHEMA = """
-CREATE TABLE exchanges (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, session TEXT NOT NULL,
-    service TEXT NOT NULL, operation TEXT NOT NULL, scenario TEXT, started_at REAL NOT NULL, duration_ms REAL NOT NULL,
-    method TEXT NOT NULL, path TEXT NOT NULL, query_string TEXT NOT NULL, client TEXT NOT NULL,
-    request_headers TEXT NOT NULL, request_body BLOB NOT NULL, status INTEGER NOT NULL, response_headers TEXT NOT NULL,
-    response_body BLOB NOT NULL, n_pass INTEGER NOT NULL, n_fail INTEGER NOT NULL, n_warning INTEGER NOT NULL,
-    n_info INTEGER NOT NULL);
-CREATE TABLE findings (exchange_seq INTEGER NOT NULL, session TEXT NOT NULL, requirement TEXT NOT NULL,
-    outcome TEXT NOT NULL, message TEXT NOT NULL, location TEXT NOT NULL, rejected_status INTEGER, rejected_code TEXT);
-INSERT INTO exchanges VALUES (1, 'OLD1', 's', 'pds', 'get-patient', NULL, 1000.0, 1.0, 'GET', '/Patient/1', '', '',
-    '[]', x'', 200, '[]', x'7b7d', 1, 1, 0, 0);
-INSERT INTO findings VALUES (1, 's', 'REQ-A', 'pass', 'old pass', '', NULL, NULL);
-INSERT INTO findings VALUES (1, 's', 'REQ-B', 'fail', 'old fail', '/x', 400, 'INVALID_VALUE');
-CREATE TABLE state (session TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
-    value TEXT NOT NULL, PRIMARY KEY (session, namespace, key));
-INSERT INTO state VALUES ('s', 'ns', 'k', 3, '{"v": 1}');
-CREATE TABLE counters (session TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (session, name));
-INSERT INTO counters VALUES ('s', 'c', 5);
-"""
-
-
-def test_a_journal_from_an_earlier_version_opens_and_reads_the_same(tmp_path):
+def test_a_journal_in_an_earlier_development_layout_is_refused_in_one_line(tmp_path):
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:
-        db.executescript(OLD_SCHEMA)
-    store = SqliteStore(path)
-    old = store.exchange("OLD1")
-    assert [(f.requirement, f.outcome, f.message) for f in old.findings] == [
-        ("REQ-A", Outcome.PASS, "old pass"), ("REQ-B", Outcome.FAIL, "old fail")]
-    assert old.findings[1].reject == SpineError(400, "INVALID_VALUE")
-    store.record(exchange("s", 2, Finding.passed("REQ-A", "new pass")))
-    assert {(t.requirement, t.outcome, t.count) for t in store.finding_totals("s")} == {
-        ("REQ-A", "pass", 2), ("REQ-B", "fail", 1)}
-    assert [len(e.findings) for e in store.iter_exchanges("s")] == [2, 1]
-    assert store.get_state("s", "ns", "k") == StateItem({"v": 1}, 3)
-    assert store.put_state("s", "ns", "k", {"v": 2}, expect_version=3) == 4
-    assert store.next_counter("s", "c") == 6
-    SqliteStore(path)  # opening it again changes nothing
-    assert SqliteStore(path).get_state("s", "ns", "k") == StateItem({"v": 2}, 4)
-    with sqlite3.connect(path) as db:  # session state has moved into the state database
-        assert not db.execute("SELECT name FROM sqlite_master WHERE name IN ('state', 'counters')").fetchall()
-    assert (tmp_path / "old.state.lmdb").exists()
+        db.execute("CREATE TABLE exchanges (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE)")
+    db.close()
+    with pytest.raises(ValueError, match=r"old.sqlite3 was written in an earlier development layout \(its exchanges "
+                                         r"have no damage or findings column\); move it away or start with another "
+                                         r"--data-dir"):
+        SqliteStore(path)
 
 
-# The session 9-10 layout: state in a SQLite database of its own beside the journal, with its change counters file.
-OLD_STATE = """
-CREATE TABLE blobs (session TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (session, key));
-CREATE TABLE state (session TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
-    value TEXT NOT NULL, PRIMARY KEY (session, namespace, key));
-CREATE TABLE counters (session TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
-    PRIMARY KEY (session, name)) WITHOUT ROWID;
-INSERT INTO state VALUES ('s', 'mesh.message', 'M1', 2, '{"status": "accepted"}');
-INSERT INTO state VALUES ('s', 'mesh.inbox.X26ABC2', 'M1', 1, '{"w": "W", "t": 1.5, "x": 9.5}');
-INSERT INTO counters VALUES ('s', 'scenario:x', 4);
-INSERT INTO blobs VALUES ('s', 'mesh/M1/1', x'68656c6c6f');
-"""
-
-
-def test_state_kept_in_its_own_sqlite_database_moves_into_the_state_database(tmp_path):
-    path = tmp_path / "journal.sqlite3"
-    with sqlite3.connect(tmp_path / "journal.state.sqlite3") as db:
-        db.executescript(OLD_STATE)
-    (tmp_path / "journal.stamps").write_bytes(bytes(32768))
-    store = SqliteStore(path)
-    assert store.list_state("s", "mesh.inbox.X26ABC2") == {"M1": StateItem({"w": "W", "t": 1.5, "x": 9.5}, 1)}
-    assert store.get_state("s", "mesh.message", "M1") == StateItem({"status": "accepted"}, 2)
-    assert store.put_state("s", "mesh.message", "M1", {"status": "acknowledged"}, expect_version=2) == 3
-    assert store.next_counter("s", "scenario:x") == 5
-    assert store.get_blob("s", "mesh/M1/1") == b"hello"
-    assert sorted(p.name for p in tmp_path.iterdir() if "state" in p.name or "stamps" in p.name) == [
-        "journal.state.lmdb", "journal.state.lmdb-lock"]
-    store.close()
-    assert SqliteStore(path).get_state("s", "mesh.message", "M1") == StateItem({"status": "acknowledged"}, 3)
-
-
-def test_a_new_journal_takes_pages_that_hold_several_exchanges_and_an_older_one_keeps_its_own(tmp_path):
+def test_a_new_journal_takes_pages_that_hold_several_exchanges(tmp_path):
     # An exchange is about 2 KiB: on SQLite's default 4 KiB pages each one fills a page by half.
     store = SqliteStore(tmp_path / "new.sqlite3")
     assert store._db().execute("PRAGMA page_size").fetchone()[0] == 8192
-    old = tmp_path / "old.sqlite3"
-    with sqlite3.connect(old) as db:
-        db.executescript(OLD_SCHEMA)
-    store = SqliteStore(old)
-    assert store._db().execute("PRAGMA page_size").fetchone()[0] == 4096
-    store.record(exchange("s", 2))
-    assert [e.request.path for e in store.iter_exchanges("s")] == ["/Patient/1", "/Patient/2"]
 
 
 def test_the_checkpointer_copies_committed_exchanges_into_the_database_file(tmp_path):

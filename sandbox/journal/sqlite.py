@@ -114,9 +114,6 @@ CREATE TABLE IF NOT EXISTS attestations (
 );
 CREATE INDEX IF NOT EXISTS attestations_session ON attestations (session, seq);
 """
-# Earlier versions kept session state in SQLite tables (in the journal, then in journal.state.sqlite3); opening one
-# moves their rows into the state database.
-STATE_TABLES = ("state", "counters", "blobs")
 
 TIDY_EVERY_S = 0.5
 # A checkpoint syncs the WAL and the database to disk: done often, it keeps the disk busy writing pages that the next
@@ -167,6 +164,7 @@ class SqliteStore(Store):
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _refuse_another_layout(self.path)
         self._local = threading.local()
         self._maintainer: int | None = None  # the process its maintenance thread runs in
         self._maintenance: threading.Thread | None = None
@@ -187,55 +185,7 @@ class SqliteStore(Store):
         self._state = StateDatabase(str(state_path))
         _stores.add(self)
         self._db().executescript(SCHEMA)
-        self._migrate()
         self._fresh(tidy=True)  # what a process killed before its import left spooled (later, if the disk is full)
-
-    def _migrate(self) -> None:
-        """Bring a journal made by an earlier version to this schema (concurrent workers take turns)."""
-        with self._write() as db:
-            columns = {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}
-            if "findings" not in columns:
-                db.execute("ALTER TABLE exchanges ADD COLUMN findings TEXT")
-            if "damage" not in columns:
-                db.execute("ALTER TABLE exchanges ADD COLUMN damage TEXT")
-            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'findings'").fetchone():
-                # Earlier journals kept findings in a table of their own: move them into their exchanges' rows (the
-                # finding index is then built from those, like any other).
-                db.execute("UPDATE exchanges SET findings = (SELECT json_group_array(json_array(requirement, outcome, "
-                           "message, location, rejected_status, rejected_code)) FROM (SELECT * FROM findings f WHERE "
-                           "f.exchange_seq = exchanges.seq ORDER BY f.rowid)) WHERE findings IS NULL AND seq IN "
-                           "(SELECT exchange_seq FROM findings)")
-                db.execute("DROP TABLE findings")
-        self._move_state()
-
-    def _move_state(self) -> None:
-        """Earlier versions kept session state in SQLite, in the journal's own database and then in a database of its
-        own beside it: their rows move into the state database, once (concurrent workers take turns)."""
-        if self.path == ":memory:":
-            return
-        old = Path(self.path).with_suffix(".state.sqlite3")
-        with self._writers():
-            db = self._db()
-            if _tables(db, STATE_TABLES):
-                self._state.take_rows(*_state_rows(db))
-                db.execute("BEGIN IMMEDIATE")
-                for table in _tables(db, STATE_TABLES):
-                    db.execute(f"DROP TABLE {table}")
-                db.execute("COMMIT")
-            if old.exists():
-                old_db = sqlite3.connect(old)
-                try:
-                    rows = _state_rows(old_db)
-                finally:
-                    old_db.close()
-                self._state.take_rows(*rows)
-                for suffix in ("", "-wal", "-shm", ".lock"):
-                    Path(f"{old}{suffix}").unlink(missing_ok=True)
-            # What earlier versions kept beside it: state change counters, and used single-use keys (tokens from
-            # before the upgrade are refused for their age within hours anyway).
-            for name in (".stamps", ".claims", ".claims.sqlite3", ".claims.sqlite3-wal", ".claims.sqlite3-shm",
-                         ".claims.sqlite3.lock"):
-                Path(self.path).with_suffix(name).unlink(missing_ok=True)
 
     # --- connections -------------------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -953,13 +903,17 @@ def _summary(row) -> dict:
     return summary
 
 
-def _tables(db: sqlite3.Connection, names: Iterable[str]) -> list[str]:
-    return [name for name in names
-            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()]
-
-
-def _state_rows(db: sqlite3.Connection) -> tuple[list, list, list]:
-    """An earlier version's SQLite state: the rows of its state, counters and blobs tables (those it has)."""
-    present = set(_tables(db, STATE_TABLES))
-    return tuple(db.execute(f"SELECT * FROM {table}").fetchall() if table in present else []  # noqa: S608
-                 for table in STATE_TABLES)
+def _refuse_another_layout(path: str) -> None:
+    """A journal written by a development build before this layout (findings in a table of their own, session state
+    in SQLite) is not converted: say so, rather than fail on the first exchange recorded."""
+    if not Path(path).exists():
+        return
+    db = sqlite3.connect(path)
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(exchanges)")}
+    finally:
+        db.close()
+    missing = sorted({"findings", "damage"} - columns) if columns else []
+    if missing:
+        raise ValueError(f"{path} was written in an earlier development layout (its exchanges have no "
+                         f"{' or '.join(missing)} column); move it away or start with another --data-dir")

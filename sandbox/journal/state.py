@@ -372,21 +372,6 @@ class StateDatabase:
             if len(due) < FORGET_BATCH:
                 return forgotten
 
-    # --- from an earlier version's SQLite state ----------------------------------------------------------------
-    def take_rows(self, state: list[tuple], counters: list[tuple], blobs: list[tuple]) -> None:
-        """Rows of the SQLite tables `state`, `counters` and `blobs` (in their column order); what this database
-        already holds wins."""
-        shared = self._shared
-        with self.write() as txn:
-            for session, namespace, key, version, value in state:
-                where, kept_key = self._state_key(session, namespace, key)
-                txn.put(where, VERSION.pack(version) + kept_key + value.encode(), db=shared.state, overwrite=False)
-                self._shared.local.changed.add((session, namespace))
-            for session, name, value in counters:
-                txn.put(_join(session, name), COUNTER.pack(value), db=shared.counters, overwrite=False)
-            for session, key, data in blobs:
-                txn.put(_join(session, key), bytes(data), db=shared.blobs, overwrite=False)
-
 
 def _moment(seconds: float) -> float:
     """Epoch seconds as the claims database can hold them: not before 0 nor after LATEST (a far future, for ever)."""
