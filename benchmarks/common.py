@@ -97,3 +97,10 @@ def recorded_echo(variable: str, name: str):
         return Response(body.encode("latin-1"), content_type=content_type)
 
     return app
+
+
+def granian(port: int, target: str, factory: bool, workers: int, threads: int) -> list[str]:
+    """The command that serves a WSGI app as `spine-sandbox serve` does (Granian, the same workers and threads)."""
+    return ["granian", "--interface", "wsgi", "--workers", str(workers), "--blocking-threads", str(threads),
+            "--no-ws", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            *(["--factory"] if factory else []), target]

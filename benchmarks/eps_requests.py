@@ -38,7 +38,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import ROOT, _ms, free_port, recorded_echo, start, stop
+from common import ROOT, _ms, free_port, granian, recorded_echo, start, stop
 
 sys.path.insert(0, str(ROOT))
 from tests.test_eps_plans import (  # noqa: E402
@@ -185,12 +185,6 @@ def settled(sent: dict[int, int], threads: int, in_flight: int, total: int) -> l
     for thread, count in sent.items():
         indexes += [thread + n * threads for n in range(max(0, count - in_flight)) if thread + n * threads < total]
     return sorted(indexes)
-
-
-def granian(port: int, target: str, factory: bool, workers: int, threads: int) -> list[str]:
-    return ["granian", "--interface", "wsgi", "--workers", str(workers), "--blocking-threads", str(threads),
-            "--no-ws", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            *(["--factory"] if factory else []), target]
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, free_port, recorded_echo, start, stop, wrk
+from common import ROOT, free_port, granian, recorded_echo, start, stop, wrk
 
 sys.path.insert(0, str(ROOT))
 from tests.test_ers_plans import CS, RC, SPC, STU3, Actor, Http, Provider, Referrer, coding, parameters  # noqa: E402
@@ -111,12 +111,6 @@ def wrk_script(case: dict, folder: Path) -> Path:
         lines.append(f'local f = io.open("{body_file}", "rb"); wrk.body = f:read("*a"); f:close()')
     script.write_text("\n".join(lines) + "\n")
     return script
-
-
-def granian(port: int, target: str, factory: bool, workers: int, threads: int) -> list[str]:
-    return ["granian", "--interface", "wsgi", "--workers", str(workers), "--blocking-threads", str(threads),
-            "--no-ws", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            *(["--factory"] if factory else []), target]
 
 
 def main() -> None:

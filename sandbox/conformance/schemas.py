@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+
+from sandbox.conformance.findings import Finding
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,22 @@ def problems_in(schema: dict | Path | str | Draft202012Validator, document) -> l
     for error in sorted(validator_for(schema).iter_errors(document), key=lambda e: list(map(str, e.absolute_path))):
         found.extend(_leaf_problems(error))
     return found
+
+
+MAX_REPORTED = 20  # problems reported one by one for a body; the rest are counted in one more finding
+# A client sends the same small body again and again (a poll, a nominated release, a retry): services keep its
+# verdict rather than validate it again, for bodies up to this size (so their caches stay small).
+REMEMBERED_BODY_BYTES = 16 * 1024
+
+
+def schema_findings(problems: Sequence[SchemaProblem], requirement: str, definition: str) -> Iterator[Finding]:
+    """A request profile's verdict on a body as findings: each problem (up to MAX_REPORTED), else one pass."""
+    for problem in problems[:MAX_REPORTED]:
+        yield Finding.failed(requirement, f"{problem.message} ({definition}).", problem.pointer or "/")
+    if len(problems) > MAX_REPORTED:
+        yield Finding.failed(requirement, f"… and {len(problems) - MAX_REPORTED} more problems with the body.", "/")
+    if not problems:
+        yield Finding.passed(requirement, f"The body conforms to {definition}.", "body")
 
 
 def _leaf_problems(error: ValidationError) -> list[SchemaProblem]:

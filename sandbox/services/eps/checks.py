@@ -23,7 +23,13 @@ from jsonschema import Draft202012Validator
 from sandbox.conformance.checks import CheckContext, CheckSet, RequestView
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.conformance.parsing import Malformed, is_ascii_digits, parse_json
-from sandbox.conformance.schemas import SchemaProblem, definition_validator, problems_in
+from sandbox.conformance.schemas import (
+    REMEMBERED_BODY_BYTES,
+    SchemaProblem,
+    definition_validator,
+    problems_in,
+    schema_findings,
+)
 from sandbox.services.eps import validation
 from sandbox.services.eps.context import (
     CANCEL,
@@ -397,24 +403,13 @@ def request_profile(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
         yield from profile_findings(ctx.operation, req.body, body)
 
 
-MAX_PROBLEMS = 20
-# A client sends the same small body again and again (a nominated release, a retry): its verdict is kept rather
-# than validated again, for bodies up to this size (so the cache stays small).
-REMEMBERED_BODY_BYTES = 16 * 1024
-
-
 def profile_findings(operation: str, raw: bytes, body: Any) -> Iterator[Finding]:
     if operation not in BODY_SCHEMAS:
         return
     definition, requirement = BODY_SCHEMAS[operation]
     problems = _remembered_problems(operation, raw) if len(raw) <= REMEMBERED_BODY_BYTES else \
         request_problems(operation, body)
-    for problem in problems[:MAX_PROBLEMS]:
-        yield Finding.failed(requirement, f"{problem.message} ({definition}).", problem.pointer or "/")
-    if len(problems) > MAX_PROBLEMS:
-        yield Finding.failed(requirement, f"… and {len(problems) - MAX_PROBLEMS} more problems with the body.", "/")
-    if not problems:
-        yield Finding.passed(requirement, f"The body conforms to {definition}.", "body")
+    yield from schema_findings(problems, requirement, definition)
 
 
 @functools.lru_cache(maxsize=512)

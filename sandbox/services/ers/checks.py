@@ -20,7 +20,14 @@ from jsonschema import Draft202012Validator
 from sandbox.conformance.checks import CheckContext, CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
 from sandbox.conformance.parsing import Malformed, parse_json
-from sandbox.conformance.schemas import SchemaProblem, definition_validator, pointer_of, problems_in
+from sandbox.conformance.schemas import (
+    REMEMBERED_BODY_BYTES,
+    SchemaProblem,
+    definition_validator,
+    pointer_of,
+    problems_in,
+    schema_findings,
+)
 from sandbox.services.ers import errors
 from sandbox.services.ers.context import (
     BUSINESS_FUNCTION,
@@ -470,21 +477,12 @@ def request_body(req: RequestView, ctx: CheckContext) -> Iterator[Finding]:
         return
     problems = _remembered_problems(op.id, req.body) if len(req.body) <= REMEMBERED_BODY_BYTES else \
         request_problems(op.id, document)
-    for problem in problems[:MAX_PROBLEMS]:
-        yield Finding.failed(requirement, f"{problem.message} ({definition}).", problem.pointer or "/")
-    if len(problems) > MAX_PROBLEMS:
-        yield Finding.failed(requirement, f"… and {len(problems) - MAX_PROBLEMS} more problems with the body.", "/")
-    if not problems:
-        yield Finding.passed(requirement, f"The body conforms to {definition}.", "body")
+    yield from schema_findings(problems, requirement, definition)
     if op.id == A008 and not problems and applied(access_of(ctx)) and access_of(ctx).mode == APPLICATION:
         yield from _worklist_service(document)
 
 
-MAX_PROBLEMS = 20
 _UNREADABLE = object()
-# A client polls with the same small body again and again (a worklist): its verdict is kept rather than validated
-# again, for bodies up to this size (so the cache stays small).
-REMEMBERED_BODY_BYTES = 16 * 1024
 
 
 @functools.lru_cache(maxsize=512)
