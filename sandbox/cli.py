@@ -67,7 +67,7 @@ def _where_the_data_is(settings: Settings) -> str:
 
 
 def _journal_note(settings: Settings) -> str:
-    return f"the journal at {settings.journal_path or settings.journal_url}"
+    return f"the journal at {settings.journal_path or settings.journal_url_shown}"
 
 
 def _writing_settings(data_dir: Path | None, quiet: bool = False) -> Settings:
@@ -139,8 +139,13 @@ def main() -> None:
               "the X-Sandbox-* headers [SANDBOX_RESPONSE_HEADERS, default sandbox].")
 @click.option("--hosted/--no-hosted", default=None, help="Host the sandbox for several suppliers: every control "
               "call needs an X-Sandbox-Key (tenants, assessors, admin; see docs/hosting.md) [SANDBOX_HOSTED].")
+@click.option("--database-url", help="postgresql://user:password@host/database: keep everything in PostgreSQL, so "
+              "several replicas serve as one sandbox (docs/replicas.md) [SANDBOX_DATABASE_URL, default SQLite under "
+              "the data dir].")
+@click.option("--retain-days", type=int, help="Purge sessions idle for longer than this many days, hourly "
+              "[SANDBOX_RETAIN_DAYS, default 0: keep everything].")
 def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir, hl7v3_schemas,
-          sds_addresses, ers_mode, response_headers, hosted) -> None:
+          sds_addresses, ers_mode, response_headers, hosted, database_url, retain_days) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
     from sandbox.web.server import ServeError, listen, tls_options, worker_count
     from sandbox.web.server import serve as run_server
@@ -148,7 +153,8 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
                          scenarios=tuple(scenarios) or None, workers=workers, log_level=log_level, auth=auth,
                          tls=tls, tls_dir=tls_dir, hl7v3_schemas=hl7v3_schemas, sds_addresses=sds_addresses,
-                         ers_mode=ers_mode, response_headers=response_headers, hosted=hosted)
+                         ers_mode=ers_mode, response_headers=response_headers, hosted=hosted,
+                         database_url=database_url, retain_days=retain_days)
     started = time.perf_counter()
     try:
         listener = listen(settings)  # first: a taken port or a foreign host is refused before anything else
@@ -231,7 +237,9 @@ def _banner(sandbox, base: str, workers: int, took: float, hosting: list[str] = 
             lines.append(f"  {service.title:<44} over Spine core messaging: {', '.join(service.hl7v3)}")
     lines += ["", f"  {'Control API':<44} {base}/_sandbox/  (health, exchanges, patients, scenarios)",
               f"  {'Data dir (--data-dir, SANDBOX_DATA_DIR)':<44} {s.data_dir}",
-              f"  {'Journal':<44} {s.journal_url}",
+              f"  {'Journal':<44} {s.journal_url_shown}",
+              f"  {'Retention (--retain-days)':<44} "
+              f"{f'sessions idle over {s.retain_days} days are purged' if s.retain_days else 'everything is kept'}",
               f"  {'Synthetic population':<44} {s.population} patients, seed {s.seed}",
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
               f"  {'Workers':<44} {workers} x {s.threads} threads",
@@ -244,6 +252,29 @@ def _banner(sandbox, base: str, workers: int, took: float, hosting: list[str] = 
     lines[-1:-1] = [line for line in hosting if line not in warnings]
     lines += warnings
     return "\n".join(lines)
+
+
+@main.command()
+@click.option("--older-than-days", type=click.IntRange(0), required=True,
+              help="Purge sessions idle for longer than this (idle from the newest exchange, or creation).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+@click.option("--database-url", help="The PostgreSQL database, when the sandbox runs on one [SANDBOX_DATABASE_URL].")
+@click.option("--dry-run", is_flag=True, help="List what would be purged; purge nothing.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def purge(older_than_days, data_dir, database_url, dry_run, as_json) -> None:
+    """Forget idle sessions: their exchanges, findings, records, attestations and state (what `serve --retain-days`
+    does hourly). Report files already written are not touched."""
+    from sandbox.retention import purge as purge_sessions
+
+    settings = _data_settings(data_dir, database_url=database_url)
+    with contextlib.closing(_sandbox(settings)) as sandbox:
+        sessions, exchanges = purge_sessions(sandbox, older_than_days, dry_run)
+    if as_json:
+        click.echo(json.dumps({"sessions": sessions, "exchanges": exchanges, "dry_run": dry_run}, indent=2))
+        return
+    verb = "would be purged" if dry_run else f"purged, with {exchanges} exchanges"
+    click.echo(f"{len(sessions)} sessions idle for over {older_than_days} days {verb}"
+               + "".join(f"\n  {session}" for session in sessions))
 
 
 # --- scenarios ---------------------------------------------------------------------------------------------------
@@ -418,7 +449,7 @@ def exchanges_list(data_dir, session, service, outcome, limit, as_json) -> None:
 
     settings = _data_settings(data_dir)
     with _journal(settings) as store:
-        rows = store.exchanges(ExchangeFilter(session=session, service=service, outcome=outcome), limit=limit)
+        rows = store.journal.exchanges(ExchangeFilter(session=session, service=service, outcome=outcome), limit=limit)
     if as_json:
         _emit_json(rows)
         return
@@ -439,7 +470,7 @@ def exchanges_show(exchange_id, data_dir, as_json) -> None:
     """Show one exchange: request, response and every finding."""
     settings = _data_settings(data_dir)
     with _journal(settings) as store:
-        found = store.exchange(exchange_id)
+        found = store.journal.exchange(exchange_id)
     if found is None:
         raise CliError(f"no exchange {exchange_id[:80]!r} in {_journal_note(settings)}; `spine-sandbox exchanges "
                        f"list` shows the latest")
@@ -616,7 +647,7 @@ def sessions_list(data_dir, as_json) -> None:
     from sandbox.assurance.sessions import session_summary
     settings = _data_settings(data_dir)
     with _journal(settings) as store:
-        rows = [session_summary(r) for r in store.list_sessions()]
+        rows = [session_summary(r) for r in store.sessions.all()]
     if as_json:
         _emit_json(rows)
         return

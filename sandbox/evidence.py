@@ -21,7 +21,7 @@ def latest_seq(store: Store, session: str) -> int:
     """The journal position of the session's newest exchange (0 when it has none)."""
     from sandbox.journal.store import ExchangeFilter
 
-    newest = store.exchanges(ExchangeFilter(session=session), limit=1)
+    newest = store.journal.exchanges(ExchangeFilter(session=session), limit=1)
     return newest[0]["seq"] if newest else 0
 
 
@@ -53,18 +53,18 @@ class SessionEvidence:
         """Every request, response, scenario and finding in view, oldest first."""
         store = self.sandbox.store
         if not self.since:
-            return list(store.iter_exchanges(self.session))
+            return list(store.journal.iter_exchanges(self.session))
         from sandbox.journal.store import ExchangeFilter
 
         # Newest first, back to `since` only: a test late in a long plan-bound run does not re-read the whole run.
         seqs: list[int] = []
         before = None
         while True:
-            page = store.exchanges(ExchangeFilter(session=self.session), limit=PAGE, before=before)
+            page = store.journal.exchanges(ExchangeFilter(session=self.session), limit=PAGE, before=before)
             newer = [row["seq"] for row in page if row["seq"] > self.since]
             seqs += newer
             if len(newer) < PAGE:
-                return store.exchanges_by_seq(seqs)
+                return store.journal.exchanges_by_seq(seqs)
             before = newer[-1]
 
     @property

@@ -211,7 +211,7 @@ class MockSpine(ContextDecorator, SessionEvidence):
     def plan(self) -> str | None:
         """The id of the plan the session is bound to, if any."""
         with self._open():
-            record = self.sandbox.store.get_session(self.session)
+            record = self.sandbox.store.sessions.get(self.session)
         return record.plan if record else None
 
     def report(self, out_dir: str | Path | None = None) -> dict:

@@ -111,7 +111,7 @@ class SpineRun:
             self._server.stop()
             self._server = None
             if self.session:
-                self.strays = self.sandbox.store.count_exchanges(
+                self.strays = self.sandbox.store.journal.count_exchanges(
                     ExchangeFilter(session=DEFAULT_SESSION, since=self.started_at))
 
     def close(self) -> None:

@@ -23,6 +23,9 @@ from sandbox.synthetic.population import Population
 log = logging.getLogger(__name__)
 
 
+RETENTION = "retention"  # extensions: the retention rounds, with --retain-days
+
+
 class StartupError(Exception):
     """The sandbox cannot start as configured; the message says which file or setting and why."""
 
@@ -89,6 +92,9 @@ class Sandbox:
         mock_spine() block, a fixture); closing twice is harmless."""
         if self.store.closed:
             return
+        retention = self.extensions.pop(RETENTION, None)
+        if retention is not None:
+            retention.stop()
         for service in self.services.values():
             if service.stop:
                 service.stop(self)
@@ -101,6 +107,13 @@ class Sandbox:
             for service in self.services.values():
                 if service.stop and service.start:  # what close() stopped starts again
                     service.start(self)
+
+    def start_retention(self) -> None:
+        """With --retain-days, purge idle sessions at once and then hourly while open (servers call this)."""
+        if self.settings.retain_days and RETENTION not in self.extensions:
+            from sandbox.retention import RetentionRounds
+
+            self.extensions[RETENTION] = RetentionRounds(self)
 
     @contextmanager
     def opened(self) -> Iterator[Sandbox]:
@@ -130,7 +143,7 @@ def _open_store(settings: Settings) -> Store:
     try:
         return open_store(settings.journal_url)
     except Exception as exc:  # sqlite3 / psycopg errors: the message is what the user needs
-        raise StartupError(f"cannot open the journal at {settings.journal_url}: {exc}") from None
+        raise StartupError(f"cannot open the journal at {settings.journal_url_shown}: {exc}") from None
 
 
 def current_sandbox() -> Sandbox:

@@ -27,7 +27,16 @@ BOUNDS = {"port": (1, 65535, "--port"), "seed": (0, 2**63 - 1, "--seed"),
           "population": (1, POPULATION_CAPACITY, "--population"), "workers": (0, 64, "--workers"),
           "threads": (1, 256, None), "max_body_bytes": (1, 2**40, None),
           "quota_sessions_per_minute": (1, 10**6, None), "quota_stored_bytes": (1, 2**50, None),
-          "quota_exchanges_per_session": (1, 2**40, None)}
+          "quota_exchanges_per_session": (1, 2**40, None), "retain_days": (0, 100_000, "--retain-days")}
+
+
+def redact_url(url: str) -> str:
+    """A database URL without the password it may carry (postgresql://user:secret@host/db -> user:***@host/db)."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, place = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{place}"
 
 
 def default_data_dir() -> Path:
@@ -46,8 +55,10 @@ class Settings:
     population: int = 10_000
     # Extra scenario folders, searched after the built-in packs (os.pathsep-separated in the environment).
     scenarios: tuple[Path, ...] = ()
-    # Empty means SQLite under data_dir.
-    database_url: str = ""
+    # Empty means SQLite (and LMDB) under data_dir; postgresql://… puts everything in PostgreSQL, for several replicas.
+    database_url: str = field(default="", repr=False)  # may hold a password: never in a repr or a log
+    # Sessions idle for longer than this many days are purged (with their exchanges and state); 0 keeps everything.
+    retain_days: int = 0
     # The URL suppliers reach the sandbox at, when it differs from the request's own (a proxy, a container).
     public_url: str = ""
     max_body_bytes: int = 10 * 1024 * 1024
@@ -139,6 +150,11 @@ class Settings:
     @property
     def journal_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / JOURNAL_FILE}"
+
+    @property
+    def journal_url_shown(self) -> str:
+        """The journal's URL as messages may show it: without a password."""
+        return redact_url(self.journal_url)
 
     @property
     def journal_path(self) -> Path | None:

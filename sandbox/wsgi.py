@@ -28,6 +28,7 @@ def create():
             log.info("population index ready: %d patients in %.2f s", total, time.perf_counter() - started)
 
     sandbox.warm(ready)
+    sandbox.start_retention()
     return app
 
 

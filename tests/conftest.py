@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from sandbox.app import create_app
-from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.store import Store
 from sandbox.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,8 +34,8 @@ TEST_POPULATION = 2_000  # small enough to index in a blink, large enough for ev
 # plugin, the `app` fixture; tests/test_store_lifecycle.py counts the file handles); this catches tests that open a
 # store or build an app of their own and drop it (a store dropped unclosed keeps its handles even once collected, so
 # these are strong references, until the test or module ends).
-_OPENED: list[SqliteStore] = []
-_open_store = SqliteStore.__init__
+_OPENED: list[Store] = []
+_open_store = Store.__init__
 
 
 def _tracked_open(store, *args, **kwargs):
@@ -43,7 +43,7 @@ def _tracked_open(store, *args, **kwargs):
     _OPENED.append(store)
 
 
-SqliteStore.__init__ = _tracked_open
+Store.__init__ = _tracked_open
 
 
 def _close_opened_since(mark: int) -> None:

@@ -52,7 +52,7 @@ def call(handler, sandbox: Sandbox, xml: bytes, *, service: str, from_party: str
     request = InteractionRequest(interaction=wrapper.interaction, wrapper=wrapper, session=session, sandbox=sandbox,
                                  exchange=exchange, conversation_id=conversation_id, from_party=from_party)
     replies = handler(request)
-    with sandbox.store.transaction():
+    with sandbox.store.state.transaction():
         for write in exchange.writes:
             write()
     return replies, exchange.findings

@@ -42,7 +42,7 @@ class Traffic:
             response=RecordedResponse(status, list((response_headers or {}).items()),
                                       json.dumps(body).encode() if body else b""))
         keys = judge(self.sandbox.services["pds"].history, self.sandbox.store, exchange)
-        self.sandbox.store.record(exchange, keys)
+        self.sandbox.store.journal.record(exchange, keys)
         return exchange
 
 
@@ -227,7 +227,7 @@ def test_over_http_a_superseded_number_is_followed(pds, sandbox):
     stale = pds.get(f"/Patient/{person.nhs_number}")
     assert stale.headers["X-Sandbox-Findings"].startswith("fail=1 ")
     assert pds.get(f"/Patient/{survivor}").headers["X-Sandbox-Findings"].startswith("fail=0 ")
-    assert {f.requirement for f in sandbox.store.exchange(stale.headers["X-Sandbox-Exchange"]).findings
+    assert {f.requirement for f in sandbox.store.journal.exchange(stale.headers["X-Sandbox-Exchange"]).findings
             if f.outcome == "fail"} == {"PDS-GET-002"}
 
 

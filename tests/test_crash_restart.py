@@ -92,7 +92,7 @@ def workers_of(pid: int) -> set[int]:
 def assert_journaled(settings: Settings, answered: list[str]) -> None:
     store = open_store(settings.journal_url)
     try:
-        missing = [ex_id for ex_id in answered if store.exchange(ex_id) is None]
+        missing = [ex_id for ex_id in answered if store.journal.exchange(ex_id) is None]
     finally:
         store.close()
     assert not missing, f"{len(missing)} of {len(answered)} answered exchanges are not in the journal: {missing[:5]}"

@@ -300,6 +300,6 @@ def test_every_service_refuses_a_long_head_in_its_own_shape_and_journals_it(tmp_
         assert sds.status_code == 414 and sds.get_json()["resourceType"] == "OperationOutcome"
         store = app.extensions["sandbox"].store
         for answered in (mesh, spine, sds):
-            assert store.exchange(answered.headers["X-Sandbox-Exchange"]).response.status == answered.status_code
+            assert store.journal.exchange(answered.headers["X-Sandbox-Exchange"]).response.status == answered.status_code
     finally:
         app.extensions["sandbox"].close()

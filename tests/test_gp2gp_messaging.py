@@ -192,7 +192,7 @@ def test_what_the_practice_cannot_answer_gets_a_negative_acknowledgement_with_th
     assert nack_of(replies[0]) == ("AE", [code])
     assert_valid(schemas, replies[0].message)
     assert "fail" in outcome(findings, requirement)
-    assert sandbox.store.list_state(f"nack-{case}", "gp2gp.extracts") == {}
+    assert sandbox.store.state.items(f"nack-{case}", "gp2gp.extracts") == {}
 
 
 def test_a_request_to_the_wrong_asid_or_with_a_reused_id_is_answered_but_found_wanting(sandbox):
@@ -214,7 +214,7 @@ def test_the_requesters_acknowledgement_of_the_extract_is_checked_and_recorded(s
     answer, findings = call(handle_acknowledgement, sandbox, ack_xml(extract_id), session="acks")
     assert answer == []
     assert outcome(findings, "GP2GP-ACK-001") == {"pass"} and outcome(findings, "GP2GP-ACK-002") == {"pass"}
-    stored = sandbox.store.get_state("acks", "gp2gp.extracts", extract_id).value
+    stored = sandbox.store.state.get("acks", "gp2gp.extracts", extract_id).value
     assert stored["acknowledgement"]["type"] == "AA" and len(stored["fragments"]) == len(replies) - 1
 
     _, findings = call(handle_acknowledgement, sandbox, ack_xml(extract_id, "AE", "11"), session="acks")

@@ -37,3 +37,18 @@ def test_local_server_starts_healthy_and_stops_gracefully(settings):
     assert server.stop() == 0  # SIGTERM: Granian drains its workers and exits cleanly
     assert "Granian shutdown completed" in server.log_tail()
     assert not probe("127.0.0.1", server.settings.port, timeout=0.5)[0]
+
+
+def test_health_is_503_while_the_database_does_not_answer(client, app, monkeypatch):
+    """A load balancer takes a replica whose database is gone out of rotation: health reads the database once."""
+    assert client.get("/_sandbox/health").get_json()["database"] == "ok"
+
+    def gone(*args):
+        raise OSError("connection to server at db.internal failed: password=hunter2")
+
+    monkeypatch.setattr(app.extensions["sandbox"].store.state, "get", gone)
+    answer = client.get("/_sandbox/health")
+    assert answer.status_code == 503
+    assert answer.get_json()["status"] == "unavailable"
+    assert answer.get_json()["database"] == "not answering (OSError); see the sandbox's log"
+    assert "hunter2" not in answer.get_data(as_text=True)

@@ -53,7 +53,7 @@ class Hosted:
         return self.client.open(path, method=method, headers={"X-Sandbox-Key": key}, **kwargs)
 
     def journaled(self, session: str) -> list[tuple[str, str, int]]:
-        rows = self.sandbox.store.exchanges(ExchangeFilter(session=session), limit=1000)
+        rows = self.sandbox.store.journal.exchanges(ExchangeFilter(session=session), limit=1000)
         return [(r["service"], r["operation"], r["status"]) for r in rows]
 
 
@@ -376,9 +376,9 @@ def test_outside_hosted_mode_sessions_mailboxes_registrations_and_quotas_are_as_
     assert by_id.status_code == 200 and bare.status_code == 200 and shaken.status_code == 200
     assert loopback.status_code == 201
     assert all(a.status_code == 200 and "X-Sandbox-Journal" not in a.headers for a in many)
-    rows = sandbox.store.exchanges(ExchangeFilter(session="my-session"), limit=100)
-    assert len(rows) == 4 and sandbox.store.exchanges(ExchangeFilter(session="default"), limit=100)
-    assert sandbox.store.exchanges(ExchangeFilter(session=ANONYMOUS_SESSION), limit=100) == []
+    rows = sandbox.store.journal.exchanges(ExchangeFilter(session="my-session"), limit=100)
+    assert len(rows) == 4 and sandbox.store.journal.exchanges(ExchangeFilter(session="default"), limit=100)
+    assert sandbox.store.journal.exchanges(ExchangeFilter(session=ANONYMOUS_SESSION), limit=100) == []
 
 
 def test_outside_hosted_mode_deliveries_go_to_loopback_as_before(settings, supplier):

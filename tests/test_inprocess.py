@@ -76,7 +76,7 @@ def test_traffic_lands_in_the_mocks_own_session_unless_the_client_names_one(sett
         requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=pds_headers())
         requests.get("https://int.api.service.nhs.uk" + PATIENT, headers=pds_headers(**{"X-Sandbox-Session": "other"}))
     assert [ex.session for ex in spine.exchanges] == ["supplier-a"]
-    assert [ex.session for ex in spine.sandbox.store.iter_exchanges("other")] == ["other"]
+    assert [ex.session for ex in spine.sandbox.store.journal.iter_exchanges("other")] == ["other"]
     second = MockSpine(app=spine.app)
     assert second.session != spine.session and second.exchanges == []
 
@@ -185,7 +185,7 @@ def test_a_plan_binds_the_session_and_reports_in_every_format(settings, tmp_path
         for request_id in (str(uuid.uuid4()), "x"):
             requests.get("https://int.api.service.nhs.uk" + PATIENT,
                          headers={"X-Request-ID": request_id, **spine.auth_headers})
-    record = spine.sandbox.store.get_session(spine.session)
+    record = spine.sandbox.store.sessions.get(spine.session)
     assert (record.plan, record.supplier, record.system) == ("pds-application-restricted", "Acme Health",
                                                              "Acme PAS 1.2")
     assert spine.plan == "pds-application-restricted"

@@ -54,24 +54,24 @@ def test_invalid_session_header_gets_a_clear_error(pds):
 
 def test_state_is_per_session_with_compare_and_set(sandbox):
     store = sandbox.store
-    assert store.put_state("a", "ns", "k", {"v": 1}, create_only=True) == 1
-    assert store.get_state("b", "ns", "k") is None
-    assert store.put_state("a", "ns", "k", {"v": 2}, expect_version=1) == 2
+    assert store.state.put("a", "ns", "k", {"v": 1}, create_only=True) == 1
+    assert store.state.get("b", "ns", "k") is None
+    assert store.state.put("a", "ns", "k", {"v": 2}, expect_version=1) == 2
     try:
-        store.put_state("a", "ns", "k", {"v": 3}, expect_version=1)
+        store.state.put("a", "ns", "k", {"v": 3}, expect_version=1)
     except VersionConflict as exc:
         assert (exc.expected, exc.actual) == (1, 2)
     else:
         raise AssertionError("a stale write must conflict")
-    assert store.get_state("a", "ns", "k").value == {"v": 2}
-    assert [store.next_counter("a", "c") for _ in range(3)] == [0, 1, 2]
-    assert store.next_counter("b", "c") == 0
+    assert store.state.get("a", "ns", "k").value == {"v": 2}
+    assert [store.state.next_counter("a", "c") for _ in range(3)] == [0, 1, 2]
+    assert store.state.next_counter("b", "c") == 0
 
 
 def test_bodies_are_kept_byte_for_byte(sandbox, client):
     raw = b"\xff\x00not json"
     response = client.post("/personal-demographics/FHIR/R4/Patient/9000000009", data=raw,
                            headers={"Content-Type": "application/octet-stream"})
-    stored = sandbox.store.exchange(response.headers["X-Sandbox-Exchange"])
+    stored = sandbox.store.journal.exchange(response.headers["X-Sandbox-Exchange"])
     assert stored.request.body == raw
     assert client.get(f"/_sandbox/exchanges/{stored.id}").get_json()["request"]["body_encoding"] == "base64"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
-from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.sqlite import open_embedded
 from sandbox.journal.store import ExchangeFilter
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads open files from /proc (Linux)")
@@ -36,12 +36,12 @@ def exchange(session: str) -> Exchange:
 
 
 def test_close_leaves_nothing_of_the_journal_open_in_any_thread(tmp_path):
-    store = SqliteStore(tmp_path / "journal.sqlite3")
-    store.record(exchange("s"))
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
+    store.journal.record(exchange("s"))
     used, done = threading.Event(), threading.Event()
 
     def other_thread():  # still alive when the store closes: its connection and lock file close all the same
-        store.record_many([exchange("s")])
+        store.journal.record_many([exchange("s")])
         used.set()
         done.wait(10)
 
@@ -49,7 +49,7 @@ def test_close_leaves_nothing_of_the_journal_open_in_any_thread(tmp_path):
     thread.start()
     try:
         assert used.wait(10)
-        assert store.count_exchanges(ExchangeFilter(session="s")) == 2
+        assert store.journal.count_exchanges(ExchangeFilter(session="s")) == 2
         assert open_files_under(tmp_path)
         store.close()
         assert open_files_under(tmp_path) == []
@@ -59,9 +59,9 @@ def test_close_leaves_nothing_of_the_journal_open_in_any_thread(tmp_path):
 
 
 def test_a_child_forked_with_the_store_open_writes_through_handles_of_its_own(tmp_path):
-    store = SqliteStore(tmp_path / "journal.sqlite3")
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
     try:
-        store.record_many([exchange("parent")])  # the parent holds a connection and the writers' lock file
+        store.journal.record_many([exchange("parent")])  # the parent holds a connection and the writers' lock file
         lock = str(tmp_path / "journal.sqlite3.lock")
         assert lock in open_files_under(tmp_path)
         pid = os.fork()
@@ -69,8 +69,8 @@ def test_a_child_forked_with_the_store_open_writes_through_handles_of_its_own(tm
             code = 1
             try:
                 inherited = lock in open_files_under(tmp_path)
-                store.record(exchange("child"))
-                store.record_many([exchange("child")])
+                store.journal.record(exchange("child"))
+                store.journal.record_many([exchange("child")])
                 code = 3 if inherited else 0
             finally:
                 os._exit(code)
@@ -85,8 +85,8 @@ def test_a_child_forked_with_the_store_open_writes_through_handles_of_its_own(tm
                 pytest.fail("the forked child hung on the journal")
             time.sleep(0.02)
         assert os.waitstatus_to_exitcode(status) == 0, "the child kept the parent's lock file, or could not write"
-        assert store.count_exchanges(ExchangeFilter(session="child")) == 2
-        store.record_many([exchange("parent")])
-        assert store.count_exchanges(ExchangeFilter(session="parent")) == 2
+        assert store.journal.count_exchanges(ExchangeFilter(session="child")) == 2
+        store.journal.record_many([exchange("parent")])
+        assert store.journal.count_exchanges(ExchangeFilter(session="parent")) == 2
     finally:
         store.close()

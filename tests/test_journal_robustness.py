@@ -11,7 +11,7 @@ from pathlib import Path
 from sandbox.journal import bodies
 from sandbox.journal import sqlite as journal_sqlite
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
-from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.sqlite import open_embedded
 from sandbox.journal.store import ExchangeFilter
 from tests.conftest import PdsClient
 from tests.mesh_helpers import Mesh
@@ -20,8 +20,8 @@ PLAN = "pds-application-restricted"
 
 
 def journal_db(sandbox) -> sqlite3.Connection:
-    sandbox.store.catch_up()
-    return sqlite3.connect(sandbox.store.path)
+    sandbox.store.journal.catch_up()
+    return sqlite3.connect(sandbox.store.journal.path)
 
 
 def test_a_large_body_is_kept_beside_its_row_and_read_back_whole(client, sandbox):
@@ -37,10 +37,10 @@ def test_a_large_body_is_kept_beside_its_row_and_read_back_whole(client, sandbox
         kind, reference = db.execute("SELECT typeof(request_body), request_body FROM exchanges WHERE id = ?",
                                      (exchange_id,)).fetchone()
     assert kind == "text" and reference.startswith("sha256:") and reference.endswith(f":{len(data)}")
-    assert len(list(Path(sandbox.store.path + ".bodies").rglob("*"))) == 2  # one folder, one file
+    assert len(list(Path(sandbox.store.journal.path + ".bodies").rglob("*"))) == 2  # one folder, one file
     # The same bytes again are kept once.
     assert Mesh(client).send(data=data).status_code == 202
-    assert len(list(Path(sandbox.store.path + ".bodies").rglob("*"))) == 2
+    assert len(list(Path(sandbox.store.journal.path + ".bodies").rglob("*"))) == 2
 
 
 def test_a_damaged_row_is_shown_as_damaged_and_everything_else_keeps_working(client, sandbox):
@@ -55,7 +55,7 @@ def test_a_damaged_row_is_shown_as_damaged_and_everything_else_keeps_working(cli
                    (ids[1],))
         reference = db.execute("SELECT request_body FROM exchanges WHERE id = ?", (big,)).fetchone()[0]
     digest, _ = bodies.parse(reference)
-    next(Path(sandbox.store.path + ".bodies").rglob(digest)).unlink()  # a body file lost
+    next(Path(sandbox.store.journal.path + ".bodies").rglob(digest)).unlink()  # a body file lost
 
     damaged = client.get(f"/_sandbox/exchanges/{ids[1]}")
     assert damaged.status_code == 200
@@ -88,16 +88,16 @@ def exchange(n: int, headers: list[tuple[str, str]] | None = None) -> Exchange:
 
 
 def test_a_row_over_sqlites_limits_is_kept_as_a_damaged_placeholder(tmp_path):
-    store = SqliteStore(tmp_path / "journal.sqlite3")
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
     try:
-        store._db().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 50_000)  # SQLite's limit is 10^9 bytes: a smaller one here
+        store.journal._db().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 50_000)  # SQLite's limit is 10^9 bytes: a smaller one here
         rows = [exchange(1), exchange(2, [("X-Huge", "h" * 100_000)]), exchange(3)]
-        assert store.record_many(rows) == 3
-        placeholder = store.exchange(rows[1].id)
+        assert store.journal.record_many(rows) == 3
+        placeholder = store.journal.exchange(rows[1].id)
         assert placeholder.request.path == "/Patient/2" and placeholder.request.headers == []
         assert "could not be journaled whole" in placeholder.damage
-        assert [e.damage for e in (store.exchange(rows[0].id), store.exchange(rows[2].id))] == [None, None]
-        listed = store.exchanges(ExchangeFilter(session="s"))
+        assert [e.damage for e in (store.journal.exchange(rows[0].id), store.journal.exchange(rows[2].id))] == [None, None]
+        listed = store.journal.exchanges(ExchangeFilter(session="s"))
         assert [e["id"] for e in listed] == [r.id for r in rows[::-1]] and "damaged" in listed[1]
     finally:
         store.close()
@@ -105,32 +105,32 @@ def test_a_row_over_sqlites_limits_is_kept_as_a_damaged_placeholder(tmp_path):
 
 def test_a_spooled_row_over_sqlites_limits_does_not_stop_the_import_of_the_others(tmp_path, monkeypatch):
     monkeypatch.setattr(journal_sqlite, "IMPORT_EVERY_S", 3600)  # imported here, by this thread's connection only
-    store = SqliteStore(tmp_path / "journal.sqlite3")
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
     try:
-        store._db().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 50_000)
+        store.journal._db().setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 50_000)
         rows = [exchange(1), exchange(2, [("X-Huge", "h" * 100_000)]), exchange(3)]
         for row in rows:
-            store.record(row)
-        assert store.catch_up() == 3
-        assert [store.exchange(r.id).damage is not None for r in rows] == [False, True, False]
-        store.record(exchange(4))  # and the journal goes on importing
-        assert store.count_exchanges(ExchangeFilter(session="s")) == 4
+            store.journal.record(row)
+        assert store.journal.catch_up() == 3
+        assert [store.journal.exchange(r.id).damage is not None for r in rows] == [False, True, False]
+        store.journal.record(exchange(4))  # and the journal goes on importing
+        assert store.journal.count_exchanges(ExchangeFilter(session="s")) == 4
     finally:
         store.close()
 
 
 def test_over_large_integers_never_reach_sqlite_or_the_state_database(tmp_path):
-    store = SqliteStore(tmp_path / "journal.sqlite3")
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
     try:
-        store.record_many([exchange(1)])
-        assert store.exchanges(ExchangeFilter(status=10**30, since=1e999), limit=10**30, before=10**40) == []
-        assert len(store.exchanges(ExchangeFilter(session="s"), limit=10**30, before=10**40)) == 1
-        assert store.count_exchanges(ExchangeFilter(status=-(10**30))) == 0
-        assert store.exchanges_by_seq([10**30, 1])[0].seq == 1
-        assert store.claim("s", "ns", "forever", float("inf")) and not store.claim("s", "ns", "forever", 0)
-        assert store.claim("s", "ns", "huge", 10**400) and store.claimed("s", "ns", "huge")
-        assert store.claim("s", "ns", "nan", float("nan"))
-        assert store.next_counter("s", "c", start=10**30) == (1 << 63) - 1
-        assert store.next_counter("s", "c") == (1 << 63) - 1  # stays at the largest value it can hold
+        store.journal.record_many([exchange(1)])
+        assert store.journal.exchanges(ExchangeFilter(status=10**30, since=1e999), limit=10**30, before=10**40) == []
+        assert len(store.journal.exchanges(ExchangeFilter(session="s"), limit=10**30, before=10**40)) == 1
+        assert store.journal.count_exchanges(ExchangeFilter(status=-(10**30))) == 0
+        assert store.journal.exchanges_by_seq([10**30, 1])[0].seq == 1
+        assert store.state.claim("s", "ns", "forever", float("inf")) and not store.state.claim("s", "ns", "forever", 0)
+        assert store.state.claim("s", "ns", "huge", 10**400) and store.state.claimed("s", "ns", "huge")
+        assert store.state.claim("s", "ns", "nan", float("nan"))
+        assert store.state.next_counter("s", "c", start=10**30) == (1 << 63) - 1
+        assert store.state.next_counter("s", "c") == (1 << 63) - 1  # stays at the largest value it can hold
     finally:
         store.close()

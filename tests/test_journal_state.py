@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.journal import state as state_module
-from sandbox.journal.sqlite import SqliteStore
+from sandbox.journal.sqlite import open_embedded
 from sandbox.journal.store import StateItem, VersionConflict
 
 PROCESSES = multiprocessing.get_context("forkserver")  # children forked from a process with no other threads
@@ -19,75 +19,75 @@ MiB = 1 << 20
 
 
 def test_versions_refuse_a_stale_write_and_a_second_create(tmp_path):
-    store = SqliteStore(tmp_path / "journal.sqlite3")
-    assert store.put_state("s", "ns", "k", {"v": 1}, create_only=True) == 1
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
+    assert store.state.put("s", "ns", "k", {"v": 1}, create_only=True) == 1
     with pytest.raises(VersionConflict) as conflict:
-        store.put_state("s", "ns", "k", {"v": 9}, create_only=True)
+        store.state.put("s", "ns", "k", {"v": 9}, create_only=True)
     assert (conflict.value.expected, conflict.value.actual) == (None, 1)
-    assert store.put_state("s", "ns", "k", {"v": 2}, expect_version=1) == 2
+    assert store.state.put("s", "ns", "k", {"v": 2}, expect_version=1) == 2
     with pytest.raises(VersionConflict) as conflict:
-        store.put_state("s", "ns", "k", {"v": 3}, expect_version=1)
+        store.state.put("s", "ns", "k", {"v": 3}, expect_version=1)
     assert (conflict.value.expected, conflict.value.actual) == (1, 2)
     with pytest.raises(VersionConflict):
-        store.put_state("s", "ns", "missing", {"v": 1}, expect_version=1)
-    assert store.get_state("s", "ns", "k") == StateItem({"v": 2}, 2)
+        store.state.put("s", "ns", "missing", {"v": 1}, expect_version=1)
+    assert store.state.get("s", "ns", "k") == StateItem({"v": 2}, 2)
 
 
 def test_prefixes_take_exactly_their_namespaces_and_sessions(tmp_path):
-    store = SqliteStore(tmp_path / "journal.sqlite3")
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
     for session, namespace in (("s", "mesh.inbox.A"), ("s", "mesh.inbox.AB"), ("s", "mesh.message"),
                                ("s2", "mesh.inbox.A"), ("s", "mesh.inbox")):
-        store.put_state(session, namespace, "k1", 1)
-        store.put_state(session, namespace, "k2", 2)
-    assert store.list_state("s", "mesh.inbox.A") == {"k1": StateItem(1, 1), "k2": StateItem(2, 1)}
-    store.delete_state("s", "mesh.inbox.A")
-    assert store.list_state("s", "mesh.inbox.A") == {}
-    assert len(store.list_state("s", "mesh.inbox.AB")) == 2 and len(store.list_state("s2", "mesh.inbox.A")) == 2
-    store.clear_state("s", "mesh.inbox")
-    assert [store.list_state("s", ns) for ns in ("mesh.inbox", "mesh.inbox.AB")] == [{}, {}]
-    assert len(store.list_state("s", "mesh.message")) == 2 and len(store.list_state("s2", "mesh.inbox.A")) == 2
-    store.put_blob("s", "mesh/M1/1", b"one")
-    store.put_blob("s", "mesh/M10/1", b"ten")
-    store.put_blob("s2", "mesh/M1/1", b"other session")
-    store.delete_blobs("s", "mesh/M1/")
-    assert [store.get_blob("s", "mesh/M1/1"), store.get_blob("s", "mesh/M10/1"),
-            store.get_blob("s2", "mesh/M1/1")] == [None, b"ten", b"other session"]
-    assert [store.next_counter("s", "c", start=5), store.next_counter("s", "c"), store.next_counter("s2", "c")] == [
+        store.state.put(session, namespace, "k1", 1)
+        store.state.put(session, namespace, "k2", 2)
+    assert store.state.items("s", "mesh.inbox.A") == {"k1": StateItem(1, 1), "k2": StateItem(2, 1)}
+    store.state.delete("s", "mesh.inbox.A")
+    assert store.state.items("s", "mesh.inbox.A") == {}
+    assert len(store.state.items("s", "mesh.inbox.AB")) == 2 and len(store.state.items("s2", "mesh.inbox.A")) == 2
+    store.state.clear("s", "mesh.inbox")
+    assert [store.state.items("s", ns) for ns in ("mesh.inbox", "mesh.inbox.AB")] == [{}, {}]
+    assert len(store.state.items("s", "mesh.message")) == 2 and len(store.state.items("s2", "mesh.inbox.A")) == 2
+    store.state.put_blob("s", "mesh/M1/1", b"one")
+    store.state.put_blob("s", "mesh/M10/1", b"ten")
+    store.state.put_blob("s2", "mesh/M1/1", b"other session")
+    store.state.delete_blobs("s", "mesh/M1/")
+    assert [store.state.get_blob("s", "mesh/M1/1"), store.state.get_blob("s", "mesh/M10/1"),
+            store.state.get_blob("s2", "mesh/M1/1")] == [None, b"ten", b"other session"]
+    assert [store.state.next_counter("s", "c", start=5), store.state.next_counter("s", "c"), store.state.next_counter("s2", "c")] == [
         5, 6, 0]
 
 
 def test_a_key_too_long_for_lmdb_is_kept_whole(tmp_path):
-    store = SqliteStore(tmp_path / "journal.sqlite3")
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
     long_key = "k" * 2000
-    store.put_state("s", "ns", long_key, {"v": 1})
-    store.put_state("s", "ns", "short", {"v": 2})
-    assert store.put_state("s", "ns", long_key, {"v": 3}, expect_version=1) == 2
-    assert store.get_state("s", "ns", long_key) == StateItem({"v": 3}, 2)
-    assert store.list_state("s", "ns") == {long_key: StateItem({"v": 3}, 2), "short": StateItem({"v": 2}, 1)}
-    store.delete_state("s", "ns", long_key)
-    assert store.list_state("s", "ns") == {"short": StateItem({"v": 2}, 1)}
+    store.state.put("s", "ns", long_key, {"v": 1})
+    store.state.put("s", "ns", "short", {"v": 2})
+    assert store.state.put("s", "ns", long_key, {"v": 3}, expect_version=1) == 2
+    assert store.state.get("s", "ns", long_key) == StateItem({"v": 3}, 2)
+    assert store.state.items("s", "ns") == {long_key: StateItem({"v": 3}, 2), "short": StateItem({"v": 2}, 1)}
+    store.state.delete("s", "ns", long_key)
+    assert store.state.items("s", "ns") == {"short": StateItem({"v": 2}, 1)}
 
 
 def test_a_failed_transaction_leaves_nothing_and_every_store_of_the_journal_shares_the_thread_s_transaction(tmp_path):
     path = tmp_path / "journal.sqlite3"
-    store, other = SqliteStore(path), SqliteStore(path)  # one LMDB environment per process: shared, not opened twice
-    with pytest.raises(RuntimeError), store.transaction():
-        store.put_state("s", "ns", "k", 1)
-        store.put_blob("s", "b", b"x")
-        assert other.get_state("s", "ns", "k") == StateItem(1, 1)  # the same transaction, not a second writer
+    store, other = open_embedded(str(path)), open_embedded(str(path))  # one LMDB environment per process: shared, not opened twice
+    with pytest.raises(RuntimeError), store.state.transaction():
+        store.state.put("s", "ns", "k", 1)
+        store.state.put_blob("s", "b", b"x")
+        assert other.state.get("s", "ns", "k") == StateItem(1, 1)  # the same transaction, not a second writer
         raise RuntimeError("rolled back")
-    assert (store.get_state("s", "ns", "k"), store.get_blob("s", "b")) == (None, None)
+    assert (store.state.get("s", "ns", "k"), store.state.get_blob("s", "b")) == (None, None)
     store.close()
-    assert other.get_state("s", "ns", "k") is None  # still open for the store that remains
-    other.put_state("s", "ns", "k", 1)
+    assert other.state.get("s", "ns", "k") is None  # still open for the store that remains
+    other.state.put("s", "ns", "k", 1)
     other.close()
-    assert SqliteStore(path).get_state("s", "ns", "k") == StateItem(1, 1)
+    assert open_embedded(str(path)).state.get("s", "ns", "k") == StateItem(1, 1)
 
 
 def _grow_in_another_process(path, megabytes, done):
-    store = SqliteStore(path)
+    store = open_embedded(str(path))
     for n in range(megabytes):
-        store.put_blob("s", f"big/{n}", bytes([n % 256]) * MiB)
+        store.state.put_blob("s", f"big/{n}", bytes([n % 256]) * MiB)
     store.close()
     done.set()
 
@@ -95,36 +95,36 @@ def _grow_in_another_process(path, megabytes, done):
 def test_the_map_grows_as_the_state_does_in_this_process_and_another(tmp_path, monkeypatch):
     monkeypatch.setattr(state_module, "FIRST_MAP_SIZE", 2 * MiB)
     path = tmp_path / "journal.sqlite3"
-    store = SqliteStore(path)
+    store = open_embedded(str(path))
     for n in range(8):  # four times the first map
-        store.put_blob("s", f"mine/{n}", bytes([n]) * MiB)
-    assert store._state._shared.env.info()["map_size"] >= 16 * MiB
+        store.state.put_blob("s", f"mine/{n}", bytes([n]) * MiB)
+    assert store.state._shared.env.info()["map_size"] >= 16 * MiB
     done = PROCESSES.Event()
     child = PROCESSES.Process(target=_grow_in_another_process, args=(path, 40, done))
     child.start()
     assert done.wait(60)
     child.join(30)
-    assert store.get_blob("s", "big/39") == bytes([39]) * MiB  # past the end of this process's map until it adopts
-    assert store._state._shared.env.info()["map_size"] > 40 * MiB  # the other process's size, taken
-    store.put_blob("s", "mine/after", b"after")
-    assert [store.get_blob("s", "mine/0"), store.get_blob("s", "mine/after")] == [bytes([0]) * MiB, b"after"]
+    assert store.state.get_blob("s", "big/39") == bytes([39]) * MiB  # past the end of this process's map until it adopts
+    assert store.state._shared.env.info()["map_size"] > 40 * MiB  # the other process's size, taken
+    store.state.put_blob("s", "mine/after", b"after")
+    assert [store.state.get_blob("s", "mine/0"), store.state.get_blob("s", "mine/after")] == [bytes([0]) * MiB, b"after"]
 
 
 FORKED = """
 import os, sys
-from sandbox.journal.sqlite import SqliteStore
-store = SqliteStore(sys.argv[1])
-store.put_state("s", "ns", "parent", 1)
-inherited = id(store._state._shared)
+from sandbox.journal.sqlite import open_embedded
+store = open_embedded(str(sys.argv[1]))
+store.state.put("s", "ns", "parent", 1)
+inherited = id(store.state._shared)
 child = os.fork()
 if child == 0:
-    if id(store._state._shared) == inherited:
+    if id(store.state._shared) == inherited:
         os._exit(2)  # LMDB forbids using the parent's environment: the child must have opened its own
-    store.put_state("s", "ns", "child", 2)  # the inherited store, in a process of its own
-    os._exit(0 if sorted(store.list_state("s", "ns")) == ["child", "parent"] else 1)
+    store.state.put("s", "ns", "child", 2)  # the inherited store, in a process of its own
+    os._exit(0 if sorted(store.state.items("s", "ns")) == ["child", "parent"] else 1)
 _, status = os.waitpid(child, 0)
-store.put_state("s", "ns", "parent again", 3)
-print(os.waitstatus_to_exitcode(status), sorted(store.list_state("s", "ns")))
+store.state.put("s", "ns", "parent again", 3)
+print(os.waitstatus_to_exitcode(status), sorted(store.state.items("s", "ns")))
 """
 
 

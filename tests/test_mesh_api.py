@@ -76,7 +76,7 @@ def test_a_token_replayed_concurrently_loses_at_commit_and_changes_nothing(clien
     token = make_token("X26ABC1", "password", "TestKey")
     assert alice.call("GET", "/inbox", token=token).status_code == 200
     # The replay is checked as if the first request had not committed yet: it is caught when it commits instead.
-    monkeypatch.setattr(sandbox.store, "claimed", lambda session, namespace, key: False)
+    monkeypatch.setattr(sandbox.store.state, "claimed", lambda session, namespace, key: False)
     replay = alice.call("POST", "/outbox", {"Mex-To": "X26ABC2", "Mex-WorkflowID": "TEST_WORKFLOW"}, token=token,
                         data=b"sent twice?")
     monkeypatch.undo()
@@ -464,10 +464,10 @@ def test_control_token_and_ping(client):
 def test_journal_keeps_what_was_sent_and_answered(client, sandbox, alice, bob):
     payload = bytes(range(256)) * 4
     sent = alice.send(data=payload, **{"Content-Type": "application/octet-stream"})
-    exchange = sandbox.store.exchange(sent.headers["X-Sandbox-Exchange"])
+    exchange = sandbox.store.journal.exchange(sent.headers["X-Sandbox-Exchange"])
     assert exchange.request.body == payload
     got = bob.download(sent.get_json()["message_id"])
-    assert sandbox.store.exchange(got.headers["X-Sandbox-Exchange"]).response.body == payload
+    assert sandbox.store.journal.exchange(got.headers["X-Sandbox-Exchange"]).response.body == payload
 
 
 def test_paging_continues_after_the_last_message_of_a_page_is_acknowledged(client, alice, bob):

@@ -297,7 +297,7 @@ def test_a_malformed_control_body_is_a_control_api_error(client):
 
 
 def test_an_absurd_offset_stored_before_the_bound_does_not_break_the_session(client, sandbox, alice, bob):
-    sandbox.store.put_state("default", SESSION_NS, "clock", {"offset": 99999999999 * 86400.0})
+    sandbox.store.state.put("default", SESSION_NS, "clock", {"offset": 99999999999 * 86400.0})
     message_id = alice.send_id()
     assert bob.download(message_id).status_code == 200
     assert client.get("/_sandbox/mesh/clock").get_json()["offset_seconds"] == 0
@@ -308,7 +308,7 @@ def test_a_stored_configuration_beyond_the_bounds_falls_back_to_the_default(clie
     config = client.get("/_sandbox/mesh/config").get_json()["config"]
     config["limits"] = {"inbox_days": 1e300}
     assert client.put("/_sandbox/mesh/config", json=config).status_code == 400  # refused now
-    sandbox.store.put_state("default", SESSION_NS, "config", config)  # as an older version would have stored it
+    sandbox.store.state.put("default", SESSION_NS, "config", config)  # as an older version would have stored it
     assert alice.send().status_code == 202
 
 

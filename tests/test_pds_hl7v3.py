@@ -38,7 +38,7 @@ def ask(sandbox, xml: bytes, session: str = "default", from_party: str | None = 
     exchange = ExchangeContext(new_id(), time.time(), time.perf_counter(), None, session=session)
     request = InteractionRequest(wrapper.interaction, wrapper, session, sandbox, exchange, from_party=from_party)
     replies = SERVICE.hl7v3[wrapper.interaction](request)
-    with sandbox.store.transaction():
+    with sandbox.store.state.transaction():
         for write in exchange.writes:
             write()
     return replies, exchange.findings

@@ -146,7 +146,7 @@ def test_every_report_file_shows_fingerprints(traffic, settings, tmp_path):
 
 
 def test_the_journal_files_never_hold_a_secret(sandbox, traffic, settings):
-    sandbox.store.catch_up()  # spooled exchanges into SQLite, as the next query would
+    sandbox.store.journal.catch_up()  # spooled exchanges into SQLite, as the next query would
     # Every file but the session state (which holds what the services must check: client secrets, issued tokens).
     journal = [p for p in Path(settings.data_dir).rglob("*") if p.is_file() and ".state.lmdb" not in p.name]
     assert any(p.name == "journal.sqlite3" for p in journal)
@@ -186,7 +186,7 @@ def test_an_older_journal_is_redacted_when_read(sandbox, client):
                    RecordedRequest("GET", "/x", "", [("Authorization", "Bearer placeholder")]),
                    RecordedResponse(200, [], b""))
     raw.request.headers = [("Authorization", f"Bearer {token}")]  # as an older sandbox stored it, unredacted
-    sandbox.store.record(raw)
+    sandbox.store.journal.record(raw)
     text = client.get(f"/_sandbox/exchanges/{raw.id}").get_data(as_text=True)
     assert token not in text and f"Bearer [redacted sha256:{fingerprint(token)}]" in text
 

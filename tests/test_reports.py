@@ -158,7 +158,7 @@ def test_evidence_is_bounded_for_large_sessions_and_the_rest_stays_reachable(san
                       RecordedRequest("GET", f"/personal-demographics/FHIR/R4/Patient/{n}"), RecordedResponse(400),
                       [Finding.failed("PDS-GET-001", f"bad number {n}", "path:id")])
         exchanges.append(ex)
-    sandbox.store.record_many(exchanges)
+    sandbox.store.journal.record_many(exchanges)
     report = make_report(sandbox, session["session"], evidence=2)
     row = next(r for r in report["requirements"] if r["id"] == "PDS-GET-001")
     assert [e["message"] for e in row["evidence"]] == ["bad number 0", "bad number 1", "bad number 38",

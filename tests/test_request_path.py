@@ -13,7 +13,7 @@ def test_state_changes_that_cannot_be_made_leave_a_journaled_500_and_nothing_hal
     def disk_full(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sandbox.store, "put_blob", disk_full)
+    monkeypatch.setattr(sandbox.store.state, "put_blob", disk_full)
     failed = alice.call("POST", "/outbox", {"Mex-To": "X26ABC2", "Mex-WorkflowID": "TEST_WORKFLOW"}, token=token,
                         data=b"lost?")
     monkeypatch.undo()

@@ -77,7 +77,7 @@ def test_a_refused_request_does_not_use_up_a_times_scenario(pds, sandbox):
     answered with the refusal and journaled without the scenario."""
     refused = pds.get("/Patient/9999000010", headers={"X-Request-ID": None})
     assert refused.status_code == 400 and "X-Sandbox-Scenario" not in refused.headers
-    assert sandbox.store.exchange(refused.headers["X-Sandbox-Exchange"]).scenario is None
+    assert sandbox.store.journal.exchange(refused.headers["X-Sandbox-Exchange"]).scenario is None
     first = pds.get("/Patient/9999000010")
     assert first.status_code == 503 and first.headers["X-Sandbox-Scenario"] == "pds-service-unavailable-once"
     assert pds.get("/Patient/9999000010").status_code == 200  # used up by the request that reached it
@@ -87,24 +87,24 @@ def test_a_forced_scenario_on_a_refused_request_is_not_recorded(pds, sandbox):
     refused = pds.get("/Patient/9000000009", headers={"X-Request-ID": "not-a-uuid",
                                                       "X-Sandbox-Scenario": "pds-rate-limited"})
     assert refused.status_code == 400 and "X-Sandbox-Scenario" not in refused.headers
-    assert sandbox.store.exchange(refused.headers["X-Sandbox-Exchange"]).scenario is None
+    assert sandbox.store.journal.exchange(refused.headers["X-Sandbox-Exchange"]).scenario is None
 
 
 def test_a_request_that_fails_on_the_way_uses_nothing_up(pds, sandbox, monkeypatch):
     """The use is a deferred write, made with the exchange's other state changes: when those fail, the client gets
     the sandbox's 500 and the scenario is still there for the next request."""
-    real = sandbox.store.put_state
+    real = sandbox.store.state.put
 
     def broken(session, namespace, key, value, *args, **kwargs):
         if namespace == "scenario-uses":
             raise RuntimeError("the state store failed")
         return real(session, namespace, key, value, *args, **kwargs)
 
-    monkeypatch.setattr(sandbox.store, "put_state", broken)
+    monkeypatch.setattr(sandbox.store.state, "put", broken)
     failed = pds.get("/Patient/9999000010")
     assert failed.status_code == 500 and "could not store the changes" in failed.get_data(as_text=True)
-    assert sandbox.store.exchange(failed.headers["X-Sandbox-Exchange"]).scenario is None  # exercised nothing
-    monkeypatch.setattr(sandbox.store, "put_state", real)
+    assert sandbox.store.journal.exchange(failed.headers["X-Sandbox-Exchange"]).scenario is None  # exercised nothing
+    monkeypatch.setattr(sandbox.store.state, "put", real)
     assert pds.get("/Patient/9999000010").status_code == 503
     assert pds.get("/Patient/9999000010").status_code == 200
 

@@ -206,7 +206,7 @@ def test_an_invalid_or_unknown_nhs_number_is_refused_with_psis_35160_and_nothing
     assert_valid(schemas, replies[0].message)
     failed = [f for f in findings if f.requirement == requirement and str(f.outcome) == "fail"]
     assert failed and "recordTarget/hl7:patient/hl7:id" in failed[0].location
-    assert sandbox.store.list_state("bad-number", "scr.summaries") == {}
+    assert sandbox.store.state.items("bad-number", "scr.summaries") == {}
 
 
 def test_a_missing_uploading_user_is_refused_and_named(sandbox, schemas):

@@ -81,7 +81,7 @@ def test_session_created_on_the_cli_is_used_with_its_token_and_reaches_pass(smal
     pds = PdsClient(app.test_client())
     answered = pds.get("/Patient/9000000009", headers={"Authorization": f"Bearer {creds['token']}"})
     assert answered.status_code == 200
-    assert app.extensions["sandbox"].store.exchange(answered.headers["X-Sandbox-Exchange"]).session == creds["session"]
+    assert app.extensions["sandbox"].store.journal.exchange(answered.headers["X-Sandbox-Exchange"]).session == creds["session"]
 
     progress = app.test_client().get(f"/_sandbox/sessions/{creds['session']}").get_json()
     assert progress["verdict"] == "incomplete" and progress["awaiting_attestation"] == ["PDS-GET-003"]

@@ -190,9 +190,9 @@ def finished(sandbox, session, delivery_id) -> dict:
     """The delivery's record once it is finished and the journal holds what it concluded (the record is written
     first, then each attempt's exchange, and the outcome's when it was given up)."""
     def journaled(record: dict) -> bool:
-        attempts = all(sandbox.store.exchange(a["exchange"]) is not None for a in record["attempts"])
+        attempts = all(sandbox.store.journal.exchange(a["exchange"]) is not None for a in record["attempts"])
         outcome = record["status"] != "given-up" or any(
-            e.operation == "delivery-outcome" for e in sandbox.store.related(session, f"spine:delivery:{delivery_id}",
+            e.operation == "delivery-outcome" for e in sandbox.store.journal.related(session, f"spine:delivery:{delivery_id}",
                                                                              limit=50))
         return attempts and outcome
 
@@ -203,14 +203,14 @@ def finished(sandbox, session, delivery_id) -> dict:
 def findings(sandbox, session) -> list[tuple[str, str, str]]:
     """(requirement, outcome, operation) of every finding the session's spine exchanges carry."""
     found = []
-    for exchange in sandbox.store.iter_exchanges(session):
+    for exchange in sandbox.store.journal.iter_exchanges(session):
         if exchange.service == "spine":
             found.extend((f.requirement, str(f.outcome), exchange.operation) for f in exchange.findings)
     return found
 
 
 def attempts_journaled(sandbox, session) -> list:
-    return [e for e in sandbox.store.iter_exchanges(session) if e.service == "spine" and e.operation == "deliver"]
+    return [e for e in sandbox.store.journal.iter_exchanges(session) if e.service == "spine" and e.operation == "deliver"]
 
 
 def control_client(sandbox):

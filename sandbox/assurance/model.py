@@ -77,7 +77,7 @@ def build_report(store: Store, catalogue: RequirementCatalogue, specifications: 
         "coverage": coverage,
         "timeline": _timeline(store, session.id, span.first, span.last),
         "operations": [{"service": s, "operation": o, "status": st, "exchanges": n}
-                       for s, o, st, n in store.operation_counts(session.id)],
+                       for s, o, st, n in store.totals.operations(session.id)],
         # CI mode only (`spine-sandbox run`): the test command, and how it ended.
         **({"command": assessment.command} if assessment.command is not None else {}),
     }
@@ -104,12 +104,12 @@ def _attach_evidence(store: Store, session: str, rows: list[dict], others: list[
         shown = 0
         for outcome in outcomes:
             if row["counts"][outcome]:
-                for seq, finding in store.finding_samples(session, row["id"], outcome, per_end, per_end):
+                for seq, finding in store.totals.samples(session, row["id"], outcome, per_end, per_end):
                     sampled.append((row, seq, finding))
                     shown += 1
         row["evidence_omitted"] = sum(row["counts"][o] for o in outcomes) - shown
         say("collecting evidence", n + 1, len(everything))
-    exchanges = {ex.seq: ex for ex in store.exchanges_by_seq({seq for _, seq, _ in sampled})}
+    exchanges = {ex.seq: ex for ex in store.journal.exchanges_by_seq({seq for _, seq, _ in sampled})}
     for row, seq, finding in sampled:
         ex = exchanges.get(seq)
         if ex is not None:
@@ -155,7 +155,7 @@ def _body(body: bytes) -> dict:
 def _coverage(store: Store, session: str, requirement_ids: list[str], plan_scenarios: tuple[str, ...]) -> dict:
     cells: dict[tuple[str, str | None], dict[str, int]] = {}
     seen: set[str | None] = set()
-    for cell in store.coverage(session):
+    for cell in store.totals.coverage(session):
         cells.setdefault((cell.requirement, cell.scenario), dict.fromkeys(OUTCOMES, 0))[cell.outcome] = cell.count
         seen.add(cell.scenario)
     columns: list[str | None] = list(plan_scenarios)
@@ -171,4 +171,4 @@ def _timeline(store: Store, session: str, first: float | None, last: float | Non
         return {"start": None, "width_s": 0, "buckets": []}
     width = max((last - first) / TIMELINE_BUCKETS, 0.001) * 1.0001  # the last exchange falls inside the last bucket
     return {"start": iso(first), "width_s": round(width, 6),
-            "buckets": [list(b) for b in store.timeline(session, first, width)]}
+            "buckets": [list(b) for b in store.totals.timeline(session, first, width)]}

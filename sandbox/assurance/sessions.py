@@ -80,7 +80,7 @@ def _store_session(store: Store, session_id: str, plan: str | None, supplier: st
                    ) -> tuple[SessionRecord, str]:
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
     record = SessionRecord(session_id, time.time(), plan, supplier, system, hash_token(token))
-    store.create_session(record)
+    store.sessions.create(record)
     return record, token
 
 
@@ -98,7 +98,7 @@ def credentials(record: SessionRecord, token: str | None, hosted: bool = False) 
 def session_token_access(token: str, sandbox) -> Access:
     """A session token is a sandbox-issued credential: it stands in for a valid access token of the access mode
     its plan certifies (application-restricted when the plan names none)."""
-    record = sandbox.store.session_for_token(hash_token(token))
+    record = sandbox.store.sessions.for_token(hash_token(token))
     if record is None:
         return Access(token=UNKNOWN, detail=f"session token {redacted(token)} is not known to this sandbox")
     plan = sandbox.plans.get(record.plan or "")
@@ -109,14 +109,14 @@ def session_and_plan(store: Store, plans: PlanCatalogue, session_id: str, plan_i
                      ) -> tuple[SessionRecord, Plan]:
     """The session and the plan to judge it by: its own, or one named for a session used without creating it
     (any X-Sandbox-Session value, or `default`)."""
-    record = store.get_session(session_id)
-    if record is None and not store.count_exchanges(ExchangeFilter(session=session_id)):
+    record = store.sessions.get(session_id)
+    if record is None and not store.journal.count_exchanges(ExchangeFilter(session=session_id)):
         raise SessionError(f"no session {session_id!r}: it was never created and has no exchanges "
                            "(`spine-sandbox sessions list`)", 404)
     if not (plan_id or (record and record.plan)):
         raise SessionError(f"session {session_id!r} is not bound to a plan; name one with --plan (or ?plan=)")
     if record is None:
-        record = SessionRecord(session_id, store.session_span(session_id).first or time.time(), plan_id)
+        record = SessionRecord(session_id, store.totals.span(session_id).first or time.time(), plan_id)
     plan = find_plan(plans, plan_id or record.plan)
     if plan_id and record.plan and plan_id != record.plan:
         raise SessionError(f"session {session_id} is bound to plan {record.plan}, not {plan_id}")
@@ -125,7 +125,7 @@ def session_and_plan(store: Store, plans: PlanCatalogue, session_id: str, plan_i
 
 def attest(store: Store, plans: PlanCatalogue, session_id: str, requirement: str, verdict: str, by: str,
            note: str) -> Attestation:
-    record = store.get_session(session_id)
+    record = store.sessions.get(session_id)
     if record is None or not record.plan:
         raise SessionError(f"no session {session_id!r} bound to a plan (`spine-sandbox sessions create`)", 404)
     plan = find_plan(plans, record.plan)
@@ -137,7 +137,7 @@ def attest(store: Store, plans: PlanCatalogue, session_id: str, requirement: str
     note = (note or "").strip()
     if not note:
         raise SessionError("a note is required: say what was checked and how (--note)")
-    return store.add_attestation(Attestation(session_id, requirement, verdict, _name(by, "by"), note, time.time()))
+    return store.sessions.attest(Attestation(session_id, requirement, verdict, _name(by, "by"), note, time.time()))
 
 
 def progress(assessment: Assessment) -> dict:

@@ -94,11 +94,11 @@ class Assessment:
 
 def assess(store: Store, plan: Plan, session: SessionRecord, command: dict | None = None) -> Assessment:
     totals: dict[str, dict[str, int]] = {}
-    for t in store.finding_totals(session.id):
+    for t in store.totals.findings(session.id):
         totals.setdefault(t.requirement, dict.fromkeys(OUTCOMES, 0))[t.outcome] = t.count
     latest: dict[str, Attestation] = {}
     history: dict[str, list[dict]] = {}
-    for a in store.attestations(session.id):
+    for a in store.sessions.attestations(session.id):
         latest[a.requirement] = a
         history.setdefault(a.requirement, []).append(attestation_dict(a))
     requirements = []
@@ -109,13 +109,13 @@ def assess(store: Store, plan: Plan, session: SessionRecord, command: dict | Non
         verdict, reason = requirement_verdict(verification, counts, attested)
         requirements.append({"id": req_id, "verification": verification, "verdict": verdict, "reason": reason,
                              "counts": counts, "attestation": attested, "attestations": history.get(req_id, [])})
-    scenario_counts = store.scenario_counts(session.id)
+    scenario_counts = store.totals.scenarios(session.id)
     steps = [{"scenario": s.scenario, "title": s.title, "note": s.note, "exchanges": scenario_counts.get(s.scenario, 0),
               "exercised": scenario_counts.get(s.scenario, 0) > 0} for s in plan.steps]
     verdict, reasons = session_verdict(requirements, steps, command)
     other = [{"id": req_id, "counts": counts} for req_id, counts in sorted(totals.items())
              if req_id not in plan.all_requirements]
-    return Assessment(session, plan, requirements, steps, verdict, reasons, store.session_span(session.id), other,
+    return Assessment(session, plan, requirements, steps, verdict, reasons, store.totals.span(session.id), other,
                       scenario_counts, command)
 
 

@@ -23,20 +23,36 @@ log = logging.getLogger(__name__)
 
 
 class History:
-    """One session's earlier exchanges with one service, as history checks ask for them."""
+    """One session's earlier exchanges with one service, as history checks ask for them. The newest exchange under
+    each of `expected` keys (and the newest of all) is read once, on the first question, in one read; other questions
+    go to the journal as they come."""
 
-    def __init__(self, store: Store, session: str, service: str):
+    def __init__(self, store: Store, session: str, service: str, expected: Iterable[str] = ()):
         self.store = store
         self.session = session
         self.service = service
+        self._expected = set(expected)
+        self._newest: tuple[dict[str, Exchange], Exchange | None] | None = None
+
+    def _read_newest(self) -> tuple[dict[str, Exchange], Exchange | None]:
+        if self._newest is None:
+            self._newest = self.store.journal.newest(self.session, self.service, sorted(self._expected))
+        return self._newest
 
     def related(self, key: str, limit: int = 1) -> list[Exchange]:
         """Earlier exchanges recorded under `key` (as the service's key functions name it), newest first."""
-        return self.store.related(self.session, f"{self.service}:{key}", limit)
+        key = f"{self.service}:{key}"
+        if limit == 1 and key in self._expected:
+            found = self._read_newest()[0].get(key)
+            return [found] if found else []
+        return self.store.journal.related(self.session, key, limit)
 
     def latest(self, limit: int = 1) -> list[Exchange]:
         """The session's newest earlier exchanges with this service, newest first."""
-        return self.store.latest(self.session, self.service, limit)
+        if limit == 1:
+            latest = self._read_newest()[1]
+            return [latest] if latest else []
+        return self.store.journal.latest(self.session, self.service, limit)
 
 
 HistoryFunction = Callable[["Exchange", History], Iterable[Finding]]
@@ -60,6 +76,7 @@ class HistoryCheckSet:
         self.service = service
         self._checks: list[HistoryCheck] = []
         self._keys: list[KeyFunction] = []
+        self._asks: list[KeyFunction] = []
 
     def register(self, *requirements: str):
         def decorate(func: HistoryFunction) -> HistoryFunction:
@@ -72,6 +89,11 @@ class HistoryCheckSet:
         self._keys.append(func)
         return func
 
+    def asks(self, func: KeyFunction) -> KeyFunction:
+        """Keys (besides the exchange's own) the checks will look up for an exchange: read with the rest at once."""
+        self._asks.append(func)
+        return func
+
     def __iter__(self):
         return iter(self._checks)
 
@@ -79,8 +101,16 @@ class HistoryCheckSet:
         return {r for c in self._checks for r in c.requirements}
 
     def keys_of(self, exchange: Exchange) -> set[str]:
+        """The keys the exchange is recorded under."""
+        return self._named(exchange, self._keys)
+
+    def asked_of(self, exchange: Exchange) -> set[str]:
+        """The other keys the checks will look up for the exchange (`asks`)."""
+        return self._named(exchange, self._asks)
+
+    def _named(self, exchange: Exchange, functions: list[KeyFunction]) -> set[str]:
         keys: set[str] = set()
-        for func in self._keys:
+        for func in functions:
             try:
                 keys.update(f"{self.service}:{k}" for k in func(exchange))
             except Exception:  # a broken key function must not cost the supplier an answer
@@ -104,8 +134,10 @@ def judge(checks: HistoryCheckSet | None, store: Store, exchange: Exchange) -> s
     pipeline then answers the service's 500 instead and makes none of the exchange's deferred writes."""
     if checks is None:
         return set()
-    exchange.findings.extend(checks.run(exchange, History(store, exchange.session, checks.service)))
-    return checks.keys_of(exchange)
+    keys = checks.keys_of(exchange)
+    expected = keys | checks.asked_of(exchange)
+    exchange.findings.extend(checks.run(exchange, History(store, exchange.session, checks.service, expected)))
+    return keys
 
 
 def crashed(findings: Iterable[Finding]) -> Finding | None:

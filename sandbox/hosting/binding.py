@@ -50,7 +50,7 @@ def resolve_hosted(request: Request, sandbox: Sandbox) -> str:
                            f"token (sst_…, printed once when the session was created), not a session id such as "
                            f"{plain[:80]!r}; ids are listed and guessable, tokens are not")
         return by_credential or ANONYMOUS_SESSION
-    record = store.session_for_token(hash_token(token))
+    record = store.sessions.for_token(hash_token(token))
     if record is None:
         raise _refusal(ex, 401, "ACCESS_DENIED", f"The session token {redacted(token)} is not known to this sandbox: use "
                        "the token printed when your session was created")

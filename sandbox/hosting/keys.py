@@ -76,25 +76,25 @@ def _create(store: Store, namespace: str, name: str) -> tuple[Principal, str]:
     name = _check_name(name, what)
     key = new_key()
     principal = Principal(_ID_PREFIX[namespace] + secrets.token_hex(5), name, time.time())
-    store.put_state(HOSTING_SESSION, namespace, principal.id, {**principal.to_dict(), "key_sha256": hash_key(key)},
+    store.state.put(HOSTING_SESSION, namespace, principal.id, {**principal.to_dict(), "key_sha256": hash_key(key)},
                     create_only=True)
     return principal, key
 
 
 def _list(store: Store, namespace: str) -> list[Principal]:
-    items = store.list_state(HOSTING_SESSION, namespace)
+    items = store.state.items(HOSTING_SESSION, namespace)
     found = [Principal(v.value["id"], v.value["name"], v.value["created_at"], v.value.get("revoked_at"))
              for v in items.values()]
     return sorted(found, key=lambda p: p.created_at)
 
 
 def _revoke(store: Store, namespace: str, principal_id: str) -> Principal:
-    item = store.get_state(HOSTING_SESSION, namespace, principal_id)
+    item = store.state.get(HOSTING_SESSION, namespace, principal_id)
     if item is None:
         raise HostingError(f"no {namespace[:-1]} {principal_id[:80]!r} (`spine-sandbox {namespace} list`)", 404)
     value = dict(item.value)
     value["revoked_at"] = value.get("revoked_at") or time.time()
-    store.put_state(HOSTING_SESSION, namespace, principal_id, value)
+    store.state.put(HOSTING_SESSION, namespace, principal_id, value)
     return Principal(value["id"], value["name"], value["created_at"], value["revoked_at"])
 
 
@@ -113,7 +113,7 @@ def revoke_tenant(store: Store, tenant_id: str) -> Principal:
 
 
 def get_tenant(store: Store, tenant_id: str) -> Principal | None:
-    item = store.get_state(HOSTING_SESSION, TENANTS, tenant_id)
+    item = store.state.get(HOSTING_SESSION, TENANTS, tenant_id)
     return None if item is None else Principal(item.value["id"], item.value["name"], item.value["created_at"],
                                                item.value.get("revoked_at"))
 
@@ -177,7 +177,7 @@ def authenticate(store: Store, settings: Settings, key: str | None, admin: str |
         return ADMIN_CALLER
     digest = hash_key(key)
     for namespace, role in ((TENANTS, TENANT), (ASSESSORS, ASSESSOR)):
-        for item in store.list_state(HOSTING_SESSION, namespace).values():
+        for item in store.state.items(HOSTING_SESSION, namespace).values():
             value = item.value
             if hmac.compare_digest(value.get("key_sha256", ""), digest) and not value.get("revoked_at"):
                 return Caller(role, value["name"], value["id"] if role == TENANT else None)

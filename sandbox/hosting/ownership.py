@@ -12,16 +12,16 @@ OWNERS = "owners"
 
 def owner_of(store: Store, session: str) -> str | None:
     """The tenant id the session is bound to; None when it holds no tenant."""
-    item = store.get_state(HOSTING_SESSION, OWNERS, session)
+    item = store.state.get(HOSTING_SESSION, OWNERS, session)
     return None if item is None else item.value
 
 
 def bind(store: Store, session: str, tenant: str) -> None:
-    store.put_state(HOSTING_SESSION, OWNERS, session, tenant)
+    store.state.put(HOSTING_SESSION, OWNERS, session, tenant)
 
 
 def sessions_of(store: Store, tenant: str) -> set[str]:
-    return {session for session, item in store.list_state(HOSTING_SESSION, OWNERS).items() if item.value == tenant}
+    return {session for session, item in store.state.items(HOSTING_SESSION, OWNERS).items() if item.value == tenant}
 
 
 def visible(caller: Caller, store: Store, session: str) -> bool:
@@ -30,3 +30,10 @@ def visible(caller: Caller, store: Store, session: str) -> bool:
     if caller.sees_all:
         return True
     return caller.tenant is not None and owner_of(store, session) == caller.tenant
+
+
+def forget(store: Store, sessions: list[str]) -> None:
+    """Retention: the purged sessions are no tenant's any more."""
+    with store.state.transaction():
+        for session in sessions:
+            store.state.delete(HOSTING_SESSION, OWNERS, session)

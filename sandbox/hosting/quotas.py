@@ -43,7 +43,7 @@ def admit_new_session(sandbox, tenant: str | None) -> None:
     store = sandbox.store
     while True:
         now = time.time()
-        item = store.get_state(HOSTING_SESSION, CREATED, tenant)
+        item = store.state.get(HOSTING_SESSION, CREATED, tenant)
         recent = [t for t in (item.value if item else []) if now - t < WINDOW_S]
         if len(recent) >= limit:
             wait = max(1, math.ceil(WINDOW_S - (now - min(recent))))
@@ -56,9 +56,9 @@ def admit_new_session(sandbox, tenant: str | None) -> None:
             abort(response)  # answered as it is: the Retry-After header stays
         try:
             if item is None:
-                store.put_state(HOSTING_SESSION, CREATED, tenant, [now], create_only=True)
+                store.state.put(HOSTING_SESSION, CREATED, tenant, [now], create_only=True)
             else:
-                store.put_state(HOSTING_SESSION, CREATED, tenant, [*recent, now], expect_version=item.version)
+                store.state.put(HOSTING_SESSION, CREATED, tenant, [*recent, now], expect_version=item.version)
             return
         except VersionConflict:
             continue  # another request of the tenant at the same moment: count again
@@ -76,7 +76,7 @@ def admit_exchange(sandbox, ex) -> Response | None:
         return _refuse(ex, 507, f"The sandbox stores no more for {who}: they hold {used} bytes, the quota "
                        f"(SANDBOX_QUOTA_STORED_BYTES={settings.quota_stored_bytes}). Ask the sandbox's operator to "
                        "raise it or to clear old sessions.", STORAGE_RETRY_S)
-    count = store.next_counter(ex.session, EXCHANGES, 1)
+    count = store.state.next_counter(ex.session, EXCHANGES, 1)
     limit = settings.quota_exchanges_per_session
     if count > limit:
         return _refuse(ex, 429, f"Session {ex.session} has had {limit} exchanges, its quota "
@@ -93,18 +93,18 @@ def admit_exchange(sandbox, ex) -> Response | None:
 
 
 def stored_bytes(store: Store, bucket: str) -> int:
-    item = store.get_state(HOSTING_SESSION, USAGE, bucket)
+    item = store.state.get(HOSTING_SESSION, USAGE, bucket)
     return int(item.value) if item else 0
 
 
 def charge(store: Store, bucket: str, size: int) -> None:
     while True:
-        item = store.get_state(HOSTING_SESSION, USAGE, bucket)
+        item = store.state.get(HOSTING_SESSION, USAGE, bucket)
         try:
             if item is None:
-                store.put_state(HOSTING_SESSION, USAGE, bucket, size, create_only=True)
+                store.state.put(HOSTING_SESSION, USAGE, bucket, size, create_only=True)
             else:
-                store.put_state(HOSTING_SESSION, USAGE, bucket, int(item.value) + size, expect_version=item.version)
+                store.state.put(HOSTING_SESSION, USAGE, bucket, int(item.value) + size, expect_version=item.version)
             return
         except VersionConflict:
             continue

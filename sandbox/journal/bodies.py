@@ -9,6 +9,7 @@ the spool, a write survives a killed process (not a power cut).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -54,6 +55,11 @@ class BodyFiles:
             raise BodyMissing(f"body file for {reference} in {self.folder} is damaged (it no longer matches its "
                               f"digest)")
         return data
+
+    def remove(self, reference: str) -> None:
+        """Delete the body a reference names (once no row refers to it); a missing file is already gone."""
+        with contextlib.suppress(BodyMissing, OSError):
+            self._path(parse(reference)[0]).unlink(missing_ok=True)
 
     def _path(self, digest: str) -> Path:
         return self.folder / digest[:2] / digest

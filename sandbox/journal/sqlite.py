@@ -1,6 +1,6 @@
-"""The embedded journal: SQLite in WAL mode, one connection per thread, safe across worker processes. Exchanges live in
-the journal's database; session state (state rows, counters, blobs) lives in an LMDB file beside it
-(sandbox.journal.state), so a request's state changes never wait for the journal's imports.
+"""The embedded backend: the journal, its totals and the sessions in SQLite (WAL mode, one connection per thread, safe
+across worker processes); session state in an LMDB file beside it (sandbox.journal.state), so a request's state
+changes never wait for the journal's imports.
 
 Recording an exchange appends it to this process's spool (sandbox.journal.spool); spooled exchanges are imported in
 batches by a background thread in each process, and before any query that reads exchanges, so every query sees every
@@ -30,7 +30,6 @@ import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 try:
     import fcntl
@@ -40,17 +39,20 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises writers
 from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal import bodies, process, space, spool
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
-from sandbox.journal.state import StateDatabase
+from sandbox.journal.state import LmdbState
 from sandbox.journal.store import (
     Attestation,
     CoverageCell,
     ExchangeFilter,
     FindingTotal,
+    Journal,
     SessionRecord,
+    Sessions,
     SessionSpan,
-    StateItem,
     Store,
+    Totals,
     VersionConflict,
+    filter_sql,
 )
 
 log = logging.getLogger(__name__)
@@ -159,12 +161,29 @@ _ROW_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError
 INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
-class SqliteStore(Store):
-    def __init__(self, path: str | Path):
+def open_embedded(path: str) -> Store:
+    """The journal at `path` (":memory:": in memory, its state and bodies in a temporary folder removed on close),
+    with its session state in <journal>.state.lmdb."""
+    scratch = tempfile.mkdtemp(prefix="spine-sandbox-") if path == ":memory:" else None
+    beside = Path(scratch, "journal") if scratch else Path(path)
+    if not scratch:
+        beside.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_another_layout(path)
+    state = LmdbState(str(beside.with_suffix(".state.lmdb")))
+    try:
+        journal = SqliteJournal(path, bodies.BodyFiles(Path(str(beside) + ".bodies")), state)
+    except BaseException:
+        state.close()
+        raise
+    return Store(journal, SqliteTotals(journal), SqliteSessions(journal), state,
+                 on_close=lambda: scratch and shutil.rmtree(scratch, ignore_errors=True))
+
+
+class SqliteJournal(Journal):
+    def __init__(self, path: str | Path, body_files: bodies.BodyFiles, state: LmdbState):
+        """`state` is the session state beside it: the maintenance thread syncs its file and forgets its expired
+        claims."""
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            _refuse_another_layout(self.path)
         self._local = threading.local()
         self._maintainer: int | None = None  # the process its maintenance thread runs in
         self._maintenance: threading.Thread | None = None
@@ -176,14 +195,9 @@ class SqliteStore(Store):
         self._spool: spool.SpoolWriter | None = None
         self._spool_retry_at = 0.0  # after a failed spool write: when to try a new spool file
         self._warned_full_at = -10.0
-        # An in-memory journal keeps its state in a temporary folder, removed on close.
-        self._memory_state = tempfile.mkdtemp(prefix="spine-sandbox-") if self.path == ":memory:" else None
-        state_path = Path(self._memory_state, "state.lmdb") if self._memory_state else Path(self.path).with_suffix(
-            ".state.lmdb")
-        self._bodies = bodies.BodyFiles(Path(self._memory_state, "bodies") if self._memory_state
-                                        else Path(self.path + ".bodies"))
-        self._state = StateDatabase(str(state_path))
-        _stores.add(self)
+        self._bodies = body_files
+        self._state = state
+        _journals.add(self)
         self._db().executescript(SCHEMA)
         self._fresh(tidy=True)  # what a process killed before its import left spooled (later, if the disk is full)
 
@@ -245,10 +259,6 @@ class SqliteStore(Store):
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def transaction(self):
-        # The state database's write lock is taken up front, so a read-modify-write inside the block cannot race.
-        return self._state.write()
-
     def close(self) -> None:
         if self._spool is not None and self._spool.pid == process.pid():
             self._spool.close()
@@ -264,10 +274,7 @@ class SqliteStore(Store):
         for each in handles:
             if each.pid == process.pid():
                 each.close()
-        _stores.discard(self)
-        self._state.close()
-        if self._memory_state:
-            shutil.rmtree(self._memory_state, ignore_errors=True)
+        _journals.discard(self)
 
     @property
     def closed(self) -> bool:
@@ -510,55 +517,72 @@ class SqliteStore(Store):
             found.extend(self._exchange(row) for row in rows)
         return found
 
+    def last_activity(self) -> dict[str, float]:
+        self._fresh()
+        return dict(self._db().execute("SELECT session, max(started_at) FROM exchanges GROUP BY session").fetchall())
+
+    def forget(self, sessions: Iterable[str]) -> int:
+        """Deleted a session at a time, so that writers get turns between. A body file goes with the last row that
+        refers to it."""
+        self._fresh()
+        forgotten = 0
+        for session in sessions:
+            with self._write() as db:
+                files = {value for (value,) in db.execute(
+                    "SELECT request_body FROM exchanges WHERE session = ?1 AND typeof(request_body) = 'text' UNION "
+                    "SELECT response_body FROM exchanges WHERE session = ?1 AND typeof(response_body) = 'text'",
+                    (session,))}
+                forgotten += db.execute("DELETE FROM exchanges WHERE session = ?", (session,)).rowcount
+                db.execute("DELETE FROM finding_index WHERE session = ?", (session,))
+                db.execute("DELETE FROM exchange_keys WHERE session = ?", (session,))
+                # SQLite gives a new row the highest seq + 1: with the newest rows gone, seqs are given again, and
+                # the finding index must index them again.
+                db.execute("UPDATE journal_meta SET value = min(value, ?) WHERE name = ?",
+                           (self._newest(db), INDEXED_THROUGH))
+                kept = {value for value in files if db.execute(
+                    "SELECT 1 FROM exchanges WHERE request_body = ?1 OR response_body = ?1 LIMIT 1", (value,)).fetchone()}
+            for reference in files - kept:
+                self._bodies.remove(reference)
+        return forgotten
+
     def _where(self, where: ExchangeFilter) -> tuple[str, list]:
-        clauses, args = ["1=1"], []
-        for column in ("session", "service", "operation", "scenario", "status"):
-            value = getattr(where, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(_bounded(value) if isinstance(value, int) else value)
-        if where.since is not None:
-            clauses.append("started_at >= ?")
-            args.append(_bounded(where.since))
-        if where.until is not None:
-            clauses.append("started_at < ?")
-            args.append(_bounded(where.until))
-        if where.outcome is not None:
-            clauses.append(f"n_{where.outcome} > 0" if where.outcome in ("pass", "fail", "warning", "info") else "0")
         if where.requirement is not None:
             self._fresh(index=True)
-            within = " AND session = ?" if where.session is not None else ""
-            clauses.append(f"seq IN (SELECT exchange_seq FROM finding_index WHERE requirement = ?{within})")
-            args.extend([where.requirement] + ([where.session] if within else []))
-        return " AND ".join(clauses), args
+        return filter_sql(where, "?", lambda value: value if isinstance(value, str) else _bounded(value))
 
-    # --- sessions and attestations ------------------------------------------------------------------------------
-    def create_session(self, record: SessionRecord) -> None:
+
+class SqliteSessions(Sessions):
+    """Sessions and attestations, in the journal's database."""
+
+    def __init__(self, journal: SqliteJournal):
+        self._journal = journal
+
+    def create(self, record: SessionRecord) -> None:
         try:
-            with self._write() as db:
+            with self._journal._write() as db:
                 db.execute("INSERT INTO sessions VALUES (?,?,?,?,?,?)",
                            (record.id, record.created_at, record.plan, record.supplier, record.system,
                             record.token_hash))
         except sqlite3.IntegrityError:
             raise VersionConflict(None, 1) from None
 
-    def get_session(self, session_id: str) -> SessionRecord | None:
-        row = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+    def get(self, session_id: str) -> SessionRecord | None:
+        row = self._journal._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
                                  "WHERE id = ?", (session_id,)).fetchone()
         return SessionRecord(*row) if row else None
 
-    def session_for_token(self, token_hash: str) -> SessionRecord | None:
-        row = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+    def for_token(self, token_hash: str) -> SessionRecord | None:
+        row = self._journal._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
                                  "WHERE token_hash = ?", (token_hash,)).fetchone()
         return SessionRecord(*row) if row else None
 
-    def list_sessions(self) -> list[SessionRecord]:
-        rows = self._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
+    def all(self) -> list[SessionRecord]:
+        rows = self._journal._db().execute("SELECT id, created_at, plan, supplier, system, token_hash FROM sessions "
                                   "ORDER BY created_at, id")
         return [SessionRecord(*r) for r in rows]
 
-    def add_attestation(self, attestation: Attestation) -> Attestation:
-        with self._write() as db:
+    def attest(self, attestation: Attestation) -> Attestation:
+        with self._journal._write() as db:
             cursor = db.execute("INSERT INTO attestations (session, requirement, verdict, by, note, at) "
                                 "VALUES (?,?,?,?,?,?)", (attestation.session, attestation.requirement,
                                                          attestation.verdict, attestation.by, attestation.note,
@@ -566,38 +590,50 @@ class SqliteStore(Store):
         return Attestation(**{**attestation.__dict__, "seq": cursor.lastrowid})
 
     def attestations(self, session: str) -> list[Attestation]:
-        rows = self._db().execute("SELECT session, requirement, verdict, by, note, at, seq FROM attestations "
+        rows = self._journal._db().execute("SELECT session, requirement, verdict, by, note, at, seq FROM attestations "
                                   "WHERE session = ? ORDER BY seq", (session,))
         return [Attestation(*r) for r in rows]
 
-    # --- aggregates --------------------------------------------------------------------------------------------
-    def finding_totals(self, session: str) -> list[FindingTotal]:
-        self._fresh(index=True)
-        rows = self._db().execute(
+    def forget(self, sessions: Iterable[str]) -> None:
+        sessions = list(sessions)
+        with self._journal._write() as db:
+            for table, column in (("sessions", "id"), ("attestations", "session")):
+                db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(session,) for session in sessions])
+
+
+class SqliteTotals(Totals):
+    """Counted by SQLite over the journal's tables, once what is spooled is imported (and indexed, by requirement)."""
+
+    def __init__(self, journal: SqliteJournal):
+        self._journal = journal
+
+    def findings(self, session: str) -> list[FindingTotal]:
+        self._journal._fresh(index=True)
+        rows = self._journal._db().execute(
             "SELECT requirement, outcome, count(*) FROM finding_index "
             "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
         return [FindingTotal(*r) for r in rows]
 
     def coverage(self, session: str) -> list[CoverageCell]:
-        self._fresh(index=True)
-        rows = self._db().execute(
+        self._journal._fresh(index=True)
+        rows = self._journal._db().execute(
             "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM finding_index f "
             "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
             "GROUP BY f.requirement, e.scenario, f.outcome", (session,))
         return [CoverageCell(*r) for r in rows]
 
-    def scenario_counts(self, session: str) -> dict[str | None, int]:
-        self._fresh()
-        rows = self._db().execute("SELECT scenario, count(*) FROM exchanges WHERE session = ? GROUP BY scenario",
+    def scenarios(self, session: str) -> dict[str | None, int]:
+        self._journal._fresh()
+        rows = self._journal._db().execute("SELECT scenario, count(*) FROM exchanges WHERE session = ? GROUP BY scenario",
                                   (session,))
         return dict(rows.fetchall())
 
-    def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
+    def samples(self, session: str, requirement: str, outcome: str, first: int,
                         last: int) -> list[tuple[int, Finding]]:
-        self._fresh(index=True)
+        self._journal._fresh(index=True)
         query = ("SELECT exchange_seq, position FROM finding_index WHERE session = ? AND requirement = ? AND outcome = ? "
                  "ORDER BY exchange_seq {0}, position {0} LIMIT ?")
-        db = self._db()
+        db = self._journal._db()
         places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, _bounded(first)))}
         places.update(tuple(r) for r in db.execute(query.format("DESC"),
                                                    (session, requirement, outcome, _bounded(last))))
@@ -612,68 +648,26 @@ class SqliteStore(Store):
                 log.warning("findings of journal row %s are damaged; left out of the sample", seq)
         return samples
 
-    def session_span(self, session: str) -> SessionSpan:
-        self._fresh()
-        count, first, last, failed = self._db().execute(
+    def span(self, session: str) -> SessionSpan:
+        self._journal._fresh()
+        count, first, last, failed = self._journal._db().execute(
             "SELECT count(*), min(started_at), max(started_at), coalesce(sum(n_fail > 0), 0) FROM exchanges "
             "WHERE session = ?", (session,)).fetchone()
         return SessionSpan(count, first, last, failed)
 
     def timeline(self, session: str, start: float, width: float) -> list[tuple[int, int, int]]:
-        self._fresh()
-        rows = self._db().execute(
+        self._journal._fresh()
+        rows = self._journal._db().execute(
             "SELECT CAST((started_at - ?) / ? AS INTEGER) AS bucket, count(*), sum(n_fail > 0) FROM exchanges "
             "WHERE session = ? GROUP BY bucket ORDER BY bucket", (start, width, session))
         return [tuple(r) for r in rows]
 
-    def operation_counts(self, session: str) -> list[tuple[str, str, int, int]]:
-        self._fresh()
-        rows = self._db().execute("SELECT service, operation, status, count(*) FROM exchanges WHERE session = ? "
+    def operations(self, session: str) -> list[tuple[str, str, int, int]]:
+        self._journal._fresh()
+        rows = self._journal._db().execute("SELECT service, operation, status, count(*) FROM exchanges WHERE session = ? "
                                   "GROUP BY service, operation, status ORDER BY service, operation, status",
                                   (session,))
         return [tuple(r) for r in rows]
-
-    # --- session state (sandbox.journal.state) ----------------------------------------------------------------
-    def get_state(self, session: str, namespace: str, key: str) -> StateItem | None:
-        return self._state.get(session, namespace, key)
-
-    def put_state(self, session: str, namespace: str, key: str, value: Any,
-                  expect_version: int | None = None, *, create_only: bool = False) -> int:
-        return self._state.put(session, namespace, key, value, expect_version, create_only)
-
-    def list_state(self, session: str, namespace: str) -> dict[str, StateItem]:
-        return self._state.items(session, namespace)
-
-    def state_stamp(self, session: str, namespace: str) -> int | None:
-        return self._state.stamp(session, namespace)
-
-    def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
-        self._state.delete(session, namespace, key)
-
-    def clear_state(self, session: str, namespace_prefix: str) -> None:
-        self._state.clear(session, namespace_prefix)
-
-    # --- single use (kept in the state database) -----------------------------------------------------------------
-    def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
-        return self._state.claim(session, namespace, key, expires_at)
-
-    def claimed(self, session: str, namespace: str, key: str) -> bool:
-        return self._state.claimed(session, namespace, key)
-
-    def forget_expired_claims(self, now: float | None = None) -> int:
-        return self._state.forget_expired_claims(time.time() if now is None else now)
-
-    def put_blob(self, session: str, key: str, data: bytes) -> None:
-        self._state.put_blob(session, key, data)
-
-    def get_blob(self, session: str, key: str) -> bytes | None:
-        return self._state.get_blob(session, key)
-
-    def delete_blobs(self, session: str, prefix: str) -> None:
-        self._state.delete_blobs(session, prefix)
-
-    def next_counter(self, session: str, name: str, start: int = 0) -> int:
-        return self._state.next_counter(session, name, start)
 
 
 class _Handles:
@@ -715,13 +709,13 @@ class _Handles:
             os.close(fd)
 
 
-_stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+_journals: weakref.WeakSet[SqliteJournal] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []  # a parent's connections, in a child: never used, never closed
 
 
 def _after_fork_in_child() -> None:
-    for store in list(_stores):
-        store._after_fork_in_child()
+    for journal in list(_journals):
+        journal._after_fork_in_child()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -755,7 +749,7 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
                     store._state.sync()
                 if now - forgotten >= FORGET_CLAIMS_EVERY_S:
                     forgotten = now
-                    store.forget_expired_claims()
+                    store._state.forget_expired_claims(time.time())
             except sqlite3.OperationalError:  # e.g. another process's checkpoint is running: the next round
                 log.debug("journal maintenance skipped a round", exc_info=True)
             except Exception:

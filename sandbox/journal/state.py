@@ -28,13 +28,13 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from threading import get_ident
 from typing import Any
 
 import lmdb
 
-from sandbox.journal.store import StateItem, VersionConflict
+from sandbox.journal.store import SessionState, StateItem, VersionConflict, claim_until
 
 VERSION = struct.Struct("<I")
 STAMP = struct.Struct("<Q")
@@ -42,7 +42,6 @@ COUNTER = struct.Struct("<q")
 UNTIL = struct.Struct("<d")
 FORGET_AT = struct.Struct(">Q")  # big-endian: LMDB's key order is the order of the seconds
 COUNTER_RANGE = (-(1 << 63), (1 << 63) - 1)
-LATEST = 1e12  # epoch seconds (the year 33,658): a claim kept "for ever"
 FORGET_BATCH = 10_000  # expired claims dropped per transaction (writers get turns between)
 FIRST_MAP_SIZE = 256 << 20  # at least twice the largest single write (a 100 MB MESH chunk) is always free
 # Commits copy each changed page into the file with a system call rather than writing into the map itself. Through a
@@ -180,7 +179,7 @@ class _Read:
 
 _environments: dict[str, _Environment] = {}
 _environments_lock = threading.Lock()
-_databases: weakref.WeakSet[StateDatabase] = weakref.WeakSet()
+_databases: weakref.WeakSet[LmdbState] = weakref.WeakSet()
 
 
 def _acquire(path: str) -> _Environment:
@@ -208,7 +207,7 @@ def _reopen_in_child() -> None:
 os.register_at_fork(after_in_child=_reopen_in_child)
 
 
-class StateDatabase:
+class LmdbState(SessionState):
     def __init__(self, path: str):
         self.path = path
         self._shared = shared = _acquire(path)
@@ -233,7 +232,8 @@ class StateDatabase:
     def in_transaction(self) -> bool:
         return self._shared.local.txn is not None
 
-    def write(self) -> _Write:
+    def transaction(self) -> _Write:
+        # The write lock is taken up front, so a read-modify-write inside the block cannot race.
         return _Write(self._shared)
 
     def _read(self) -> _Read:
@@ -249,7 +249,7 @@ class StateDatabase:
             create_only: bool = False) -> int:
         data = _dumps(value).encode()
         where, kept_key = self._state_key(session, namespace, key)
-        with self.write() as txn:
+        with self.transaction() as txn:
             old = txn.get(where, db=self._shared.state)
             current = VERSION.unpack_from(old)[0] if old is not None else None
             if create_only and current is not None:
@@ -281,7 +281,7 @@ class StateDatabase:
         return STAMP.unpack(raw)[0] if raw is not None else 0
 
     def delete(self, session: str, namespace: str, key: str | None = None) -> None:
-        with self.write() as txn:
+        with self.transaction() as txn:
             if key is None:
                 _delete_prefix(txn.cursor(db=self._shared.state), _join(session, namespace, ""))
             else:
@@ -291,11 +291,18 @@ class StateDatabase:
     def clear(self, session: str, namespace_prefix: str) -> None:
         """Every namespace of the session whose name begins with `namespace_prefix`."""
         prefix = _join(session, namespace_prefix)
-        with self.write() as txn:
+        with self.transaction() as txn:
             keys = [k for k, _ in _scan(txn.cursor(db=self._shared.state), prefix)]
             for k in keys:
                 txn.delete(k, db=self._shared.state)
                 self._shared.local.changed.add((session, k.split(b"\0")[1].decode()))
+
+    def forget(self, sessions: Iterable[str]) -> None:
+        shared = self._shared
+        for session in sessions:
+            with self.transaction() as txn:
+                for db in (shared.state, shared.stamps, shared.counters, shared.blobs):
+                    _delete_prefix(txn.cursor(db=db), _join(session, ""))
 
     def _state_key(self, session: str, namespace: str, key: str) -> tuple[bytes, bytes]:
         """The LMDB key of a state row, and what its value must keep of the key (nothing unless it is too long)."""
@@ -309,7 +316,7 @@ class StateDatabase:
     # --- counters and blobs -------------------------------------------------------------------------------------
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
         where = _join(session, name)
-        with self.write() as txn:
+        with self.transaction() as txn:
             old = txn.get(where, db=self._shared.counters)
             value = COUNTER.unpack(old)[0] + 1 if old is not None else start
             value = min(max(value, COUNTER_RANGE[0]), COUNTER_RANGE[1])  # 8 bytes: a larger start is clamped
@@ -317,7 +324,7 @@ class StateDatabase:
         return value
 
     def put_blob(self, session: str, key: str, data: bytes) -> None:
-        with self.write() as txn:
+        with self.transaction() as txn:
             txn.put(_join(session, key), data, db=self._shared.blobs)
 
     def get_blob(self, session: str, key: str) -> bytes | None:
@@ -325,7 +332,7 @@ class StateDatabase:
             return txn.get(_join(session, key), db=self._shared.blobs)
 
     def delete_blobs(self, session: str, prefix: str) -> None:
-        with self.write() as txn:
+        with self.transaction() as txn:
             _delete_prefix(txn.cursor(db=self._shared.blobs), _join(session, prefix))
 
     # --- single use -----------------------------------------------------------------------------------------------
@@ -334,8 +341,8 @@ class StateDatabase:
         the transaction fails."""
         digest = _digest(session, namespace, key)
         shared = self._shared
-        expires_at = _moment(expires_at)
-        with self.write() as txn:
+        expires_at = claim_until(expires_at)
+        with self.transaction() as txn:
             held = txn.get(digest, db=shared.claims)
             if held is not None and UNTIL.unpack(held)[0] >= time.time():
                 return False
@@ -354,7 +361,7 @@ class StateDatabase:
         limit = FORGET_AT.pack(int(now))
         forgotten = 0
         while True:
-            with self.write() as txn:
+            with self.transaction() as txn:
                 cursor = txn.cursor(db=shared.forget)
                 due = []
                 if cursor.first():
@@ -372,14 +379,6 @@ class StateDatabase:
             if len(due) < FORGET_BATCH:
                 return forgotten
 
-
-def _moment(seconds: float) -> float:
-    """Epoch seconds as the claims database can hold them: not before 0 nor after LATEST (a far future, for ever)."""
-    try:
-        seconds = float(seconds)
-    except OverflowError:  # an int too large for a float: for ever
-        return LATEST
-    return min(max(seconds, 0.0), LATEST) if seconds == seconds else LATEST
 
 
 def _join(*parts: str) -> bytes:

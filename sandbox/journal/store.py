@@ -1,10 +1,20 @@
-"""The storage interface the journal and session state go through, and the factory that picks a backend."""
+"""Storage: four small interfaces, each with one job and its guarantees written on it, and the Store that holds one
+of each. A backend is one class per interface (sandbox.journal.sqlite with sandbox.journal.state: the embedded
+default; sandbox.journal.postgres: several replicas on one database).
+
+- Journal: exchanges and their findings. Append-only, ordered by `seq`; an exchange is durable (and seen by every
+  query, in every process and replica) once record() returns, which is before its answer is sent.
+- Totals: what reports and progress count over the journal, computed by the database.
+- Sessions: named sessions, their plans and assessors' attestations.
+- SessionState: per-session versioned values with compare-and-set, counters, single-use keys and blobs, atomic across
+  threads, processes and replicas; transaction() groups them.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +49,39 @@ class ExchangeFilter:
     since: float | None = None
     until: float | None = None
     extra: dict = field(default_factory=dict)
+
+
+def filter_sql(where: ExchangeFilter, mark: str, value: Callable[[Any], Any]) -> tuple[str, list]:
+    """The filter as an SQL condition on `exchanges` (and its `finding_index`), for the SQL backends: `mark` is the
+    driver's placeholder, `value` makes a value safe to bind."""
+    clauses, args = ["1=1"], []
+    for column in ("session", "service", "operation", "scenario", "status"):
+        if getattr(where, column) is not None:
+            clauses.append(f"{column} = {mark}")
+            args.append(value(getattr(where, column)))
+    for column, bound, operator in (("started_at", where.since, ">="), ("started_at", where.until, "<")):
+        if bound is not None:
+            clauses.append(f"{column} {operator} {mark}")
+            args.append(value(bound))
+    if where.outcome is not None:
+        clauses.append(f"n_{where.outcome} > 0" if where.outcome in ("pass", "fail", "warning", "info") else "1=0")
+    if where.requirement is not None:
+        within = f" AND session = {mark}" if where.session is not None else ""
+        clauses.append(f"seq IN (SELECT exchange_seq FROM finding_index WHERE requirement = {mark}{within})")
+        args.extend([value(where.requirement)] + ([value(where.session)] if within else []))
+    return " AND ".join(clauses), args
+
+
+def claim_until(seconds: float) -> float:
+    """A claim's expiry as backends keep it: not before 0 nor after CLAIMED_FOR_EVER (NaN and huge numbers: for ever)."""
+    try:
+        seconds = float(seconds)
+    except OverflowError:  # an int too large for a float
+        return CLAIMED_FOR_EVER
+    return min(max(seconds, 0.0), CLAIMED_FOR_EVER) if seconds == seconds else CLAIMED_FOR_EVER
+
+
+CLAIMED_FOR_EVER = 1e12  # epoch seconds (the year 33,658)
 
 
 @dataclass(frozen=True)
@@ -91,11 +134,9 @@ class SessionSpan:
     failed_exchanges: int = 0
 
 
-class Store(ABC):
-    """One small interface for the journal and session state. SQLite (embedded, WAL) is the backend today; the
-    interface is what a shared backend for several replicas (PostgreSQL) implements."""
+class Journal(ABC):
+    """Exchanges and their findings: append-only, ordered by `seq` (the order they were recorded)."""
 
-    # --- the journal -------------------------------------------------------------------------------------------
     @abstractmethod
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
         """Commit the exchange and its findings; returns only once it is durable against a killed process.
@@ -128,133 +169,208 @@ class Store(ABC):
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
         """The session's newest exchanges with one service, newest first, without their findings."""
 
+    def newest(self, session: str, service: str, keys: Iterable[str]) -> tuple[dict[str, Exchange], Exchange | None]:
+        """The newest exchange recorded under each of `keys` (those that have one) and the session's newest exchange
+        with the service, without findings: what behavioural checks mostly ask, in one read where the backend can."""
+        found = {key: hit[0] for key in keys if (hit := self.related(session, key))}
+        latest = self.latest(session, service)
+        return found, latest[0] if latest else None
+
     @abstractmethod
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
         """Complete exchanges for journal seqs, in seq order (report evidence)."""
 
-    # --- sessions and attestations --------------------------------------------------------------------------
     @abstractmethod
-    def create_session(self, record: SessionRecord) -> None:
-        """Raises VersionConflict when the id is taken."""
+    def last_activity(self) -> dict[str, float]:
+        """Each session in the journal, with when its newest exchange started (retention)."""
 
     @abstractmethod
-    def get_session(self, session_id: str) -> SessionRecord | None: ...
+    def forget(self, sessions: Iterable[str]) -> int:
+        """Delete the sessions' exchanges and findings (retention); returns how many exchanges went."""
+
+    def close(self) -> None:  # noqa: B027 - nothing to close unless the backend holds something
+        pass
+
+
+class Totals(ABC):
+    """What progress and reports count over a session's journal, counted by the database (never 100,000 exchanges
+    in memory). Every count includes every exchange recorded before the call."""
 
     @abstractmethod
-    def session_for_token(self, token_hash: str) -> SessionRecord | None: ...
-
-    @abstractmethod
-    def list_sessions(self) -> list[SessionRecord]: ...
-
-    @abstractmethod
-    def add_attestation(self, attestation: Attestation) -> Attestation: ...
-
-    @abstractmethod
-    def attestations(self, session: str) -> list[Attestation]:
-        """Oldest first; the latest per requirement is the one that counts."""
-
-    # --- aggregates for progress and reports (SQL, never 100,000 exchanges in memory) -------------------------
-    @abstractmethod
-    def finding_totals(self, session: str) -> list[FindingTotal]: ...
+    def findings(self, session: str) -> list[FindingTotal]: ...
 
     @abstractmethod
     def coverage(self, session: str) -> list[CoverageCell]:
         """Findings counted per requirement, answering scenario (None: the service's logic) and outcome."""
 
     @abstractmethod
-    def scenario_counts(self, session: str) -> dict[str | None, int]: ...
+    def scenarios(self, session: str) -> dict[str | None, int]: ...
 
     @abstractmethod
-    def finding_samples(self, session: str, requirement: str, outcome: str, first: int,
-                        last: int) -> list[tuple[int, Finding]]:
+    def samples(self, session: str, requirement: str, outcome: str, first: int, last: int) -> list[tuple[int, Finding]]:
         """The first `first` and last `last` findings of one requirement and outcome, as (exchange seq, finding),
         oldest first and without duplicates."""
 
     @abstractmethod
-    def session_span(self, session: str) -> SessionSpan: ...
+    def span(self, session: str) -> SessionSpan: ...
 
     @abstractmethod
     def timeline(self, session: str, start: float, width: float) -> list[tuple[int, int, int]]:
         """Exchanges per time bucket of `width` seconds from `start`: (bucket, exchanges, exchanges with a fail)."""
 
     @abstractmethod
-    def operation_counts(self, session: str) -> list[tuple[str, str, int, int]]:
+    def operations(self, session: str) -> list[tuple[str, str, int, int]]:
         """(service, operation, status, exchanges) for the session."""
 
-    # --- session state -----------------------------------------------------------------------------------------
-    @abstractmethod
-    def get_state(self, session: str, namespace: str, key: str) -> StateItem | None: ...
+
+class Sessions(ABC):
+    """Named sessions and assessors' attestations. Each write is committed when the call returns."""
 
     @abstractmethod
-    def put_state(self, session: str, namespace: str, key: str, value: Any,
-                  expect_version: int | None = None, *, create_only: bool = False) -> int:
+    def create(self, record: SessionRecord) -> None:
+        """Raises VersionConflict when the id (or the token) is taken."""
+
+    @abstractmethod
+    def get(self, session_id: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    def for_token(self, token_hash: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    def all(self) -> list[SessionRecord]:
+        """Oldest first."""
+
+    @abstractmethod
+    def attest(self, attestation: Attestation) -> Attestation:
+        """Add an attestation; returns it with its `seq`."""
+
+    @abstractmethod
+    def attestations(self, session: str) -> list[Attestation]:
+        """Oldest first; the latest per requirement is the one that counts."""
+
+    @abstractmethod
+    def forget(self, sessions: Iterable[str]) -> None:
+        """Delete the sessions' records and attestations (retention)."""
+
+
+class SessionState(ABC):
+    """Per-session state. Every call is atomic across threads, worker processes and replicas, and each write is
+    durable when it returns (or, inside transaction(), when the block ends)."""
+
+    @abstractmethod
+    def get(self, session: str, namespace: str, key: str) -> StateItem | None: ...
+
+    @abstractmethod
+    def put(self, session: str, namespace: str, key: str, value: Any, expect_version: int | None = None,
+            create_only: bool = False) -> int:
         """Write and return the new version. With expect_version, the current version must equal it; with
-        create_only, the key must not exist yet. Otherwise raises VersionConflict."""
+        create_only, the key must not exist yet. Otherwise raises VersionConflict (compare-and-set)."""
 
     @abstractmethod
-    def list_state(self, session: str, namespace: str) -> dict[str, StateItem]: ...
+    def items(self, session: str, namespace: str) -> dict[str, StateItem]: ...
 
-    def state_stamp(self, session: str, namespace: str) -> int | None:
+    def stamp(self, session: str, namespace: str) -> int | None:
         """A value that changes whenever the namespace changes (and perhaps at other times): what was read of the
         namespace under one stamp may be kept while the stamp stays the same. None: no such promise."""
         return None
 
     @abstractmethod
-    def delete_state(self, session: str, namespace: str, key: str | None = None) -> None:
+    def delete(self, session: str, namespace: str, key: str | None = None) -> None:
         """Delete one key, or the whole namespace when key is None."""
+
+    @abstractmethod
+    def clear(self, session: str, namespace_prefix: str) -> None:
+        """Delete every namespace of the session whose name starts with the prefix (e.g. a service's whole state)."""
 
     @abstractmethod
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
         """An atomic per-session counter (e.g. NHS number allocation): returns start, start+1, ..."""
 
-    def clear_state(self, session: str, namespace_prefix: str) -> None:
-        """Delete every namespace of the session whose name starts with the prefix (e.g. a service's whole state)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement clear_state")
-
-    # --- single use ------------------------------------------------------------------------------------------------
     @abstractmethod
     def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
-        """Use `key` up: True the first time, False every time after, atomically across threads and worker
-        processes (single-use tokens, JWT ids). The key is forgotten after `expires_at` (epoch seconds), when
-        whatever it identifies is refused for its age anyway. Inside transaction(), part of it: a transaction that
-        fails gives the key back."""
+        """Use `key` up: True the first time, False every time after, atomically everywhere (single-use tokens,
+        JWT ids). The key is forgotten after `expires_at` (epoch seconds), when whatever it identifies is refused
+        for its age anyway. Inside transaction(), part of it: a transaction that fails gives the key back."""
 
     @abstractmethod
     def claimed(self, session: str, namespace: str, key: str) -> bool: ...
 
-    # --- binary blobs (large bodies, file payloads) --------------------------------------------------------------
-    def put_blob(self, session: str, key: str, data: bytes) -> None:
-        """Store bytes under a per-session key, replacing any earlier value."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
-
-    def get_blob(self, session: str, key: str) -> bytes | None:
-        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
-
-    def delete_blobs(self, session: str, prefix: str) -> None:
-        """Delete every blob of the session whose key starts with the prefix ("" deletes them all)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement blobs")
-
-    # --- grouping writes -----------------------------------------------------------------------------------------
-    def transaction(self) -> AbstractContextManager:
-        """Group the state, counter and blob writes made inside the block into one atomic commit (reads inside see a
-        consistent snapshot). Nested blocks join the outer one. Backends without it run each write on its own."""
-        return nullcontext()
+    @abstractmethod
+    def forget_expired_claims(self, now: float) -> int:
+        """Drop the claims past their time; returns how many."""
 
     @abstractmethod
-    def close(self) -> None: ...
+    def put_blob(self, session: str, key: str, data: bytes) -> None:
+        """Store bytes under a per-session key, replacing any earlier value."""
+
+    @abstractmethod
+    def get_blob(self, session: str, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def delete_blobs(self, session: str, prefix: str) -> None:
+        """Delete every blob of the session whose key starts with the prefix ("" deletes them all)."""
+
+    @abstractmethod
+    def forget(self, sessions: Iterable[str]) -> None:
+        """Delete everything the sessions hold: values, counters and blobs (retention). Their claims lapse in time."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager:
+        """Group the state, counter, claim and blob writes made inside the block into one atomic commit; no other
+        transaction runs between its reads and its writes. Nested blocks join the outer one."""
+
+    def close(self) -> None:  # noqa: B027 - nothing to close unless the backend holds something
+        pass
+
+
+class Store:
+    """One of each interface, opened together and closed together by whoever opened them."""
+
+    def __init__(self, journal: Journal, totals: Totals, sessions: Sessions, state: SessionState,
+                 on_close: Callable[[], None] = lambda: None):
+        self.journal, self.totals, self.sessions, self.state = journal, totals, sessions, state
+        self._on_close = on_close
+        self._closed = False
+
+    def idle(self, before: float) -> list[str]:
+        """The sessions idle since before `before` (epoch seconds): from their newest exchange, or from their
+        creation when they have none."""
+        active = self.journal.last_activity()
+        idle = {session for session, last in active.items() if last < before}
+        idle.update(record.id for record in self.sessions.all() if record.id not in active and record.created_at < before)
+        return sorted(idle)
+
+    def forget(self, sessions: Iterable[str]) -> int:
+        """Delete everything the sessions hold: exchanges, records, attestations, state. Returns the exchanges
+        deleted."""
+        sessions = list(sessions)
+        exchanges = self.journal.forget(sessions)
+        self.sessions.forget(sessions)
+        self.state.forget(sessions)
+        return exchanges
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.journal.close()
+        self.state.close()
+        self._on_close()
 
     @property
     def closed(self) -> bool:
         """True once close() was called: background threads that use the store (e.g. Spine deliveries) stop then."""
-        return False
+        return self._closed
 
 
 def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
-        from sandbox.journal.sqlite import SqliteStore
+        from sandbox.journal.sqlite import open_embedded
 
-        return SqliteStore(url.removeprefix("sqlite:///"))
+        return open_embedded(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("a PostgreSQL journal is not available in this version: leave SANDBOX_DATABASE_URL empty "
-                         "(SQLite under the data directory) or give sqlite:///path/to/journal.sqlite3")
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path/to/journal.sqlite3")
+        from sandbox.journal.postgres import open_postgres
+
+        return open_postgres(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path/to/journal.sqlite3 or "
+                     "postgresql://user@host/database")

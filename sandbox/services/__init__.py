@@ -52,6 +52,8 @@ class Service:
     # bearer token -> who the request acts for (sandbox.web.access; offered by the service that issues tokens).
     start: Callable[[Sandbox], None] | None = None
     stop: Callable[[Sandbox], None] | None = None  # undoes start (background threads), before the store closes
+    # Retention: drop what the service keeps about these (purged) sessions outside their own state (shared indexes).
+    forget: Callable[[Sandbox, list[str]], None] | None = None
     finish_response: Callable[[Response], None] | None = None
     resolve_session: Callable[[Request, Sandbox], str | None] | None = None
     # Whether resolve_session rests on a secret the caller holds (a token, a password, an API key) rather than on

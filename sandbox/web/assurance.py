@@ -99,7 +99,7 @@ def _tenant_named(data: dict, caller) -> str | None:
 @assurance.get("/sessions")
 def sessions():
     store, caller = current_sandbox().store, current_caller()
-    return jsonify(sessions=[session_summary(r) for r in store.list_sessions() if visible(caller, store, r.id)])
+    return jsonify(sessions=[session_summary(r) for r in store.sessions.all() if visible(caller, store, r.id)])
 
 
 @assurance.get("/sessions/<session_id>")

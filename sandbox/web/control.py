@@ -5,6 +5,7 @@ the typed readers below, so any input gets a 4xx in the JSON error shape {"error
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -23,6 +24,8 @@ from sandbox.synthetic.fhir import patient_resource
 from sandbox.synthetic.population import KINDS
 from sandbox.synthetic.summary import KIND_MEANING, person_summary
 from sandbox.web.sessions import SESSION_HEADER, control_session
+
+log = logging.getLogger(__name__)
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
 MAX_PAGE = 1000
@@ -182,16 +185,27 @@ def query_number(name: str, what: str, minimum: float = 0.0, maximum: float = MA
     return number
 
 
+HEALTH_SESSION = "_health"  # reserved (session ids cannot start with '_'): never written, read by the probe
+
+
 @control.get("/health")
 def health():
+    """200 once the workers serve and the database answers (one read): a load balancer's readiness check."""
     sandbox = current_sandbox()
-    return jsonify(
-        status="ok", version=__version__, uptime_s=round(time.time() - sandbox.started_at, 1),
+    try:
+        sandbox.store.state.get(HEALTH_SESSION, "probe", "probe")
+        database = "ok"
+    except Exception as exc:  # the database is gone or refuses: this replica cannot answer anything else either
+        log.warning("health: the database does not answer: %s", exc)
+        database = f"not answering ({type(exc).__name__}); see the sandbox's log"
+    answer = jsonify(
+        status="ok" if database == "ok" else "unavailable", database=database, version=__version__, uptime_s=round(time.time() - sandbox.started_at, 1),
         services={name: list(s.base_paths) for name, s in sandbox.services.items()},
         population={"seed": sandbox.population.seed, "size": sandbox.population.size,
                     "indexed": sandbox.population.ready},
         journal=sandbox.settings.journal_url.split(":", 1)[0], auth=sandbox.settings.auth,
         scenarios=len(sandbox.scenarios), requirements=len(sandbox.requirements))
+    return answer if database == "ok" else (answer, 503)
 
 
 @control.get("/services")
@@ -223,7 +237,7 @@ def exchanges():
         abort(400, f"outcome={where.outcome[:40]!r} is not one of pass, fail, warning, info")
     limit = query_int("limit", 100, 1, MAX_PAGE)
     before = query_int("before", 0, 0) or None
-    rows = sandbox.store.exchanges(where, limit=limit, before=before)
+    rows = sandbox.store.journal.exchanges(where, limit=limit, before=before)
     body = {"exchanges": rows, "count": len(rows)}
     if len(rows) == limit:
         args = {k: v for k, v in request.args.items() if k != "before"}
@@ -234,7 +248,7 @@ def exchanges():
 @control.get("/exchanges/<exchange_id>")
 def exchange(exchange_id: str):
     store = current_sandbox().store
-    found = store.exchange(exchange_id)
+    found = store.journal.exchange(exchange_id)
     if found is None or not visible(current_caller(), store, found.session):  # another tenant's: as if never made
         abort(404, f"no exchange {exchange_id[:80]!r} in the journal")
     return jsonify(found.to_dict())

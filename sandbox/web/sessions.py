@@ -53,7 +53,7 @@ def _session_of_token(request: Request, sandbox: Sandbox) -> str | None:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None or not token.startswith(TOKEN_PREFIX):
         return None
-    record = sandbox.store.session_for_token(hash_token(token))
+    record = sandbox.store.sessions.for_token(hash_token(token))
     if record is None:
         raise SpineError(401, "ACCESS_DENIED", f"The session token {redacted(token)} is not known to this sandbox: use "
                          "the token `spine-sandbox sessions create` printed, or the X-Sandbox-Session header")

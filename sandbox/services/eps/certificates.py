@@ -105,11 +105,11 @@ def _make_authority(which: str) -> dict:
 def _stored(store: Store, which: str) -> dict:
     """One of the two CAs as kept in global state, made on first use (another process may make it first: theirs
     is used)."""
-    item = store.get_state(GLOBAL, CA_NAMESPACE, which)
+    item = store.state.get(GLOBAL, CA_NAMESPACE, which)
     if item is None:
         with contextlib.suppress(VersionConflict):
-            store.put_state(GLOBAL, CA_NAMESPACE, which, _make_authority(which), create_only=True)
-        item = store.get_state(GLOBAL, CA_NAMESPACE, which)
+            store.state.put(GLOBAL, CA_NAMESPACE, which, _make_authority(which), create_only=True)
+        item = store.state.get(GLOBAL, CA_NAMESPACE, which)
     return item.value
 
 
@@ -181,17 +181,17 @@ def revoke(store: Store, serial: int, reason: str = "keyCompromise", when: datet
     if reason not in REASONS:
         raise CertificateError(f"revocation reason {reason!r} is not one of {', '.join(REASONS)}")
     moment = (when or datetime.now(UTC)).timestamp()
-    store.put_state(GLOBAL, REVOKED_NAMESPACE, str(serial), {"revoked_at": moment, "reason": reason})
+    store.state.put(GLOBAL, REVOKED_NAMESPACE, str(serial), {"revoked_at": moment, "reason": reason})
 
 
 def is_revoked(store: Store, serial: int) -> bool:
-    return store.get_state(GLOBAL, REVOKED_NAMESPACE, str(serial)) is not None
+    return store.state.get(GLOBAL, REVOKED_NAMESPACE, str(serial)) is not None
 
 
 def revoked_when_signed(store: Store, serial: int, signed_at: datetime) -> bool:
     """As live reads a CRL entry: a compromised key (keyCompromise, cACompromise, aACompromise) makes every
     signature invalid; any other reason only those made after the revocation."""
-    item = store.get_state(GLOBAL, REVOKED_NAMESPACE, str(serial))
+    item = store.state.get(GLOBAL, REVOKED_NAMESPACE, str(serial))
     if item is None:
         return False
     if item.value.get("reason") in COMPROMISED:

@@ -49,12 +49,12 @@ def advance_clock():
     data = body_object(empty_ok=True)
     seconds = duration_field(data, "advance", MAX_ADVANCE_S, "")
     store = current_sandbox().store
-    with store.transaction():
+    with store.state.transaction():
         offset = prescriptions.clock_offset(session) + seconds
         if offset > MAX_OFFSET_S:
             raise FieldError(f"advance {seconds / 86400:g} days would take the session's prescription clock "
                              f"{offset / 86400:g} days ahead, beyond {MAX_OFFSET_S / 86400:g} days in all", "advance")
-        store.put_state(session, prescriptions.CLOCK_NS, prescriptions.CLOCK_KEY, offset)
+        store.state.put(session, prescriptions.CLOCK_NS, prescriptions.CLOCK_KEY, offset)
     return jsonify(advanced_seconds=seconds, **_clock(session, offset))
 
 

@@ -49,7 +49,7 @@ INVALID_STATE_DISPLAY = "Invalid State Transition for Prescription"
 
 # --- the session clock -----------------------------------------------------------------------------------------
 def clock_offset(session: str) -> float:
-    item = current_sandbox().store.get_state(session, CLOCK_NS, CLOCK_KEY)
+    item = current_sandbox().store.state.get(session, CLOCK_NS, CLOCK_KEY)
     return float(item.value) if item is not None else 0.0
 
 
@@ -76,12 +76,12 @@ def parse_moment(text: Any) -> datetime | None:
 
 # --- reading -----------------------------------------------------------------------------------------------------
 def find(session: str, short_form: str) -> dict | None:
-    item = current_sandbox().store.get_state(session, NAMESPACE, short_form)
+    item = current_sandbox().store.state.get(session, NAMESPACE, short_form)
     return item.value if item is not None else None
 
 
 def all_records(session: str) -> list[dict]:
-    items = current_sandbox().store.list_state(session, NAMESPACE)
+    items = current_sandbox().store.state.items(session, NAMESPACE)
     return [items[key].value for key in sorted(items)]
 
 
@@ -119,7 +119,7 @@ def not_found(ex: ExchangeContext, short_form: str | None, *, code: str = "PRESC
 
 def require(call: EpsCall, ex: ExchangeContext, short_form: str | None, **not_found_args: str) -> dict:
     """The session's prescription, remembering the version read for `save`; expiry applied as of now."""
-    item = current_sandbox().store.get_state(call.session, NAMESPACE, short_form) if short_form else None
+    item = current_sandbox().store.state.get(call.session, NAMESPACE, short_form) if short_form else None
     if item is None:
         raise not_found(ex, short_form, **not_found_args)
     ex.cache[_version_key(short_form)] = item.version
@@ -191,9 +191,9 @@ def save(call: EpsCall, ex: ExchangeContext, record: dict, *, new: bool = False,
     def write() -> None:
         try:
             if new:
-                store.put_state(session, NAMESPACE, snapshot["id"], snapshot, create_only=True)
+                store.state.put(session, NAMESPACE, snapshot["id"], snapshot, create_only=True)
             else:
-                store.put_state(session, NAMESPACE, snapshot["id"], snapshot, expect_version=expected)
+                store.state.put(session, NAMESPACE, snapshot["id"], snapshot, expect_version=expected)
         except VersionConflict:
             raise concurrent_refusal(requirement, refusal) from None
 

@@ -73,12 +73,12 @@ _CREATE_FROM = re.compile(r"^(?:.*/)?CommunicationRequest/(\d{12})/_history/(\d{
 # --- session records ----------------------------------------------------------------------------------------------
 def find(session: str, ubrn: str) -> tuple[dict, int] | None:
     """The A&G request with this UBRN and its state row's version, or None."""
-    item = current_sandbox().store.get_state(session, NAMESPACE, ubrn)
+    item = current_sandbox().store.state.get(session, NAMESPACE, ubrn)
     return (item.value, item.version) if item is not None else None
 
 
 def all_requests(session: str) -> list[dict]:
-    return [item.value for item in current_sandbox().store.list_state(session, NAMESPACE).values()]
+    return [item.value for item in current_sandbox().store.state.items(session, NAMESPACE).values()]
 
 
 def _save(ex: ExchangeContext, session: str, record: dict, row_version: int | None) -> None:
@@ -87,9 +87,9 @@ def _save(ex: ExchangeContext, session: str, record: dict, row_version: int | No
         store = current_sandbox().store
         try:
             if row_version is None:
-                store.put_state(session, NAMESPACE, record["ubrn"], record, create_only=True)
+                store.state.put(session, NAMESPACE, record["ubrn"], record, create_only=True)
             else:
-                store.put_state(session, NAMESPACE, record["ubrn"], record, expect_version=row_version)
+                store.state.put(session, NAMESPACE, record["ubrn"], record, expect_version=row_version)
         except VersionConflict:  # another request changed this A&G request first: the live service's 409
             raise referrals.concurrent_refusal(
                 "ERS-AG-010", 409, "VERSION_MISMATCH", f"Advice and guidance request {record['ubrn']} was changed by "
@@ -102,7 +102,7 @@ def owns(call: ErsCall) -> bool:
     """True when the request names an A&G request the session created, and for the A&G worklist once the session
     has one (its published example body is the only request there is: it would never reach the session's list)."""
     if call.operation.id == WORKLIST:
-        return bool(current_sandbox().store.list_state(call.session, NAMESPACE))
+        return bool(current_sandbox().store.state.items(call.session, NAMESPACE))
     ubrn = subject_ubrn(call)
     return bool(ubrn) and find(call.session, ubrn) is not None
 
@@ -335,7 +335,7 @@ def _new_version(record: dict, when: str) -> None:
 
 def _message(session: str, author: dict, sent_by: str, text: str, documents: list[dict], record: dict,
              when: str, requester: dict | None = None) -> dict:
-    number = current_sandbox().store.next_counter(session, COMMUNICATION_COUNTER, FIRST_COMMUNICATION)
+    number = current_sandbox().store.state.next_counter(session, COMMUNICATION_COUNTER, FIRST_COMMUNICATION)
     return {"id": str(number), "version": record["version"], "author": author, "requester": requester,
             "sentBy": sent_by, "text": text, "documents": documents, "sent": when,
             "recipientService": record["service"]["id"], "recipientOrganisation": record["referrer"]["ods"]}

@@ -108,12 +108,12 @@ def caller_user(call: ErsCall, ex: ExchangeContext) -> str:
 
 # --- the store ----------------------------------------------------------------------------------------------------
 def find(session: str, attachment_id: str) -> dict | None:
-    item = current_sandbox().store.get_state(session, NAMESPACE, attachment_id)
+    item = current_sandbox().store.state.get(session, NAMESPACE, attachment_id)
     return item.value if item is not None else None
 
 
 def content(session: str, attachment_id: str) -> bytes | None:
-    return current_sandbox().store.get_blob(session, BLOB_PREFIX + attachment_id)
+    return current_sandbox().store.state.get_blob(session, BLOB_PREFIX + attachment_id)
 
 
 def owns(call: ErsCall) -> bool:
@@ -157,7 +157,7 @@ def upload(call: ErsCall, ex: ExchangeContext) -> Answer:
     attachment_id = str(uuid.uuid4())
     store = current_sandbox().store
     record = {
-        "id": attachment_id, "number": store.next_counter(call.session, DOCUMENT_COUNTER, FIRST_DOCUMENT),
+        "id": attachment_id, "number": store.state.next_counter(call.session, DOCUMENT_COUNTER, FIRST_DOCUMENT),
         "fileName": file_name, "contentType": call.content_type.strip() or content_type, "size": size,
         "sha256": hashlib.sha256(call.raw).hexdigest(), "referralId": referral_id, "availability": availability,
         "uploadedBy": caller_user(call, ex), "organisation": call.ods_code.strip().upper(),
@@ -167,8 +167,8 @@ def upload(call: ErsCall, ex: ExchangeContext) -> Answer:
     data = bytes(call.raw)
 
     def save() -> None:
-        store.put_blob(call.session, BLOB_PREFIX + attachment_id, data)
-        store.put_state(call.session, NAMESPACE, attachment_id, record, create_only=True)
+        store.state.put_blob(call.session, BLOB_PREFIX + attachment_id, data)
+        store.state.put(call.session, NAMESPACE, attachment_id, record, create_only=True)
 
     ex.write_with_record(save)
     ex.add(Finding.passed("ERS-ATT-002", f"{file_name} ({size} bytes) uploaded as Binary/{attachment_id}"))
@@ -227,10 +227,10 @@ def note_links(ex: ExchangeContext, session: str, attachment_ids: list[str], ubr
 
     def write() -> None:
         for attachment_id in dict.fromkeys(attachment_ids):
-            item = store.get_state(session, NAMESPACE, attachment_id)
+            item = store.state.get(session, NAMESPACE, attachment_id)
             if item is not None and ubrn not in item.value.get("linkedTo", []):
                 value = {**item.value, "linkedTo": [*item.value.get("linkedTo", []), ubrn]}
-                store.put_state(session, NAMESPACE, attachment_id, value)
+                store.state.put(session, NAMESPACE, attachment_id, value)
 
     if attachment_ids:
         ex.write_with_record(write)

@@ -151,25 +151,25 @@ def check_relationship(ex: ExchangeContext, who: Caller, record: dict) -> None:
 # --- the store ----------------------------------------------------------------------------------------------------
 def next_ubrn(session: str) -> str:
     """A new UBRN from the session's counter (shared by referrals and advice and guidance requests)."""
-    return f"{current_sandbox().store.next_counter(session, UBRN_COUNTER, FIRST_UBRN):012d}"
+    return f"{current_sandbox().store.state.next_counter(session, UBRN_COUNTER, FIRST_UBRN):012d}"
 
 
 def next_appointment_id(session: str) -> str:
-    return str(current_sandbox().store.next_counter(session, APPOINTMENT_COUNTER, FIRST_APPOINTMENT))
+    return str(current_sandbox().store.state.next_counter(session, APPOINTMENT_COUNTER, FIRST_APPOINTMENT))
 
 
 def find(session: str, ubrn: str) -> dict | None:
-    item = current_sandbox().store.get_state(session, NAMESPACE, ubrn)
+    item = current_sandbox().store.state.get(session, NAMESPACE, ubrn)
     return item.value if item is not None else None
 
 
 def all_records(session: str) -> list[dict]:
-    items = current_sandbox().store.list_state(session, NAMESPACE)
+    items = current_sandbox().store.state.items(session, NAMESPACE)
     return [items[key].value for key in sorted(items)]
 
 
 def at_version(session: str, ubrn: str, version: int) -> dict | None:
-    item = current_sandbox().store.get_state(session, VERSIONS, f"{ubrn}/{version}")
+    item = current_sandbox().store.state.get(session, VERSIONS, f"{ubrn}/{version}")
     return item.value if item is not None else None
 
 
@@ -178,20 +178,20 @@ def owns_ubrn(session: str, ubrn: str) -> bool:
 
 
 def appointment_ubrn(session: str, appointment_id: str) -> str | None:
-    item = current_sandbox().store.get_state(session, APPOINTMENTS, appointment_id)
+    item = current_sandbox().store.state.get(session, APPOINTMENTS, appointment_id)
     return item.value.get("ubrn") if item is not None else None
 
 
 def appointment_current(session: str, appointment_id: str) -> dict | None:
     """The current version of an appointment the session made: {appointment, ubrn, referralVersion, patient}."""
-    item = current_sandbox().store.get_state(session, APPOINTMENTS, appointment_id)
+    item = current_sandbox().store.state.get(session, APPOINTMENTS, appointment_id)
     return appointment_at(session, appointment_id, item.value["version"]) if item is not None else None
 
 
 def require(call: ErsCall, ex: ExchangeContext, ubrn: str | None = None) -> dict:
     """The session's referral the request names, or 404 (an unknown UBRN)."""
     ubrn = call.params.get("ubrn", "") if ubrn is None else ubrn
-    item = current_sandbox().store.get_state(call.session, NAMESPACE, ubrn)  # one read: the record and its version
+    item = current_sandbox().store.state.get(call.session, NAMESPACE, ubrn)  # one read: the record and its version
     if item is None:
         raise refuse(ex, REQ_KNOWN, 404, "REFERENCE_NOT_FOUND", f"No referral with UBRN {ubrn!r}: create one with "
                      "A011 or A021, or use a published example UBRN", "ubrn")
@@ -261,17 +261,17 @@ def save(call: ErsCall, ex: ExchangeContext, record: dict, *, new: bool = False,
         except VersionConflict:  # another request changed this referral first: the live service's 409
             raise concurrent_refusal(REQ_IF_MATCH, 409, "VERSION_MISMATCH", f"Referral {ubrn} was changed by another "
                               "request while this one was answered; read it again and retry.") from None
-        store.put_state(session, VERSIONS, f"{ubrn}/{snapshot['version']}", snapshot)
+        store.state.put(session, VERSIONS, f"{ubrn}/{snapshot['version']}", snapshot)
         if appointment is not None:
-            store.put_state(session, APPOINTMENTS, appointment["id"], {"ubrn": ubrn, "version": appointment["version"]})
-            store.put_state(session, VERSIONS, f"appointment:{appointment['id']}/{appointment['version']}",
+            store.state.put(session, APPOINTMENTS, appointment["id"], {"ubrn": ubrn, "version": appointment["version"]})
+            store.state.put(session, VERSIONS, f"appointment:{appointment['id']}/{appointment['version']}",
                             {"appointment": copy.deepcopy(appointment), "ubrn": ubrn,
                              "referralVersion": snapshot["version"], "patient": snapshot["patient"]})
         if free_slot:
-            store.delete_state(session, BOOKED_SLOTS, free_slot)
+            store.state.delete(session, BOOKED_SLOTS, free_slot)
         if take_slot:
             try:
-                store.put_state(session, BOOKED_SLOTS, take_slot, {"ubrn": ubrn}, create_only=True)
+                store.state.put(session, BOOKED_SLOTS, take_slot, {"ubrn": ubrn}, create_only=True)
             except VersionConflict:  # booked by another request a moment ago
                 raise concurrent_refusal(REQ_BOOKING, 422, "SLOT_NOT_AVAILABLE",
                                   f"Slot {take_slot} was booked by another request; choose another slot.") from None
@@ -281,9 +281,9 @@ def save(call: ErsCall, ex: ExchangeContext, record: dict, *, new: bool = False,
 
 def _write_referral(store, session: str, snapshot: dict, new: bool, expected: int | None) -> None:
     if new:
-        store.put_state(session, NAMESPACE, snapshot["ubrn"], snapshot, create_only=True)
+        store.state.put(session, NAMESPACE, snapshot["ubrn"], snapshot, create_only=True)
     else:
-        store.put_state(session, NAMESPACE, snapshot["ubrn"], snapshot, expect_version=expected)
+        store.state.put(session, NAMESPACE, snapshot["ubrn"], snapshot, expect_version=expected)
 
 
 def concurrent_refusal(requirement: str, status: int, code: str, diagnostics: str) -> Refusal:
@@ -293,12 +293,12 @@ def concurrent_refusal(requirement: str, status: int, code: str, diagnostics: st
 
 
 def appointment_at(session: str, appointment_id: str, version: int) -> dict | None:
-    item = current_sandbox().store.get_state(session, VERSIONS, f"appointment:{appointment_id}/{version}")
+    item = current_sandbox().store.state.get(session, VERSIONS, f"appointment:{appointment_id}/{version}")
     return item.value if item is not None else None
 
 
 def slot_taken(session: str, slot_id: str) -> str | None:
-    item = current_sandbox().store.get_state(session, BOOKED_SLOTS, slot_id)
+    item = current_sandbox().store.state.get(session, BOOKED_SLOTS, slot_id)
     return item.value.get("ubrn") if item is not None else None
 
 

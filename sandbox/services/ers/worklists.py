@@ -116,7 +116,7 @@ def fetch_worklist(call: ErsCall, ex: ExchangeContext) -> Answer:
 def _printed(session: str) -> set[str]:
     from sandbox.runtime import current_sandbox
 
-    return set(current_sandbox().store.list_state(session, LETTERS_PRINTED))
+    return set(current_sandbox().store.state.items(session, LETTERS_PRINTED))
 
 
 def mark_letter_printed(call: ErsCall, ex: ExchangeContext, ubrn: str) -> None:
@@ -124,7 +124,7 @@ def mark_letter_printed(call: ErsCall, ex: ExchangeContext, ubrn: str) -> None:
 
     store = current_sandbox().store
     when = R.now()
-    ex.write_with_record(lambda: store.put_state(call.session, LETTERS_PRINTED, ubrn, {"printed": when}))
+    ex.write_with_record(lambda: store.state.put(call.session, LETTERS_PRINTED, ubrn, {"printed": when}))
 
 
 def _coded(url: str, system: str, code: str, display: str | None = None) -> dict:

@@ -38,6 +38,6 @@ def transfers():
     session, wrong = control_session(request)
     if wrong:
         return jsonify(error="bad_request", message=wrong), 400
-    stored = current_sandbox().store.list_state(session, EXTRACTS)
+    stored = current_sandbox().store.state.items(session, EXTRACTS)
     found = [{"extract_message_id": key, **item.value} for key, item in stored.items()]
     return jsonify(session=session, transfers=found, count=len(found))

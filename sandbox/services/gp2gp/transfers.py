@@ -16,19 +16,19 @@ class Transfers:
 
     def answered(self, request_id: str) -> str | None:
         """The extract message id an earlier request with this id was answered with, if any."""
-        item = self.store.get_state(self.session, REQUESTS, request_id.upper())
+        item = self.store.state.get(self.session, REQUESTS, request_id.upper())
         return item.value if item else None
 
     def extract(self, message_id: str) -> dict | None:
-        item = self.store.get_state(self.session, EXTRACTS, message_id.upper())
+        item = self.store.state.get(self.session, EXTRACTS, message_id.upper())
         return item.value if item else None
 
     def record(self, request_id: str, extract_message_id: str, transfer: dict) -> None:
-        self.store.put_state(self.session, REQUESTS, request_id.upper(), extract_message_id)
-        self.store.put_state(self.session, EXTRACTS, extract_message_id.upper(), transfer)
+        self.store.state.put(self.session, REQUESTS, request_id.upper(), extract_message_id)
+        self.store.state.put(self.session, EXTRACTS, extract_message_id.upper(), transfer)
 
     def acknowledge(self, extract_message_id: str, ack: dict) -> None:
-        item = self.store.get_state(self.session, EXTRACTS, extract_message_id.upper())
+        item = self.store.state.get(self.session, EXTRACTS, extract_message_id.upper())
         if item is not None:
-            self.store.put_state(self.session, EXTRACTS, extract_message_id.upper(),
+            self.store.state.put(self.session, EXTRACTS, extract_message_id.upper(),
                                  {**item.value, "acknowledgement": ack}, expect_version=item.version)

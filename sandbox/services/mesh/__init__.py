@@ -56,6 +56,7 @@ SERVICE = Service(
     specification={"MESH API": "NHSDigital/mesh-api-specification@7cfdcc4 (2026-05-06), version 2.0.0"},
     max_body_bytes=mesh_config.Limits().max_request_bytes + 64 * 1024,  # the spec's 100 MB, and room to refuse more
     start=start,
+    forget=mailboxes.forget,
     finish_response=finish_response,
     resolve_session=mailboxes.resolve_session,
     session_by_secret=True,

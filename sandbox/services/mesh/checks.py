@@ -87,7 +87,7 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
     else:
         yield Finding.warning("MESH-AUTH-006", f"The nonce {token.nonce[:40]!r} is not a GUID; MESH documents a "
                               "GUID so that tokens never repeat.", where)
-    if session.store.claimed(ctx.session, TOKENS, token.key):
+    if session.store.state.claimed(ctx.session, TOKENS, token.key):
         yield _replayed(where)
         return
     yield Finding.passed("MESH-AUTH-005", "The token has not been used before.", where)

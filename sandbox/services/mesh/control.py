@@ -95,7 +95,7 @@ def put_config():
         raise ControlError(f"mailbox {foreign[0][:40]!r} was not made for session {session}: in a hosted sandbox a "
                            "session's configuration lists only its own mailboxes (POST /_sandbox/mesh/mailboxes "
                            "makes them)")
-    current_sandbox().store.put_state(session, mesh_session.SESSION_NS, "config", data)
+    current_sandbox().store.state.put(session, mesh_session.SESSION_NS, "config", data)
     mesh_session.forget_cached(session)
     return jsonify(session=session, source=f"session {session}", config=_shown(config))
 
@@ -122,7 +122,7 @@ def make_mailboxes():
 @control.delete("/config")
 def reset_config():
     session = _session()
-    current_sandbox().store.delete_state(session, mesh_session.SESSION_NS, "config")
+    current_sandbox().store.state.delete(session, mesh_session.SESSION_NS, "config")
     mesh_session.forget_cached(session)
     return get_config()
 
@@ -147,7 +147,7 @@ def advance_clock():
         raise ControlError(f"advance {str(raw)[:40]!r} would put the session's clock "
                            f"{(office.mesh.offset + seconds) / DAY:.6g} days ahead; it may be at most {limit / DAY:g} "
                            "days ahead (POST /_sandbox/mesh/reset sets it back to now)")
-    with office.store.transaction():
+    with office.store.state.transaction():
         office.mesh.put("clock", {"offset": office.mesh.offset + seconds})
     swept = office.sweep(force=True)
     return jsonify(session=session, advanced_seconds=seconds, offset_seconds=office.mesh.offset,
@@ -159,12 +159,12 @@ def reset():
     """Forget every MESH message, token, poll and clock change of the session (its configuration stays)."""
     session = _session()
     store = current_sandbox().store
-    config = store.get_state(session, mesh_session.SESSION_NS, "config")
-    with store.transaction():
-        store.clear_state(session, "mesh.")
-        store.delete_blobs(session, "mesh/")
+    config = store.state.get(session, mesh_session.SESSION_NS, "config")
+    with store.state.transaction():
+        store.state.clear(session, "mesh.")
+        store.state.delete_blobs(session, "mesh/")
         if config is not None:
-            store.put_state(session, mesh_session.SESSION_NS, "config", config.value)
+            store.state.put(session, mesh_session.SESSION_NS, "config", config.value)
     mesh_session.forget_cached(session)
     return jsonify(session=session, reset=True)
 
@@ -173,7 +173,7 @@ def reset():
 def messages():
     """Every message the session holds, whatever its status: for seeing what the sandbox did."""
     session = _session()
-    items = current_sandbox().store.list_state(session, MESSAGES)
+    items = current_sandbox().store.state.items(session, MESSAGES)
     rows = [{"message_id": k, "type": m["type"], "sender": m["sender"], "recipient": m["recipient"],
              "workflow_id": m.get("workflow_id"), "local_id": m.get("local_id"), "status": m["status"],
              "chunks": f"{len(m['chunks'])}/{m['total_chunks']}", "bytes": sum(m["chunks"].values()),

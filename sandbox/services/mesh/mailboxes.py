@@ -10,13 +10,18 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from flask import Request
 
 from sandbox.journal.store import Store, VersionConflict
+from sandbox.retention import forget_entries
 from sandbox.services.mesh import auth
 from sandbox.services.mesh import session as mesh_session
 from sandbox.services.mesh.config import MeshConfig
+
+if TYPE_CHECKING:
+    from sandbox.runtime import Sandbox
 
 INDEX_SESSION = "_mesh"  # reserved (session ids cannot start with '_'): mailbox id -> the session that made it
 INDEX = "mesh.mailbox-owner"
@@ -32,8 +37,13 @@ def hosted_default(config: MeshConfig) -> MeshConfig:
 
 
 def owner(store: Store, mailbox_id: str) -> str | None:
-    item = store.get_state(INDEX_SESSION, INDEX, mailbox_id.upper()) if mailbox_id else None
+    item = store.state.get(INDEX_SESSION, INDEX, mailbox_id.upper()) if mailbox_id else None
     return item.value if item else None
+
+
+def forget(sandbox: Sandbox, sessions: list[str]) -> None:
+    """Retention: the purged sessions' mailbox ids are free again."""
+    forget_entries(sandbox.store, INDEX_SESSION, INDEX, sessions, lambda mailbox_id, session: session)
 
 
 def make(store: Store, session: str, base: MeshConfig, count: int, ods_code: str = "") -> tuple[dict, list[dict]]:
@@ -43,7 +53,7 @@ def make(store: Store, session: str, base: MeshConfig, count: int, ods_code: str
     if base.source == HOSTED_SOURCE:  # the hosted default: nothing of its own yet
         data["mailboxes"], data["workflows"] = [], []
     made = []
-    with store.transaction():
+    with store.state.transaction():
         for _ in range(count):
             mailbox_id = _claim(store, session)
             mailbox = {"id": mailbox_id, "password": secrets.token_urlsafe(18), "name": f"Mailbox {mailbox_id}",
@@ -51,7 +61,7 @@ def make(store: Store, session: str, base: MeshConfig, count: int, ods_code: str
                        "org_name": f"Session {session}", "billing_entity": "England", "chunking": True}
             data["mailboxes"].append(mailbox)
             made.append(mailbox)
-        store.put_state(session, mesh_session.SESSION_NS, "config", data)
+        store.state.put(session, mesh_session.SESSION_NS, "config", data)
     mesh_session.forget_cached(session)
     return data, made
 
@@ -60,7 +70,7 @@ def _claim(store: Store, session: str) -> str:
     for _ in range(10):
         mailbox_id = ID_PREFIX + "".join(secrets.choice(ID_ALPHABET) for _ in range(9))
         try:
-            store.put_state(INDEX_SESSION, INDEX, mailbox_id, session, create_only=True)
+            store.state.put(INDEX_SESSION, INDEX, mailbox_id, session, create_only=True)
             return mailbox_id
         except VersionConflict:
             continue  # 36**9 ids: a collision is astronomically rare, so draw again

@@ -76,23 +76,23 @@ class PostOffice:
 
     # --- reading ----------------------------------------------------------------------------------------------
     def find(self, message_id: str) -> Found | None:
-        item = self.store.get_state(self.session, MESSAGES, message_id.upper())
+        item = self.store.state.get(self.session, MESSAGES, message_id.upper())
         return Found(item.value, item.version) if item else None
 
     def chunk(self, message_id: str, number: int) -> bytes | None:
-        return self.store.get_blob(self.session, blob_key(message_id, number))
+        return self.store.state.get_blob(self.session, blob_key(message_id, number))
 
     def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
         """Messages ready to download, oldest first (the entries are shared: read them, never change them)."""
         if mailbox not in self._inboxes:
             # Taken before the entries are read: a change in between moves it, and the next request reads again.
-            stamp = self.store.state_stamp(self.session, inbox_ns(mailbox))
+            stamp = self.store.state.stamp(self.session, inbox_ns(mailbox))
             read = _read_inboxes.setdefault(self.store, {})
             cached = read.get((self.session, mailbox))
             if stamp is not None and cached is not None and cached[0] == stamp:
                 entries, listings = cached[1], cached[2]
             else:
-                items = self.store.list_state(self.session, inbox_ns(mailbox))
+                items = self.store.state.items(self.session, inbox_ns(mailbox))
                 entries = sorted(((k, v.value) for k, v in items.items()), key=lambda e: (e[1]["t"], e[0]))
                 listings = None
                 if stamp is not None:
@@ -122,13 +122,13 @@ class PostOffice:
         return result
 
     def sent_with_local_id(self, mailbox: str, local_id: str) -> list[str]:
-        entries = self.store.list_state(self.session, outbox_ns(mailbox))
+        entries = self.store.state.items(self.session, outbox_ns(mailbox))
         return sorted(k for k, v in entries.items() if v.value.get("l") == local_id)
 
     def uploads_pending(self, mailbox: str) -> dict[str, dict]:
         if not self.mesh.item(chunking_key(mailbox)):
             return {}  # this mailbox never started a chunked message: nothing to look up
-        return {k: v.value for k, v in self.store.list_state(self.session, uploading_ns(mailbox)).items()}
+        return {k: v.value for k, v in self.store.state.items(self.session, uploading_ns(mailbox)).items()}
 
     # --- sending ----------------------------------------------------------------------------------------------
     def send(self, sender: str, recipient: str, headers: dict, body: bytes, total_chunks: int,
@@ -143,18 +143,18 @@ class PostOffice:
         }
 
         def write() -> None:
-            with self.store.transaction():
-                self.store.put_blob(self.session, blob_key(message["id"], 1), body)
+            with self.store.state.transaction():
+                self.store.state.put_blob(self.session, blob_key(message["id"], 1), body)
                 if headers.get("local_id"):  # the outbox is only ever searched by local id
-                    self.store.put_state(self.session, outbox_ns(sender), message["id"], {"l": headers["local_id"]})
+                    self.store.state.put(self.session, outbox_ns(sender), message["id"], {"l": headers["local_id"]})
                 if total_chunks == 1:
                     self._deliver(message, now)
                 else:
-                    self.store.put_state(self.session, uploading_ns(sender), message["id"],
+                    self.store.state.put(self.session, uploading_ns(sender), message["id"],
                                          {"since": now, "of": total_chunks})
                     if not self.mesh.item(chunking_key(sender)):
                         self.mesh.put(chunking_key(sender), True)
-                self.store.put_state(self.session, MESSAGES, message["id"], message, create_only=True)
+                self.store.state.put(self.session, MESSAGES, message["id"], message, create_only=True)
                 self._due(message["purge_at"])
 
         (commit or (lambda f: f()))(write)
@@ -168,7 +168,7 @@ class PostOffice:
 
         def write() -> None:
             now = self.mesh.now()
-            with self.store.transaction():
+            with self.store.state.transaction():
                 found = self.find(message_id)
                 if found is None or found.message["status"] != "uploading":
                     raise Refusal(Finding.failed(
@@ -177,14 +177,14 @@ class PostOffice:
                             423, "MessageFinalised", f"all chunks of {message_id} were already received",
                             message_id=message_id)))
                 message = found.message
-                self.store.put_blob(self.session, blob_key(message["id"], number), body)
+                self.store.state.put_blob(self.session, blob_key(message["id"], number), body)
                 message["chunks"][str(number)] = len(body)
                 if gzip is not None:
                     message.setdefault("gzip", {})[str(number)] = gzip
                 if len(message["chunks"]) == message["total_chunks"]:
-                    self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
+                    self.store.state.delete(self.session, uploading_ns(message["sender"]), message["id"])
                     self._deliver(message, now)
-                self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
+                self.store.state.put(self.session, MESSAGES, message["id"], message, expect_version=found.version)
 
         (commit or (lambda f: f()))(write)
 
@@ -192,7 +192,7 @@ class PostOffice:
         message["status"] = "accepted"
         message["accepted_at"] = now
         message["expires_at"] = now + self.limits.inbox_days * DAY
-        self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
+        self.store.state.put(self.session, inbox_ns(message["recipient"]), message["id"],
                              {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
         self._due(message["expires_at"])
 
@@ -224,16 +224,16 @@ class PostOffice:
     def record_download(self, found: Found, number: int) -> None:
         message = found.message
         now = self.mesh.now()
-        with self.store.transaction():
+        with self.store.state.transaction():
             current = self.find(message["id"])  # re-read inside the write lock: a concurrent download may have won
             message = current.message if current else message
             first = not message["downloaded"]
             message["downloaded"].setdefault(str(number), now)
-            self.store.put_state(self.session, MESSAGES, message["id"], message)
+            self.store.state.put(self.session, MESSAGES, message["id"], message)
             if first and message["status"] == "accepted":
-                entry = self.store.get_state(self.session, inbox_ns(message["recipient"]), message["id"])
+                entry = self.store.state.get(self.session, inbox_ns(message["recipient"]), message["id"])
                 if entry is not None:
-                    self.store.put_state(self.session, inbox_ns(message["recipient"]), message["id"],
+                    self.store.state.put(self.session, inbox_ns(message["recipient"]), message["id"],
                                          {**entry.value, "d": now})
         found.message = message
 
@@ -244,15 +244,15 @@ class PostOffice:
 
         def write() -> None:
             now = self.mesh.now()
-            with self.store.transaction():
+            with self.store.state.transaction():
                 found = self.find(message_id)
                 if found is None or found.message["status"] != "accepted":
                     return
                 message = found.message
                 message["status"] = "acknowledged"
                 message["acknowledged_at"] = now
-                self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
-                self.store.put_state(self.session, MESSAGES, message["id"], message, expect_version=found.version)
+                self.store.state.delete(self.session, inbox_ns(message["recipient"]), message["id"])
+                self.store.state.put(self.session, MESSAGES, message["id"], message, expect_version=found.version)
 
         (commit or (lambda f: f()))(write)
 
@@ -265,9 +265,9 @@ class PostOffice:
         done = {"expired": 0, "reports": 0, "purged": 0}
         if not force and (due is None or now < due["at"]):
             return done
-        with self.store.transaction():
+        with self.store.state.transaction():
             next_due: float | None = None
-            for message_id, item in self.store.list_state(self.session, MESSAGES).items():
+            for message_id, item in self.store.state.items(self.session, MESSAGES).items():
                 message = item.value
                 if now >= message["purge_at"]:
                     self._purge(message)
@@ -280,7 +280,7 @@ class PostOffice:
                         report = self._report(message, now)
                         done["reports"] += 1
                         next_due = min(filter(None, (next_due, report["expires_at"])))
-                    self.store.put_state(self.session, MESSAGES, message_id, message)
+                    self.store.state.put(self.session, MESSAGES, message_id, message)
                 when = message["expires_at"] if message["status"] == "accepted" else message["purge_at"]
                 next_due = when if next_due is None else min(next_due, when)
             if next_due is None:
@@ -294,7 +294,7 @@ class PostOffice:
         message.update(status="undeliverable" if message["type"] == "DATA" else "expired", failed_at=now,
                        status_event="SEND", status_code="14",
                        status_description=f"Message not collected by recipient after {self._days()} days")
-        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
+        self.store.state.delete(self.session, inbox_ns(message["recipient"]), message["id"])
 
     def _report(self, undelivered: dict, now: float) -> dict:
         """The non-delivery report MESH puts in the sender's inbox: a REPORT with an empty body."""
@@ -307,17 +307,17 @@ class PostOffice:
             "failed_at": now, "total_chunks": 1, "chunks": {"1": 0}, "status": "uploading", "uploaded_at": now,
             "purge_at": now + self.limits.purge_days * DAY, "downloaded": {},
         }
-        self.store.put_blob(self.session, blob_key(report["id"], 1), b"")
+        self.store.state.put_blob(self.session, blob_key(report["id"], 1), b"")
         self._deliver(report, now)
-        self.store.put_state(self.session, MESSAGES, report["id"], report, create_only=True)
+        self.store.state.put(self.session, MESSAGES, report["id"], report, create_only=True)
         return report
 
     def _purge(self, message: dict) -> None:
-        self.store.delete_state(self.session, MESSAGES, message["id"])
-        self.store.delete_state(self.session, inbox_ns(message["recipient"]), message["id"])
-        self.store.delete_state(self.session, outbox_ns(message["sender"]), message["id"])
-        self.store.delete_state(self.session, uploading_ns(message["sender"]), message["id"])
-        self.store.delete_blobs(self.session, f"mesh/{message['id']}/")
+        self.store.state.delete(self.session, MESSAGES, message["id"])
+        self.store.state.delete(self.session, inbox_ns(message["recipient"]), message["id"])
+        self.store.state.delete(self.session, outbox_ns(message["sender"]), message["id"])
+        self.store.state.delete(self.session, uploading_ns(message["sender"]), message["id"])
+        self.store.state.delete_blobs(self.session, f"mesh/{message['id']}/")
 
     def _days(self) -> str:
         days = self.limits.inbox_days

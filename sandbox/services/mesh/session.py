@@ -55,12 +55,12 @@ class MeshSession:
         return found.value if found else None
 
     def put(self, key: str, value: Any) -> None:
-        self.store.put_state(self.session, SESSION_NS, key, value)
+        self.store.state.put(self.session, SESSION_NS, key, value)
         self.items[key] = StateItem(value, (self.items[key].version + 1) if key in self.items else 1)
 
     def forget(self, key: str) -> None:
         if key in self.items:
-            self.store.delete_state(self.session, SESSION_NS, key)
+            self.store.state.delete(self.session, SESSION_NS, key)
             del self.items[key]
 
 
@@ -85,7 +85,7 @@ def load(sandbox, session: str) -> MeshSession:
     if session in cache:
         return cache[session]
     sandbox = sandbox() if callable(sandbox) else sandbox
-    items = sandbox.store.list_state(session, SESSION_NS)
+    items = sandbox.store.state.items(session, SESSION_NS)
     override = items.get("config")
     if override is None:
         config = sandbox.extensions[EXTENSION]

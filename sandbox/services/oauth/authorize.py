@@ -78,7 +78,7 @@ def judge_authorize(log: RuleLog, args: dict[str, str], store: Store) -> Applica
 def open_sign_in(store: Store, app: Application, args: dict[str, str]) -> str:
     """Remember the authorisation request behind a sign-in page; returns the page's one-time id."""
     request_id = secrets.token_urlsafe(16)
-    store.put_state(GLOBAL, PENDING, request_id, {
+    store.state.put(GLOBAL, PENDING, request_id, {
         "app": app.api_key, "redirect_uri": args["redirect_uri"], "state": args["state"],
         "scope": args.get("scope"), "expires_at": time.time() + PENDING_LIFETIME_S}, create_only=True)
     return request_id
@@ -90,7 +90,7 @@ class SignInError(ValueError):
 
 def complete_sign_in(store: Store, population, form: dict[str, str]) -> str:
     """The signed-in user -> an authorisation code; returns the redirect back to the client."""
-    item = store.get_state(GLOBAL, PENDING, form.get("request", ""))
+    item = store.state.get(GLOBAL, PENDING, form.get("request", ""))
     if item is None or time.time() > item.value["expires_at"]:
         raise SignInError("This sign-in page has expired or was already used; start again from your "
                           "application's /oauth2/authorize request.")
@@ -115,9 +115,9 @@ def complete_sign_in(store: Store, population, form: dict[str, str]) -> str:
         identity = {"nhs_number": number, "vot": vot, "proofing_level": vot.split(".")[0]}
     else:
         raise SignInError("Choose NHS CIS2 (healthcare worker) or NHS login (patient).")
-    store.delete_state(GLOBAL, PENDING, form["request"])
+    store.state.delete(GLOBAL, PENDING, form["request"])
     code = secrets.token_urlsafe(20)
-    store.put_state(GLOBAL, CODES, code, {
+    store.state.put(GLOBAL, CODES, code, {
         "app": pending["app"], "redirect_uri": pending["redirect_uri"], "mode": mode, "idp": provider,
         "expires_at": time.time() + CODE_LIFETIME_S, "used": False, **identity}, create_only=True)
     return with_query(pending["redirect_uri"], {"code": code, "state": pending["state"]})

@@ -191,11 +191,11 @@ def _refresh(log: RuleLog, form: dict[str, str], app: Application | None, store:
 def _use_once(store: Store, namespace: str, key: str, consume: bool) -> dict | None:
     """The record as it was before this request; with consume, marked used atomically (compare-and-set), so two
     concurrent requests never both redeem it."""
-    item = store.get_state(GLOBAL, namespace, key)
+    item = store.state.get(GLOBAL, namespace, key)
     if item is None or item.value.get("used") or not consume:
         return item.value if item else None
     try:
-        store.put_state(GLOBAL, namespace, key, {**item.value, "used": True}, expect_version=item.version)
+        store.state.put(GLOBAL, namespace, key, {**item.value, "used": True}, expect_version=item.version)
     except VersionConflict:
         return {**item.value, "used": True}
     return item.value

@@ -78,7 +78,7 @@ def worker(uid: str) -> Worker | None:
 
 def signing_key(store: Store, idp: str) -> tuple[str, dict]:
     """(private key PEM, public JWK) of a mock identity provider, made on first use."""
-    item = store.get_state(GLOBAL, IDP_KEYS, idp)
+    item = store.state.get(GLOBAL, IDP_KEYS, idp)
     if item is None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -86,8 +86,8 @@ def signing_key(store: Store, idp: str) -> tuple[str, dict]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
         jwk.update(kid=f"mock-{idp}-1", alg="RS512", use="sig")
         with contextlib.suppress(VersionConflict):  # another process made it first: use theirs
-            store.put_state(GLOBAL, IDP_KEYS, idp, {"pem": pem, "jwk": jwk}, create_only=True)
-        item = store.get_state(GLOBAL, IDP_KEYS, idp)
+            store.state.put(GLOBAL, IDP_KEYS, idp, {"pem": pem, "jwk": jwk}, create_only=True)
+        item = store.state.get(GLOBAL, IDP_KEYS, idp)
     return item.value["pem"], item.value["jwk"]
 
 

@@ -107,11 +107,11 @@ class Registry:
         self.store = store
 
     def get(self, api_key: str) -> Application | None:
-        item = self.store.get_state(GLOBAL, APPS, api_key) if api_key else None
+        item = self.store.state.get(GLOBAL, APPS, api_key) if api_key else None
         return Application(**item.value) if item else None
 
     def all(self) -> list[Application]:
-        apps = [Application(**item.value) for item in self.store.list_state(GLOBAL, APPS).values()]
+        apps = [Application(**item.value) for item in self.store.state.items(GLOBAL, APPS).values()]
         return sorted(apps, key=lambda a: (not a.demo, a.created_at, a.name))
 
     def register(self, name: str, jwks: dict | None = None, redirect_uris: list[str] | tuple = (),
@@ -130,7 +130,7 @@ class Registry:
                           jwks=check_jwks(jwks) if jwks is not None else {"keys": []},
                           redirect_uris=list(redirect_uris), session=session or key, created_at=time.time())
         try:
-            self.store.put_state(GLOBAL, APPS, key, asdict(app), create_only=True)
+            self.store.state.put(GLOBAL, APPS, key, asdict(app), create_only=True)
         except VersionConflict:
             raise RegistrationError(f"an application with API key {key!r} already exists") from None
         return app
@@ -138,14 +138,14 @@ class Registry:
     def update(self, api_key: str, **changes) -> Application:
         """Change an application (e.g. rotate its JWKS) with compare-and-set, so concurrent edits never get lost."""
         while True:
-            item = self.store.get_state(GLOBAL, APPS, api_key)
+            item = self.store.state.get(GLOBAL, APPS, api_key)
             if item is None:
                 raise RegistrationError(f"no application with API key {api_key!r}")
             value = {**item.value, **changes}
             if "jwks" in changes:
                 value["jwks"] = check_jwks(changes["jwks"])
             try:
-                self.store.put_state(GLOBAL, APPS, api_key, value, expect_version=item.version)
+                self.store.state.put(GLOBAL, APPS, api_key, value, expect_version=item.version)
                 return Application(**value)
             except VersionConflict:
                 continue
@@ -160,7 +160,7 @@ class Registry:
                           secret=DEMO_SECRET, jwks=check_jwks(jwks), redirect_uris=[DEMO_REDIRECT_URI],
                           session="demo", created_at=time.time(), demo=True)
         with contextlib.suppress(VersionConflict):  # another worker made it first
-            self.store.put_state(GLOBAL, APPS, DEMO_API_KEY, asdict(app), create_only=True)
+            self.store.state.put(GLOBAL, APPS, DEMO_API_KEY, asdict(app), create_only=True)
         return self.get(DEMO_API_KEY)
 
 

@@ -107,7 +107,7 @@ def resolve_session(req, sandbox) -> str | None:
     form = _form() if req.method == "POST" else {}
     client = req.args.get("client_id") or form.get("client_id") or _assertion_issuer(form.get("client_assertion"))
     if not client and form.get("request"):
-        pending = sandbox.store.get_state(GLOBAL, PENDING, form["request"])
+        pending = sandbox.store.state.get(GLOBAL, PENDING, form["request"])
         client = pending.value["app"] if pending and time.time() < pending.value["expires_at"] else None
     app = registry.get(client) if isinstance(client, str) else None
     return app.session if app else None

@@ -44,7 +44,7 @@ def issue_access_token(store: Store, app: Application, mode: str, identity: dict
     record = {"app": app.api_key, "app_name": app.name, "mode": mode, "grant": grant, "issued_at": now,
               "expires_at": now + expiry_ms / 1000, "revoked": False, **identity}
     token = new_token()
-    store.put_state(GLOBAL, ACCESS_TOKENS, token, record, create_only=True)
+    store.state.put(GLOBAL, ACCESS_TOKENS, token, record, create_only=True)
     return token, record
 
 
@@ -59,7 +59,7 @@ def issue_refresh_token(store: Store, app: Application, mode: str, identity: dic
     record = {"app": app.api_key, "mode": mode, "idp": idp, "issued_at": now,
               "expires_at": now + REFRESH_LIFETIME_S[idp], "refresh_count": refresh_count, "used": False, **identity}
     token = new_token()
-    store.put_state(GLOBAL, REFRESH_TOKENS, token, record, create_only=True)
+    store.state.put(GLOBAL, REFRESH_TOKENS, token, record, create_only=True)
     return token, record
 
 
@@ -67,16 +67,16 @@ def token_record(store: Store, token: str) -> dict | None:
     ex = current.exchange()
     cache = ex.cache.setdefault("oauth.tokens", {}) if ex is not None else {}
     if token not in cache:
-        item = store.get_state(GLOBAL, ACCESS_TOKENS, token)
+        item = store.state.get(GLOBAL, ACCESS_TOKENS, token)
         cache[token] = item.value if item else None
     return cache[token]
 
 
 def revoke_token(store: Store, token: str) -> bool:
-    item = store.get_state(GLOBAL, ACCESS_TOKENS, token)
+    item = store.state.get(GLOBAL, ACCESS_TOKENS, token)
     if item is None:
         return False
-    store.put_state(GLOBAL, ACCESS_TOKENS, token, {**item.value, "revoked": True})
+    store.state.put(GLOBAL, ACCESS_TOKENS, token, {**item.value, "revoked": True})
     return True
 
 

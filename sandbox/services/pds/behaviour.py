@@ -89,6 +89,14 @@ def keys(ex: Exchange):
         yield f"superseding:{returned}"
 
 
+@history.asks
+def superseding_keys(ex: Exchange):
+    number = patient_in_path(ex)
+    if number:
+        yield f"superseded:{number}"
+        yield f"superseding:{number}"
+
+
 @history.register("PDS-ERR-001", "PDS-ERR-003")
 def retries_are_patient_and_bounded(ex: Exchange, past: History):
     key = f"target:{target(ex)}"
@@ -153,10 +161,16 @@ def patch_uses_latest_etag(ex: Exchange, past: History):
     # The published examples are read-only: an update is answered but never stored, so their current version
     # is the one a retrieval returns (W/"2"), and every documented update with it succeeds, every time.
     read_only = fixtures.is_fixture(number)
-    answers = [e for e in past.related(f"patient:{number}", limit=20)
-               if 200 <= e.response.status < 300 and header_of(e.response.headers, "ETag")
-               and not (read_only and e.request.method == "PATCH")]
-    latest = answers[0] if answers else None
+
+    def answered_etag(e: Exchange) -> bool:
+        return (200 <= e.response.status < 300 and bool(header_of(e.response.headers, "ETag"))
+                and not (read_only and e.request.method == "PATCH"))
+
+    newest = past.related(f"patient:{number}")  # read with the rest of the history: usually the one
+    if not newest or answered_etag(newest[0]):
+        latest = newest[0] if newest else None
+    else:
+        latest = next((e for e in past.related(f"patient:{number}", limit=20) if answered_etag(e)), None)
     etag = header_of(latest.response.headers, "ETag").strip() if latest else None
     if not if_match:
         yield Finding.failed("PDS-UPD-001", f"PATCH of {number} has no If-Match header; send the ETag of your "

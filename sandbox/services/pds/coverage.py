@@ -97,14 +97,14 @@ def update(records: PatientRecords, body: dict, if_match: str, add_findings) -> 
             records.save(record, patient)
         except VersionConflict:
             raise version_mismatch() from None
-        records.sandbox.store.put_state(records.session, NAMESPACE, record.nhs_number, card)
+        records.sandbox.store.state.put(records.session, NAMESPACE, record.nhs_number, card)
     return _bundle(record.nhs_number, card, version), version
 
 
 def _card(records: PatientRecords, record: Record) -> dict | None:
     if record.source == "example":
         return copy.deepcopy(EXAMPLE) if record.nhs_number == "9000000009" else None
-    stored = records.sandbox.store.get_state(records.session, NAMESPACE, record.nhs_number)
+    stored = records.sandbox.store.state.get(records.session, NAMESPACE, record.nhs_number)
     return stored.value if stored else None
 
 

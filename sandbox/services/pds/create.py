@@ -74,9 +74,9 @@ def create(records: PatientRecords, req: RequestView, add_findings) -> tuple[dic
         raise SpineError(200, "MULTIPLE_MATCHES", "Unable to create new patient. Multiple matches found for supplied "
                          "demographic data.")
     store = records.sandbox.store
-    number = nth_valid_number(ALLOCATION_START, store.next_counter(records.session, ALLOCATION_COUNTER))
+    number = nth_valid_number(ALLOCATION_START, store.state.next_counter(records.session, ALLOCATION_COUNTER))
     resource = _new_patient(number, body)
-    store.put_state(records.session, NAMESPACE, number, resource, create_only=True)
+    store.state.put(records.session, NAMESPACE, number, resource, create_only=True)
     return resource, 201
 
 
@@ -102,7 +102,7 @@ def published_example(body) -> str | None:
 
 
 def _searched_first(records: PatientRecords, add_findings) -> None:
-    searches = records.sandbox.store.count_exchanges(ExchangeFilter(session=records.session, service="pds",
+    searches = records.sandbox.store.journal.count_exchanges(ExchangeFilter(session=records.session, service="pds",
                                                                     operation="search-patients"))
     if searches:
         add_findings(Finding.passed(REQ_SEARCH_FIRST, f"The session searched PDS ({searches} searches) before "

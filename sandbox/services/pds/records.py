@@ -100,7 +100,7 @@ class PatientRecords:
         example = fixtures.fixture(number)
         if example is not None:
             return Record(example, requested, "example")
-        stored = self.sandbox.store.get_state(self.session, NAMESPACE, number)
+        stored = self.sandbox.store.state.get(self.session, NAMESPACE, number)
         if stored is not None:
             return Record(stored.value, requested, "session", stored.version)
         client_example = fixtures.client_example(number, self.sandbox.population)
@@ -119,7 +119,7 @@ class PatientRecords:
 
     def session_patients(self) -> dict[str, dict]:
         """Every patient this session edited or created, by NHS number."""
-        return {k: item.value for k, item in self.sandbox.store.list_state(self.session, NAMESPACE).items()}
+        return {k: item.value for k, item in self.sandbox.store.state.items(self.session, NAMESPACE).items()}
 
     def save(self, record: Record, resource: dict) -> None:
         """Store the session's new version with compare-and-set, so two concurrent updates cannot both win; raises
@@ -128,9 +128,9 @@ class PatientRecords:
             raise ValueError("the published example patients are read-only")
         store = self.sandbox.store
         if record.source == "session":
-            store.put_state(self.session, NAMESPACE, resource["id"], resource, expect_version=record.state_version)
+            store.state.put(self.session, NAMESPACE, resource["id"], resource, expect_version=record.state_version)
         else:
-            store.put_state(self.session, NAMESPACE, resource["id"], resource, create_only=True)
+            store.state.put(self.session, NAMESPACE, resource["id"], resource, create_only=True)
 
     def _scenario_patient(self, number: str, requested: str) -> Record:
         """A number dedicated to a scenario (429, 503, slow...) is an ordinary patient whenever the scenario

@@ -18,7 +18,7 @@ def summaries():
     session, wrong = control_session(request)
     if wrong:
         return jsonify(error="bad_request", message=wrong), 400
-    stored = current_sandbox().store.list_state(session, SUMMARIES)
+    stored = current_sandbox().store.state.items(session, SUMMARIES)
     wanted = request.args.get("nhs_number")
     found = {number: item.value for number, item in sorted(stored.items()) if not wanted or number == wanted}
     return jsonify(session=session, summaries=found, count=sum(len(v) for v in found.values()))

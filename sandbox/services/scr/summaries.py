@@ -34,20 +34,20 @@ class Summaries:
         self.session = session
 
     def latest(self, nhs_number: str) -> StoredSummary | None:
-        item = self.store.get_state(self.session, SUMMARIES, nhs_number)
+        item = self.store.state.get(self.session, SUMMARIES, nhs_number)
         return StoredSummary(**item.value[-1]) if item and item.value else None
 
     def document_used(self, document_id: str) -> str | None:
         """The NHS number an earlier upload of this document id was for, if any."""
-        item = self.store.get_state(self.session, DOCUMENTS, document_id.upper())
+        item = self.store.state.get(self.session, DOCUMENTS, document_id.upper())
         return item.value if item else None
 
     def add(self, summary: StoredSummary) -> None:
         """Store the upload; called at record time, in one transaction with the exchange's journal entry."""
-        current = self.store.get_state(self.session, SUMMARIES, summary.nhs_number)
+        current = self.store.state.get(self.session, SUMMARIES, summary.nhs_number)
         history = list(current.value) if current else []
-        self.store.put_state(self.session, DOCUMENTS, summary.document_id.upper(), summary.nhs_number,
+        self.store.state.put(self.session, DOCUMENTS, summary.document_id.upper(), summary.nhs_number,
                              create_only=True)
-        self.store.put_state(self.session, SUMMARIES, summary.nhs_number, [*history, summary.to_dict()],
+        self.store.state.put(self.session, SUMMARIES, summary.nhs_number, [*history, summary.to_dict()],
                              expect_version=current.version if current else None,
                              create_only=current is None)

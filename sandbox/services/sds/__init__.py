@@ -7,6 +7,7 @@ from sandbox.services import Service
 from sandbox.services.sds.checks import checks
 from sandbox.services.sds.cli import sds
 from sandbox.services.sds.control import control
+from sandbox.services.sds.directory import forget
 from sandbox.services.sds.errors import render_error
 from sandbox.services.sds.routes import BASE_PATH, blueprint, finish_response, resolve_session
 
@@ -34,4 +35,5 @@ SERVICE = Service(
     session_by_secret=True,
     control=control,
     cli=sds,
+    forget=forget,
 )

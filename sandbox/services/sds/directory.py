@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from sandbox.hosting.outbound import AllowList
 from sandbox.journal.store import Store, VersionConflict
 from sandbox.messaging import SPINE_ASID, SPINE_ODS, SPINE_PARTY_KEY
 from sandbox.messaging.interactions import Interaction, catalogue, find
+from sandbox.retention import forget_entries
 
 if TYPE_CHECKING:
     from sandbox.runtime import Sandbox
@@ -438,7 +439,6 @@ class Directory:
     sds_addresses: str = "sandbox"  # Settings.sds_addresses
     # Hosted mode: what endpoints may be registered (sandbox.hosting.outbound); None outside hosted mode.
     delivery_allow: AllowList | None = None
-    _cache: dict = field(default_factory=dict, repr=False)
 
     # Reading --------------------------------------------------------------------------------------------------------
     def entries(self, session: str, *, base_url: str) -> list[MhsEntry]:
@@ -471,19 +471,19 @@ class Directory:
                 and (manufacturer is None or s.manufacturer == manufacturer)]
 
     def registration(self, session: str, party_key: str) -> Registration | None:
-        item = self.store.get_state(session, REGISTRATIONS, party_key)
+        item = self.store.state.get(session, REGISTRATIONS, party_key)
         return Registration.from_dict(item.value) if item else None
 
     def registrations(self, session: str) -> list[Registration]:
-        items = self.store.list_state(session, REGISTRATIONS)
+        items = self.store.state.items(session, REGISTRATIONS)
         return [Registration.from_dict(item.value) for _, item in sorted(items.items(), key=lambda kv: kv[0])]
 
     def session_for_party_key(self, party_key: str) -> str | None:
-        item = self.store.get_state(INDEX_SESSION, BY_PARTY_KEY, party_key) if party_key else None
+        item = self.store.state.get(INDEX_SESSION, BY_PARTY_KEY, party_key) if party_key else None
         return item.value["session"] if item else None
 
     def session_for_asid(self, asid: str) -> str | None:
-        item = self.store.get_state(INDEX_SESSION, BY_ASID, asid) if asid else None
+        item = self.store.state.get(INDEX_SESSION, BY_ASID, asid) if asid else None
         return item.value["session"] if item else None
 
     # Writing --------------------------------------------------------------------------------------------------------
@@ -495,7 +495,7 @@ class Directory:
             self._check_hosted(registration)
         for namespace, key, name in ((BY_PARTY_KEY, registration.party_key, "party_key"),
                                      (BY_ASID, registration.asid, "asid")):
-            owner = self.store.get_state(INDEX_SESSION, namespace, key)
+            owner = self.store.state.get(INDEX_SESSION, namespace, key)
             if owner is not None and owner.value["session"] != session:
                 raise RegistrationError(name, f"{name} {key} is registered in session {owner.value['session']!r}; "
                                         "remove it there first (each party key and ASID belongs to one session)", 409)
@@ -503,12 +503,12 @@ class Directory:
                 raise RegistrationError("asid", f"asid {key} is registered for party key {owner.value['party_key']} "
                                         "in this session; one ASID belongs to one system", 409)
         previous = self.registration(session, registration.party_key)
-        with self.store.transaction():
+        with self.store.state.transaction():
             if previous is not None and previous.asid != registration.asid:
-                self.store.delete_state(INDEX_SESSION, BY_ASID, previous.asid)
+                self.store.state.delete(INDEX_SESSION, BY_ASID, previous.asid)
             self._claim(BY_PARTY_KEY, registration.party_key, session, registration)
             self._claim(BY_ASID, registration.asid, session, registration)
-            self.store.put_state(session, REGISTRATIONS, registration.party_key, registration.to_dict())
+            self.store.state.put(session, REGISTRATIONS, registration.party_key, registration.to_dict())
         return registration
 
     def _check_hosted(self, registration: Registration) -> None:
@@ -527,12 +527,12 @@ class Directory:
 
     def _claim(self, namespace: str, key: str, session: str, registration: Registration) -> None:
         value = {"session": session, "party_key": registration.party_key, "asid": registration.asid}
-        current = self.store.get_state(INDEX_SESSION, namespace, key)
+        current = self.store.state.get(INDEX_SESSION, namespace, key)
         try:
             if current is None:
-                self.store.put_state(INDEX_SESSION, namespace, key, value, create_only=True)
+                self.store.state.put(INDEX_SESSION, namespace, key, value, create_only=True)
             else:
-                self.store.put_state(INDEX_SESSION, namespace, key, value, expect_version=current.version)
+                self.store.state.put(INDEX_SESSION, namespace, key, value, expect_version=current.version)
         except VersionConflict:
             raise RegistrationError("party_key" if namespace == BY_PARTY_KEY else "asid",
                                     f"{key} was registered by another session at the same moment", 409) from None
@@ -541,13 +541,19 @@ class Directory:
         registration = self.registration(session, party_key)
         if registration is None:
             return False
-        with self.store.transaction():
-            self.store.delete_state(session, REGISTRATIONS, party_key)
+        with self.store.state.transaction():
+            self.store.state.delete(session, REGISTRATIONS, party_key)
             for namespace, key in ((BY_PARTY_KEY, party_key), (BY_ASID, registration.asid)):
-                owner = self.store.get_state(INDEX_SESSION, namespace, key)
+                owner = self.store.state.get(INDEX_SESSION, namespace, key)
                 if owner is not None and owner.value["session"] == session:
-                    self.store.delete_state(INDEX_SESSION, namespace, key)
+                    self.store.state.delete(INDEX_SESSION, namespace, key)
         return True
+
+
+def forget(sandbox: Sandbox, sessions: list[str]) -> None:
+    """Retention: the purged sessions' party keys and ASIDs are free again."""
+    for namespace in (BY_PARTY_KEY, BY_ASID):
+        forget_entries(sandbox.store, INDEX_SESSION, namespace, sessions, lambda key, owner: owner["session"])
 
 
 EXTENSION = "sds"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sandbox.messaging import interactions
 from sandbox.services import Service
-from sandbox.services.spine import delivery
+from sandbox.services.spine import delivery, outbox
 from sandbox.services.spine.behaviour import history
 from sandbox.services.spine.checks import MAX_MESSAGE_BYTES, checks
 from sandbox.services.spine.cli import spine as spine_cli
@@ -70,6 +70,7 @@ SERVICE = Service(
     max_body_bytes=MAX_MESSAGE_BYTES + 64 * 1024,  # Spine's 5,000,000 bytes, and room to refuse more as Spine does
     start=start,
     stop=delivery.stop,
+    forget=outbox.forget,
     resolve_session=resolve_session,
     control=control,
     history=history,

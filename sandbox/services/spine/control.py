@@ -104,7 +104,7 @@ def flush():
 @control.get("/clock")
 def get_clock():
     session = _session()
-    item = current_sandbox().store.get_state(session, CLOCK_NS, "offset")
+    item = current_sandbox().store.state.get(session, CLOCK_NS, "offset")
     return jsonify(session=session, offset_seconds=item.value if item else 0.0)
 
 
@@ -117,13 +117,13 @@ def advance_clock():
     wait = min(MAX_WAIT_S, duration_field(data, "wait", MAX_OFFSET_S))
     sandbox = current_sandbox()
     store = sandbox.store
-    with store.transaction():
-        item = store.get_state(session, CLOCK_NS, "offset")
+    with store.state.transaction():
+        item = store.state.get(session, CLOCK_NS, "offset")
         offset = (item.value if item else 0.0) + seconds
         if offset > MAX_OFFSET_S:
             raise FieldError(f"advance {seconds / 86400:g} days would take the session's delivery clock "
                              f"{offset / 86400:g} days ahead, beyond {MAX_OFFSET_S / 86400:g} days in all", "advance")
-        store.put_state(session, CLOCK_NS, "offset", offset)
+        store.state.put(session, CLOCK_NS, "offset", offset)
     moved = delivery.advance(sandbox, session, seconds)
     settled = delivery.settle(sandbox, session, time.time(), wait) if wait else None
     return jsonify(session=session, advanced_seconds=seconds, offset_seconds=offset,

@@ -70,10 +70,10 @@ def enqueue(sandbox: Sandbox, delivery: Delivery) -> str:
     now = time.time()
     delivery.id = delivery.id or new_exchange_id(now)
     record = outbox.new_record(delivery, now)
-    with store.transaction():
-        store.put_blob(delivery.session, outbox.BLOB_PREFIX + delivery.id, delivery.body)
-        store.put_state(delivery.session, outbox.NAMESPACE, delivery.id, record, create_only=True)
-        store.put_state(delivery.session, outbox.BY_MESSAGE, delivery.message_id, delivery.id)
+    with store.state.transaction():
+        store.state.put_blob(delivery.session, outbox.BLOB_PREFIX + delivery.id, delivery.body)
+        store.state.put(delivery.session, outbox.NAMESPACE, delivery.id, record, create_only=True)
+        store.state.put(delivery.session, outbox.BY_MESSAGE, delivery.message_id, delivery.id)
         outbox.schedule(store, record)
     worker.wake(sandbox)
     return delivery.id
@@ -90,7 +90,7 @@ def acknowledged(sandbox: Sandbox, session: str, header: EbxmlHeader) -> bool:
     if not ref:
         return False
     store = sandbox.store
-    found = store.get_state(session, outbox.BY_MESSAGE, ref)
+    found = store.state.get(session, outbox.BY_MESSAGE, ref)
     if found is None:
         findings.append(Finding.failed(
             verdicts.REQ_ACK_ONCE, f"The {'acknowledgement' if ack_of else 'MessageError'} names RefToMessageId "
@@ -100,8 +100,8 @@ def acknowledged(sandbox: Sandbox, session: str, header: EbxmlHeader) -> bool:
         return False
     delivery_id = found.value
     now = time.time()
-    with store.transaction():
-        item = store.get_state(session, outbox.NAMESPACE, delivery_id)
+    with store.state.transaction():
+        item = store.state.get(session, outbox.NAMESPACE, delivery_id)
         if item is None:
             return False
         record = item.value
@@ -116,7 +116,7 @@ def acknowledged(sandbox: Sandbox, session: str, header: EbxmlHeader) -> bool:
             else:
                 outbox.finish(record, outbox.FAILED, now,
                               "ebXML MessageError POSTed to the sandbox: " + verdicts.errors_text(errors))
-        store.put_state(session, outbox.NAMESPACE, delivery_id, record, expect_version=item.version)
+        store.state.put(session, outbox.NAMESPACE, delivery_id, record, expect_version=item.version)
         outbox.schedule(store, record)
     findings.extend(verdicts.judge_posted_answer(record, before, bool(ack_of), errors, now, header.from_party))
     journaling.add_findings(sandbox, session, record, findings)
@@ -136,31 +136,31 @@ def configure(sandbox: Sandbox, **changes) -> Options:
 
 
 def get(sandbox: Sandbox, session: str, delivery_id: str) -> dict | None:
-    item = sandbox.store.get_state(session, outbox.NAMESPACE, delivery_id)
+    item = sandbox.store.state.get(session, outbox.NAMESPACE, delivery_id)
     return item.value if item is not None else None
 
 
 def body_of(sandbox: Sandbox, session: str, delivery_id: str) -> bytes | None:
-    return sandbox.store.get_blob(session, outbox.BLOB_PREFIX + delivery_id)
+    return sandbox.store.state.get_blob(session, outbox.BLOB_PREFIX + delivery_id)
 
 
 def deliveries(sandbox: Sandbox, session: str) -> list[dict]:
     """The session's deliveries, oldest first."""
-    items = sandbox.store.list_state(session, outbox.NAMESPACE)
+    items = sandbox.store.state.items(session, outbox.NAMESPACE)
     return sorted((i.value for i in items.values()), key=lambda r: (r["created_at"], r["id"]))
 
 
 def retry(sandbox: Sandbox, session: str, delivery_id: str) -> dict | None:
     """Send a delivery again now, with a fresh retry budget, whatever its status."""
     store = sandbox.store
-    with store.transaction():
-        item = store.get_state(session, outbox.NAMESPACE, delivery_id)
+    with store.state.transaction():
+        item = store.state.get(session, outbox.NAMESPACE, delivery_id)
         if item is None:
             return None
         record = item.value
         record.update(status=outbox.IN_FLIGHT if record["attempts"] else outbox.QUEUED, due_at=time.time(),
                       sends=0, outcome=None, lease_until=None, lease_owner=None)
-        store.put_state(session, outbox.NAMESPACE, delivery_id, record, expect_version=item.version)
+        store.state.put(session, outbox.NAMESPACE, delivery_id, record, expect_version=item.version)
         outbox.schedule(store, record)
     worker.wake(sandbox)
     return record
@@ -172,14 +172,14 @@ def advance(sandbox: Sandbox, session: str, seconds: float | None) -> list[dict]
     store = sandbox.store
     now = time.time()
     moved = []
-    with store.transaction():
-        for key, item in store.list_state(session, outbox.NAMESPACE).items():
+    with store.state.transaction():
+        for key, item in store.state.items(session, outbox.NAMESPACE).items():
             record = item.value
             if record["status"] in outbox.FINISHED:
                 continue
             record["due_at"] = now if seconds is None else min(record["due_at"], record["due_at"] - seconds)
             record["clock_offset_s"] = record.get("clock_offset_s", 0) + (seconds or 0)
-            store.put_state(session, outbox.NAMESPACE, key, record, expect_version=item.version)
+            store.state.put(session, outbox.NAMESPACE, key, record, expect_version=item.version)
             outbox.schedule(store, record)
             moved.append(record)
     if moved:
@@ -248,7 +248,7 @@ def send_message(sandbox: Sandbox, session: str, *, to_party: str, interaction: 
 
 def sent(sandbox: Sandbox, session: str, message_id: str) -> bool:
     """Whether the session already has a delivery with this ebXML MessageId."""
-    return sandbox.store.get_state(session, outbox.BY_MESSAGE, message_id) is not None
+    return sandbox.store.state.get(session, outbox.BY_MESSAGE, message_id) is not None
 
 
 def forward(sandbox: Sandbox, session: str, *, from_party: str, from_endpoint: str | None, to_party: str,

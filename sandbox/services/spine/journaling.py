@@ -38,7 +38,7 @@ def record_exchange(sandbox: Sandbox, record: dict, exchange_id: str, started: f
         duration_ms=duration_ms,
         request=RecordedRequest(method, record["endpoint"], "", headers, body, "spine-sandbox"),
         response=RecordedResponse(result.status, response_headers, response_body), findings=findings)
-    sandbox.store.record(exchange, _keys(record))
+    sandbox.store.journal.record(exchange, _keys(record))
 
 
 def record_outcome(sandbox: Sandbox, record: dict, findings: list[Finding]) -> str:
@@ -49,7 +49,7 @@ def record_outcome(sandbox: Sandbox, record: dict, findings: list[Finding]) -> s
         started_at=time.time(), duration_ms=0.0,
         request=RecordedRequest("-", record["endpoint"], "", [], b"", "spine-sandbox"),
         response=RecordedResponse(0, [("Content-Type", "text/plain; charset=utf-8")], text), findings=findings)
-    sandbox.store.record(exchange, _keys(record))
+    sandbox.store.journal.record(exchange, _keys(record))
     return exchange_id
 
 

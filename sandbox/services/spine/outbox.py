@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from sandbox.journal.store import VersionConflict
+from sandbox.retention import forget_entries
+
+if TYPE_CHECKING:
+    from sandbox.runtime import Sandbox
 
 NAMESPACE = "spine.deliveries"
 BY_MESSAGE = "spine.deliveries.by-message"
@@ -87,14 +92,19 @@ def _default_soap_action(delivery: Delivery) -> str:
     return known.soap_action if known else delivery.interaction
 
 
+def forget(sandbox: Sandbox, sessions: list[str]) -> None:
+    """Retention: nothing of the purged sessions is delivered any more."""
+    forget_entries(sandbox.store, OUTBOX_SESSION, OUTBOX, sessions, lambda key, entry: entry["session"])
+
+
 def schedule(store, record: dict) -> None:
     """Keep the outbox entry in step with the record: gone once finished, else due at its due time or lease end."""
     key = f"{record['session']}/{record['id']}"
     if record["status"] in FINISHED:
-        store.delete_state(OUTBOX_SESSION, OUTBOX, key)
+        store.state.delete(OUTBOX_SESSION, OUTBOX, key)
         return
     at = max(record["due_at"], record.get("lease_until") or 0)
-    store.put_state(OUTBOX_SESSION, OUTBOX, key, {"session": record["session"], "id": record["id"], "at": at})
+    store.state.put(OUTBOX_SESSION, OUTBOX, key, {"session": record["session"], "id": record["id"], "at": at})
 
 
 def finish(record: dict, status: str, now: float, detail: str, exchange: str | None = None) -> None:
@@ -110,10 +120,10 @@ def claim(store, session: str, delivery_id: str, now: float, lease_s: float,
            owner: str) -> tuple[str, dict, int] | None:
     """Take the delivery for this worker (compare-and-set of its lease), or say it is to be given up; None when it
     is not this worker's to do (finished, not due, leased by another)."""
-    with store.transaction():
-        item = store.get_state(session, NAMESPACE, delivery_id)
+    with store.state.transaction():
+        item = store.state.get(session, NAMESPACE, delivery_id)
         if item is None:
-            store.delete_state(OUTBOX_SESSION, OUTBOX, f"{session}/{delivery_id}")
+            store.state.delete(OUTBOX_SESSION, OUTBOX, f"{session}/{delivery_id}")
             return None
         record = item.value
         if record["status"] in FINISHED or record["due_at"] > now or (record.get("lease_until") or 0) > now:
@@ -125,12 +135,12 @@ def claim(store, session: str, delivery_id: str, now: float, lease_s: float,
                         f"interval ({record['retry_interval_s']:g} s) since the last")
             else:
                 finish(record, FAILED, now, "sent once (express); not sent again")
-            store.put_state(session, NAMESPACE, delivery_id, record, expect_version=item.version)
+            store.state.put(session, NAMESPACE, delivery_id, record, expect_version=item.version)
             schedule(store, record)
             return ("give-up", record, 0) if record["status"] == GIVEN_UP else None
         record.update(lease_until=now + lease_s, lease_owner=owner, status=IN_FLIGHT)
         try:
-            version = store.put_state(session, NAMESPACE, delivery_id, record, expect_version=item.version)
+            version = store.state.put(session, NAMESPACE, delivery_id, record, expect_version=item.version)
         except VersionConflict:
             return None
         schedule(store, record)

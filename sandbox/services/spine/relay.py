@@ -22,7 +22,7 @@ def relay_posted(sandbox: Sandbox, record: dict, header: Any, is_ack: bool) -> N
     try:
         from sandbox.messaging import ebxml
 
-        sent = sandbox.store.get_blob(record["session"], outbox.BLOB_PREFIX + record["id"]) or b""
+        sent = sandbox.store.state.get_blob(record["session"], outbox.BLOB_PREFIX + record["id"]) or b""
         original = ebxml.parse(record["content_type"], sent).header
         message_id = str(uuid.uuid4()).upper()
         if is_ack:

@@ -90,14 +90,14 @@ def duplicate(sandbox: Sandbox, session: str, from_party: str | None, message_id
         return None
     store = sandbox.store
     key = _key(from_party, message_id)
-    item = store.get_state(session, NAMESPACE, key)
+    item = store.state.get(session, NAMESPACE, key)
     if item is None:
         return None
     seen = item.value
     now = time.time()
     if now > seen["until"]:
         return None  # past the persist duration: a new message as far as Spine is concerned
-    answer = StoredAnswer(seen["status"], seen["content_type"], store.get_blob(session, _blob(key)) or b"",
+    answer = StoredAnswer(seen["status"], seen["content_type"], store.state.get_blob(session, _blob(key)) or b"",
                           tuple(tuple(h) for h in seen.get("headers", ())), seen.get("exchange"), seen["first_seen"],
                           seen.get("message_sha256"))
     _add_finding(session, _duplicate_finding(message_id, from_party, seen, _digest(body), now))
@@ -113,12 +113,12 @@ def remember(sandbox: Sandbox, session: str, from_party: str | None, message_id:
     store = sandbox.store
     key = _key(from_party, message_id)
     now = time.time()
-    with store.transaction():
-        item = store.get_state(session, NAMESPACE, key)
+    with store.state.transaction():
+        item = store.state.get(session, NAMESPACE, key)
         if item is not None and now <= item.value["until"]:
             return
-        store.put_blob(session, _blob(key), answer.body)
-        store.put_state(session, NAMESPACE, key, {
+        store.state.put_blob(session, _blob(key), answer.body)
+        store.state.put(session, NAMESPACE, key, {
             "from_party": from_party, "message_id": message_id, "first_seen": answer.first_seen or now,
             "until": now + max(0.0, persist_s), "status": answer.status, "content_type": answer.content_type,
             "headers": [list(h) for h in answer.headers], "exchange": answer.exchange_id or _current_exchange_id(),
@@ -127,7 +127,7 @@ def remember(sandbox: Sandbox, session: str, from_party: str | None, message_id:
 
 def received(sandbox: Sandbox, session: str) -> list[dict]:
     """What the session's suppliers sent reliably and the sandbox remembers (for the control API)."""
-    items = sandbox.store.list_state(session, NAMESPACE)
+    items = sandbox.store.state.items(session, NAMESPACE)
     return sorted((i.value for i in items.values()), key=lambda r: r["first_seen"])
 
 
@@ -136,10 +136,10 @@ def forget_expired(sandbox: Sandbox, session: str) -> int:
     store = sandbox.store
     now = time.time()
     gone = 0
-    for key, item in store.list_state(session, NAMESPACE).items():
+    for key, item in store.state.items(session, NAMESPACE).items():
         if now > item.value["until"]:
-            store.delete_state(session, NAMESPACE, key)
-            store.delete_blobs(session, _blob(key))
+            store.state.delete(session, NAMESPACE, key)
+            store.state.delete_blobs(session, _blob(key))
             gone += 1
     return gone
 

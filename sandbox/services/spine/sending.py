@@ -59,7 +59,7 @@ class HttpResult:
 def attempt(sandbox: Sandbox, runner: worker.Runner, record: dict, version: int) -> None:
     session, delivery_id = record["session"], record["id"]
     store = sandbox.store
-    body = store.get_blob(session, outbox.BLOB_PREFIX + delivery_id) or b""
+    body = store.state.get_blob(session, outbox.BLOB_PREFIX + delivery_id) or b""
     options = options_of(sandbox)
     number = len(record["attempts"]) + 1
     exchange_id = new_exchange_id()
@@ -77,8 +77,8 @@ def attempt(sandbox: Sandbox, runner: worker.Runner, record: dict, version: int)
                "http_status": result.status or None, "error": result.error, "result": verdict.kind,
                "detail": verdict.detail}
     while True:  # an acknowledgement POSTed meanwhile, or a control retry, may have changed the record
-        with store.transaction():
-            item = store.get_state(session, outbox.NAMESPACE, delivery_id)
+        with store.state.transaction():
+            item = store.state.get(session, outbox.NAMESPACE, delivery_id)
             if item is None:
                 return
             current = item.value
@@ -94,7 +94,7 @@ def attempt(sandbox: Sandbox, runner: worker.Runner, record: dict, version: int)
                                            "errors": verdict.errors})
                 current["acks"] = current.get("acks", 0) + (verdict.kind == "ack")
             try:
-                store.put_state(session, outbox.NAMESPACE, delivery_id, current, expect_version=item.version)
+                store.state.put(session, outbox.NAMESPACE, delivery_id, current, expect_version=item.version)
             except VersionConflict:
                 continue
             outbox.schedule(store, current)

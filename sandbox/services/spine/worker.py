@@ -132,7 +132,7 @@ class Runner:
         options = sending.options_of(sandbox)
         self._report_stuck(options)
         now = time.time()
-        entries = sorted((item.value for item in store.list_state(outbox.OUTBOX_SESSION, outbox.OUTBOX).values()),
+        entries = sorted((item.value for item in store.state.items(outbox.OUTBOX_SESSION, outbox.OUTBOX).values()),
                          key=lambda e: (e["at"], e["id"]))
         next_at = now + options.poll_s
         for entry in entries:
