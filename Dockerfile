@@ -9,16 +9,17 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
-# Dependencies first: this layer is reused for as long as setup.cfg does not change.
+# Dependencies first: this layer is reused for as long as setup.cfg does not change. The postgres extra (psycopg 3
+# and its pool) lets the image run as one of several replicas on one PostgreSQL (docs/replicas.md).
 COPY pyproject.toml setup.cfg setup.py README.md ./
 COPY sandbox/__init__.py sandbox/__init__.py
 RUN python3 -m venv /opt/spine-sandbox \
- && /opt/spine-sandbox/bin/pip wheel --wheel-dir /wheels .
+ && /opt/spine-sandbox/bin/pip wheel --wheel-dir /wheels '.[postgres]'
 COPY sandbox sandbox
 COPY scenarios scenarios
 RUN rm -f /wheels/spine_sandbox-* \
  && /opt/spine-sandbox/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/spine-sandbox/bin/pip install --no-index --find-links /wheels spine-sandbox \
+ && /opt/spine-sandbox/bin/pip install --no-index --find-links /wheels 'spine-sandbox[postgres]' \
  && /opt/spine-sandbox/bin/python -m pip uninstall --yes --quiet pip setuptools \
  && find /opt/spine-sandbox/lib/python3*/site-packages/faker/providers -mindepth 2 -maxdepth 2 -type d \
         ! -name en ! -name en_GB ! -name en_US ! -name la ! -name __pycache__ -exec rm -rf {} +

@@ -88,9 +88,9 @@ def main() -> None:
     for exchange in synthetic_exchanges(sandbox, record.id, args.exchanges):
         batch.append(exchange)
         if len(batch) == 5000:
-            written += sandbox.store.record_many(batch)
+            written += sandbox.store.journal.record_many(batch)
             batch = []
-    written += sandbox.store.record_many(batch)
+    written += sandbox.store.journal.record_many(batch)
     took = time.perf_counter() - started
     journal = data / "journal.sqlite3"
     print(f"generated   {written:>8} exchanges in {took:6.2f} s straight into the journal "

@@ -13,7 +13,7 @@ cost), against a fresh SQLite journal in a temporary folder, as `spine-sandbox s
 The same requests as benchmarks/mesh_vs_nhs_sandbox.py and benchmarks/wsgi_servers.py send.
 
 Times are this thread's CPU time (user and system), which other work on the machine hardly moves (--wall: elapsed
-time); totals are the median of several batches, with the spread. "store.record" is the append to the journal's
+time); totals are the median of several batches, with the spread. "journal.record" is the append to the journal's
 spool; importing spooled exchanges into SQLite is the journal's background thread's work (about 15 µs an
 exchange, in batches), not in these times.
 The stage table comes from a second, instrumented pass: each stage's own time (its callees' stages subtracted), so
@@ -140,7 +140,7 @@ def run(app, case: Case, start: int, count: int, other=None) -> float:
 
 def other_writer(app):
     """A state commit from another thread, as the other worker process makes under load."""
-    write = app.extensions["sandbox"].store.next_counter  # taken now: the stage timers never see it
+    write = app.extensions["sandbox"].store.state.next_counter  # taken now: the stage timers never see it
     pool = ThreadPoolExecutor(1)
     return lambda: pool.submit(write, "other-writer", "n").result()
 
@@ -203,8 +203,8 @@ STAGE_FUNCTIONS = [
     ("sandbox.services.mesh.post_office", "PostOffice.send"),
     ("sandbox.services.mesh.post_office", "PostOffice.inbox"),
 ]
-STORE_METHODS = ("record", "get_state", "put_state", "list_state", "delete_state", "next_counter", "put_blob",
-                 "get_blob", "related", "latest", "session_for_token", "get_session", "claim", "claimed")
+STORE_METHODS = {"journal": ("record", "related", "latest"), "sessions": ("for_token", "get"),
+                 "state": ("get", "put", "items", "delete", "next_counter", "put_blob", "get_blob", "claim", "claimed")}
 
 
 def _owner(module: str, attribute: str) -> tuple[object, str]:
@@ -240,11 +240,12 @@ def instrument_app(app, stages: Stages):
             checks[n] = type(check)(listed, check.requirements, check.operations)
         if service.finish_response:
             service.finish_response = stages.wrap(f"{service.name} finish_response", service.finish_response)
-    store = sandbox.store
-    for method in STORE_METHODS:
-        if hasattr(store, method):
-            setattr(store, method, stages.wrap(f"store.{method}", getattr(store, method)))
-    store.transaction = stages.wrap_context("store.transaction", store.transaction)
+    for part, methods in STORE_METHODS.items():
+        interface = getattr(sandbox.store, part)
+        for method in methods:
+            setattr(interface, method, stages.wrap(f"{part}.{method}", getattr(interface, method)))
+    state = sandbox.store.state
+    state.transaction = stages.wrap_context("state.transaction", state.transaction)
 
     def restore():
         for checks, original, service, finish in undo:

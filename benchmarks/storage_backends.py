@@ -1,0 +1,259 @@
+"""Storage backends side by side: the embedded default (SQLite + LMDB) and PostgreSQL with one replica, then two, in
+one run on this machine, on PDS GET, PDS PATCH and MESH send; and the database round trips each request makes.
+
+    python benchmarks/storage_backends.py [--rounds 3] [--seconds 10] [--connections 16] [--workers 2]
+                                          [--database-url postgresql://postgres@localhost/spine_sandbox_bench]
+
+Each round starts every setup on a fresh data dir (and a fresh database, dropped and made again): `embedded` is one
+`spine-sandbox serve`; `postgres x1` is one on the database; `postgres x2` is two on the same database, each loaded
+by its own wrk at the same time (the per-replica figure is the total over two). Every request is one a supplier
+could send: GET reads one patient; PATCH changes a different patient each time (If-Match of its version), so
+no request is refused; MESH send posts 1 KiB with a fresh NHSMESH token each time. wrk: 2 threads per target, N
+connections, every request line read from a file made beforehand (scripts in the Lua below).
+
+Round trips per request are counted in-process on the same code path (the Flask app over PostgreSQL, 200 requests
+per case; sandbox.journal.postgres counts every statement and pipeline sync). Reported: medians over rounds, the
+spread, and each PostgreSQL figure as a ratio of the embedded one measured in the same round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common import free_port, stop, wait_up  # noqa: E402
+
+from sandbox.services.mesh.auth import make_token  # noqa: E402
+from sandbox.synthetic.population import Population  # noqa: E402
+
+PDS = "/personal-demographics/FHIR/R4/Patient"
+POPULATION = 60_000  # enough standard patients for every PATCH of a round to change one of its own
+SEED = 42
+MESH_BODY = "0123456789abcdef" * 64  # 1 KiB
+PATCH_BODY = json.dumps({"patches": [{"op": "replace", "path": "/gender", "value": "unknown"}]})
+FIELD, HEADER = "\t", "\x1f"
+THREADS = 2  # wrk threads per target, each reading its own file of requests
+# Requests made per second of load, more than any setup answers (a MESH token or a PATCH is never sent twice); PATCH
+# uses up patients, 2,000 a second per replica at most.
+PER_SECOND = {"pds-get": 5000, "pds-patch": 2000, "mesh-send": 5000}
+
+# Each wrk thread reads its own file of requests: METHOD \t PATH \t Name: value \x1f Name: value ... \t BODY
+LUA = r"""
+counter = 0
+local lines, n, i = {}, 0, 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  for line in io.lines(args[1] .. "." .. id) do
+    n = n + 1
+    lines[n] = line
+  end
+end
+local function split(text, sep)
+  local parts = {}
+  for part in (text .. sep):gmatch("(.-)" .. sep) do parts[#parts + 1] = part end
+  return parts
+end
+function request()
+  i = i + 1
+  local f = split(lines[(i - 1) % n + 1], "\t")
+  local headers = {}
+  for _, h in ipairs(split(f[3], "\31")) do
+    local name, value = h:match("^(.-): (.*)$")
+    if name then headers[name] = value end
+  end
+  return wrk.format(f[1], f[2], headers, f[4])
+end
+"""
+
+
+def standard_patients() -> list[tuple[str, int]]:
+    """(NHS number, version) of every standard patient: PATCH names the version in If-Match."""
+    population = Population.shared(SEED, POPULATION)
+    return [(person.nhs_number, person.version) for person in population.of_kind("standard")]
+
+
+def line(method: str, path: str, headers: dict, body: str = "") -> str:
+    return FIELD.join((method, path, HEADER.join(f"{k}: {v}" for k, v in headers.items()), body))
+
+
+def pds_headers(**extra) -> dict:
+    return {"X-Request-ID": str(uuid.uuid4()), "Authorization": "Bearer sandbox-bench-token",
+            "Accept": "application/fhir+json", **extra}
+
+
+def requests_for(case: str, count: int, patients: list[tuple[str, int]]) -> list[str]:
+    """`count` requests of the case; PATCH takes its patients from `patients` (used up: each is changed once)."""
+    if case == "pds-get":
+        return [line("GET", f"{PDS}/{patients[n % 100][0]}", pds_headers()) for n in range(count)]
+    if case == "pds-patch":
+        taken, patients[:count] = patients[:count], []
+        return [line("PATCH", f"{PDS}/{number}", pds_headers(**{"If-Match": f'W/"{version}"',
+                                                                   "Content-Type": "application/json-patch+json"}),
+                     PATCH_BODY) for number, version in taken]
+    # MESH wants each nonce's counts in order: one nonce per wrk thread (write_requests deals line n to thread n % 2).
+    nonces = [str(uuid.uuid4()) for _ in range(THREADS)]
+    return [line("POST", "/messageexchange/X26ABC1/outbox",
+                 {"Authorization": make_token("X26ABC1", "password", "TestKey", nonce=nonces[n % THREADS],
+                                              nonce_count=n // THREADS),
+                  "Accept": "application/vnd.mesh.v2+json", "Mex-To": "X26ABC2", "Mex-WorkflowID": "BENCH_WORKFLOW",
+                  "Content-Type": "application/octet-stream"}, MESH_BODY) for n in range(count)]
+
+
+def write_requests(stem: Path, lines: list[str]) -> None:
+    for thread in range(THREADS):
+        Path(f"{stem}.{thread}").write_text("\n".join(lines[thread::THREADS]) + "\n")
+
+
+def start(port: int, data: Path, workers: int, database_url: str) -> subprocess.Popen:
+    env = {**os.environ, "SANDBOX_POPULATION": str(POPULATION), "SANDBOX_SEED": str(SEED), "SANDBOX_LOG_LEVEL": "warning",
+           "SANDBOX_DATABASE_URL": database_url}
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir",
+                                str(data), "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_up(f"http://127.0.0.1:{port}/_sandbox/health", timeout=120, process=process)
+    return process
+
+
+def wrk(base: str, stem: Path, seconds: int, connections: int, script: Path) -> subprocess.Popen:
+    return subprocess.Popen(["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base,
+                             "--", str(stem)], stdout=subprocess.PIPE, text=True)
+
+
+def result(process: subprocess.Popen, seconds: int) -> dict:
+    out = process.communicate()[0]
+    requests_made = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()
+    return {"ok_per_s": (requests_made - errors) / seconds, "errors": errors,
+            "p99_ms": float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]}
+
+
+def fresh_database(url: str) -> None:
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def measure(setup: str, args, work: Path, script: Path, standard: list[tuple[str, int]]) -> dict[str, dict]:
+    patients = list(standard)  # each setup has a store of its own: only its replicas must change different patients
+    replicas = 2 if setup == "postgres x2" else 1
+    url = "" if setup == "embedded" else args.database_url
+    if url:
+        fresh_database(url)
+    data = work / setup.replace(" ", "-")
+    work.mkdir(parents=True, exist_ok=True)
+    ports = [free_port() for _ in range(replicas)]
+    servers = []
+    try:
+        for n, port in enumerate(ports):
+            servers.append(start(port, data / f"replica-{n}", args.workers, url))
+        found = {}
+        for case in ("pds-get", "pds-patch", "mesh-send"):
+            loads = []
+            for n, port in enumerate(ports):
+                stem = work / f"{setup}-{case}-{n}".replace(" ", "-")
+                write_requests(stem, requests_for(case, args.seconds * PER_SECOND[case], patients))
+                loads.append(wrk(f"http://127.0.0.1:{port}", stem, args.seconds, args.connections, script))
+            results = [result(load, args.seconds) for load in loads]
+            found[case] = {"ok_per_s": sum(r["ok_per_s"] for r in results), "errors": sum(r["errors"] for r in results),
+                           "p99_ms": max(r["p99_ms"] for r in results), "replicas": replicas}
+            r = found[case]
+            print(f"  {setup:<12} {case:<10} {r['ok_per_s']:7.0f}/s ({r['ok_per_s'] / replicas:6.0f} per replica)  "
+                  f"p99 {r['p99_ms']:7.1f} ms  non-2xx {r['errors']}", flush=True)
+        return found
+    finally:
+        for server in servers:
+            stop(server)
+
+
+def round_trips(database_url: str, work: Path) -> dict[str, float]:
+    """Statements (and pipeline syncs) sent to PostgreSQL per request, in-process on the same code path."""
+    from sandbox.app import create_app
+    from sandbox.journal import postgres
+    from sandbox.settings import Settings
+
+    fresh_database(database_url)
+    app = create_app(Settings.load(environ={}, data_dir=work / "trips", population=POPULATION, seed=SEED,
+                                   database_url=database_url))
+    client = app.test_client()
+    patients = standard_patients()[-400:]
+    counted = {}
+    try:
+        for case in ("pds-get", "pds-patch", "mesh-send"):
+            lines = requests_for(case, 210, patients)
+            for n, text in enumerate(lines):
+                method, path, headers, body = text.split(FIELD)
+                if n == 10:  # the first few warm the caches (compiled schemas, the population index)
+                    before = postgres.round_trips()
+                response = client.open(path, method=method, data=body.encode(), headers=dict(
+                    h.split(": ", 1) for h in headers.split(HEADER)))
+                assert response.status_code < 300, (case, response.status_code, response.get_data(as_text=True))
+            counted[case] = (postgres.round_trips() - before) / 200
+    finally:
+        app.extensions["sandbox"].close()
+    return counted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16, help="per wrk (one wrk per replica)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes per replica")
+    parser.add_argument("--database-url", default="postgresql://postgres@localhost:5432/spine_sandbox_bench")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="storage-bench-"))
+    script = work / "requests.lua"
+    script.write_text(LUA)
+    setups = ("embedded", "postgres x1", "postgres x2")
+    print(f"{args.seconds} s per case, {args.connections} connections per replica, {args.workers} workers per "
+          f"replica, {os.cpu_count()} CPUs", flush=True)
+    rounds: list[dict] = []
+    try:
+        trips = round_trips(args.database_url, work)
+        print("round trips to PostgreSQL per request: " + ", ".join(f"{case} {n:.2f}" for case, n in trips.items()))
+        standard = standard_patients()
+        for n in range(1, args.rounds + 1):
+            print(f"round {n} of {args.rounds}", flush=True)
+            rounds.append({setup: measure(setup, args, work / str(n), script, standard) for setup in setups})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summarise(rounds, setups)
+
+
+def summarise(rounds: list[dict], setups: tuple[str, ...]) -> None:
+    print("\nmedian over rounds (per replica), and per replica as a ratio of embedded in the same round "
+          "(median, min-max):")
+    for case in ("pds-get", "pds-patch", "mesh-send"):
+        for setup in setups:
+            per_replica = [r[setup][case]["ok_per_s"] / r[setup][case]["replicas"] for r in rounds]
+            p99 = [r[setup][case]["p99_ms"] for r in rounds]
+            ratios = [r[setup][case]["ok_per_s"] / r[setup][case]["replicas"] / r["embedded"][case]["ok_per_s"]
+                      for r in rounds]
+            print(f"  {case:<10} {setup:<12} {statistics.median(per_replica):7.0f}/s per replica  "
+                  f"p99 {statistics.median(p99):7.1f} ms  ratio {statistics.median(ratios):.2f} "
+                  f"({min(ratios):.2f}-{max(ratios):.2f})")
+
+
+if __name__ == "__main__":
+    main()
