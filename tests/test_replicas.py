@@ -123,3 +123,10 @@ def test_a_replica_killed_under_load_loses_nothing_it_answered_and_the_other_car
     missing = [exchange_id for exchange_id in answered
                if requests.get(f"{b.url}/_sandbox/exchanges/{exchange_id}", timeout=10).status_code != 200]
     assert not missing, f"{len(missing)} of {len(answered)} answered exchanges are not in the journal"
+
+
+def test_a_times_scenario_used_up_through_one_replica_is_used_up_on_the_other(replicas):
+    a, b = replicas
+    once = f"{PDS_BASE}/Patient/9999000010"  # pds-service-unavailable-once: 503 the first time in a session
+    assert requests.get(a.url + once, headers=pds_headers(), timeout=10).status_code == 503
+    assert requests.get(b.url + once, headers=pds_headers(), timeout=10).status_code != 503

@@ -72,6 +72,9 @@ def filter_sql(where: ExchangeFilter, mark: str, value: Callable[[Any], Any]) ->
     return " AND ".join(clauses), args
 
 
+CLAIMED_FOR_EVER = 1e12  # epoch seconds (the year 33,658)
+
+
 def claim_until(seconds: float) -> float:
     """A claim's expiry as backends keep it: not before 0 nor after CLAIMED_FOR_EVER (NaN and huge numbers: for ever)."""
     try:
@@ -79,9 +82,6 @@ def claim_until(seconds: float) -> float:
     except OverflowError:  # an int too large for a float
         return CLAIMED_FOR_EVER
     return min(max(seconds, 0.0), CLAIMED_FOR_EVER) if seconds == seconds else CLAIMED_FOR_EVER
-
-
-CLAIMED_FOR_EVER = 1e12  # epoch seconds (the year 33,658)
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,10 @@ class SessionSpan:
 
 class Journal(ABC):
     """Exchanges and their findings: append-only, ordered by `seq` (the order they were recorded)."""
+
+    # Whether each read is a round trip to a database server, so that reading what will be asked together (newest())
+    # is cheaper than reading it as it is asked; an embedded journal's reads are calls within the process.
+    reads_are_round_trips = False
 
     @abstractmethod
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
