@@ -16,7 +16,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -90,7 +90,22 @@ class Database:
 
     def rowcount(self, sql: str, params: Any = None, state: bool = False) -> int:
         with self.connection(state) as conn:
-            return execute(conn, sql, params).rowcount
+            cursor = execute(conn, sql, params)
+            if self._pipelined(conn):
+                self._here().local.syncs.sync()  # the count is known once the statement has run
+            return cursor.rowcount
+
+    def run(self, sql: str, params: Any = None, state: bool = False) -> None:
+        """A write whose result nobody reads: in a transaction, queued to go with the next statement whose result is
+        read (no round trip of its own); otherwise sent at once."""
+        with self.connection(state) as conn:
+            if self._pipelined(conn):
+                conn.execute(sql, params)
+            else:
+                execute(conn, sql, params)
+
+    def _pipelined(self, conn: psycopg.Connection) -> bool:
+        return conn is self._here().local.conn
 
     def transaction(self) -> Transaction:
         return Transaction(self)
@@ -145,6 +160,8 @@ def _configure(conn: psycopg.Connection) -> None:
 
 class _Local(threading.local):
     conn: psycopg.Connection | None = None  # the thread's transaction connection
+    pipeline: ExitStack | None = None  # its pipeline mode, left at the end of the transaction
+    syncs: psycopg.Pipeline | None = None  # that pipeline: sync() sends what is queued and waits for it
     depth = 0  # nested transaction() blocks inside the outer one
 
 
@@ -166,8 +183,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Transaction:
-    """transaction(): one connection for the thread for the whole block, BEGIN and the store's advisory lock up front
-    (every other transaction, on any replica, waits for this one), COMMIT at the end, ROLLBACK on an exception.
+    """transaction(): one connection for the thread for the whole block, in pipeline mode; BEGIN and the store's
+    advisory lock before anything else (every other transaction, on any replica, waits for this one), COMMIT at the
+    end, ROLLBACK on an exception. A write whose result is not read (`run`) fails at the next statement read or at
+    the COMMIT, and the block fails with it.
     A block inside another joins it. (A class, not a generator: it is entered on every request that changes state.)"""
 
     __slots__ = ("db", "here")
@@ -184,15 +203,22 @@ class Transaction:
         here.writer.acquire()
         try:
             conn = here.pool.getconn()
+            pipeline = ExitStack()
             try:
-                execute(conn, f"BEGIN; SELECT pg_advisory_xact_lock({int(self.db.lock_key)})")
+                # Pipeline mode: statements queue, and go to the server together when a result is read. BEGIN and
+                # the lock go with the block's first statement, and writes whose result nobody reads with the next
+                # one (or the COMMIT): fewer round trips while every replica's transactions wait for this one.
+                syncs = pipeline.enter_context(conn.pipeline())
+                conn.execute("BEGIN")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.db.lock_key,))
             except BaseException:
+                pipeline.close()
                 here.pool.putconn(conn)
                 raise
         except BaseException:
             here.writer.release()
             raise
-        local.conn = conn
+        local.conn, local.pipeline, local.syncs = conn, pipeline, syncs
         return self
 
     def __exit__(self, kind, error, trace) -> None:
@@ -201,21 +227,35 @@ class Transaction:
         if local.depth:
             local.depth -= 1
             return
-        conn, local.conn = local.conn, None
+        conn, pipeline = local.conn, local.pipeline
+        local.conn = local.pipeline = local.syncs = None
         try:
             if kind is None:
-                execute(conn, "COMMIT")
-            else:
                 try:
-                    execute(conn, "ROLLBACK")
-                except psycopg.Error:  # the connection broke: the server rolls back; the block's error is the news
-                    log.warning("could not roll back a state transaction", exc_info=True)
+                    execute(conn, "COMMIT")
+                    pipeline.close()  # sends what is queued, the COMMIT with it; raises what any of it raised
+                except BaseException:
+                    _roll_back(conn, pipeline)
+                    raise
+            else:
+                _roll_back(conn, pipeline)
         finally:
             here.pool.putconn(conn)  # a broken connection is discarded by the pool
             here.writer.release()
 
 
+def _roll_back(conn: psycopg.Connection, pipeline: ExitStack) -> None:
+    with suppress(psycopg.Error):
+        pipeline.close()  # what was queued is sent, and fails in the aborted transaction
+    try:
+        execute(conn, "ROLLBACK")
+    except psycopg.Error:  # the connection broke: the server rolls back; the block's error is the news
+        log.warning("could not roll back a state transaction", exc_info=True)
+
+
 def execute(conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.Cursor:
+    """A statement; in a transaction's pipeline, queued (the round trip is counted when its results are read, or at
+    the COMMIT, see `run`)."""
     counted()
     return conn.execute(sql, params)
 

@@ -79,15 +79,15 @@ class PostgresState(SessionState):
 
     def delete(self, session: str, namespace: str, key: str | None = None) -> None:
         if key is None:
-            self._db.rowcount("DELETE FROM state WHERE session = %s AND namespace = %s",
-                              (to_db(session), to_db(namespace)), state=True)
+            self._db.run("DELETE FROM state WHERE session = %s AND namespace = %s",
+                         (to_db(session), to_db(namespace)), state=True)
         else:
-            self._db.rowcount(f"DELETE FROM state WHERE {_ROW}", (to_db(session), to_db(namespace), _key(key)[0]),
-                              state=True)
+            self._db.run(f"DELETE FROM state WHERE {_ROW}", (to_db(session), to_db(namespace), _key(key)[0]),
+                         state=True)
 
     def clear(self, session: str, namespace_prefix: str) -> None:
-        self._db.rowcount("DELETE FROM state WHERE session = %s AND starts_with(namespace, %s)",
-                          (to_db(session), to_db(namespace_prefix)), state=True)
+        self._db.run("DELETE FROM state WHERE session = %s AND starts_with(namespace, %s)",
+                     (to_db(session), to_db(namespace_prefix)), state=True)
 
     # --- counters, claims, blobs ---------------------------------------------------------------------------------
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
@@ -117,7 +117,7 @@ class PostgresState(SessionState):
 
     def put_blob(self, session: str, key: str, data: bytes) -> None:
         where, long_key = _key(key)
-        self._db.rowcount(_PUT_BLOB, (to_db(session), where, long_key, bytes(data)), state=True)
+        self._db.run(_PUT_BLOB, (to_db(session), where, long_key, bytes(data)), state=True)
 
     def get_blob(self, session: str, key: str) -> bytes | None:
         row = self._db.fetchone("SELECT data FROM blobs WHERE session = %s AND key = %s",
@@ -125,20 +125,20 @@ class PostgresState(SessionState):
         return bytes(row[0]) if row else None
 
     def delete_blobs(self, session: str, prefix: str) -> None:
-        self._db.rowcount("DELETE FROM blobs WHERE session = %s AND starts_with(coalesce(long_key, key), %s)",
-                          (to_db(session), to_db(prefix)), state=True)
+        self._db.run("DELETE FROM blobs WHERE session = %s AND starts_with(coalesce(long_key, key), %s)",
+                     (to_db(session), to_db(prefix)), state=True)
 
     # --- sessions and transactions -------------------------------------------------------------------------------
     def forget(self, sessions: Iterable[str]) -> None:
         names = [to_db(s) for s in sessions]
         if names:
-            self._db.rowcount("WITH s AS (DELETE FROM state WHERE session = ANY(%(s)s::text[])), "
-                              "c AS (DELETE FROM counters WHERE session = ANY(%(s)s::text[])) "
-                              "DELETE FROM blobs WHERE session = ANY(%(s)s::text[])", {"s": names}, state=True)
+            self._db.run("WITH s AS (DELETE FROM state WHERE session = ANY(%(s)s::text[])), "
+                         "c AS (DELETE FROM counters WHERE session = ANY(%(s)s::text[])) "
+                         "DELETE FROM blobs WHERE session = ANY(%(s)s::text[])", {"s": names}, state=True)
 
     def transaction(self) -> Transaction:
-        """BEGIN and pg_advisory_xact_lock(the store's key) in one round trip, the block's calls, COMMIT (ROLLBACK
-        on an exception: its writes and claims are undone). Nested blocks join the outer one."""
+        """BEGIN and pg_advisory_xact_lock(the store's key), sent with the block's first statement, the block's calls,
+        COMMIT (ROLLBACK on an exception: its writes and claims are undone). Nested blocks join the outer one."""
         return self._db.transaction()
 
 
