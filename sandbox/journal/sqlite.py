@@ -36,9 +36,10 @@ try:
 except ImportError:  # Windows: SQLite's busy handler alone serialises writers
     fcntl = None
 
-from sandbox.conformance.findings import Finding, Outcome, SpineError
+from sandbox.conformance.findings import Finding
 from sandbox.journal import bodies, process, space, spool
-from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
+from sandbox.journal import rows as exchange_rows
+from sandbox.journal.exchange import Exchange
 from sandbox.journal.state import LmdbState
 from sandbox.journal.store import (
     Attestation,
@@ -56,7 +57,6 @@ from sandbox.journal.store import (
 )
 
 log = logging.getLogger(__name__)
-_dumps = json.JSONEncoder(separators=(",", ":")).encode  # compact: smaller rows, fewer pages written per request
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS exchanges (
@@ -142,23 +142,18 @@ INSERT INTO finding_index
 SELECT e.session, f.value ->> 0, f.value ->> 1, e.seq, f.key FROM exchanges e, json_each(e.findings) f
 WHERE e.seq > ? AND e.seq <= ? AND e.findings IS NOT NULL AND json_valid(e.findings)
 """
-_EXCHANGE_FIELDS = ("seq", "id", "session", "service", "operation", "scenario", "started_at", "duration_ms", "method",
-                    "path", "query_string", "client", "request_headers", "request_body", "status", "response_headers",
-                    "response_body", "findings", "damage")
-_EXCHANGE_COLUMNS = ", ".join(_EXCHANGE_FIELDS)
+_EXCHANGE_COLUMNS = ", ".join(exchange_rows.READ_COLUMNS)
 _INSERT_EXCHANGE = ("INSERT OR IGNORE INTO exchanges (id, session, service, operation, scenario, started_at, "
                     "duration_ms, method, path, query_string, client, request_headers, request_body, status, "
                     "response_headers, response_body, n_pass, n_fail, n_warning, n_info, findings) VALUES "
                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _INSERT_KEY = "INSERT INTO exchange_keys SELECT ?, ?, seq FROM exchanges WHERE id = ?"
 _STARTED_AT = 5  # a row's started_at, by which spooled exchanges are put in order
-_SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, "
-                    "status, n_pass, n_fail, n_warning, n_info, damage")
+_SUMMARY_COLUMNS = ", ".join(exchange_rows.SUMMARY_COLUMNS)
 # What a row that cannot be stored as it is (a value over SQLite's limits or of a type it cannot hold) raises; it is
 # then stored as a placeholder marked damaged. Anything else (a full disk, a lock) fails the whole import.
 _ROW_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
                OverflowError, ValueError, TypeError)
-INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 def open_embedded(path: str) -> Store:
@@ -456,7 +451,11 @@ class SqliteJournal(Journal):
         exchange.seq = _insert_row(db, _row(exchange, self._bodies))
 
     def _exchange(self, row, with_findings: bool = True) -> Exchange:
-        return _exchange(row, self._bodies, with_findings)
+        return exchange_rows.decode(row, with_findings, self._read_body)
+
+    def _read_body(self, value: bytes | str) -> bytes:
+        """A body in its row (a BLOB), or in the file its reference (TEXT) names."""
+        return self._bodies.get(value) if isinstance(value, str) else bytes(value)
 
     def exchange(self, exchange_id: str) -> Exchange | None:
         self._fresh()
@@ -468,11 +467,11 @@ class SqliteJournal(Journal):
         sql, args = self._where(where)
         if before is not None:
             sql += " AND seq < ?"
-            args.append(_bounded(before))
+            args.append(exchange_rows.bounded(before))
         rows = self._db().execute(
             f"SELECT {_SUMMARY_COLUMNS} FROM exchanges e WHERE {sql} ORDER BY seq DESC LIMIT ?",
-            (*args, _bounded(limit)))
-        return [_summary(r) for r in rows]
+            (*args, exchange_rows.bounded(limit)))
+        return [exchange_rows.summary(r) for r in rows]
 
     def count_exchanges(self, where: ExchangeFilter) -> int:
         self._fresh()
@@ -494,20 +493,20 @@ class SqliteJournal(Journal):
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
         self._fresh()
         rows = self._db().execute(
-            f"SELECT {', '.join('e.' + c for c in _EXCHANGE_FIELDS)} FROM exchange_keys k "
+            f"SELECT {', '.join('e.' + c for c in exchange_rows.READ_COLUMNS)} FROM exchange_keys k "
             "JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = ? AND k.key = ? "
-            "ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, _bounded(limit)))
+            "ORDER BY k.exchange_seq DESC LIMIT ?", (session, key, exchange_rows.bounded(limit)))
         return [self._exchange(row, with_findings=False) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
         self._fresh()
         rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND service = ? "
-                                  "ORDER BY seq DESC LIMIT ?", (session, service, _bounded(limit)))
+                                  "ORDER BY seq DESC LIMIT ?", (session, service, exchange_rows.bounded(limit)))
         return [self._exchange(row, with_findings=False) for row in rows]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
         self._fresh()
-        seqs = sorted({_bounded(seq) for seq in seqs})
+        seqs = sorted({exchange_rows.bounded(seq) for seq in seqs})
         found: list[Exchange] = []
         for start in range(0, len(seqs), 500):  # SQLite caps the number of parameters
             chunk = seqs[start:start + 500]
@@ -548,7 +547,7 @@ class SqliteJournal(Journal):
     def _where(self, where: ExchangeFilter) -> tuple[str, list]:
         if where.requirement is not None:
             self._fresh(index=True)
-        return filter_sql(where, "?", lambda value: value if isinstance(value, str) else _bounded(value))
+        return filter_sql(where, "?", exchange_rows.bounded)
 
 
 class SqliteSessions(Sessions):
@@ -634,16 +633,16 @@ class SqliteTotals(Totals):
         query = ("SELECT exchange_seq, position FROM finding_index WHERE session = ? AND requirement = ? AND outcome = ? "
                  "ORDER BY exchange_seq {0}, position {0} LIMIT ?")
         db = self._journal._db()
-        places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, _bounded(first)))}
+        places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, exchange_rows.bounded(first)))}
         places.update(tuple(r) for r in db.execute(query.format("DESC"),
-                                                   (session, requirement, outcome, _bounded(last))))
+                                                   (session, requirement, outcome, exchange_rows.bounded(last))))
         seqs = sorted({seq for seq, _ in places})
         findings = dict(db.execute(f"SELECT seq, findings FROM exchanges WHERE seq IN ({','.join('?' * len(seqs))})",
                                    seqs).fetchall()) if seqs else {}
         samples = []
         for seq, position in sorted(places):
             try:
-                samples.append((seq, _finding(*json.loads(findings[seq])[position])))
+                samples.append((seq, exchange_rows.finding(*json.loads(findings[seq])[position])))
             except (ValueError, TypeError, LookupError):  # a damaged row: shown as such by the exchange itself
                 log.warning("findings of journal row %s are damaged; left out of the sample", seq)
         return samples
@@ -787,15 +786,7 @@ def _connect(path: str, page_size: int | None = None) -> sqlite3.Connection:
 
 def _row(exchange: Exchange, files: bodies.BodyFiles) -> tuple:
     """The exchange as the parameters of _INSERT_EXCHANGE; a large body is kept in a file, its reference in the row."""
-    counts = exchange.counts
-    req, resp = exchange.request, exchange.response
-    findings = _dumps([(f.requirement, f.outcome, f.message, f.location,
-                        f.reject.status if f.reject else None, f.reject.code if f.reject else None)
-                       for f in exchange.findings]) if exchange.findings else None
-    return (exchange.id, exchange.session, exchange.service, exchange.operation, exchange.scenario,
-            exchange.started_at, exchange.duration_ms, req.method, req.path, req.query_string, req.client,
-            _dumps(req.headers), _body(req.body, files), resp.status, _dumps(resp.headers), _body(resp.body, files),
-            counts["pass"], counts["fail"], counts["warning"], counts["info"], findings)
+    return exchange_rows.encode(exchange, lambda body: _body(body, files))
 
 
 def _body(body: bytes, files: bodies.BodyFiles) -> bytes | str:
@@ -811,90 +802,14 @@ def _insert_row(db: sqlite3.Connection, row: tuple) -> int | None:
         reason = f"the exchange could not be journaled whole ({type(error).__name__}: {str(error)[:200]}); " \
                  "its headers, bodies and findings are left out"
         log.error("journal row %r: %s", str(row[0])[:40], reason)
-        text = [_text(value) if value is not None else None for value in row]
-        number = [value if isinstance(value, float | int) and not isinstance(value, bool) else 0 for value in row]
-        placeholder = (text[0], text[1] or "-", text[2] or "-", text[3] or "-", text[4], float(_bounded(number[5])),
-                       float(_bounded(number[6])), text[7] or "-", text[8] or "-", text[9] or "", text[10] or "",
-                       "[]", b"", _bounded(number[13]), "[]", b"", 0, 0, 0, 0, None)
+        placeholder = exchange_rows.placeholder(row)
         try:
             seq = db.execute(_INSERT_EXCHANGE, placeholder).lastrowid
         except _ROW_ERRORS:
-            log.exception("journal row %r could not be stored even as a placeholder", text[0])
+            log.exception("journal row %r could not be stored even as a placeholder", placeholder[0])
             return None
-        db.execute("UPDATE exchanges SET damage = ? WHERE id = ?", (reason, text[0]))
+        db.execute("UPDATE exchanges SET damage = ? WHERE id = ?", (reason, placeholder[0]))
         return seq
-
-
-def _text(value: object) -> str:
-    """A short version of a value, as text SQLite takes (no lone surrogates)."""
-    return str(value)[:2000].encode("utf-8", "replace").decode("utf-8")
-
-
-def _bounded(value: int | float) -> int | float:
-    """A number SQLite can bind (a 64-bit integer; a float that is finite): larger ones are clamped."""
-    if isinstance(value, int):
-        return min(max(value, INT64[0]), INT64[1])
-    return min(max(value, -1e300), 1e300) if value == value else 0.0
-
-
-def _exchange(row, files: bodies.BodyFiles, with_findings: bool = True) -> Exchange:
-    """A row as the Exchange it records. A damaged part (JSON that does not parse, a body file gone) is left empty and
-    named in `damage`, so one bad row never stops a query, a report or the server."""
-    (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
-     client, req_headers, req_body, status, resp_headers, resp_body, findings, damage) = row
-    problems = [damage] if damage else []
-
-    def part(what: str, read, empty):
-        try:
-            return read()
-        except (ValueError, TypeError, LookupError, bodies.BodyMissing) as error:
-            problems.append(f"{what}: {error}")
-            return empty
-
-    exchange = Exchange(
-        id=ex_id, session=session, service=service, operation=operation, scenario=scenario,
-        started_at=started_at, duration_ms=duration_ms, seq=seq,
-        findings=part("findings", lambda: _decode_findings(findings), []) if with_findings else [],
-        request=RecordedRequest(method, path, query_string,
-                                part("request headers", lambda: _decode_headers(req_headers), []),
-                                part("request body", lambda: _read_body(req_body, files), b""), client),
-        response=RecordedResponse(status, part("response headers", lambda: _decode_headers(resp_headers), []),
-                                  part("response body", lambda: _read_body(resp_body, files), b"")))
-    if problems:
-        exchange.damage = "; ".join(problems)
-    if len(problems) > (1 if damage else 0):  # found now (what was damaged when stored was logged then)
-        log.warning("journal row %s (exchange %s) is damaged: %s", seq, ex_id, exchange.damage)
-    return exchange
-
-
-def _decode_headers(text: str) -> list[tuple[str, str]]:
-    return [(str(name), str(value)) for name, value in json.loads(text)]
-
-
-def _read_body(value: bytes | str, files: bodies.BodyFiles) -> bytes:
-    return files.get(value) if isinstance(value, str) else bytes(value)
-
-
-def _finding(requirement: str, outcome: str, message: str, location: str, status: int | None,
-             code: str | None) -> Finding:
-    return Finding(requirement, Outcome(outcome), message, location,
-                   SpineError(status, code) if status is not None else None)
-
-
-def _decode_findings(text: str | None) -> list[Finding]:
-    return [_finding(*item) for item in json.loads(text)] if text else []
-
-
-def _summary(row) -> dict:
-    (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, status,
-     n_pass, n_fail, n_warning, n_info, damage) = row
-    summary = {"seq": seq, "id": ex_id, "session": session, "service": service, "operation": operation,
-               "scenario": scenario, "started_at": started_at, "duration_ms": round(duration_ms, 3), "method": method,
-               "path": path, "status": status,
-               "findings": {"pass": n_pass, "fail": n_fail, "warning": n_warning, "info": n_info}}
-    if damage:
-        summary["damaged"] = damage
-    return summary
 
 
 def _refuse_another_layout(path: str) -> None:

@@ -9,7 +9,6 @@ psycopg is an optional dependency (the `postgres` extra): it is imported only wh
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from sandbox.journal.store import Store
 
@@ -64,13 +63,3 @@ def _lock_key(purpose: str, schema: str) -> int:
     sandboxes in different schemas of one database never wait for each other."""
     digest = hashlib.blake2b(f"spine-sandbox {purpose} {schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def __getattr__(name: str) -> Any:
-    classes = {"PostgresJournal": "journal", "PostgresTotals": "totals", "PostgresSessions": "sessions",
-               "PostgresState": "state"}
-    if name in classes:
-        import importlib
-
-        return getattr(importlib.import_module(f"sandbox.journal.postgres.{classes[name]}"), name)
-    raise AttributeError(name)

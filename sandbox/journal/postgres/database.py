@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from sandbox.journal import process
+from sandbox.journal.rows import bounded
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ ROUND_TRIPS = 0
 POOL_SIZE = 32  # connections per process at most: a server's request threads share them
 CONNECT_TIMEOUT_S = 10
 IDLE_IN_TRANSACTION_MS = 5 * 60 * 1000  # far longer than any transaction() block takes between its statements
-INT64 = (-(1 << 63), (1 << 63) - 1)
 INDEXED_KEY_BYTES = 512  # a key longer than this is indexed by its digest (an index entry holds about 2,700 bytes)
 
 _ESCAPE = "\x01"
@@ -293,16 +293,6 @@ def indexed(stored: str) -> str:
     if len(stored) * 4 <= INDEXED_KEY_BYTES or len(stored.encode()) <= INDEXED_KEY_BYTES:
         return stored
     return "\x01#" + hashlib.sha256(stored.encode()).hexdigest()
-
-
-def bounded(value: int | float) -> int | float:
-    """A number PostgreSQL takes as a bigint or a finite double; larger ones are clamped (as the embedded backend
-    does), so a filter never fails on its value."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value
-    if isinstance(value, int):
-        return min(max(value, INT64[0]), INT64[1])
-    return min(max(value, -1e300), 1e300) if value == value else 0.0
 
 
 def row_limit(value: int | None) -> int | None:

@@ -3,7 +3,6 @@ one round trip, committed (autocommit) before record() returns; every replica's 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
@@ -11,11 +10,10 @@ from itertools import islice
 
 import psycopg
 
-from sandbox.conformance.findings import Finding, Outcome, SpineError
-from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse
+from sandbox.journal import rows as exchange_rows
+from sandbox.journal.exchange import Exchange
 from sandbox.journal.postgres.database import (
     Database,
-    bounded,
     counted,
     execute,
     from_db,
@@ -23,10 +21,10 @@ from sandbox.journal.postgres.database import (
     row_limit,
     to_db,
 )
+from sandbox.journal.rows import bounded
 from sandbox.journal.store import ExchangeFilter, Journal, filter_sql
 
 log = logging.getLogger(__name__)
-_dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII (\\u escapes): safe in TEXT, NUL included
 
 _INSERT = """
 WITH e AS (
@@ -46,12 +44,8 @@ WITH e AS (
 )
 SELECT seq FROM e
 """
-_FIELDS = ("seq", "id", "session", "service", "operation", "scenario", "started_at", "duration_ms", "method", "path",
-           "query_string", "client", "request_headers", "request_body", "status", "response_headers", "response_body",
-           "findings", "damage")
-_COLUMNS = ", ".join(_FIELDS)
-_SUMMARY_COLUMNS = ("seq, id, session, service, operation, scenario, started_at, duration_ms, method, path, status, "
-                    "n_pass, n_fail, n_warning, n_info, damage")
+_COLUMNS = ", ".join(exchange_rows.READ_COLUMNS)
+_SUMMARY_COLUMNS = ", ".join(exchange_rows.SUMMARY_COLUMNS)
 MANY_BATCH = 1000  # record_many's rows per pipeline
 # What a row that cannot be stored as it is raises (a number out of range, a value of a type PostgreSQL cannot take,
 # a value over its limits); it is stored as a placeholder marked damaged instead. Anything else (the database is
@@ -118,7 +112,7 @@ class PostgresJournal(Journal):
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
         rows = self._db.fetchall(
-            f"SELECT {', '.join('e.' + c for c in _FIELDS)} FROM exchange_keys k "
+            f"SELECT {', '.join('e.' + c for c in exchange_rows.READ_COLUMNS)} FROM exchange_keys k "
             "JOIN exchanges e ON e.seq = k.exchange_seq WHERE k.session = %s AND k.key = %s "
             "ORDER BY k.exchange_seq DESC LIMIT %s", (to_db(session), _key(key), _limit(limit)))
         return [_exchange(row, with_findings=False) for row in rows]
@@ -132,7 +126,7 @@ class PostgresJournal(Journal):
         """One query (one round trip) for every key and the latest exchange."""
         wanted = {_key(key): key for key in keys}
         rows = self._db.fetchall(
-            f"SELECT q.key, {', '.join('e.' + c for c in _FIELDS)} FROM unnest(%(keys)s::text[]) AS q (key) "
+            f"SELECT q.key, {', '.join('e.' + c for c in exchange_rows.READ_COLUMNS)} FROM unnest(%(keys)s::text[]) AS q (key) "
             "CROSS JOIN LATERAL (SELECT k.exchange_seq FROM exchange_keys k WHERE k.session = %(session)s "
             "AND k.key = q.key ORDER BY k.exchange_seq DESC LIMIT 1) AS k JOIN exchanges e ON e.seq = k.exchange_seq "
             f"UNION ALL (SELECT NULL, {_COLUMNS} FROM exchanges WHERE session = %(session)s AND service = %(service)s "
@@ -178,7 +172,7 @@ def _key(key: str) -> str:
 
 
 def _where(where: ExchangeFilter) -> tuple[str, list]:
-    return filter_sql(where, "%s", lambda value: to_db(value) if isinstance(value, str) else bounded(value))
+    return filter_sql(where, "%s", lambda value: bounded(to_db(value)))
 
 
 # --- rows ----------------------------------------------------------------------------------------------------------
@@ -194,7 +188,7 @@ def _insert(conn: psycopg.Connection, exchange: Exchange, keys: Iterable[str], s
         reason = (f"the exchange could not be journaled whole ({type(error).__name__}: {str(error)[:200]}); "
                   "its headers, bodies and findings are left out")
         log.error("journal row %r: %s", str(row[0])[:40], reason)
-        found = execute(conn, _INSERT, (*_placeholder(row), to_db(reason), [], [], [])).fetchone()
+        found = execute(conn, _INSERT, (*exchange_rows.placeholder(row, to_db), to_db(reason), [], [], [])).fetchone()
     if found is not None:
         exchange.seq = found[0]
 
@@ -224,82 +218,12 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _row(exchange: Exchange) -> tuple:
-    counts = exchange.counts
-    req, resp = exchange.request, exchange.response
-    findings = _dumps([(f.requirement, f.outcome, f.message, f.location,
-                        f.reject.status if f.reject else None, f.reject.code if f.reject else None)
-                       for f in exchange.findings]) if exchange.findings else None
-    return (to_db(exchange.id), to_db(exchange.session), to_db(exchange.service), to_db(exchange.operation),
-            to_db(exchange.scenario), exchange.started_at, exchange.duration_ms, to_db(req.method), to_db(req.path),
-            to_db(req.query_string), to_db(req.client), _dumps(req.headers), bytes(req.body), resp.status,
-            _dumps(resp.headers), bytes(resp.body), counts["pass"], counts["fail"], counts["warning"], counts["info"],
-            findings)
-
-
-def _placeholder(row: tuple) -> tuple:
-    text = [to_db(_text(value)) if value is not None else None for value in row]
-    number = [value if isinstance(value, float | int) and not isinstance(value, bool) else 0 for value in row]
-    return (text[0], text[1] or "-", text[2] or "-", text[3] or "-", text[4], float(bounded(number[5])),
-            float(bounded(number[6])), text[7] or "-", text[8] or "-", text[9] or "", text[10] or "", "[]", b"",
-            bounded(number[13]), "[]", b"", 0, 0, 0, 0, None)
-
-
-def _text(value: object) -> str:
-    return str(value)[:2000]
+    return exchange_rows.encode(exchange, text=to_db)
 
 
 def _exchange(row: tuple, with_findings: bool = True) -> Exchange:
-    """A row as the Exchange it records. A damaged part (JSON that does not parse) is left empty and named in
-    `damage`, so one bad row never stops a query, a report or the server."""
-    (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, query_string,
-     client, req_headers, req_body, status, resp_headers, resp_body, findings, damage) = row
-    damage = from_db(damage)
-    problems = [damage] if damage else []
-
-    def part(what: str, read, empty):
-        try:
-            return read()
-        except (ValueError, TypeError, LookupError) as error:
-            problems.append(f"{what}: {error}")
-            return empty
-
-    exchange = Exchange(
-        id=from_db(ex_id), session=from_db(session), service=from_db(service), operation=from_db(operation),
-        scenario=from_db(scenario), started_at=started_at, duration_ms=duration_ms, seq=seq,
-        findings=part("findings", lambda: decode_findings(findings), []) if with_findings else [],
-        request=RecordedRequest(from_db(method), from_db(path), from_db(query_string),
-                                part("request headers", lambda: _headers(req_headers), []), bytes(req_body),
-                                from_db(client)),
-        response=RecordedResponse(status, part("response headers", lambda: _headers(resp_headers), []),
-                                  bytes(resp_body)))
-    if problems:
-        exchange.damage = "; ".join(problems)
-    if len(problems) > (1 if damage else 0):
-        log.warning("journal row %s (exchange %s) is damaged: %s", seq, ex_id, exchange.damage)
-    return exchange
-
-
-def _headers(text: str) -> list[tuple[str, str]]:
-    return [(str(name), str(value)) for name, value in json.loads(text)]
-
-
-def finding(requirement: str, outcome: str, message: str, location: str, status: int | None,
-            code: str | None) -> Finding:
-    return Finding(requirement, Outcome(outcome), message, location,
-                   SpineError(status, code) if status is not None else None)
-
-
-def decode_findings(text: str | None) -> list[Finding]:
-    return [finding(*item) for item in json.loads(text)] if text else []
+    return exchange_rows.decode(row, with_findings, read_text=from_db)
 
 
 def _summary(row: tuple) -> dict:
-    (seq, ex_id, session, service, operation, scenario, started_at, duration_ms, method, path, status,
-     n_pass, n_fail, n_warning, n_info, damage) = row
-    summary = {"seq": seq, "id": from_db(ex_id), "session": from_db(session), "service": from_db(service),
-               "operation": from_db(operation), "scenario": from_db(scenario), "started_at": started_at,
-               "duration_ms": round(duration_ms, 3), "method": from_db(method), "path": from_db(path),
-               "status": status, "findings": {"pass": n_pass, "fail": n_fail, "warning": n_warning, "info": n_info}}
-    if damage:
-        summary["damaged"] = from_db(damage)
-    return summary
+    return exchange_rows.summary(row, read_text=from_db)

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 import psycopg
 
-from sandbox.journal.postgres.database import Database, bounded, execute, from_db, to_db
+from sandbox.journal.postgres.database import Database, execute, from_db, to_db
+from sandbox.journal.rows import bounded
 from sandbox.journal.store import Attestation, SessionRecord, Sessions, VersionConflict
 
 _SESSION_COLUMNS = "id, created_at, plan, supplier, system, token_hash"

@@ -11,7 +11,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sandbox.journal.postgres.database import INT64, Database, Transaction, execute, from_db, indexed, to_db
+from sandbox.conformance.parsing import INT64
+from sandbox.journal.postgres.database import Database, Transaction, execute, from_db, indexed, to_db
 from sandbox.journal.store import SessionState, StateItem, VersionConflict, claim_until
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # as the embedded backend: compact, ASCII

@@ -7,8 +7,9 @@ import json
 import logging
 
 from sandbox.conformance.findings import Finding
-from sandbox.journal.postgres.database import INT64, Database, bounded, from_db, row_limit, to_db
-from sandbox.journal.postgres.journal import finding
+from sandbox.conformance.parsing import INT64
+from sandbox.journal.postgres.database import Database, from_db, row_limit, to_db
+from sandbox.journal.rows import bounded, finding
 from sandbox.journal.store import CoverageCell, FindingTotal, SessionSpan, Totals
 
 log = logging.getLogger(__name__)
