@@ -4,9 +4,11 @@
     python benchmarks/request_path.py --profile inbox          # cProfile: the functions the time goes to
     python benchmarks/request_path.py --instructions           # CPU instructions per request (valgrind)
     python benchmarks/request_path.py --syscalls               # system calls per request, by name (strace)
+    python benchmarks/request_path.py --database-url postgresql://postgres@localhost/spine_sandbox_bench …
 
 The WSGI app is called directly with the environ a server would build (Flask's test client would add its own
-cost), against a fresh SQLite journal in a temporary folder, as `spine-sandbox serve` runs it.
+cost), against a fresh SQLite journal in a temporary folder, as `spine-sandbox serve` runs it (--database-url: on
+that PostgreSQL database instead, as it is; the database server's own work is not in these figures).
   inbox:   GET /messageexchange/X26ABC2/inbox (Accept v2), 20 messages waiting, a new NHSMESH token each time
   send:    POST /messageexchange/X26ABC1/outbox, 1 KiB, Mex-To X26ABC2, a new token each time
   patient: GET /personal-demographics/FHIR/R4/Patient/9990000107, as benchmarks/wsgi_servers.py asks
@@ -56,6 +58,7 @@ BODY = b"0123456789abcdef" * 64  # 1 KiB
 V2 = "application/vnd.mesh.v2+json"
 REQUEST_ID = "60e0b220-8136-4ca5-ae46-1d97ef59d068"
 CASES = ("inbox", "send", "patient")
+database_url = ""  # --database-url: PostgreSQL rather than the embedded store
 clock = time.thread_time  # CPU time of this thread: what other load on the machine does not inflate (--wall: elapsed)
 
 
@@ -113,7 +116,8 @@ class Case:
 
 
 def build_app(folder: Path, case: str):
-    settings = Settings.load(environ={}, data_dir=folder, population=1000, log_level="warning")
+    settings = Settings.load(environ={}, data_dir=folder, population=1000, log_level="warning",
+                             **({"database_url": database_url} if database_url else {}))
     app = create_app(settings)
     if case == "inbox":  # 20 messages waiting, as in the MESH benchmark
         seeding = Case("send", 20)
@@ -327,6 +331,7 @@ def _counted(tool: list[str], case_name: str, requests: int, alone: bool, skip: 
     command = [sys.executable, __file__, "--plain", case_name, "--requests", str(requests)]
     command += ["--alone"] if alone else []
     command += ["--skip"] if skip else []
+    command += ["--database-url", database_url] if database_url else []
     done = subprocess.run([*tool, *command], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if done.returncode:
         raise SystemExit(f"{tool[0]} failed for {case_name}:\n{done.stderr[-2000:]}")
@@ -363,9 +368,12 @@ def main() -> None:
     parser.add_argument("--profile", choices=CASES, help="cProfile one case instead")
     parser.add_argument("--instructions", action="store_true", help="count instructions per request (valgrind)")
     parser.add_argument("--syscalls", action="store_true", help="count system calls per request (strace)")
+    parser.add_argument("--database-url", default="", help="PostgreSQL (postgresql://…) instead of the embedded store")
     parser.add_argument("--plain", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--skip", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global database_url
+    database_url = args.database_url
     if args.wall:
         global clock
         clock = time.perf_counter

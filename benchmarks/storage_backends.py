@@ -2,18 +2,24 @@
 one run on this machine, on PDS GET, PDS PATCH and MESH send; and the database round trips each request makes.
 
     python benchmarks/storage_backends.py [--rounds 3] [--seconds 10] [--connections 16] [--workers 2]
-                                          [--database-url postgresql://postgres@localhost/spine_sandbox_bench]
+                                          [--cases pds-get,pds-patch,mesh-send] [--setups embedded,postgres-x1,...]
+                                          [--database-url postgresql://postgres@localhost/spine_sandbox_bench] [--pin]
 
 Each round starts every setup on a fresh data dir (and a fresh database, dropped and made again): `embedded` is one
 `spine-sandbox serve`; `postgres x1` is one on the database; `postgres x2` is two on the same database, each loaded
 by its own wrk at the same time (the per-replica figure is the total over two). Every request is one a supplier
 could send: GET reads one patient; PATCH changes a different patient each time (If-Match of its version), so
-no request is refused; MESH send posts 1 KiB with a fresh NHSMESH token each time. wrk: 2 threads per target, N
+no request is refused; MESH send posts 1 KiB with a fresh NHSMESH token each time, in one session (mesh-send) or
+spread over 16 sessions (mesh-sessions, as a hosted sandbox's tenants send). wrk: 2 threads per target, N
 connections, every request line read from a file made beforehand (scripts in the Lua below).
 
 Round trips per request are counted in-process on the same code path (the Flask app over PostgreSQL, 200 requests
 per case; sandbox.journal.postgres counts every statement and pipeline sync). Reported: medians over rounds, the
-spread, and each PostgreSQL figure as a ratio of the embedded one measured in the same round.
+spread, and each PostgreSQL figure as a ratio of the embedded one measured in the same round. CPU per request is
+the replicas' processes' and PostgreSQL's, from /proc, over each case's load: on this machine the database server
+shares the replicas' cores, which a deployment would not make it do. --pin gives the replicas half the CPUs and
+wrk and PostgreSQL the other half (taskset; PostgreSQL's processes moved with sched_setaffinity, and moved back at
+the end), so that a replica's figure is what it does with CPUs of its own, as in a deployment.
 """
 
 from __future__ import annotations
@@ -47,7 +53,10 @@ FIELD, HEADER = "\t", "\x1f"
 THREADS = 2  # wrk threads per target, each reading its own file of requests
 # Requests made per second of load, more than any setup answers (a MESH token or a PATCH is never sent twice); PATCH
 # uses up patients, 2,000 a second per replica at most.
-PER_SECOND = {"pds-get": 5000, "pds-patch": 2000, "mesh-send": 5000}
+CASES = ("pds-get", "pds-patch", "mesh-send", "mesh-sessions")
+SESSIONS = 16  # mesh-sessions: sends spread over this many sessions, as tenants of a hosted sandbox make them
+SETUPS = ("embedded", "postgres x1", "postgres x2")
+PER_SECOND = {"pds-get": 5000, "pds-patch": 2000, "mesh-send": 5000, "mesh-sessions": 5000}
 
 # Each wrk thread reads its own file of requests: METHOD \t PATH \t Name: value \x1f Name: value ... \t BODY
 LUA = r"""
@@ -111,7 +120,9 @@ def requests_for(case: str, count: int, patients: list[tuple[str, int]]) -> list
                  {"Authorization": make_token("X26ABC1", "password", "TestKey", nonce=nonces[n % THREADS],
                                               nonce_count=n // THREADS),
                   "Accept": "application/vnd.mesh.v2+json", "Mex-To": "X26ABC2", "Mex-WorkflowID": "BENCH_WORKFLOW",
-                  "Content-Type": "application/octet-stream"}, MESH_BODY) for n in range(count)]
+                  "Content-Type": "application/octet-stream",
+                  **({"X-Sandbox-Session": f"bench-{n // THREADS % SESSIONS}"} if case == "mesh-sessions" else {})},
+                 MESH_BODY) for n in range(count)]
 
 
 def write_requests(stem: Path, lines: list[str]) -> None:
@@ -119,19 +130,40 @@ def write_requests(stem: Path, lines: list[str]) -> None:
         Path(f"{stem}.{thread}").write_text("\n".join(lines[thread::THREADS]) + "\n")
 
 
+# --pin: the CPUs the replicas run on, and those wrk and PostgreSQL run on (None: wherever the kernel puts them)
+PINNED: tuple[set[int], set[int]] | None = None
+
+
+def pinned(command: list[str], replicas: bool) -> list[str]:
+    if PINNED is None:
+        return command
+    return ["taskset", "-c", ",".join(map(str, sorted(PINNED[0 if replicas else 1]))), *command]
+
+
+def pin_database(cpus: set[int]) -> None:
+    """Move PostgreSQL's processes (the server and its backends; new backends inherit the server's) onto `cpus`."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if Path(entry.path, "comm").read_text().startswith("postgres"):
+                    os.sched_setaffinity(int(entry.name), cpus)
+            except OSError:  # gone meanwhile, or not ours to move
+                continue
+
+
 def start(port: int, data: Path, workers: int, database_url: str) -> subprocess.Popen:
     env = {**os.environ, "SANDBOX_POPULATION": str(POPULATION), "SANDBOX_SEED": str(SEED), "SANDBOX_LOG_LEVEL": "warning",
            "SANDBOX_DATABASE_URL": database_url}
-    process = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir",
-                                str(data), "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(pinned([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir",
+                                       str(data), "--workers", str(workers)], replicas=True), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     wait_up(f"http://127.0.0.1:{port}/_sandbox/health", timeout=120, process=process)
     return process
 
 
 def wrk(base: str, stem: Path, seconds: int, connections: int, script: Path) -> subprocess.Popen:
-    return subprocess.Popen(["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base,
-                             "--", str(stem)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(pinned(["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+                                    str(script), base, "--", str(stem)], replicas=False), stdout=subprocess.PIPE, text=True)
 
 
 def result(process: subprocess.Popen, seconds: int) -> dict:
@@ -141,6 +173,27 @@ def result(process: subprocess.Popen, seconds: int) -> dict:
     value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", out).groups()
     return {"ok_per_s": (requests_made - errors) / seconds, "errors": errors,
             "p99_ms": float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]}
+
+
+def cpu_seconds(sessions: set[int]) -> tuple[float, float]:
+    """CPU time (user and system) so far of the processes in these process sessions (the replicas, each started in
+    a session of its own), and of PostgreSQL's processes: from /proc, Linux only."""
+    replicas = database = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if int(fields[3]) in sessions:
+            replicas += ticks
+        elif name.startswith("postgres"):
+            database += ticks
+    tick = os.sysconf("SC_CLK_TCK")
+    return replicas / tick, database / tick
 
 
 def fresh_database(url: str) -> None:
@@ -166,25 +219,31 @@ def measure(setup: str, args, work: Path, script: Path, standard: list[tuple[str
         for n, port in enumerate(ports):
             servers.append(start(port, data / f"replica-{n}", args.workers, url))
         found = {}
-        for case in ("pds-get", "pds-patch", "mesh-send"):
-            loads = []
-            for n, port in enumerate(ports):
-                stem = work / f"{setup}-{case}-{n}".replace(" ", "-")
+        for case in args.cases:
+            stems = [work / f"{setup}-{case}-{n}".replace(" ", "-") for n in range(replicas)]
+            for stem in stems:  # written before the load starts: no replica waits for another's file
                 write_requests(stem, requests_for(case, args.seconds * PER_SECOND[case], patients))
-                loads.append(wrk(f"http://127.0.0.1:{port}", stem, args.seconds, args.connections, script))
+            cpu_before = cpu_seconds({server.pid for server in servers})
+            loads = [wrk(f"http://127.0.0.1:{port}", stem, args.seconds, args.connections, script)
+                     for port, stem in zip(ports, stems, strict=True)]
             results = [result(load, args.seconds) for load in loads]
+            cpu_after = cpu_seconds({server.pid for server in servers})
+            cpu = [after - before for after, before in zip(cpu_after, cpu_before, strict=True)]
+            answered = sum(r["ok_per_s"] for r in results) * args.seconds or 1
             found[case] = {"ok_per_s": sum(r["ok_per_s"] for r in results), "errors": sum(r["errors"] for r in results),
-                           "p99_ms": max(r["p99_ms"] for r in results), "replicas": replicas}
+                           "p99_ms": max(r["p99_ms"] for r in results), "replicas": replicas,
+                           "replica_cpu_us": cpu[0] / answered * 1e6, "database_cpu_us": cpu[1] / answered * 1e6}
             r = found[case]
-            print(f"  {setup:<12} {case:<10} {r['ok_per_s']:7.0f}/s ({r['ok_per_s'] / replicas:6.0f} per replica)  "
-                  f"p99 {r['p99_ms']:7.1f} ms  non-2xx {r['errors']}", flush=True)
+            print(f"  {setup:<12} {case:<13} {r['ok_per_s']:7.0f}/s ({r['ok_per_s'] / replicas:6.0f} per replica)  "
+                  f"p99 {r['p99_ms']:7.1f} ms  non-2xx {r['errors']}  CPU per request: replicas "
+                  f"{r['replica_cpu_us']:5.0f} µs, database {r['database_cpu_us']:5.0f} µs", flush=True)
         return found
     finally:
         for server in servers:
             stop(server)
 
 
-def round_trips(database_url: str, work: Path) -> dict[str, float]:
+def round_trips(database_url: str, work: Path, cases: list[str]) -> dict[str, float]:
     """Statements (and pipeline syncs) sent to PostgreSQL per request, in-process on the same code path."""
     from sandbox.app import create_app
     from sandbox.journal import postgres
@@ -197,7 +256,7 @@ def round_trips(database_url: str, work: Path) -> dict[str, float]:
     patients = standard_patients()[-400:]
     counted = {}
     try:
-        for case in ("pds-get", "pds-patch", "mesh-send"):
+        for case in cases:
             lines = requests_for(case, 210, patients)
             for n, text in enumerate(lines):
                 method, path, headers, body = text.split(FIELD)
@@ -219,18 +278,32 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="per wrk (one wrk per replica)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per replica")
     parser.add_argument("--database-url", default="postgresql://postgres@localhost:5432/spine_sandbox_bench")
+    parser.add_argument("--cases", type=_choices(CASES), default=list(CASES), help="comma-separated: " + ",".join(CASES))
+    parser.add_argument("--setups", type=_choices(SETUPS), default=list(SETUPS),
+                        help="comma-separated: " + ",".join(SETUPS) + " (ratios need embedded)")
+    parser.add_argument("--pin", action="store_true",
+                        help="the replicas on the first half of the CPUs, wrk and PostgreSQL on the other half")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="storage-bench-"))
     script = work / "requests.lua"
     script.write_text(LUA)
-    setups = ("embedded", "postgres x1", "postgres x2")
+    setups = tuple(args.setups)
     print(f"{args.seconds} s per case, {args.connections} connections per replica, {args.workers} workers per "
           f"replica, {os.cpu_count()} CPUs", flush=True)
     rounds: list[dict] = []
+    everywhere = os.sched_getaffinity(0)
+    if args.pin:
+        global PINNED
+        cpus = sorted(everywhere)
+        if len(cpus) < 2:
+            sys.exit("--pin needs at least 2 CPUs")
+        PINNED = set(cpus[:len(cpus) // 2]), set(cpus[len(cpus) // 2:])
+        pin_database(PINNED[1])
+        print(f"pinned: replicas on CPUs {sorted(PINNED[0])}, wrk and PostgreSQL on {sorted(PINNED[1])}", flush=True)
     try:
-        trips = round_trips(args.database_url, work)
+        trips = round_trips(args.database_url, work, args.cases)
         print("round trips to PostgreSQL per request: " + ", ".join(f"{case} {n:.2f}" for case, n in trips.items()))
         standard = standard_patients()
         for n in range(1, args.rounds + 1):
@@ -238,21 +311,35 @@ def main() -> None:
             rounds.append({setup: measure(setup, args, work / str(n), script, standard) for setup in setups})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    summarise(rounds, setups)
+        if args.pin:
+            pin_database(everywhere)
+    summarise(rounds, setups, args.cases)
 
 
-def summarise(rounds: list[dict], setups: tuple[str, ...]) -> None:
+def _choices(allowed: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        chosen = [part.strip().replace("-x", " x") for part in text.split(",") if part.strip()]
+        unknown = [c for c in chosen if c not in allowed]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(a.replace(' ', '-') for a in allowed)}")
+        return chosen
+    return parse
+
+
+def summarise(rounds: list[dict], setups: tuple[str, ...], cases: list[str]) -> None:
     print("\nmedian over rounds (per replica), and per replica as a ratio of embedded in the same round "
           "(median, min-max):")
-    for case in ("pds-get", "pds-patch", "mesh-send"):
+    for case in cases:
         for setup in setups:
             per_replica = [r[setup][case]["ok_per_s"] / r[setup][case]["replicas"] for r in rounds]
             p99 = [r[setup][case]["p99_ms"] for r in rounds]
             ratios = [r[setup][case]["ok_per_s"] / r[setup][case]["replicas"] / r["embedded"][case]["ok_per_s"]
-                      for r in rounds]
-            print(f"  {case:<10} {setup:<12} {statistics.median(per_replica):7.0f}/s per replica  "
+                      for r in rounds if "embedded" in r] or [float("nan")]
+            cpu = [statistics.median(r[setup][case][key] for r in rounds) for key in ("replica_cpu_us", "database_cpu_us")]
+            print(f"  {case:<13} {setup:<12} {statistics.median(per_replica):7.0f}/s per replica  "
                   f"p99 {statistics.median(p99):7.1f} ms  ratio {statistics.median(ratios):.2f} "
-                  f"({min(ratios):.2f}-{max(ratios):.2f})")
+                  f"({min(ratios):.2f}-{max(ratios):.2f})  CPU per request: replicas {cpu[0]:.0f} µs, "
+                  f"database {cpu[1]:.0f} µs")
 
 
 if __name__ == "__main__":

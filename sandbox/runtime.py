@@ -141,7 +141,7 @@ class Sandbox:
 
 def _open_store(settings: Settings) -> Store:
     try:
-        return open_store(settings.journal_url)
+        return open_store(settings.journal_url, settings.threads)
     except Exception as exc:  # sqlite3 / psycopg errors: the message is what the user needs
         raise StartupError(f"cannot open the journal at {settings.journal_url_shown}: {exc}") from None
 

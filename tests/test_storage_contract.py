@@ -357,6 +357,26 @@ def test_put_is_compare_and_set(store):
     assert state.get("s", "other-ns", "k") is None and state.get("other", "ns", "k") is None
 
 
+def test_write_is_a_put_nobody_reads_back(store):
+    state = store.state
+    state.write("s", "ns", "k", {"v": 1})
+    state.write("s", "ns", "k", {"v": 2})
+    assert state.get("s", "ns", "k") == StateItem({"v": 2}, 2)
+    state.write("s", "ns", "new", [1], create_only=True)
+    assert state.get("s", "ns", "new") == StateItem([1], 1)
+    with pytest.raises(VersionConflict):
+        state.write("s", "ns", "k", "again", create_only=True)
+    with pytest.raises(VersionConflict), state.transaction():  # raised at the call or when the block ends
+        state.write("s", "ns", "in-block", 1)
+        state.write("s", "ns", "k", "again", create_only=True)
+    assert state.get("s", "ns", "in-block") is None and state.get("s", "ns", "k") == StateItem({"v": 2}, 2)
+    with state.transaction():
+        state.write("s", "ns", "k", {"v": 3})
+        state.write("s", "ns", "fresh", "made", create_only=True)
+        assert state.get("s", "ns", "k") == StateItem({"v": 3}, 3)  # the block reads its own writes
+    assert state.get("s", "ns", "fresh") == StateItem("made", 1)
+
+
 def test_compare_and_set_lets_exactly_one_of_many_writers_win(store):
     store.state.put("s", "ns", "k", 0)
 
@@ -589,6 +609,68 @@ def test_transactions_serialise_read_modify_write(store):
     assert store.state.get("s", "ns", "n") == StateItem(threads * 3, threads * 3)
 
 
+def test_transactions_over_a_session_serialise_with_each_other_and_with_the_whole_store(store):
+    def increment(n):
+        with store.state.transaction(None if n % 3 == 0 else "s"):
+            item = store.state.get("s", "ns", "n")
+            time.sleep(0.002)
+            store.state.put("s", "ns", "n", (item.value if item else 0) + 1)
+            with store.state.transaction("s"):  # joins: the outer block covers the same session
+                store.state.write("s", "ns", f"done-{n}", True)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(increment, range(30)))
+    assert store.state.get("s", "ns", "n").value == 30 and len(store.state.items("s", "ns")) == 31
+
+
+def test_a_block_joins_only_an_outer_one_that_covers_it(store):
+    state = store.state
+    with state.transaction("a"):
+        with pytest.raises(ValueError, match="cannot join one over session 'a'"), state.transaction("b"):
+            pass
+        with pytest.raises(ValueError, match="over the whole store cannot join"), state.transaction():
+            pass
+        state.put("a", "ns", "k", 1)
+    with state.transaction(), state.transaction("b"):
+        state.put("b", "ns", "k", 1)
+    assert state.get("a", "ns", "k") == StateItem(1, 1) and state.get("b", "ns", "k") == StateItem(1, 1)
+
+
+def test_postgres_transactions_over_other_sessions_do_not_wait_for_each_other(postgres_url):
+    store = open_store(postgres_url)
+    held, release = threading.Event(), threading.Event()
+
+    def hold(scope):
+        with store.state.transaction(scope):
+            store.state.put("a", "ns", "k", 1)
+            held.set()
+            release.wait(10)
+
+    def in_transaction(scope) -> threading.Event:
+        done = threading.Event()
+
+        def run():
+            with store.state.transaction(scope):
+                store.state.put(scope or "whole", "ns", "k", 1)
+            done.set()
+        threading.Thread(target=run, daemon=True).start()
+        return done
+
+    try:
+        holder = threading.Thread(target=hold, args=("a",))
+        holder.start()
+        assert held.wait(10)
+        assert in_transaction("b").wait(10)  # another session: at once, while "a" is held
+        same, whole = in_transaction("a"), in_transaction(None)
+        assert not same.wait(0.5) and not whole.is_set()  # the same session and the whole store wait
+        release.set()
+        holder.join()
+        assert same.wait(10) and whole.wait(10)
+    finally:
+        release.set()
+        store.close()
+
+
 def test_another_store_on_the_same_database_sees_a_transaction_only_once_committed(store_url):
     one, two = open_store(store_url), open_store(store_url)
     try:
@@ -613,6 +695,22 @@ def test_another_store_on_the_same_database_sees_a_transaction_only_once_committ
 
 
 # --- the store ---------------------------------------------------------------------------------------------------
+def test_every_call_works_while_the_store_is_held_for_a_request(store):
+    with store.held():
+        with store.held():  # nested: the outer block's
+            store.state.put("s", "ns", "k", 1)
+        with pytest.raises(RuntimeError), store.state.transaction():
+            store.state.put("s", "ns", "k", 2)
+            assert store.journal.count_exchanges(ExchangeFilter()) == 0  # not the transaction's: any connection
+            raise RuntimeError("rolled back")
+        assert store.state.get("s", "ns", "k") == StateItem(1, 1)
+        with store.state.transaction():
+            store.state.put("s", "ns", "k", 3)
+        record_all(store, [exchange()])
+        assert store.state.get("s", "ns", "k") == StateItem(3, 2) and store.journal.count_exchanges(ExchangeFilter()) == 1
+    assert store.state.get("s", "ns", "k") == StateItem(3, 2)
+
+
 def test_idle_sessions_are_found_and_forgotten_whole(store):
     old, recent = T0, T0 + 10 * HOUR
     record_all(store, [exchange("idle", started_at=old), exchange("idle", started_at=old + 1),
@@ -723,5 +821,14 @@ def test_postgres_calls_take_one_round_trip(postgres_url):
         assert trips(lambda: store.state.get("s", "ns", "k")) == 1
         assert trips(lambda: store.state.claim("s", "jti", new_exchange_id(), time.time() + 60)) == 1
         assert trips(lambda: store.state.next_counter("s", "c")) == 1
+
+        def send():  # as a MESH send: a claim, then writes nobody reads back, sent with the COMMIT
+            with store.state.transaction():
+                store.state.claim("s", "tokens", new_exchange_id(), time.time() + 60)
+                store.state.put_blob("s", new_exchange_id(), b"body")
+                store.state.write("s", "inbox", new_exchange_id(), {"t": 1})
+                store.state.write("s", "messages", new_exchange_id(), {"m": 1}, create_only=True)
+
+        assert trips(send) == 2
     finally:
         store.close()

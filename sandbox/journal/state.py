@@ -34,7 +34,7 @@ from typing import Any
 
 import lmdb
 
-from sandbox.journal.store import SessionState, StateItem, VersionConflict, claim_until
+from sandbox.journal.store import SessionState, StateItem, VersionConflict, claim_until, joinable
 
 VERSION = struct.Struct("<I")
 STAMP = struct.Struct("<Q")
@@ -59,6 +59,7 @@ _loads = json.JSONDecoder().decode  # of text: json.loads of bytes first works o
 class _Local(threading.local):
     txn: lmdb.Transaction | None = None  # this thread's write transaction
     changed: set[tuple[str, str]] | None = None  # the (session, namespace) pairs it changes
+    scope: str | None = None  # the session its outer transaction() is over (None: the whole store)
 
 
 class _Environment:
@@ -126,17 +127,18 @@ class _Write:
     """A write transaction; inside another, part of it (the outer block commits). Writers of every process queue on
     LMDB's own lock. (A class, not a generator: it is entered several times per request.)"""
 
-    __slots__ = ("shared", "outer")
+    __slots__ = ("shared", "scope", "outer")
 
-    def __init__(self, shared: _Environment):
+    def __init__(self, shared: _Environment, scope: str | None = None):
         self.shared = shared
+        self.scope = scope
 
     def __enter__(self) -> lmdb.Transaction:
         local = self.shared.local
         self.outer = local.txn is None
         if self.outer:
             self.shared.make_room()
-            local.txn, local.changed = self.shared.begin(write=True), set()
+            local.txn, local.changed, local.scope = self.shared.begin(write=True), set(), self.scope
         return local.txn
 
     def __exit__(self, kind, error, trace) -> None:
@@ -232,8 +234,16 @@ class LmdbState(SessionState):
     def in_transaction(self) -> bool:
         return self._shared.local.txn is not None
 
-    def transaction(self) -> _Write:
-        # The write lock is taken up front, so a read-modify-write inside the block cannot race.
+    def transaction(self, session: str | None = None) -> _Write:
+        """LMDB has one writer at a time: every block is isolated from every other, whatever its scope; the scope
+        is checked all the same, so that a block the other backends would not isolate fails here too."""
+        local = self._shared.local
+        if local.txn is not None:
+            joinable(local.scope, session)
+        return _Write(self._shared, session)
+
+    def _write(self) -> _Write:
+        """A write transaction for one call, or part of the thread's block."""
         return _Write(self._shared)
 
     def _read(self) -> _Read:
@@ -249,7 +259,7 @@ class LmdbState(SessionState):
             create_only: bool = False) -> int:
         data = _dumps(value).encode()
         where, kept_key = self._state_key(session, namespace, key)
-        with self.transaction() as txn:
+        with self._write() as txn:
             old = txn.get(where, db=self._shared.state)
             current = VERSION.unpack_from(old)[0] if old is not None else None
             if create_only and current is not None:
@@ -281,7 +291,7 @@ class LmdbState(SessionState):
         return STAMP.unpack(raw)[0] if raw is not None else 0
 
     def delete(self, session: str, namespace: str, key: str | None = None) -> None:
-        with self.transaction() as txn:
+        with self._write() as txn:
             if key is None:
                 _delete_prefix(txn.cursor(db=self._shared.state), _join(session, namespace, ""))
             else:
@@ -291,7 +301,7 @@ class LmdbState(SessionState):
     def clear(self, session: str, namespace_prefix: str) -> None:
         """Every namespace of the session whose name begins with `namespace_prefix`."""
         prefix = _join(session, namespace_prefix)
-        with self.transaction() as txn:
+        with self._write() as txn:
             keys = [k for k, _ in _scan(txn.cursor(db=self._shared.state), prefix)]
             for k in keys:
                 txn.delete(k, db=self._shared.state)
@@ -300,7 +310,7 @@ class LmdbState(SessionState):
     def forget(self, sessions: Iterable[str]) -> None:
         shared = self._shared
         for session in sessions:
-            with self.transaction() as txn:
+            with self._write() as txn:
                 for db in (shared.state, shared.stamps, shared.counters, shared.blobs):
                     _delete_prefix(txn.cursor(db=db), _join(session, ""))
 
@@ -316,7 +326,7 @@ class LmdbState(SessionState):
     # --- counters and blobs -------------------------------------------------------------------------------------
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
         where = _join(session, name)
-        with self.transaction() as txn:
+        with self._write() as txn:
             old = txn.get(where, db=self._shared.counters)
             value = COUNTER.unpack(old)[0] + 1 if old is not None else start
             value = min(max(value, COUNTER_RANGE[0]), COUNTER_RANGE[1])  # 8 bytes: a larger start is clamped
@@ -324,7 +334,7 @@ class LmdbState(SessionState):
         return value
 
     def put_blob(self, session: str, key: str, data: bytes) -> None:
-        with self.transaction() as txn:
+        with self._write() as txn:
             txn.put(_join(session, key), data, db=self._shared.blobs)
 
     def get_blob(self, session: str, key: str) -> bytes | None:
@@ -332,7 +342,7 @@ class LmdbState(SessionState):
             return txn.get(_join(session, key), db=self._shared.blobs)
 
     def delete_blobs(self, session: str, prefix: str) -> None:
-        with self.transaction() as txn:
+        with self._write() as txn:
             _delete_prefix(txn.cursor(db=self._shared.blobs), _join(session, prefix))
 
     # --- single use -----------------------------------------------------------------------------------------------
@@ -342,7 +352,7 @@ class LmdbState(SessionState):
         digest = _digest(session, namespace, key)
         shared = self._shared
         expires_at = claim_until(expires_at)
-        with self.transaction() as txn:
+        with self._write() as txn:
             held = txn.get(digest, db=shared.claims)
             if held is not None and UNTIL.unpack(held)[0] >= time.time():
                 return False
@@ -361,7 +371,7 @@ class LmdbState(SessionState):
         limit = FORGET_AT.pack(int(now))
         forgotten = 0
         while True:
-            with self.transaction() as txn:
+            with self._write() as txn:
                 cursor = txn.cursor(db=shared.forget)
                 due = []
                 if cursor.first():

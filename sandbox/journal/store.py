@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,6 +270,12 @@ class SessionState(ABC):
         """Write and return the new version. With expect_version, the current version must equal it; with
         create_only, the key must not exist yet. Otherwise raises VersionConflict (compare-and-set)."""
 
+    def write(self, session: str, namespace: str, key: str, value: Any, create_only: bool = False) -> None:
+        """put() whose new version nobody reads: inside transaction(), a backend may send it with the block's next
+        statement rather than wait for it, so a create_only conflict may be raised (VersionConflict) only when the
+        block ends, failing the whole block."""
+        self.put(session, namespace, key, value, create_only=create_only)
+
     @abstractmethod
     def items(self, session: str, namespace: str) -> dict[str, StateItem]: ...
 
@@ -319,22 +325,42 @@ class SessionState(ABC):
         """Delete everything the sessions hold: values, counters and blobs (retention). Their claims lapse in time."""
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager:
-        """Group the state, counter, claim and blob writes made inside the block into one atomic commit; no other
-        transaction runs between its reads and its writes. Nested blocks join the outer one."""
+    def transaction(self, session: str | None = None) -> AbstractContextManager:
+        """Group the state, counter, claim and blob writes made inside the block into one atomic commit.
+        Over a `session`: no other transaction over that session (or over the whole store) runs between the block's
+        reads and its writes, while transactions over other sessions may run beside it; the block reads and changes
+        that session's state, and other sessions' (shared indexes) only through calls atomic on their own: a
+        compare-and-set, a create-only put, a claim. Over the whole store (no session): no other transaction at all.
+        Nested blocks join the outer one, which must cover them (see joinable)."""
 
     def close(self) -> None:  # noqa: B027 - nothing to close unless the backend holds something
         pass
+
+
+def joinable(outer: str | None, inner: str | None) -> None:
+    """Raise ValueError unless a transaction over `inner` may join one over `outer` (None: the whole store): the
+    outer block's isolation must cover the inner one's."""
+    if outer is not None and inner != outer:
+        over = "the whole store" if inner is None else f"session {inner!r}"
+        raise ValueError(f"a state transaction over {over} cannot join one over session {outer!r}, which does not "
+                         "isolate it: open the outer one over the same session or over the whole store")
 
 
 class Store:
     """One of each interface, opened together and closed together by whoever opened them."""
 
     def __init__(self, journal: Journal, totals: Totals, sessions: Sessions, state: SessionState,
-                 on_close: Callable[[], None] = lambda: None):
+                 on_close: Callable[[], None] = lambda: None,
+                 held: Callable[[], AbstractContextManager] = nullcontext):
         self.journal, self.totals, self.sessions, self.state = journal, totals, sessions, state
         self._on_close = on_close
+        self._held = held
         self._closed = False
+
+    def held(self) -> AbstractContextManager:
+        """One request's use of the store, on this thread: a backend that connects to a server may keep one
+        connection for every call made in the block rather than find one at each."""
+        return self._held()
 
     def idle(self, before: float) -> list[str]:
         """The sessions idle since before `before` (epoch seconds): from their newest exchange, or from their
@@ -367,7 +393,9 @@ class Store:
         return self._closed
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, threads: int = 1) -> Store:
+    """The store at `url`. `threads`: how many request threads of each process use it at once (a backend with a
+    connection pool makes room for all of them)."""
     if url.startswith("sqlite:///"):
         from sandbox.journal.sqlite import open_embedded
 
@@ -375,6 +403,6 @@ def open_store(url: str) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from sandbox.journal.postgres import open_postgres
 
-        return open_postgres(url)
+        return open_postgres(url, threads)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path/to/journal.sqlite3 or "
                      "postgresql://user@host/database")

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ class ExchangeContext:
     # Exchanges the service derived from this one (e.g. the HL7v3 message EPS would send Spine), journaled right
     # after it, so the evidence shows them side by side.
     derived: list[Exchange] = field(default_factory=list)
+    held: AbstractContextManager | None = None  # the store held for this request (Store.held), let go at teardown
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
@@ -79,7 +80,7 @@ def current_exchange() -> ExchangeContext:
 def install(app: Flask, sandbox: Sandbox) -> None:
     app.before_request(_open)
     app.after_request(_record)
-    app.teardown_request(lambda error: current.set_exchange(None))
+    app.teardown_request(_close)
     app.register_error_handler(SpineError, _spine_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -92,6 +93,8 @@ def _open():
     sandbox = current_sandbox()
     ex = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(), sandbox.service_for_path(req.path))
     current.set_exchange(ex)
+    ex.held = sandbox.store.held()
+    ex.held.__enter__()
     limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
     req.max_content_length = limit
     try:
@@ -106,6 +109,13 @@ def _open():
             return refused
     check_head(req, ex.service)  # a URL or headers longer than the live service takes: refused, and journaled
     return None
+
+
+def _close(error: BaseException | None) -> None:
+    ex = current.exchange()
+    current.set_exchange(None)
+    if ex is not None and ex.held is not None:
+        ex.held.__exit__(None, None, None)
 
 
 def operation(name: str | None = None, facts=None, resolve: Callable[[RequestView], str] | None = None):
@@ -340,7 +350,7 @@ def _record(response: Response) -> Response:
         # the shared database's transaction lock (every MESH read claims its token).
         alone = not ex.writes and len(ex.claims) == 1
         try:
-            with nullcontext() if alone else sandbox.store.state.transaction():
+            with nullcontext() if alone else sandbox.store.state.transaction(ex.session):
                 _claim(sandbox, ex)
                 for write in ex.writes:
                     write()

@@ -15,7 +15,7 @@ from sandbox.journal.store import Store
 MISSING = "PostgreSQL needs the postgres extra: pip install 'spine-sandbox[postgres]'"
 
 
-def open_postgres(url: str) -> Store:
+def open_postgres(url: str, threads: int = 1) -> Store:
     """Connect, create or migrate the tables, and return the store (its pool opens on first use, in each process).
     Raises ValueError or ConnectionError (an OSError) with one line that says where and what to do."""
     try:
@@ -47,8 +47,9 @@ def open_postgres(url: str) -> Store:
         raise ValueError(f"cannot prepare the tables in {where}: {first_line(error)}") from None
     finally:
         conn.close()
-    db = Database(info, _lock_key("transaction", schema))
-    return Store(PostgresJournal(db), PostgresTotals(db), PostgresSessions(db), PostgresState(db), on_close=db.close)
+    db = Database(info, _lock_key("transaction", schema), threads)
+    return Store(PostgresJournal(db), PostgresTotals(db), PostgresSessions(db), PostgresState(db), on_close=db.close,
+                 held=db.held)
 
 
 def round_trips() -> int:

@@ -25,6 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from sandbox.journal import process
 from sandbox.journal.rows import bounded
+from sandbox.journal.store import VersionConflict, joinable
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 # A plain int: an increment lost to a thread switch now and then is an acceptable error for a measurement.
 ROUND_TRIPS = 0
 
-POOL_SIZE = 32  # connections per process at most: a server's request threads share them
+POOL_SIZE = 32  # connections per process at most, or two per request thread if that is more (see Database)
+MAX_WRITERS = 1024  # in-process locks kept for transactions' advisory lock keys
 CONNECT_TIMEOUT_S = 10
 IDLE_IN_TRANSACTION_MS = 5 * 60 * 1000  # far longer than any transaction() block takes between its statements
 INDEXED_KEY_BYTES = 512  # a key longer than this is indexed by its digest (an index entry holds about 2,700 bytes)
@@ -48,9 +50,13 @@ class Database:
     connection string, shared with every other store open on it here (as the embedded backend shares its LMDB
     environment), and with it each thread's transaction."""
 
-    def __init__(self, conninfo: str, lock_key: int):
+    def __init__(self, conninfo: str, lock_key: int, threads: int = 1):
         self.conninfo = conninfo
-        self.lock_key = lock_key  # pg_advisory_xact_lock key of transaction(): one per store's schema
+        # A request holds one connection (held()) and may need a second inside a transaction, for a call that is
+        # not part of it: two per request thread (and a few for background work), so that no request waits for a
+        # connection another one holds.
+        self.pool_size = max(POOL_SIZE, 2 * threads + 8)
+        self.lock_key = lock_key  # the advisory lock key of transactions over the whole store: one per schema
         self._pool: _Pool | None = None
         self._closed = False
 
@@ -65,20 +71,42 @@ class Database:
             if self._pool is None or self._pool.pid != process.pid():  # the parent's is left to the parent
                 here = _pools.get(self.conninfo)
                 if here is None:
-                    here = _pools[self.conninfo] = _Pool(self.conninfo)
+                    here = _pools[self.conninfo] = _Pool(self.conninfo, self.pool_size)
                 here.users += 1
                 self._pool = here
             return self._pool
 
     @contextmanager
     def connection(self, state: bool = False) -> Iterator[psycopg.Connection]:
-        """A pooled connection (autocommit) for one call; for a state call inside transaction(), the transaction's."""
+        """The connection for one call: for a state call inside transaction(), the transaction's; otherwise the one
+        held() keeps for the thread, or one from the pool (autocommit)."""
         here = self._here()
-        if state and here.local.conn is not None:
-            yield here.local.conn
+        local = here.local
+        if local.conn is not None:
+            if state:
+                yield local.conn
+                return
+        elif local.held is not None:
+            yield local.held
             return
         with here.pool.connection() as conn:
             yield conn
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """One connection for every call this thread makes in the block (a request's), taken from the pool once
+        rather than at each call; transaction() uses it too. Nested blocks share the outer one's."""
+        here = self._here()
+        local = here.local
+        if local.held is not None:
+            yield
+            return
+        local.held = here.pool.getconn()
+        try:
+            yield
+        finally:
+            conn, local.held = local.held, None
+            here.pool.putconn(conn)  # a broken connection is discarded by the pool
 
     def fetchall(self, sql: str, params: Any = None, state: bool = False) -> list[tuple]:
         with self.connection(state) as conn:
@@ -107,8 +135,15 @@ class Database:
     def _pipelined(self, conn: psycopg.Connection) -> bool:
         return conn is self._here().local.conn
 
-    def transaction(self) -> Transaction:
-        return Transaction(self)
+    def transaction(self, session: str | None = None) -> Transaction:
+        return Transaction(self, session)
+
+    def session_lock_key(self, session: str) -> int:
+        """The advisory lock key of transactions over one session: the store's key and the session's name together
+        (a collision between two sessions only makes their transactions wait for each other)."""
+        digest = hashlib.blake2b(session.encode("utf-8", "surrogatepass"), digest_size=8,
+                                 key=self.lock_key.to_bytes(8, "big", signed=True)).digest()
+        return int.from_bytes(digest, "big", signed=True)
 
     def in_transaction(self) -> bool:
         """Whether this thread is inside transaction()."""
@@ -132,18 +167,29 @@ class Database:
 
 
 class _Pool:
-    """What one process holds for one connection string: its pool, the lock its threads queue on for
+    """What one process holds for one connection string: its pool, the locks its threads queue on for
     transaction(), each thread's transaction connection."""
 
-    def __init__(self, conninfo: str):
+    def __init__(self, conninfo: str, size: int):
         self.pid = process.pid()
         self.users = 0
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=POOL_SIZE, kwargs={"autocommit": True},
+        self.pool = ConnectionPool(conninfo, min_size=1, max_size=size, kwargs={"autocommit": True},
                                    configure=_configure, open=True, name="spine-sandbox")
-        # Transactions are serialised across replicas by an advisory lock anyway: this process's threads queue here
-        # first, so at most one pooled connection per process waits for that lock (the rest stay free for reads).
-        self.writer = threading.Lock()
+        self._writers: dict[int, threading.Lock] = {}
+        self._writers_guard = threading.Lock()
         self.local = _Local()
+
+    def writer(self, key: int) -> threading.Lock:
+        """What this process's threads queue on before they wait for the advisory lock `key`: transactions over one
+        session run one at a time anyway, so at most one pooled connection per process waits for each lock (the
+        rest stay free, for the calls a lock's holder makes outside its transaction)."""
+        with self._writers_guard:
+            lock = self._writers.get(key)
+            if lock is None:
+                if len(self._writers) >= MAX_WRITERS:  # forget the idle ones now and then
+                    self._writers = {k: busy for k, busy in self._writers.items() if busy.locked()}
+                lock = self._writers[key] = threading.Lock()
+            return lock
 
 
 def _configure(conn: psycopg.Connection) -> None:
@@ -160,6 +206,8 @@ def _configure(conn: psycopg.Connection) -> None:
 
 class _Local(threading.local):
     conn: psycopg.Connection | None = None  # the thread's transaction connection
+    scope: str | None = None  # the session its transaction is over (None: the whole store)
+    held: psycopg.Connection | None = None  # the connection held() keeps for the thread
     pipeline: ExitStack | None = None  # its pipeline mode, left at the end of the transaction
     syncs: psycopg.Pipeline | None = None  # that pipeline: sync() sends what is queued and waits for it
     depth = 0  # nested transaction() blocks inside the outer one
@@ -183,42 +231,53 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Transaction:
-    """transaction(): one connection for the thread for the whole block, in pipeline mode; BEGIN and the store's
-    advisory lock before anything else (every other transaction, on any replica, waits for this one), COMMIT at the
-    end, ROLLBACK on an exception. A write whose result is not read (`run`) fails at the next statement read or at
-    the COMMIT, and the block fails with it.
-    A block inside another joins it. (A class, not a generator: it is entered on every request that changes state.)"""
+    """transaction(): one connection for the thread for the whole block, in pipeline mode; BEGIN and an advisory lock
+    before anything else, COMMIT at the end, ROLLBACK on an exception. Over a session, the lock is that session's,
+    taken after a shared hold of the store's lock; over the whole store, the store's lock itself: so a transaction
+    waits only for those over the same session and for those over the whole store, on every replica. A write whose
+    result is not read (`run`) fails at the next statement read or at the COMMIT, and the block fails with it.
+    A block inside another joins it, if the outer one covers it (store.joinable).
+    (A class, not a generator: it is entered on every request that changes state.)"""
 
-    __slots__ = ("db", "here")
+    __slots__ = ("db", "session", "here", "writer")
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, session: str | None):
         self.db = db
+        self.session = session
 
     def __enter__(self) -> Transaction:
         here = self.here = self.db._here()
         local = here.local
         if local.conn is not None:
+            joinable(local.scope, self.session)
             local.depth += 1
             return self
-        here.writer.acquire()
+        if self.session is None:
+            lock, keys = _LOCK_STORE, (self.db.lock_key,)
+        else:
+            key = self.db.session_lock_key(self.session)
+            lock, keys = _LOCK_SESSION, (self.db.lock_key, key)
+        writer = self.writer = here.writer(keys[-1])
+        writer.acquire()
         try:
-            conn = here.pool.getconn()
+            conn = local.held or here.pool.getconn()
             pipeline = ExitStack()
             try:
                 # Pipeline mode: statements queue, and go to the server together when a result is read. BEGIN and
                 # the lock go with the block's first statement, and writes whose result nobody reads with the next
-                # one (or the COMMIT): fewer round trips while every replica's transactions wait for this one.
+                # one (or the COMMIT): fewer round trips while the lock is held.
                 syncs = pipeline.enter_context(conn.pipeline())
                 conn.execute("BEGIN")
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.db.lock_key,))
+                conn.execute(lock, keys)
             except BaseException:
                 pipeline.close()
-                here.pool.putconn(conn)
+                if conn is not local.held:
+                    here.pool.putconn(conn)
                 raise
         except BaseException:
-            here.writer.release()
+            writer.release()
             raise
-        local.conn, local.pipeline, local.syncs = conn, pipeline, syncs
+        local.conn, local.pipeline, local.syncs, local.scope = conn, pipeline, syncs, self.session
         return self
 
     def __exit__(self, kind, error, trace) -> None:
@@ -228,20 +287,37 @@ class Transaction:
             local.depth -= 1
             return
         conn, pipeline = local.conn, local.pipeline
-        local.conn = local.pipeline = local.syncs = None
+        local.conn = local.pipeline = local.syncs = local.scope = None
         try:
             if kind is None:
                 try:
                     execute(conn, "COMMIT")
                     pipeline.close()  # sends what is queued, the COMMIT with it; raises what any of it raised
-                except BaseException:
+                except BaseException as failed:
                     _roll_back(conn, pipeline)
+                    _raise_conflict(failed)
                     raise
             else:
                 _roll_back(conn, pipeline)
+                _raise_conflict(error)
         finally:
-            here.pool.putconn(conn)  # a broken connection is discarded by the pool
-            here.writer.release()
+            if conn is not local.held:
+                here.pool.putconn(conn)  # a broken connection is discarded by the pool
+            self.writer.release()
+
+
+# The store's lock held shared, then the session's exclusively: PostgreSQL evaluates a select list in order, so no
+# transaction ever holds a session's lock while it waits for the store's (which could deadlock with one over the
+# whole store).
+_LOCK_SESSION = "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)"
+_LOCK_STORE = "SELECT pg_advisory_xact_lock(%s)"
+
+
+def _raise_conflict(error: BaseException | None) -> None:
+    """A unique key broken by a queued write (SessionState.write with create_only) is the VersionConflict it stands
+    for; every other insert of the state says what to do on conflict."""
+    if isinstance(error, psycopg.errors.UniqueViolation):
+        raise VersionConflict(None, None) from error
 
 
 def _roll_back(conn: psycopg.Connection, pipeline: ExitStack) -> None:

@@ -1,8 +1,8 @@
 """Session state in PostgreSQL. Each call is one statement, atomic on its own on every replica: a compare-and-set is
 an UPDATE/INSERT whose WHERE clause is the comparison, a counter an upsert RETURNING its value, a claim an insert
 that only replaces a claim that has expired. transaction() holds one connection for the thread, in a transaction
-that takes the store's advisory lock first, so transactions run one after another across every replica (as the
-embedded backend's write transactions do); state calls made inside it go through that connection."""
+that takes an advisory lock first (the session's, or the whole store's), so transactions over one session run one
+after another across every replica; state calls made inside it go through that connection."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ _ROW = "session = %s AND namespace = %s AND key = %s"
 _UPSERT = ("INSERT INTO state (session, namespace, key, long_key, value, version) VALUES (%s, %s, %s, %s, %s, 1) "
            "ON CONFLICT (session, namespace, key) DO UPDATE SET value = EXCLUDED.value, long_key = EXCLUDED.long_key, "
            "version = state.version + 1 RETURNING version")
+_UPSERT_UNREAD = _UPSERT.removesuffix(" RETURNING version")
+_INSERT = "INSERT INTO state (session, namespace, key, long_key, value, version) VALUES (%s, %s, %s, %s, %s, 1)"
 _CREATE = ("INSERT INTO state (session, namespace, key, long_key, value, version) VALUES (%s, %s, %s, %s, %s, 1) "
            "ON CONFLICT (session, namespace, key) DO NOTHING RETURNING version")
 _SWAP = f"UPDATE state SET value = %s, version = version + 1 WHERE {_ROW} AND version = %s RETURNING version"
@@ -70,6 +72,16 @@ class PostgresState(SessionState):
             found = execute(conn, f"SELECT version FROM state WHERE {_ROW}", row).fetchone()
         actual = found[0] if found else None
         raise VersionConflict(None if create_only and actual is not None else expect_version, actual)
+
+    def write(self, session: str, namespace: str, key: str, value: Any, create_only: bool = False) -> None:
+        """Inside transaction(), queued to go with the next statement: an upsert, or for create_only a plain insert
+        whose unique key fails the block at its end if the key exists (Transaction raises VersionConflict then)."""
+        if not self._db.in_transaction():
+            self.put(session, namespace, key, value, create_only=create_only)
+            return
+        where, long_key = _key(key)
+        self._db.run(_INSERT if create_only else _UPSERT_UNREAD,
+                     (to_db(session), to_db(namespace), where, long_key, _dumps(value)), state=True)
 
     def items(self, session: str, namespace: str) -> dict[str, StateItem]:
         """By key, in code point order (the embedded backend's order)."""
@@ -137,10 +149,10 @@ class PostgresState(SessionState):
                          "c AS (DELETE FROM counters WHERE session = ANY(%(s)s::text[])) "
                          "DELETE FROM blobs WHERE session = ANY(%(s)s::text[])", {"s": names}, state=True)
 
-    def transaction(self) -> Transaction:
-        """BEGIN and pg_advisory_xact_lock(the store's key), sent with the block's first statement, the block's calls,
-        COMMIT (ROLLBACK on an exception: its writes and claims are undone). Nested blocks join the outer one."""
-        return self._db.transaction()
+    def transaction(self, session: str | None = None) -> Transaction:
+        """BEGIN and the advisory lock of the session (or of the whole store), sent with the block's first
+        statement, the block's calls, COMMIT (ROLLBACK on an exception: its writes and claims are undone)."""
+        return self._db.transaction(session)
 
 
 def _key(key: str) -> tuple[str, str | None]:

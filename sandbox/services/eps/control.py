@@ -49,7 +49,7 @@ def advance_clock():
     data = body_object(empty_ok=True)
     seconds = duration_field(data, "advance", MAX_ADVANCE_S, "")
     store = current_sandbox().store
-    with store.state.transaction():
+    with store.state.transaction(session):
         offset = prescriptions.clock_offset(session) + seconds
         if offset > MAX_OFFSET_S:
             raise FieldError(f"advance {seconds / 86400:g} days would take the session's prescription clock "

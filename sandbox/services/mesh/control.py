@@ -147,7 +147,7 @@ def advance_clock():
         raise ControlError(f"advance {str(raw)[:40]!r} would put the session's clock "
                            f"{(office.mesh.offset + seconds) / DAY:.6g} days ahead; it may be at most {limit / DAY:g} "
                            "days ahead (POST /_sandbox/mesh/reset sets it back to now)")
-    with office.store.state.transaction():
+    with office.store.state.transaction(session):
         office.mesh.put("clock", {"offset": office.mesh.offset + seconds})
     swept = office.sweep(force=True)
     return jsonify(session=session, advanced_seconds=seconds, offset_seconds=office.mesh.offset,
@@ -160,7 +160,7 @@ def reset():
     session = _session()
     store = current_sandbox().store
     config = store.state.get(session, mesh_session.SESSION_NS, "config")
-    with store.state.transaction():
+    with store.state.transaction(session):
         store.state.clear(session, "mesh.")
         store.state.delete_blobs(session, "mesh/")
         if config is not None:

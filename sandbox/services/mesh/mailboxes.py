@@ -53,7 +53,7 @@ def make(store: Store, session: str, base: MeshConfig, count: int, ods_code: str
     if base.source == HOSTED_SOURCE:  # the hosted default: nothing of its own yet
         data["mailboxes"], data["workflows"] = [], []
     made = []
-    with store.state.transaction():
+    with store.state.transaction(session):
         for _ in range(count):
             mailbox_id = _claim(store, session)
             mailbox = {"id": mailbox_id, "password": secrets.token_urlsafe(18), "name": f"Mailbox {mailbox_id}",

@@ -143,18 +143,18 @@ class PostOffice:
         }
 
         def write() -> None:
-            with self.store.state.transaction():
+            with self.store.state.transaction(self.session):
                 self.store.state.put_blob(self.session, blob_key(message["id"], 1), body)
                 if headers.get("local_id"):  # the outbox is only ever searched by local id
-                    self.store.state.put(self.session, outbox_ns(sender), message["id"], {"l": headers["local_id"]})
+                    self.store.state.write(self.session, outbox_ns(sender), message["id"], {"l": headers["local_id"]})
                 if total_chunks == 1:
                     self._deliver(message, now)
                 else:
-                    self.store.state.put(self.session, uploading_ns(sender), message["id"],
-                                         {"since": now, "of": total_chunks})
+                    self.store.state.write(self.session, uploading_ns(sender), message["id"],
+                                           {"since": now, "of": total_chunks})
                     if not self.mesh.item(chunking_key(sender)):
                         self.mesh.put(chunking_key(sender), True)
-                self.store.state.put(self.session, MESSAGES, message["id"], message, create_only=True)
+                self.store.state.write(self.session, MESSAGES, message["id"], message, create_only=True)
                 self._due(message["purge_at"])
 
         (commit or (lambda f: f()))(write)
@@ -168,7 +168,7 @@ class PostOffice:
 
         def write() -> None:
             now = self.mesh.now()
-            with self.store.state.transaction():
+            with self.store.state.transaction(self.session):
                 found = self.find(message_id)
                 if found is None or found.message["status"] != "uploading":
                     raise Refusal(Finding.failed(
@@ -192,8 +192,8 @@ class PostOffice:
         message["status"] = "accepted"
         message["accepted_at"] = now
         message["expires_at"] = now + self.limits.inbox_days * DAY
-        self.store.state.put(self.session, inbox_ns(message["recipient"]), message["id"],
-                             {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
+        self.store.state.write(self.session, inbox_ns(message["recipient"]), message["id"],
+                               {"w": message.get("workflow_id") or "", "t": now, "x": message["expires_at"]})
         self._due(message["expires_at"])
 
     def _due(self, when: float) -> None:
@@ -224,17 +224,17 @@ class PostOffice:
     def record_download(self, found: Found, number: int) -> None:
         message = found.message
         now = self.mesh.now()
-        with self.store.state.transaction():
+        with self.store.state.transaction(self.session):
             current = self.find(message["id"])  # re-read inside the write lock: a concurrent download may have won
             message = current.message if current else message
             first = not message["downloaded"]
             message["downloaded"].setdefault(str(number), now)
-            self.store.state.put(self.session, MESSAGES, message["id"], message)
+            self.store.state.write(self.session, MESSAGES, message["id"], message)
             if first and message["status"] == "accepted":
                 entry = self.store.state.get(self.session, inbox_ns(message["recipient"]), message["id"])
                 if entry is not None:
-                    self.store.state.put(self.session, inbox_ns(message["recipient"]), message["id"],
-                                         {**entry.value, "d": now})
+                    self.store.state.write(self.session, inbox_ns(message["recipient"]), message["id"],
+                                           {**entry.value, "d": now})
         found.message = message
 
     def acknowledge(self, message_id: str, commit: Callable[[Callable[[], None]], None] | None = None) -> None:
@@ -244,7 +244,7 @@ class PostOffice:
 
         def write() -> None:
             now = self.mesh.now()
-            with self.store.state.transaction():
+            with self.store.state.transaction(self.session):
                 found = self.find(message_id)
                 if found is None or found.message["status"] != "accepted":
                     return
@@ -265,7 +265,7 @@ class PostOffice:
         done = {"expired": 0, "reports": 0, "purged": 0}
         if not force and (due is None or now < due["at"]):
             return done
-        with self.store.state.transaction():
+        with self.store.state.transaction(self.session):
             next_due: float | None = None
             for message_id, item in self.store.state.items(self.session, MESSAGES).items():
                 message = item.value

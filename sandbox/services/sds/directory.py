@@ -503,7 +503,7 @@ class Directory:
                 raise RegistrationError("asid", f"asid {key} is registered for party key {owner.value['party_key']} "
                                         "in this session; one ASID belongs to one system", 409)
         previous = self.registration(session, registration.party_key)
-        with self.store.state.transaction():
+        with self.store.state.transaction(session):
             if previous is not None and previous.asid != registration.asid:
                 self.store.state.delete(INDEX_SESSION, BY_ASID, previous.asid)
             self._claim(BY_PARTY_KEY, registration.party_key, session, registration)
@@ -541,7 +541,7 @@ class Directory:
         registration = self.registration(session, party_key)
         if registration is None:
             return False
-        with self.store.state.transaction():
+        with self.store.state.transaction(session):
             self.store.state.delete(session, REGISTRATIONS, party_key)
             for namespace, key in ((BY_PARTY_KEY, party_key), (BY_ASID, registration.asid)):
                 owner = self.store.state.get(INDEX_SESSION, namespace, key)

@@ -117,7 +117,7 @@ def advance_clock():
     wait = min(MAX_WAIT_S, duration_field(data, "wait", MAX_OFFSET_S))
     sandbox = current_sandbox()
     store = sandbox.store
-    with store.state.transaction():
+    with store.state.transaction(session):
         item = store.state.get(session, CLOCK_NS, "offset")
         offset = (item.value if item else 0.0) + seconds
         if offset > MAX_OFFSET_S:

@@ -70,7 +70,7 @@ def enqueue(sandbox: Sandbox, delivery: Delivery) -> str:
     now = time.time()
     delivery.id = delivery.id or new_exchange_id(now)
     record = outbox.new_record(delivery, now)
-    with store.state.transaction():
+    with store.state.transaction(delivery.session):
         store.state.put_blob(delivery.session, outbox.BLOB_PREFIX + delivery.id, delivery.body)
         store.state.put(delivery.session, outbox.NAMESPACE, delivery.id, record, create_only=True)
         store.state.put(delivery.session, outbox.BY_MESSAGE, delivery.message_id, delivery.id)
@@ -100,7 +100,7 @@ def acknowledged(sandbox: Sandbox, session: str, header: EbxmlHeader) -> bool:
         return False
     delivery_id = found.value
     now = time.time()
-    with store.state.transaction():
+    with store.state.transaction(session):
         item = store.state.get(session, outbox.NAMESPACE, delivery_id)
         if item is None:
             return False
@@ -153,7 +153,7 @@ def deliveries(sandbox: Sandbox, session: str) -> list[dict]:
 def retry(sandbox: Sandbox, session: str, delivery_id: str) -> dict | None:
     """Send a delivery again now, with a fresh retry budget, whatever its status."""
     store = sandbox.store
-    with store.state.transaction():
+    with store.state.transaction(session):
         item = store.state.get(session, outbox.NAMESPACE, delivery_id)
         if item is None:
             return None
@@ -172,7 +172,7 @@ def advance(sandbox: Sandbox, session: str, seconds: float | None) -> list[dict]
     store = sandbox.store
     now = time.time()
     moved = []
-    with store.state.transaction():
+    with store.state.transaction(session):
         for key, item in store.state.items(session, outbox.NAMESPACE).items():
             record = item.value
             if record["status"] in outbox.FINISHED:

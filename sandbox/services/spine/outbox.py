@@ -120,7 +120,7 @@ def claim(store, session: str, delivery_id: str, now: float, lease_s: float,
            owner: str) -> tuple[str, dict, int] | None:
     """Take the delivery for this worker (compare-and-set of its lease), or say it is to be given up; None when it
     is not this worker's to do (finished, not due, leased by another)."""
-    with store.state.transaction():
+    with store.state.transaction(session):
         item = store.state.get(session, NAMESPACE, delivery_id)
         if item is None:
             store.state.delete(OUTBOX_SESSION, OUTBOX, f"{session}/{delivery_id}")

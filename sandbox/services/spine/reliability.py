@@ -113,7 +113,7 @@ def remember(sandbox: Sandbox, session: str, from_party: str | None, message_id:
     store = sandbox.store
     key = _key(from_party, message_id)
     now = time.time()
-    with store.state.transaction():
+    with store.state.transaction(session):
         item = store.state.get(session, NAMESPACE, key)
         if item is not None and now <= item.value["until"]:
             return

@@ -77,7 +77,7 @@ def attempt(sandbox: Sandbox, runner: worker.Runner, record: dict, version: int)
                "http_status": result.status or None, "error": result.error, "result": verdict.kind,
                "detail": verdict.detail}
     while True:  # an acknowledgement POSTed meanwhile, or a control retry, may have changed the record
-        with store.state.transaction():
+        with store.state.transaction(session):
             item = store.state.get(session, outbox.NAMESPACE, delivery_id)
             if item is None:
                 return
