@@ -3,7 +3,8 @@ one run on this machine, on PDS GET, PDS PATCH and MESH send; and the database r
 
     python benchmarks/storage_backends.py [--rounds 3] [--seconds 10] [--connections 16] [--workers 2]
                                           [--cases pds-get,pds-patch,mesh-send] [--setups embedded,postgres-x1,...]
-                                          [--database-url postgresql://postgres@localhost/spine_sandbox_bench] [--pin]
+                                          [--database-url postgresql://postgres@localhost/spine_sandbox_bench]
+                                          [--pin | --cpus-per-replica 0.5]
 
 Each round starts every setup on a fresh data dir (and a fresh database, dropped and made again): `embedded` is one
 `spine-sandbox serve`; `postgres x1` is one on the database; `postgres x2` is two on the same database, each loaded
@@ -19,7 +20,9 @@ spread, and each PostgreSQL figure as a ratio of the embedded one measured in th
 the replicas' processes' and PostgreSQL's, from /proc, over each case's load: on this machine the database server
 shares the replicas' cores, which a deployment would not make it do. --pin gives the replicas half the CPUs and
 wrk and PostgreSQL the other half (taskset; PostgreSQL's processes moved with sched_setaffinity, and moved back at
-the end), so that a replica's figure is what it does with CPUs of its own, as in a deployment.
+the end), so that a replica's figure is what it does with CPUs of its own, as in a deployment. --cpus-per-replica F
+puts each replica (its server and workers) in a cgroup allowed F CPUs, so that one replica and two get the same
+CPU each and the rest of the machine is PostgreSQL's and wrk's: on 2 CPUs, 0.5 shows what a second replica adds.
 """
 
 from __future__ import annotations
@@ -151,11 +154,40 @@ def pin_database(cpus: set[int]) -> None:
                 continue
 
 
+# --cpus-per-replica: the CPU time each replica may use (a cgroup's quota), None for no limit
+CPU_QUOTA: float | None = None
+PERIOD_US = 100_000
+GROUPS: list[Path] = []  # the cgroups made for the replicas running now
+
+
+def cpu_group(name: str) -> Path:
+    """A new cgroup allowed CPU_QUOTA CPUs: cgroup v1's cpu controller, or v2's where its root offers cpu."""
+    quota = int(CPU_QUOTA * PERIOD_US)
+    v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+    if (v1 / "cpu.cfs_quota_us").exists():
+        group = v1 / name
+        group.mkdir(exist_ok=True)
+        (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(quota))
+    elif "cpu" in (v2 / "cgroup.subtree_control").read_text().split():
+        group = v2 / name
+        group.mkdir(exist_ok=True)
+        (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+    else:
+        sys.exit("--cpus-per-replica needs a cgroup cpu controller this user may write to")
+    GROUPS.append(group)
+    return group
+
+
 def start(port: int, data: Path, workers: int, database_url: str) -> subprocess.Popen:
     env = {**os.environ, "SANDBOX_POPULATION": str(POPULATION), "SANDBOX_SEED": str(SEED), "SANDBOX_LOG_LEVEL": "warning",
            "SANDBOX_DATABASE_URL": database_url}
-    process = subprocess.Popen(pinned([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir",
-                                       str(data), "--workers", str(workers)], replicas=True), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    command = pinned([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir", str(data),
+                      "--workers", str(workers)], replicas=True)
+    if CPU_QUOTA:  # the server and the workers it forks, in a cgroup of their own
+        group = cpu_group(f"spine-sandbox-bench-{port}")
+        command = ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *command]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
     wait_up(f"http://127.0.0.1:{port}/_sandbox/health", timeout=120, process=process)
     return process
@@ -241,6 +273,8 @@ def measure(setup: str, args, work: Path, script: Path, standard: list[tuple[str
     finally:
         for server in servers:
             stop(server)
+        while GROUPS:
+            GROUPS.pop().rmdir()  # empty now: its processes have ended
 
 
 def round_trips(database_url: str, work: Path, cases: list[str]) -> dict[str, float]:
@@ -281,6 +315,8 @@ def main() -> None:
     parser.add_argument("--cases", type=_choices(CASES), default=list(CASES), help="comma-separated: " + ",".join(CASES))
     parser.add_argument("--setups", type=_choices(SETUPS), default=list(SETUPS),
                         help="comma-separated: " + ",".join(SETUPS) + " (ratios need embedded)")
+    parser.add_argument("--cpus-per-replica", type=float, default=None,
+                        help="limit each replica to this much CPU time (a cgroup quota, e.g. 0.5)")
     parser.add_argument("--pin", action="store_true",
                         help="the replicas on the first half of the CPUs, wrk and PostgreSQL on the other half")
     args = parser.parse_args()
@@ -294,6 +330,10 @@ def main() -> None:
           f"replica, {os.cpu_count()} CPUs", flush=True)
     rounds: list[dict] = []
     everywhere = os.sched_getaffinity(0)
+    if args.cpus_per_replica:
+        global CPU_QUOTA
+        CPU_QUOTA = args.cpus_per_replica
+        print(f"each replica limited to {CPU_QUOTA:g} CPUs (a cgroup quota)", flush=True)
     if args.pin:
         global PINNED
         cpus = sorted(everywhere)

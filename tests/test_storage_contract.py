@@ -636,6 +636,42 @@ def test_a_block_joins_only_an_outer_one_that_covers_it(store):
     assert state.get("a", "ns", "k") == StateItem(1, 1) and state.get("b", "ns", "k") == StateItem(1, 1)
 
 
+def terminate_connections(killer) -> None:
+    """End every connection the store has, as a database restart does, and wait until they are gone (the server
+    ends them a moment after it is asked)."""
+    pids = [pid for pid, in killer.execute(
+        "WITH store AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+        "AND datname = current_database() AND application_name = 'spine-sandbox') "
+        "SELECT pid FROM store WHERE pg_terminate_backend(pid)")]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and killer.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchone()[0]:
+        time.sleep(0.01)
+
+
+def test_postgres_a_request_carries_on_after_its_connection_broke(postgres_url):
+    import psycopg
+
+    store, killer = open_store(postgres_url), psycopg.connect(postgres_url, autocommit=True)
+    try:
+        with store.held():
+            store.state.put("s", "ns", "k", 1)
+            terminate_connections(killer)
+            with pytest.raises(psycopg.OperationalError):
+                store.state.get("s", "ns", "k")  # the call that finds the connection gone fails
+            assert store.state.get("s", "ns", "k") == StateItem(1, 1)  # the next ones take a fresh connection
+            with store.state.transaction("s"):
+                store.state.put("s", "ns", "k", 2)
+            terminate_connections(killer)
+            with pytest.raises(psycopg.OperationalError), store.state.transaction("s"):
+                store.state.get("s", "ns", "k")  # lost inside a transaction: the block fails, nothing is kept
+            store.state.put("s", "ns", "k", 3)
+        assert store.state.get("s", "ns", "k") == StateItem(3, 3)
+    finally:
+        killer.close()
+        store.close()
+
+
 def test_postgres_transactions_over_other_sessions_do_not_wait_for_each_other(postgres_url):
     store = open_store(postgres_url)
     held, release = threading.Event(), threading.Event()

@@ -93,8 +93,9 @@ def _open():
     sandbox = current_sandbox()
     ex = ExchangeContext(new_exchange_id(), time.time(), time.perf_counter(), sandbox.service_for_path(req.path))
     current.set_exchange(ex)
-    ex.held = sandbox.store.held()
-    ex.held.__enter__()
+    held = sandbox.store.held()
+    held.__enter__()
+    ex.held = held  # only once entered: teardown lets go of what was taken
     limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
     req.max_content_length = limit
     try:

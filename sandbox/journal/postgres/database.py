@@ -87,7 +87,12 @@ class Database:
                 yield local.conn
                 return
         elif local.held is not None:
-            yield local.held
+            conn = here.held()
+            try:
+                yield conn
+            except psycopg.OperationalError as error:
+                here.if_lost(conn, error)
+                raise
             return
         with here.pool.connection() as conn:
             yield conn
@@ -179,6 +184,23 @@ class _Pool:
         self._writers_guard = threading.Lock()
         self.local = _Local()
 
+    def held(self) -> psycopg.Connection | None:
+        """The connection Database.held() keeps for this thread; one closed earlier in the block (it was lost) is
+        replaced, so that one failed call does not fail the rest of a request."""
+        conn = self.local.held
+        if conn is not None and conn.closed:
+            self.pool.putconn(conn)
+            conn = self.local.held = self.pool.getconn()
+        return conn
+
+    def if_lost(self, conn: psycopg.Connection, error: psycopg.OperationalError) -> None:
+        """When the error says the connection is gone (the server ended it, restarting; the network dropped), it is
+        not used again, and the pool's idle connections, likely gone the same way, are tested and replaced."""
+        sqlstate = error.sqlstate or ""
+        if conn.broken or not sqlstate or sqlstate.startswith(("08", "57P")):
+            conn.close()
+            self.pool.check()
+
     def writer(self, key: int) -> threading.Lock:
         """What this process's threads queue on before they wait for the advisory lock `key`: transactions over one
         session run one at a time anyway, so at most one pooled connection per process waits for each lock (the
@@ -260,7 +282,7 @@ class Transaction:
         writer = self.writer = here.writer(keys[-1])
         writer.acquire()
         try:
-            conn = local.held or here.pool.getconn()
+            conn = here.held() or here.pool.getconn()
             pipeline = ExitStack()
             try:
                 # Pipeline mode: statements queue, and go to the server together when a result is read. BEGIN and
@@ -269,8 +291,11 @@ class Transaction:
                 syncs = pipeline.enter_context(conn.pipeline())
                 conn.execute("BEGIN")
                 conn.execute(lock, keys)
-            except BaseException:
-                pipeline.close()
+            except BaseException as failed:
+                with suppress(psycopg.Error):
+                    pipeline.close()
+                if isinstance(failed, psycopg.OperationalError):
+                    here.if_lost(conn, failed)
                 if conn is not local.held:
                     here.pool.putconn(conn)
                 raise
@@ -299,7 +324,12 @@ class Transaction:
                     raise
             else:
                 _roll_back(conn, pipeline)
+                if isinstance(error, psycopg.OperationalError):
+                    here.if_lost(conn, error)
                 _raise_conflict(error)
+        except psycopg.OperationalError as failed:
+            here.if_lost(conn, failed)
+            raise
         finally:
             if conn is not local.held:
                 here.pool.putconn(conn)  # a broken connection is discarded by the pool
