@@ -347,8 +347,8 @@ def _record(response: Response) -> Response:
     _tell(response, ex)
     exchange.response.headers = redact_headers(list(response.headers.items()))  # as sent, with X-Sandbox-*
     if ex.writes or ex.claims:
-        # All or nothing: a refused or failed request uses nothing up. A lone claim is atomic by itself, and spares
-        # the shared database's transaction lock (every MESH read claims its token).
+        # All or nothing: a refused or failed request uses nothing up. A lone claim is atomic by itself: it needs no
+        # transaction (nor its lock, on a shared database), which matters to requests that only use up a token.
         alone = not ex.writes and len(ex.claims) == 1
         try:
             with nullcontext() if alone else sandbox.store.state.transaction(ex.session):
