@@ -89,8 +89,24 @@ def spec_path(*parts: str) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings.load(environ={}, data_dir=tmp_path / "data", population=TEST_POPULATION)
+def settings(tmp_path, database_url) -> Settings:
+    return Settings.load(environ={}, data_dir=tmp_path / "data", population=TEST_POPULATION, database_url=database_url)
+
+
+@pytest.fixture
+def database_url():
+    """The store the `app` fixture opens: the embedded one, or with SANDBOX_TEST_BACKEND=postgres a schema of the
+    test's own on the test PostgreSQL (tests/postgres_db.py), so the services' own tests run on that backend too."""
+    if os.environ.get("SANDBOX_TEST_BACKEND", "embedded") != "postgres":
+        yield None
+        return
+    from tests import postgres_db
+
+    reason = postgres_db.unavailable()
+    if reason:
+        pytest.fail(f"SANDBOX_TEST_BACKEND=postgres, but {reason}")
+    with postgres_db.fresh_schema() as url:
+        yield url
 
 
 @pytest.fixture

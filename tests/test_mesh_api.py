@@ -72,19 +72,26 @@ def test_a_replayed_token_is_refused(client, alice):
     assert "fail" in finding_outcomes(client, replay)["MESH-AUTH-005"]
 
 
-def test_a_token_replayed_concurrently_loses_at_commit_and_changes_nothing(client, alice, bob, sandbox, monkeypatch):
+def test_a_replayed_token_is_caught_when_the_request_commits_and_changes_nothing(client, alice, bob):
     token = make_token("X26ABC1", "password", "TestKey")
     assert alice.call("GET", "/inbox", token=token).status_code == 200
-    # The replay is checked as if the first request had not committed yet: it is caught when it commits instead.
-    monkeypatch.setattr(sandbox.store.state, "claimed", lambda session, namespace, key: False)
     replay = alice.call("POST", "/outbox", {"Mex-To": "X26ABC2", "Mex-WorkflowID": "TEST_WORKFLOW"}, token=token,
                         data=b"sent twice?")
-    monkeypatch.undo()
     assert replay.status_code == 403
     assert "Duplicated Authentication Token" in replay.get_json()["detail"][0]["msg"]
     assert finding_outcomes(client, replay)["MESH-AUTH-005"] == {"fail"}
     assert replay.headers["X-Sandbox-Findings"].startswith("fail=1 ")
     assert bob.inbox().get_json()["messages"] == []  # the refused send delivered nothing
+
+
+def test_a_replayed_token_is_the_answer_before_what_later_checks_refuse_and_before_a_scenario(alice):
+    token = make_token("X26ABC1", "password", "TestKey")
+    assert alice.call("GET", "/inbox", token=token).status_code == 200
+    no_recipient = alice.call("POST", "/outbox", {"Mex-WorkflowID": "TEST_WORKFLOW"}, token=token, data=b"x")
+    scripted = alice.call("GET", "/inbox", {"X-Sandbox-Scenario": "mesh-unavailable"}, token=token)
+    for replay in (no_recipient, scripted):
+        assert replay.status_code == 403
+        assert "Duplicated Authentication Token" in replay.get_json()["detail"][0]["msg"]
 
 
 def test_a_scripted_fault_leaves_the_token_unused(alice):

@@ -275,7 +275,7 @@ def test_cli_register_list_remove_and_the_server_sees_it(settings):
     from sandbox.cli import main
 
     data_dir = str(settings.data_dir)
-    runner = CliRunner()
+    runner = CliRunner(env={"SANDBOX_DATABASE_URL": settings.database_url})  # the store the app below opens
     result = runner.invoke(main, ["sds", "register", "--ods", "A20047", "--asid", "200000001234", "--party-key",
                                   "A20047-0000001", "--endpoint", "https://mhs.example.nhs.uk/inbound",
                                   "--interaction", "REPC_IN150016UK05", "--interaction", QUPA, "--retry-interval",

@@ -20,6 +20,7 @@ from sandbox.conformance.findings import Finding, Outcome, SpineError
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.journal.store import (
     Attestation,
+    ClaimTaken,
     CoverageCell,
     ExchangeFilter,
     FindingTotal,
@@ -577,6 +578,55 @@ def test_a_failed_transaction_leaves_nothing_and_gives_its_claims_back(store):
     assert state.get("s", "ns", "committed") == StateItem(1, 1) and state.claim("s", "jti", "in-tx", now + 60) is False
 
 
+def test_use_claims_a_key_with_its_block_and_a_key_used_already_fails_the_whole_block(store):
+    state = store.state
+    now = time.time()
+    state.use("s", "jti", "alone", now + 60)  # outside a block: claim(), raising when it is claimed already
+    with pytest.raises(ClaimTaken):
+        state.use("s", "jti", "alone", now + 60)
+    with state.transaction("s"):
+        state.write("s", "ns", "kept", 1)
+        state.use("s", "jti", "in-block", now + 60)
+    assert state.claimed("s", "jti", "in-block") and state.get("s", "ns", "kept") == StateItem(1, 1)
+    with pytest.raises(ClaimTaken), state.transaction("s"):  # raised at the call or when the block ends
+        state.write("s", "ns", "lost", 1)
+        state.put_blob("s", "lost", b"x")
+        state.use("s", "jti", "in-block", now + 60)
+    assert (state.get("s", "ns", "lost"), state.get_blob("s", "lost")) == (None, None)
+    with pytest.raises(RuntimeError), state.transaction("s"):
+        state.use("s", "jti", "given-back", now + 60)
+        raise RuntimeError("rolled back")
+    assert state.claimed("s", "jti", "given-back") is False
+    state.use("s", "jti", "expired", now - 10)
+    with state.transaction("s"):  # an expired claim is no claim: the key may be used again
+        state.use("s", "jti", "expired", now + 60)
+        state.put_blob("s", "big", b"\x00" * 600_000)  # more than a backend may send in one statement's text
+    assert state.claimed("s", "jti", "expired") and state.get_blob("s", "big") == b"\x00" * 600_000
+    with pytest.raises(ClaimTaken), state.transaction("s"):
+        state.put_blob("s", "big-lost", b"\x01" * 600_000)
+        state.use("s", "jti", "expired", now + 60)
+    assert state.get_blob("s", "big-lost") is None
+
+
+def test_use_in_blocks_over_many_sessions_wins_a_key_exactly_once(store):
+    barrier = threading.Barrier(8)
+
+    def use(n: int) -> bool:
+        barrier.wait()
+        try:
+            with store.state.transaction(f"supplier-{n}"):
+                store.state.write(f"supplier-{n}", "ns", "k", n)
+                store.state.use("shared", "tokens", "one", time.time() + 60)
+        except ClaimTaken:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        won = [n for n, ok in enumerate(pool.map(use, range(8))) if ok]
+    assert len(won) == 1
+    assert [n for n in range(8) if store.state.get(f"supplier-{n}", "ns", "k")] == won
+
+
 def test_a_nested_transaction_joins_the_outer_one(store):
     state = store.state
     with pytest.raises(RuntimeError), state.transaction():
@@ -858,13 +908,25 @@ def test_postgres_calls_take_one_round_trip(postgres_url):
         assert trips(lambda: store.state.claim("s", "jti", new_exchange_id(), time.time() + 60)) == 1
         assert trips(lambda: store.state.next_counter("s", "c")) == 1
 
-        def send():  # as a MESH send: a claim, then writes nobody reads back, sent with the COMMIT
-            with store.state.transaction():
-                store.state.claim("s", "tokens", new_exchange_id(), time.time() + 60)
+        def send():  # as a MESH send: the token used up and writes nobody reads back, all sent at the block's end
+            with store.state.transaction("s"):
+                store.state.use("s", "tokens", new_exchange_id(), time.time() + 60)
                 store.state.put_blob("s", new_exchange_id(), b"body")
                 store.state.write("s", "inbox", new_exchange_id(), {"t": 1})
                 store.state.write("s", "messages", new_exchange_id(), {"m": 1}, create_only=True)
 
-        assert trips(send) == 2
+        def read_then_write():  # BEGIN, the lock and the read together; the write with the COMMIT
+            with store.state.transaction("s"):
+                store.state.get("s", "messages", "m")
+                store.state.write("s", "messages", "m", {"m": 2})
+
+        assert trips(send) == 1
+        assert trips(read_then_write) == 2
+
+        def nothing():
+            with store.state.transaction("s"):
+                pass
+
+        assert trips(nothing) == 0
     finally:
         store.close()

@@ -31,6 +31,17 @@ class VersionConflict(Exception):
         self.actual = actual
 
 
+class ClaimTaken(Exception):
+    """A key use() was to claim is claimed already; the transaction it was part of keeps nothing. The namespace and
+    key say which, when the backend can tell (None: one of the transaction's claims)."""
+
+    def __init__(self, namespace: str | None, key: str | None):
+        super().__init__(f"{namespace} {key[:80]!r} is claimed already" if key is not None
+                         else "a key the transaction claimed is claimed already")
+        self.namespace = namespace
+        self.key = key
+
+
 @dataclass(frozen=True)
 class StateItem:
     value: Any
@@ -301,6 +312,13 @@ class SessionState(ABC):
         """Use `key` up: True the first time, False every time after, atomically everywhere (single-use tokens,
         JWT ids). The key is forgotten after `expires_at` (epoch seconds), when whatever it identifies is refused
         for its age anyway. Inside transaction(), part of it: a transaction that fails gives the key back."""
+
+    def use(self, session: str, namespace: str, key: str, expires_at: float) -> None:
+        """claim() whose answer the caller needs only as a failure: ClaimTaken when the key is claimed already. Inside
+        transaction(), a backend may send it with the block's other writes rather than wait for it, so ClaimTaken may
+        be raised only when the block ends, failing the whole block."""
+        if not self.claim(session, namespace, key, expires_at):
+            raise ClaimTaken(namespace, key)
 
     @abstractmethod
     def claimed(self, session: str, namespace: str, key: str) -> bool: ...

@@ -22,6 +22,7 @@ from sandbox.hosting import quotas
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.journal.redaction import redact_headers
 from sandbox.journal.space import RETRY_AFTER_S, out_of_space
+from sandbox.journal.store import ClaimTaken
 from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
 from sandbox.scripting.scripted import apply_fault, scripted_response
@@ -355,10 +356,11 @@ def _record(response: Response) -> Response:
                 _claim(sandbox, ex)
                 for write in ex.writes:
                     write()
-        except Refusal as refusal:  # e.g. a single-use token a concurrent request used first
-            ex.findings[:] = [f for f in ex.findings if f.requirement != refusal.finding.requirement]
-            ex.add(refusal.finding)
-            return _answer_instead(ex, exchange, _spine_error(refusal.finding.reject))
+        except (Refusal, ClaimTaken) as refused:  # e.g. a single-use token used already
+            finding = refused.finding if isinstance(refused, Refusal) else _claim_refusal(ex.claims, refused)
+            ex.findings[:] = [f for f in ex.findings if f.requirement != finding.requirement]
+            ex.add(finding)
+            return _answer_instead(ex, exchange, _spine_error(finding.reject))
         except Exception as error:
             if out_of_space(error):
                 log.warning("no room for the state changes of exchange %s: %s", ex.id, error)
@@ -389,11 +391,24 @@ def _journal_body(response: Response) -> bytes:
 
 
 def _claim(sandbox: Sandbox, ex: ExchangeContext) -> None:
+    """Use the exchange's single-use keys up, with its writes; one used already refuses the exchange with its
+    claim's finding, whatever else the checks found (the claim's check runs first, as live services check a token
+    before the rest of the request)."""
+    state = sandbox.store.state
     if ex.scenario is not None and ex.scenario.scripted:
-        return  # a scripted answer stands for the service refusing at its front door: nothing is used up
+        # A scripted answer stands for the service refusing at its front door: nothing is used up, but a key used
+        # already is refused before any scenario answers.
+        used = next((claim for claim in ex.claims if state.claimed(ex.session, claim.namespace, claim.key)), None)
+        if used is not None:
+            raise Refusal(used.refusal)
+        return
     for claim in ex.claims:
-        if not sandbox.store.state.claim(ex.session, claim.namespace, claim.key, claim.expires_at):
-            raise Refusal(claim.refusal)
+        state.use(ex.session, claim.namespace, claim.key, claim.expires_at)
+
+
+def _claim_refusal(claims: list[Claim], taken: ClaimTaken) -> Finding:
+    """The finding of the claim found taken (the first claim's, when the store could not say which)."""
+    return next((c.refusal for c in claims if (c.namespace, c.key) == (taken.namespace, taken.key)), claims[0].refusal)
 
 
 def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response) -> Response:

@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from sandbox.journal import process
 from sandbox.journal.rows import bounded
-from sandbox.journal.store import VersionConflict, joinable
+from sandbox.journal.store import ClaimTaken, VersionConflict, joinable
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ POOL_SIZE = 32  # connections per process at most, or two per request thread if 
 MAX_WRITERS = 1024  # in-process locks kept for transactions' advisory lock keys
 CONNECT_TIMEOUT_S = 10
 IDLE_IN_TRANSACTION_MS = 5 * 60 * 1000  # far longer than any transaction() block takes between its statements
+WHOLE_BLOCK_BYTES = 256 * 1024  # a write-only transaction carrying more data than this is not sent quoted as text
 INDEXED_KEY_BYTES = 512  # a key longer than this is indexed by its digest (an index entry holds about 2,700 bytes)
 
 _ESCAPE = "\x01"
@@ -84,6 +85,9 @@ class Database:
         local = here.local
         if local.conn is not None:
             if state:
+                if local.pipeline is None:  # a read: the block's BEGIN, lock and queued writes go before it
+                    local.pipeline, local.syncs = _begin(local.conn, local.lock, local.queued)
+                    local.queued = []
                 yield local.conn
                 return
         elif local.held is not None:
@@ -129,13 +133,17 @@ class Database:
             return cursor.rowcount
 
     def run(self, sql: str, params: Any = None, state: bool = False) -> None:
-        """A write whose result nobody reads: in a transaction, queued to go with the next statement whose result is
-        read (no round trip of its own); otherwise sent at once."""
-        with self.connection(state) as conn:
-            if self._pipelined(conn):
-                conn.execute(sql, params)
+        """A write whose result nobody reads: in a transaction, queued to go with the block's next read, or with its
+        end (no round trip of its own); otherwise sent at once."""
+        local = self._here().local
+        if state and local.conn is not None:
+            if local.pipeline is None:
+                local.queued.append((sql, params))
             else:
-                execute(conn, sql, params)
+                local.conn.execute(sql, params)  # pipeline mode: sent, its result read with the next one's
+            return
+        with self.connection(state) as conn:
+            execute(conn, sql, params)
 
     def _pipelined(self, conn: psycopg.Connection) -> bool:
         return conn is self._here().local.conn
@@ -153,6 +161,10 @@ class Database:
     def in_transaction(self) -> bool:
         """Whether this thread is inside transaction()."""
         return self._here().local.conn is not None
+
+    def holds_locks(self) -> bool:
+        """Whether this thread's transaction has begun on the server (it may hold locks other connections wait for)."""
+        return self._here().local.pipeline is not None
 
     def close(self) -> None:
         """Let go of this process's pool, closing it when no other store uses it (a parent's pool, inherited through
@@ -229,8 +241,10 @@ def _configure(conn: psycopg.Connection) -> None:
 class _Local(threading.local):
     conn: psycopg.Connection | None = None  # the thread's transaction connection
     scope: str | None = None  # the session its transaction is over (None: the whole store)
+    lock: tuple[str, tuple] | None = None  # the statement taking the transaction's advisory lock, and its keys
+    queued: list[tuple[str, Any]] | None = None  # the transaction's writes not yet sent (it has not begun)
     held: psycopg.Connection | None = None  # the connection held() keeps for the thread
-    pipeline: ExitStack | None = None  # its pipeline mode, left at the end of the transaction
+    pipeline: ExitStack | None = None  # the transaction's pipeline mode once it has begun, left at its end
     syncs: psycopg.Pipeline | None = None  # that pipeline: sync() sends what is queued and waits for it
     depth = 0  # nested transaction() blocks inside the outer one
 
@@ -253,12 +267,15 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Transaction:
-    """transaction(): one connection for the thread for the whole block, in pipeline mode; BEGIN and an advisory lock
-    before anything else, COMMIT at the end, ROLLBACK on an exception. Over a session, the lock is that session's,
-    taken after a shared hold of the store's lock; over the whole store, the store's lock itself: so a transaction
-    waits only for those over the same session and for those over the whole store, on every replica. A write whose
-    result is not read (`run`) fails at the next statement read or at the COMMIT, and the block fails with it.
-    A block inside another joins it, if the outer one covers it (store.joinable).
+    """transaction(): one connection for the thread for the whole block; its writes are queued until it reads.
+    A block that only writes (the usual: a request's changes, made once its answer is known) is sent at its end as
+    one query string, its lock first: PostgreSQL runs the statements of one query string as one transaction, so the
+    block costs one statement and one round trip. A block that reads begins before its first read, in pipeline mode:
+    BEGIN, the lock and the writes queued so far go with the read, COMMIT at the end (ROLLBACK on an exception).
+    Over a session, the lock is that session's, taken after a shared hold of the store's lock; over the whole store,
+    the store's lock itself: so a block's statements wait only for those of blocks over the same session or over the
+    whole store, on every replica. A queued write that fails (a create-only conflict, a claim taken) fails the block
+    at its next read or at its end. A block inside another joins it, if the outer one covers it (store.joinable).
     (A class, not a generator: it is entered on every request that changes state.)"""
 
     __slots__ = ("db", "session", "here", "writer")
@@ -275,34 +292,17 @@ class Transaction:
             local.depth += 1
             return self
         if self.session is None:
-            lock, keys = _LOCK_STORE, (self.db.lock_key,)
+            lock = (_LOCK_STORE, (self.db.lock_key,))
         else:
-            key = self.db.session_lock_key(self.session)
-            lock, keys = _LOCK_SESSION, (self.db.lock_key, key)
-        writer = self.writer = here.writer(keys[-1])
+            lock = (_LOCK_SESSION, (self.db.lock_key, self.db.session_lock_key(self.session)))
+        writer = self.writer = here.writer(lock[1][-1])
         writer.acquire()
         try:
-            conn = here.held() or here.pool.getconn()
-            pipeline = ExitStack()
-            try:
-                # Pipeline mode: statements queue, and go to the server together when a result is read. BEGIN and
-                # the lock go with the block's first statement, and writes whose result nobody reads with the next
-                # one (or the COMMIT): fewer round trips while the lock is held.
-                syncs = pipeline.enter_context(conn.pipeline())
-                conn.execute("BEGIN")
-                conn.execute(lock, keys)
-            except BaseException as failed:
-                with suppress(psycopg.Error):
-                    pipeline.close()
-                if isinstance(failed, psycopg.OperationalError):
-                    here.if_lost(conn, failed)
-                if conn is not local.held:
-                    here.pool.putconn(conn)
-                raise
+            local.conn = here.held() or here.pool.getconn()
         except BaseException:
             writer.release()
             raise
-        local.conn, local.pipeline, local.syncs, local.scope = conn, pipeline, syncs, self.session
+        local.lock, local.queued, local.scope = lock, [], self.session
         return self
 
     def __exit__(self, kind, error, trace) -> None:
@@ -311,19 +311,17 @@ class Transaction:
         if local.depth:
             local.depth -= 1
             return
-        conn, pipeline = local.conn, local.pipeline
-        local.conn = local.pipeline = local.syncs = local.scope = None
+        conn, pipeline, lock, queued = local.conn, local.pipeline, local.lock, local.queued
+        local.conn = local.pipeline = local.syncs = local.scope = local.lock = local.queued = None
         try:
             if kind is None:
-                try:
-                    execute(conn, "COMMIT")
-                    pipeline.close()  # sends what is queued, the COMMIT with it; raises what any of it raised
-                except BaseException as failed:
-                    _roll_back(conn, pipeline)
-                    _raise_conflict(failed)
-                    raise
+                if pipeline is not None:
+                    _commit(conn, pipeline)
+                elif queued:
+                    _send_whole(conn, lock, queued)
             else:
-                _roll_back(conn, pipeline)
+                if pipeline is not None:
+                    _roll_back(conn, pipeline)
                 if isinstance(error, psycopg.OperationalError):
                     here.if_lost(conn, error)
                 _raise_conflict(error)
@@ -336,6 +334,54 @@ class Transaction:
             self.writer.release()
 
 
+def _begin(conn: psycopg.Connection, lock: tuple[str, tuple],
+           queued: list[tuple[str, Any]]) -> tuple[ExitStack, psycopg.Pipeline]:
+    """Begin a transaction on the server: pipeline mode, BEGIN, the lock and the writes queued so far, all sent with
+    the statement that follows. Returns the pipeline to leave at the end and the pipeline itself (to sync)."""
+    pipeline = ExitStack()
+    try:
+        syncs = pipeline.enter_context(conn.pipeline())
+        conn.execute("BEGIN")
+        conn.execute(*lock)
+        for sql, params in queued:
+            conn.execute(sql, params)
+    except BaseException:
+        _roll_back(conn, pipeline)
+        raise
+    return pipeline, syncs
+
+
+def _commit(conn: psycopg.Connection, pipeline: ExitStack) -> None:
+    try:
+        execute(conn, "COMMIT")
+        pipeline.close()  # sends what is queued, the COMMIT with it; raises what any of it raised
+    except BaseException as failed:
+        _roll_back(conn, pipeline)
+        _raise_conflict(failed)
+        raise
+
+
+def _send_whole(conn: psycopg.Connection, lock: tuple[str, tuple], queued: list[tuple[str, Any]]) -> None:
+    """A block that only wrote: its lock and its writes as one query string (the simple query protocol, values
+    quoted by the driver), one transaction on the server, one round trip. A block carrying much data (a MESH chunk)
+    goes in pipeline mode instead, where values travel as parameters rather than quoted in the text."""
+    if sum(_size(params) for _, params in queued) > WHOLE_BLOCK_BYTES:
+        _commit(conn, _begin(conn, lock, queued)[0])
+        return
+    quote = psycopg.ClientCursor(conn).mogrify
+    text = "; ".join([quote(*lock), *(quote(sql, params) for sql, params in queued)])
+    try:
+        execute(conn, text)
+    except psycopg.Error as failed:  # the server has rolled the whole query string back
+        _raise_conflict(failed)
+        raise
+
+
+def _size(params: Any) -> int:
+    values = params.values() if isinstance(params, dict) else params or ()
+    return sum(len(v) for v in values if isinstance(v, (str, bytes, bytearray, memoryview)))
+
+
 # The store's lock held shared, then the session's exclusively: PostgreSQL evaluates a select list in order, so no
 # transaction ever holds a session's lock while it waits for the store's (which could deadlock with one over the
 # whole store).
@@ -344,9 +390,11 @@ _LOCK_STORE = "SELECT pg_advisory_xact_lock(%s)"
 
 
 def _raise_conflict(error: BaseException | None) -> None:
-    """A unique key broken by a queued write (SessionState.write with create_only) is the VersionConflict it stands
-    for; every other insert of the state says what to do on conflict."""
+    """A unique key broken by a queued write is what it stands for: a claim taken already (SessionState.use), or a
+    VersionConflict (SessionState.write with create_only); every other insert says what to do on conflict."""
     if isinstance(error, psycopg.errors.UniqueViolation):
+        if error.diag.table_name == "claims":
+            raise ClaimTaken(None, None) from error
         raise VersionConflict(None, None) from error
 
 

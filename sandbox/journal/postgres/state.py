@@ -17,7 +17,7 @@ from sandbox.journal.store import SessionState, StateItem, VersionConflict, clai
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # as the embedded backend: compact, ASCII
 _loads = json.JSONDecoder().decode
-FORGET_CLAIMS_EVERY_S = 60  # expired claims are dropped by claim() this often per process (no thread needed)
+FORGET_CLAIMS_EVERY_S = 60  # claim() and use() drop expired claims this often per process (no thread needed)
 
 _ROW = "session = %s AND namespace = %s AND key = %s"
 _UPSERT = ("INSERT INTO state (session, namespace, key, long_key, value, version) VALUES (%s, %s, %s, %s, %s, 1) "
@@ -33,6 +33,8 @@ _COUNTER = ("INSERT INTO counters (session, name, value) VALUES (%s, %s, %s) ON 
 _CLAIM = ("INSERT INTO claims (session, namespace, key, expires_at) VALUES (%s, %s, %s, %s) "
           "ON CONFLICT (session, namespace, key) DO UPDATE SET expires_at = EXCLUDED.expires_at "
           "WHERE claims.expires_at < %s RETURNING 1")
+_FORGET_CLAIMS = "DELETE FROM claims WHERE expires_at < %s"
+_INSERT_CLAIM = "INSERT INTO claims (session, namespace, key, expires_at) VALUES (%s, %s, %s, %s)"
 _PUT_BLOB = ("INSERT INTO blobs (session, key, long_key, data) VALUES (%s, %s, %s, %b) ON CONFLICT (session, key) "
              "DO UPDATE SET data = EXCLUDED.data, long_key = EXCLUDED.long_key")
 
@@ -110,13 +112,29 @@ class PostgresState(SessionState):
 
     def claim(self, session: str, namespace: str, key: str, expires_at: float) -> bool:
         """An insert that replaces only an expired claim: of any number of replicas claiming a key at once, exactly
-        one gets a row back. Now and then (once a minute per process) expired claims are dropped on the way."""
+        one gets a row back."""
+        self._forget_claims_now_and_then()
         row = self._db.fetchone(_CLAIM, (to_db(session), to_db(namespace), _key(key)[0], claim_until(expires_at),
                                          time.time()), state=True)
-        if time.monotonic() >= self._forget_claims_at and not self._db.in_transaction():
-            self._forget_claims_at = time.monotonic() + FORGET_CLAIMS_EVERY_S
-            self.forget_expired_claims(time.time())
         return row is not None
+
+    def use(self, session: str, namespace: str, key: str, expires_at: float) -> None:
+        """Inside transaction(), two writes queued with the block's others: an expired claim of the key deleted, and
+        a plain insert, whose unique key fails the block if the key is claimed (Transaction raises ClaimTaken)."""
+        if not self._db.in_transaction():
+            super().use(session, namespace, key, expires_at)
+            return
+        self._forget_claims_now_and_then()
+        row = (to_db(session), to_db(namespace), _key(key)[0])
+        self._db.run(f"DELETE FROM claims WHERE {_ROW} AND expires_at < %s", (*row, time.time()), state=True)
+        self._db.run(_INSERT_CLAIM, (*row, claim_until(expires_at)), state=True)
+
+    def _forget_claims_now_and_then(self) -> None:
+        """Expired claims dropped now and then (once a minute per process; no thread needed), on a connection of
+        their own, and never while this thread's transaction holds locks the deletion could wait for."""
+        if time.monotonic() >= self._forget_claims_at and not self._db.holds_locks():
+            self._forget_claims_at = time.monotonic() + FORGET_CLAIMS_EVERY_S
+            self._db.rowcount(_FORGET_CLAIMS, (time.time(),))
 
     def claimed(self, session: str, namespace: str, key: str) -> bool:
         row = self._db.fetchone(f"SELECT expires_at >= %s FROM claims WHERE {_ROW}",
@@ -125,8 +143,7 @@ class PostgresState(SessionState):
 
     def forget_expired_claims(self, now: float) -> int:
         now = float(now)
-        return self._db.rowcount("DELETE FROM claims WHERE expires_at < %s", (now if now == now else 0.0,),
-                                 state=True)
+        return self._db.rowcount(_FORGET_CLAIMS, (now if now == now else 0.0,), state=True)
 
     def put_blob(self, session: str, key: str, data: bytes) -> None:
         where, long_key = _key(key)

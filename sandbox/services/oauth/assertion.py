@@ -129,10 +129,11 @@ def _replay_rule(log: RuleLog, jwt: Decoded, store: Store, now: float) -> None:
         log.skipped(JTI_UNIQUE, "there is no string jti")
     else:
         key = f"{iss}:{jti}"
-        unique = not store.state.claimed(GLOBAL, USED_JTIS, key)
-        if unique and not log.rejected and limit_ok:
+        if not log.rejected and limit_ok:
             # Remembered until the assertion expires: from then on it is refused as expired anyway.
             unique = store.state.claim(GLOBAL, USED_JTIS, key, (exp if is_number(exp) else now + MAX_LIFETIME) + 1)
+        else:
+            unique = not store.state.claimed(GLOBAL, USED_JTIS, key)
         log.check(JTI_UNIQUE, unique, f"jti {shown(jti)} has not been used before by {shown(iss)}.",
                   f"jti {shown(jti)} was already used by {shown(iss)}; a jti may be used once only.",
                   "jwt-claim:jti", 400, "Non-unique 'jti' claim in client_assertion JWT")
