@@ -91,22 +91,50 @@ def test_a_forced_scenario_on_a_refused_request_is_not_recorded(pds, sandbox):
 
 
 def test_a_request_that_fails_on_the_way_uses_nothing_up(pds, sandbox, monkeypatch):
-    """The use is a deferred write, made with the exchange's other state changes: when those fail, the client gets
-    the sandbox's 500 and the scenario is still there for the next request."""
+    """A request takes its use of a `times:` scenario when the scenario is chosen, and gives it back when it is not
+    answered with it after all: the client gets the sandbox's 500 and the scenario is still there for the next
+    request."""
+    import sandbox.web.pipeline as pipeline
+
+    def broken(*args):
+        raise RuntimeError("the answer could not be built")
+
+    monkeypatch.setattr(pipeline, "scripted_response", broken)
+    failed = pds.get("/Patient/9999000010")
+    assert failed.status_code == 500 and "failed to answer this request" in failed.get_data(as_text=True)
+    monkeypatch.undo()
     real = sandbox.store.state.put
 
-    def broken(session, namespace, key, value, *args, **kwargs):
+    def store_down(session, namespace, key, value, *args, **kwargs):
         if namespace == "scenario-uses":
             raise RuntimeError("the state store failed")
         return real(session, namespace, key, value, *args, **kwargs)
 
-    monkeypatch.setattr(sandbox.store.state, "put", broken)
-    failed = pds.get("/Patient/9999000010")
-    assert failed.status_code == 500 and "could not store the changes" in failed.get_data(as_text=True)
-    assert sandbox.store.journal.exchange(failed.headers["X-Sandbox-Exchange"]).scenario is None  # exercised nothing
-    monkeypatch.setattr(sandbox.store.state, "put", real)
+    monkeypatch.setattr(sandbox.store.state, "put", store_down)
+    assert pds.get("/Patient/9999000010").status_code == 500  # the use could not be taken
+    monkeypatch.undo()
     assert pds.get("/Patient/9999000010").status_code == 503
     assert pds.get("/Patient/9999000010").status_code == 200
+
+
+def test_requests_racing_for_a_times_scenario_get_exactly_its_uses(settings, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sandbox.app import create_app
+
+    folder = write(tmp_path / "extra", "slow-once.yaml", """
+id: slow-once
+service: pds
+title: Unavailable once, slowly
+trigger: {operation: get-patient, params: {nhs_number: "9990000204"}}
+response: {status: 503, times: 2, delay_ms: 300, error: {code: SERVICE_UNAVAILABLE, diagnostics: "Try again"}}
+""")
+    app = create_app(settings.replace(scenarios=(folder,)))
+    url = "/personal-demographics/FHIR/R4/Patient/9990000204"  # a patient of the synthetic population
+    with ThreadPoolExecutor(6) as pool:  # all six choose the scenario while the first ones still answer with it
+        statuses = list(pool.map(lambda _: app.test_client().get(url, headers=pds_headers()).status_code, range(6)))
+    assert sorted(statuses) == [200, 200, 200, 200, 503, 503]
+    app.extensions["sandbox"].close()
 
 
 def test_a_scenario_describing_a_refusal_is_recorded_with_it(settings, tmp_path):

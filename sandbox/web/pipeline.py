@@ -22,7 +22,7 @@ from sandbox.hosting import quotas
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.journal.redaction import redact_headers
 from sandbox.journal.space import RETRY_AFTER_S, out_of_space
-from sandbox.journal.store import ClaimTaken
+from sandbox.journal.store import ClaimTaken, SessionState, VersionConflict
 from sandbox.runtime import Sandbox, current_sandbox
 from sandbox.scripting.scenarios import Scenario
 from sandbox.scripting.scripted import apply_fault, scripted_response
@@ -63,6 +63,7 @@ class ExchangeContext:
     # after it, so the evidence shows them side by side.
     derived: list[Exchange] = field(default_factory=list)
     held: AbstractContextManager | None = None  # the store held for this request (Store.held), let go at teardown
+    used: str | None = None  # the `times:` scenario this request took one use of (given back if it answers otherwise)
 
     def add(self, *findings: Finding) -> None:
         self.findings.extend(findings)
@@ -207,11 +208,9 @@ def _choose_scenario(sandbox: Sandbox, ex: ExchangeContext, view: RequestView,
         return None
     times = scenario.response.get("times")
     if times:
-        used = sandbox.store.state.get(ex.session, SCENARIO_USES, scenario.id)
-        if used is not None and used.value >= times:
+        if not _take_use(sandbox.store.state, ex.session, scenario.id, times):
             return None  # used up for this session: the service answers normally from now on
-        # Used up only by a request that is answered and journaled: a request that fails on the way uses nothing.
-        ex.write_with_record(lambda: _use(sandbox, ex.session, scenario.id))
+        ex.used = scenario.id  # taken now, so that concurrent requests never answer it more than `times` in all
     return scenario
 
 
@@ -219,10 +218,35 @@ def _reached(scenario: Scenario, refusal: Finding | None) -> bool:
     return refusal is None or refusal.requirement in scenario.requirements
 
 
-def _use(sandbox: Sandbox, session: str, scenario_id: str) -> None:
-    """One more use of a `times:` scenario (inside the record's transaction, which holds the state write lock)."""
-    used = sandbox.store.state.get(session, SCENARIO_USES, scenario_id)
-    sandbox.store.state.put(session, SCENARIO_USES, scenario_id, (used.value if used else 0) + 1)
+def _take_use(state: SessionState, session: str, scenario_id: str, times: int) -> bool:
+    """One use of a `times:` scenario, if it has one left: a compare-and-set, so that of requests racing for the
+    last use (on any replica) exactly one gets it."""
+    while True:
+        used = state.get(session, SCENARIO_USES, scenario_id)
+        if used is not None and used.value >= times:
+            return False
+        try:
+            state.put(session, SCENARIO_USES, scenario_id, (used.value if used else 0) + 1,
+                      expect_version=used.version if used else None, create_only=used is None)
+            return True
+        except VersionConflict:
+            continue  # another request took a use meanwhile: count again
+
+
+def _give_back_use(ex: ExchangeContext) -> None:
+    """The use a request took of a `times:` scenario, given back when the request is answered otherwise (it failed
+    on the way, or was refused after all): a request that does not answer with the scenario uses nothing up."""
+    if ex.used is None:
+        return
+    scenario_id, ex.used = ex.used, None
+    state = current_sandbox().store.state
+    try:
+        with state.transaction(ex.session):
+            used = state.get(ex.session, SCENARIO_USES, scenario_id)
+            if used is not None and used.value > 0:
+                state.put(ex.session, SCENARIO_USES, scenario_id, used.value - 1)
+    except Exception:  # the answer being given is about a failure already; the use stays taken
+        log.exception("could not give back a use of scenario %s taken by exchange %s", scenario_id, ex.id)
 
 
 def _code(ex: ExchangeContext, status: int) -> str:
@@ -271,6 +295,7 @@ def _unexpected(exc: Exception) -> Response:
     ex = current.exchange()
     if ex is not None:
         ex.writes.clear()  # a request that failed halfway changes nothing
+        _give_back_use(ex)
     if out_of_space(exc):
         log.warning("no room to store what %s %s changes: %s", request.method, request.path, exc)
         return _storage_full_response(ex)
@@ -415,6 +440,7 @@ def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response)
     """Journal and answer `response` rather than the one whose deferred writes could not be made (none of them are)."""
     ex.writes.clear()
     ex.claims.clear()
+    _give_back_use(ex)
     ex.scenario = exchange.scenario = None  # its answer is not the one given: the request exercised no scenario
     _tell(response, ex)
     exchange.response = RecordedResponse(response.status_code, list(response.headers.items()), response.get_data())
