@@ -18,6 +18,8 @@ from sandbox import __version__
 from sandbox.settings import JOURNAL_FILE, SettingError, Settings, default_data_dir
 
 JSON_HELP = "Print JSON for scripts instead of a table."
+MAILBOX_HELP = ("Bind this MESH mailbox of the configuration (e.g. X26ABC1) to the session: requests whose NHSMESH "
+                "token names it land in the session with no session header (repeatable; MESH plans only).")
 AUTH_MEANING = {"strict": "API requests need a live token from /oauth2/token (else 401)",
                 "lenient": "any bearer token is let through; fakes are recorded as failing findings",
                 "off": "bearer tokens are not checked"}
@@ -611,25 +613,27 @@ def sessions() -> None:
 @click.option("--supplier", required=True, help='The supplier\'s name, e.g. "Acme Health Ltd".')
 @click.option("--system", required=True, help='The system and version under test, e.g. "Acme PAS 1.2".')
 @click.option("--tenant", help="A hosted sandbox's tenant the session belongs to (`spine-sandbox tenants list`).")
+@click.option("--mailbox", "mailboxes", multiple=True, metavar="MAILBOX_ID", help=MAILBOX_HELP)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def sessions_create(plan_id, supplier, system, tenant, data_dir, as_json) -> None:
+def sessions_create(plan_id, supplier, system, tenant, mailboxes, data_dir, as_json) -> None:
     """Create a session bound to a plan; prints its id and token (the token is shown only once)."""
-    from sandbox.assurance.sessions import create_session, credentials
+    from sandbox.assurance.sessions import credentials
     from sandbox.hosting.keys import get_tenant, hosted_data
     from sandbox.hosting.ownership import bind
+    from sandbox.services.mesh.mailboxes import create_bound_session
 
     with _journal_sandbox(data_dir, writes=True, quiet=as_json) as sandbox:
         owner = get_tenant(sandbox.store, tenant) if tenant else None
         if tenant and (owner is None or not owner.active):
             raise CliError(f"no active tenant {tenant!r} (`spine-sandbox tenants list`)")
-        record, token = _assurance_call(lambda: create_session(sandbox.store, sandbox.plans, plan_id, supplier,
-                                                               system))
+        hosted = hosted_data(sandbox.settings)
+        record, token, bound = _assurance_call(lambda: create_bound_session(sandbox, plan_id, supplier, system,
+                                                                            mailboxes, hosted))
         if owner is not None:
             bind(sandbox.store, record.id, owner.id)
         data_dir = sandbox.settings.data_dir
-        hosted = hosted_data(sandbox.settings)
-    data = {**credentials(record, token, hosted), "data_dir": str(data_dir)}
+    data = {**credentials(record, token, hosted), "mailboxes": bound, "data_dir": str(data_dir)}
     if as_json:
         _emit_json(data)
         return
@@ -637,6 +641,27 @@ def sessions_create(plan_id, supplier, system, tenant, data_dir, as_json) -> Non
                f"data dir {data_dir} (the server must use the same one).\n"
                f"Send either header on every request:\n  X-Sandbox-Session: {data['headers']['X-Sandbox-Session']}\n"
                f"  Authorization: Bearer {token}\n(The token is not stored; keep it now.)")
+    if bound:
+        click.echo(f"MESH mailboxes bound to the session: {', '.join(bound)}. Requests authenticated as them land in "
+                   f"it with no header, until `spine-sandbox sessions release {record.id}`.")
+
+
+@sessions.command("release")
+@click.argument("session_id")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="[SANDBOX_DATA_DIR]")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def sessions_release(session_id, data_dir, as_json) -> None:
+    """Free the MESH mailboxes bound to a session (its exchanges, verdict and report stay)."""
+    from sandbox.services.mesh.mailboxes import release
+
+    with _journal(_data_settings(data_dir)) as store:
+        released = release(store, session_id)
+    if as_json:
+        _emit_json({"session": session_id, "released": released})
+    elif released:
+        click.echo(f"Released {', '.join(released)} from session {session_id}: their traffic no longer lands in it.")
+    else:
+        click.echo(f"Session {session_id} has no MESH mailboxes bound.")
 
 
 @sessions.command("list")
@@ -836,7 +861,9 @@ class _ConsoleProgress:
                        nl=False)
 
     def close(self) -> None:
-        if self.tty and self.phase:
+        if self.phase is None:
+            return  # nothing was reported (e.g. `run` refused before it started): an error stays one line
+        if self.tty:
             click.echo("", err=True)
         click.echo(f"[{time.perf_counter() - self.started:6.2f} s] done", err=True)
 
@@ -942,14 +969,20 @@ def report_key(only_fingerprint, as_json, data_dir) -> None:
 @click.option("--timeout", type=float, help="Stop the supplier command after this many seconds.")
 @click.option("--scenarios", "scenarios", multiple=True, type=click.Path(path_type=Path, exists=True,
               file_okay=False), help="Extra scenario folder, with its plans/ (repeatable) [SANDBOX_SCENARIOS].")
+@click.option("--mailbox", "mailboxes", multiple=True, metavar="MAILBOX_ID",
+              help="Bind this MESH mailbox (e.g. X26ABC1) to the run's session while COMMAND runs: requests whose "
+                   "NHSMESH token names it land in the session with no session header (repeatable; MESH plans "
+                   "only; default: every mailbox of the configuration no other session holds).")
 @data_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(plan_id, report_dir, supplier, system, timeout, scenarios, data_dir, seed, population, command) -> None:
+def run(plan_id, report_dir, supplier, system, timeout, scenarios, mailboxes, data_dir, seed, population,
+        command) -> None:
     """CI mode: start the sandbox on a free port, run COMMAND against a new session bound to the plan, write every
     report format and print the Markdown summary.
 
     COMMAND gets SPINE_SANDBOX_URL, <SERVICE>_BASE_URL (e.g. PDS_BASE_URL), SPINE_SANDBOX_SESSION (send it as
-    X-Sandbox-Session) and SPINE_SANDBOX_SESSION_TOKEN (or send it as Authorization: Bearer).
+    X-Sandbox-Session) and SPINE_SANDBOX_SESSION_TOKEN (or send it as Authorization: Bearer). A MESH client that
+    sends neither lands in the session through its mailbox (--mailbox).
 
     Exit codes: 0 pass, 3 fail, 4 incomplete, 5 the command failed (or timed out), 1 the sandbox could not start,
     2 usage.
@@ -966,7 +999,8 @@ def run(plan_id, report_dir, supplier, system, timeout, scenarios, data_dir, see
         result = _assurance_call(lambda: run_plan(sandbox, plan_id, command, report_dir, supplier=supplier,
                                                   system=system, timeout=timeout,
                                                   say=lambda text: click.echo(text, err=True), progress=bar,
-                                                  key=None if data_dir else run_signing_key(settings)))
+                                                  key=None if data_dir else run_signing_key(settings),
+                                                  mailboxes=mailboxes))
     finally:
         bar.close()
         sandbox.close()

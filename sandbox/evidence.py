@@ -45,7 +45,8 @@ class SessionEvidence:
     @property
     def auth_headers(self) -> dict[str, str]:
         """`Authorization: Bearer <session token>`: puts a request in this session and stands in for a valid access
-        token (of the plan's access mode; application-restricted without a plan). Empty without a token."""
+        token (of the mode chosen with access=, else the plan's access mode, else application-restricted). Empty
+        without a token."""
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property

@@ -13,6 +13,12 @@ With a plan, the mock's session is an assurance session bound to it, and report(
     with mock_spine(plan="pds-application-restricted", supplier="Acme", system="Acme PAS 1.2") as spine:
         MyClient(access_token=spine.token).run_every_step()
     spine.report("reports")                      # report.json, report.html, junit.xml, summary.md
+
+spine.token stands in for an application-restricted access token (or one of the plan's access mode); choose another
+mode for the block with access=:
+
+    with mock_spine(access="healthcare-worker") as spine:   # or "application", or "patient" (nhs_number=…)
+        MyClient(access_token=spine.token).update_patient(...)
 """
 
 from __future__ import annotations
@@ -34,13 +40,21 @@ from flask import Flask
 
 from sandbox.assurance.plans import PlanFile, is_plan_file
 from sandbox.assurance.reports import make_report, write_reports
-from sandbox.assurance.sessions import TOKEN_PREFIX, SessionError, create_session, create_unbound_session
+from sandbox.assurance.sessions import (
+    TOKEN_PREFIX,
+    SessionError,
+    create_session,
+    create_unbound_session,
+    find_plan,
+    issue_access_token,
+    require_plan_allows,
+)
 from sandbox.assurance.signing import run_signing_key, signing_key
 from sandbox.evidence import DEFAULT_SUPPLIER, DEFAULT_SYSTEM, SessionEvidence, latest_seq
 from sandbox.journal.exchange import Exchange
 from sandbox.runtime import Sandbox, StartupError
 from sandbox.settings import Settings
-from sandbox.web.access import bearer_token
+from sandbox.web.access import bearer_token, chosen_access
 from sandbox.web.sessions import SESSION_HEADER, valid_session_id
 
 # Hosts of the NHS test environments, answered in-process. A pattern names the authority; a port may follow unless
@@ -85,6 +99,10 @@ class MockSpine(ContextDecorator, SessionEvidence):
     production: answer the live hosts (api.service.nhs.uk, mesh-sync…) too instead of refusing them.
     session / token: join an existing session (and know its token) instead of starting a new one; the view
         (exchanges, findings, failures) then starts at what the session had when the mock was made.
+    access / nhs_number: the access mode `token` stands in for ("application", "healthcare-worker" or "patient"; for
+        patient access, the patient's NHS number, 9000000009 unless given): a token of the session issued for that
+        mode. By default the session's own token: application-restricted, or the plan's access mode. A plan that
+        names an access mode accepts that mode only (SessionError otherwise).
     settings / app: share a configuration or an app.
 
     A mock that built its own app closes its store (every file handle) when its block ends; reading its evidence
@@ -94,7 +112,13 @@ class MockSpine(ContextDecorator, SessionEvidence):
     def __init__(self, *, plan: str | None = None, supplier: str | None = None, system: str | None = None,
                  seed: int | None = None, base_urls: Sequence[str] = (), pass_through: bool = False,
                  production: bool = False, session: str | None = None, token: str | None = None,
+                 access: str | None = None, nhs_number: str | None = None,
                  settings: Settings | None = None, app: Flask | None = None):
+        # Checked before anything is built, so a mistyped mode costs nothing and leaves nothing behind.
+        chosen = chosen_access(access, nhs_number) if access is not None or nhs_number is not None else None
+        if chosen is not None and token is not None:
+            raise ValueError("give token= (the joined session's own token) or access= (a token issued for that "
+                             "access mode), not both")
         if plan and session:
             raise ValueError("give plan= to start a session bound to that plan, or session= to join an existing "
                              "one (its plan comes with it), not both")
@@ -115,11 +139,15 @@ class MockSpine(ContextDecorator, SessionEvidence):
             if session is None:  # a session of its own, with a token: bound to the plan, if there is one
                 supplier, system = supplier or DEFAULT_SUPPLIER, system or DEFAULT_SYSTEM
                 if plan:
+                    if chosen is not None:  # refused before the session is made, not after
+                        require_plan_allows(self.sandbox.plans, find_plan(self.sandbox.plans, plan), chosen[0])
                     record, token = create_session(store, self.sandbox.plans, plan, supplier, system)
                 else:
                     record, token = create_unbound_session(store, f"mock-{uuid.uuid4().hex[:12]}", supplier,
                                                            system)
                 session = record.id
+            if chosen is not None:
+                token = issue_access_token(store, self.sandbox.plans, session, *chosen)
             self.session, self.token = session, token
             self.since = latest_seq(store, session)
         except BaseException:

@@ -8,6 +8,13 @@ Fixtures
     spine_settings the run's Settings (seed, population, scenario folders); override it in a conftest.py
 Marker
     @pytest.mark.spine(base_urls=[...], pass_through=True, production=True): mock_spine() options for one test
+    @pytest.mark.spine(access="healthcare-worker"): the access mode the test's token (.token and .auth_headers, of
+        spine and spine_server alike) stands in for: "application", "healthcare-worker", or "patient" with
+        nhs_number="…" (default 9000000009; a patient reaches only their own record). The token is issued for that
+        test alone, so the choice never leaks into another test; unmarked tests keep the default (application-
+        restricted, or the --spine-plan plan's access mode). With --spine-plan the test's traffic stays in the run's
+        session, so a plan that certifies another mode fails the test at setup rather than take another mode's
+        evidence; a plan naming no mode takes any. A mistake in the marker is a usage error naming the test.
 Options (and ini keys spine_plan, spine_supplier, spine_system)
     --spine-plan PLAN        one assurance session bound to PLAN for the whole run, as `spine-sandbox run` makes;
                              without it each test has a session of its own (state never leaks between tests)
@@ -41,7 +48,10 @@ if TYPE_CHECKING:
 
 # --spine-fail-on-verdict V: the verdicts that fail the run.
 FAILING_VERDICTS = {"fail": ("fail",), "incomplete": ("fail", "incomplete")}
-MARKER_OPTIONS = ("base_urls", "pass_through", "production")
+MOCK_OPTIONS = ("base_urls", "pass_through", "production")  # handed to mock_spine()
+ACCESS_OPTIONS = ("access", "nhs_number")  # the access mode the test's token is issued for
+MARKER_OPTIONS = MOCK_OPTIONS + ACCESS_OPTIONS
+AccessChoice = tuple[str, "str | None"]  # a checked access choice: mode, and the patient's NHS number
 
 
 @dataclass
@@ -64,6 +74,7 @@ class SpineRun:
     strays: int = 0  # server exchanges that named no session, so are not in the plan-bound session
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     _tests: dict[str, tuple[str, str]] = field(default_factory=dict)  # nodeid -> its session and token
+    _own_sessions: int = 0  # sessions made for tests (without a plan), numbered in their names
     _server: LocalServer | None = None
 
     @property
@@ -82,19 +93,28 @@ class SpineRun:
                                                 self.system)
             self.session = record.id
 
-    def session_of(self, nodeid: str) -> tuple[str, str]:
-        """The session (and its token) a test's traffic goes to: the run's plan-bound one, or the test's own, named
-        so a reader can trace it back to the test: number, run, then the test's name."""
-        if self.session:
-            return self.session, self.token
+    def session_of(self, nodeid: str, access: AccessChoice | None = None) -> tuple[str, str]:
+        """The session a test's traffic goes to, and the token it sends: the run's plan-bound session or the test's
+        own; the session's token, or one issued for the access mode the test chose (made once per test and used by
+        no other, so a choice never leaks into another test). A plan certifying another mode raises SessionError."""
         if nodeid not in self._tests:
-            from sandbox.assurance.sessions import create_unbound_session
+            session, token = (self.session, self.token) if self.session else self._own_session(nodeid)
+            if access is not None:
+                from sandbox.assurance.sessions import issue_access_token
 
-            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", nodeid.rsplit("/", 1)[-1]).strip("-.")
-            session = f"t{len(self._tests) + 1:04d}-{self.run_id}-{slug}"[:64].rstrip("-.")
-            record, token = create_unbound_session(self.sandbox.store, session, self.supplier, self.system)
-            self._tests[nodeid] = record.id, token
+                token = issue_access_token(self.sandbox.store, self.sandbox.plans, session, *access)
+            self._tests[nodeid] = session, token
         return self._tests[nodeid]
+
+    def _own_session(self, nodeid: str) -> tuple[str, str]:
+        """A test's own session, named so a reader can trace it back to the test: number, run, the test's name."""
+        from sandbox.assurance.sessions import create_unbound_session
+
+        self._own_sessions += 1
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", nodeid.rsplit("/", 1)[-1]).strip("-.")
+        session = f"t{self._own_sessions:04d}-{self.run_id}-{slug}"[:64].rstrip("-.")
+        record, token = create_unbound_session(self.sandbox.store, session, self.supplier, self.system)
+        return record.id, token
 
     def server(self) -> LocalServer:
         if self._server is None:
@@ -167,8 +187,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "spine(base_urls=(), pass_through=False, production=False): options for "
-                                       "the in-process Spine Sandbox (the spine fixture) in this test")
+    config.addinivalue_line("markers", "spine(base_urls=(), pass_through=False, production=False, access=None, "
+                                       "nhs_number=None): options for the in-process Spine Sandbox (the spine "
+                                       "fixture) in this test, and the access mode its token stands in for "
+                                       "(application, healthcare-worker or patient; spine and spine_server)")
 
     def setting(name: str) -> str | None:
         given = config.getoption(name)
@@ -186,6 +208,45 @@ def pytest_configure(config: pytest.Config) -> None:
             f"run against: add --spine-plan PLAN (or spine_plan in the pytest configuration). Plans: "
             f"{_builtin_plans()} (`spine-sandbox plans`), any plan in a scenario folder's plans/, or a plan file's "
             "path")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every spine marker checked before any test runs: a mistake in one is a usage error naming the test."""
+    for item in items:
+        _marker_choices(item)
+
+
+def _marker_choices(item: pytest.Item) -> tuple[dict, AccessChoice | None]:
+    """The test's spine marker, checked: its mock_spine() options, and its access choice (None: the default)."""
+    marker = item.get_closest_marker("spine")
+    if marker is None:
+        return {}, None
+    where = f"@pytest.mark.spine on {item.nodeid}"
+    unknown = sorted(set(marker.kwargs) - set(MARKER_OPTIONS))
+    if unknown or marker.args:
+        raise pytest.UsageError(f"{where}: it takes only the keyword options {', '.join(MARKER_OPTIONS)}, not "
+                                f"{', '.join(unknown) or 'positional arguments'}")
+    options = {k: v for k, v in marker.kwargs.items() if k in MOCK_OPTIONS}
+    if not any(k in marker.kwargs for k in ACCESS_OPTIONS):
+        return options, None
+    from sandbox.web.access import chosen_access
+
+    try:
+        return options, chosen_access(marker.kwargs.get("access"), marker.kwargs.get("nhs_number"))
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def _test_session(request: pytest.FixtureRequest, run: SpineRun, access: AccessChoice | None) -> tuple[str, str]:
+    """The test's session and token; a plan that refuses the test's access mode fails the test in one line."""
+    from sandbox.assurance.sessions import SessionError
+
+    try:
+        return run.session_of(request.node.nodeid, access)
+    except SessionError as exc:
+        refused = str(exc)
+    pytest.fail(f"@pytest.mark.spine(access={access[0]!r}) in a --spine-plan run: {refused}. Run this test without "
+                "--spine-plan (deselect it with -k or -m), or under a plan for that mode", pytrace=False)
 
 
 def _builtin_plans() -> str:
@@ -234,13 +295,8 @@ def spine(request: pytest.FixtureRequest, _spine_run: SpineRun):
     """The sandbox in-process for this test: in the run's plan-bound session, or in a session of the test's own."""
     from sandbox.inprocess import MockSpine
 
-    marker = request.node.get_closest_marker("spine")
-    options = dict(marker.kwargs) if marker else {}
-    unknown = sorted(set(options) - set(MARKER_OPTIONS))
-    if unknown or (marker and marker.args):
-        raise pytest.UsageError(f"@pytest.mark.spine takes only the keyword options {', '.join(MARKER_OPTIONS)}, "
-                                f"not {', '.join(unknown) or 'positional arguments'}")
-    session, token = _spine_run.session_of(request.node.nodeid)
+    options, access = _marker_choices(request.node)
+    session, token = _test_session(request, _spine_run, access)
     with MockSpine(app=_spine_run.app, session=session, token=token, **options) as mock:
         yield mock
 
@@ -267,7 +323,7 @@ def spine_server(request: pytest.FixtureRequest, _spine_run: SpineRun) -> Server
     from sandbox.evidence import latest_seq
 
     server = _spine_run.server()
-    session, token = _spine_run.session_of(request.node.nodeid)
+    session, token = _test_session(request, _spine_run, _marker_choices(request.node)[1])
     return ServerSession(server.url, session, _spine_run.app, token, latest_seq(_spine_run.sandbox.store, session))
 
 
@@ -276,6 +332,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run is None or not run.plan or run.error:
         return
     if run.session is None:
+        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return  # e.g. a spine marker's mistake: the usage error says it all
         run.error = "no test used the spine or spine_server fixture, so the plan has no session"
     else:
         run.judge()
@@ -283,10 +341,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     run = config.stash.get(_RUN, None)
     if run is None or not run.plan:
         return
+    if run.report is None and run.error is None and exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return  # stopped by a usage error before the sandbox started: nothing to add to it
     say = terminalreporter.write_line
     terminalreporter.section("Spine Sandbox")
     report = run.report

@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sandbox.assurance.sessions import ACCESS_TOKEN_STATE, ACCESS_TOKENS
 from sandbox.hosting import ownership
 from sandbox.journal.store import Store
 
@@ -40,6 +41,7 @@ def purge(sandbox: Sandbox, older_than_days: float, dry_run: bool = False) -> tu
         if service.forget:
             service.forget(sandbox, sessions)
     ownership.forget(store, sessions)
+    forget_entries(store, ACCESS_TOKEN_STATE, ACCESS_TOKENS, sessions, lambda _key, grant: grant.get("session"))
     return sessions, exchanges
 
 

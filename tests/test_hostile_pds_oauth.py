@@ -10,6 +10,7 @@ import copy
 import json
 import time
 import uuid
+from datetime import date
 
 import jwt
 import pytest
@@ -24,7 +25,7 @@ from sandbox.services.oauth.checks import parse_form
 from sandbox.services.oauth.jwtparts import decode_unverified
 from sandbox.services.oauth.registry import DEMO_API_KEY, DEMO_SECRET, demo_private_key
 from sandbox.services.oauth.rules import RuleLog
-from sandbox.services.pds import coverage, create, patch_request, search_params
+from sandbox.services.pds import birth, birth_request, coverage_request, create, patch_request, search_params
 from sandbox.settings import Settings
 from sandbox.web.access import bearer_token, credentials
 from tests.conftest import PDS_BASE, TEST_POPULATION
@@ -246,7 +247,7 @@ def test_deep_json_is_a_pds_400_naming_the_depth(client):
 
 
 def test_wrong_types_in_a_coverage_body_name_the_field(client):
-    response = client.post(f"{PDS_BASE}/Coverage", json={**coverage.EXAMPLE, "subscriber": 5}, headers=pds_headers(**{
+    response = client.post(f"{PDS_BASE}/Coverage", json={**COVERAGE_REQUEST, "subscriber": 5}, headers=pds_headers(**{
         "If-Match": 'W/"2"'}))
     body = assert_pds(client, response)
     assert response.status_code == 400 and "subscriber" in body["issue"][0]["diagnostics"]
@@ -348,6 +349,30 @@ def create_request() -> dict:
             "extension": [{"url": "https://fhir.nhs.uk/StructureDefinition/Extension-UKCore-RegisteringAuthority"}]}
 
 
+COVERAGE_REQUEST = {
+    "resourceType": "Coverage", "status": "active",
+    "subscriber": {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9000000009"}},
+    "identifier": [{"value": "29401395498043123948", "assigner": {
+        "identifier": {"system": "urn:iso:std:iso:3166", "value": "FRA"}, "display": "France"}}],
+    "payor": [{"identifier": {"value": "92847ADGJL"}}], "beneficiary": {"identifier": {"value": "178705ABC"}},
+    "period": {"end": "2030-12-31"}}
+
+
+def birth_bundle(mother: str = "9000000009") -> dict:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "name": [{"use": "usual", "family": "Quennell", "given": ["Rose"]}],
+                      "gender": "female", "birthDate": "2026-01-02", "multipleBirthInteger": 1,
+                      "address": [{"use": "home", "line": ["1 Trevelyan Square", "", "", "Leeds"],
+                                   "period": {"start": "2026-01-02"}, "postalCode": "LS1 6AE"}],
+                      "extension": [{"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-"
+                                            "EthnicCategory", "valueCodeableConcept": {"coding": [{"code": "A"}]}}]}},
+        {"resource": {"resourceType": "Observation", "code": {"coding": [{"code": "364589006"}]},
+                      "valueQuantity": {"value": 3500}}},
+        {"resource": {"resourceType": "Patient", "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number",
+                                                                 "value": mother}]}},
+        {"resource": {"resourceType": "Location"}}]}
+
+
 def mutated(document, steps, value):
     """`document` with the value at the path `steps` picks (as far as it reaches) replaced by `value`."""
     document = copy.deepcopy(document)
@@ -370,11 +395,17 @@ def mutated(document, steps, value):
 @SETTINGS
 @given(steps=st.lists(st.integers(0, 10), max_size=5), value=JSON_VALUES)
 def test_the_create_and_coverage_body_readers_are_total(steps, value):
-    for reader, base in ((create.request_problems, create_request()), (coverage.body_problems, coverage.EXAMPLE)):
+    for reader, base in ((create.request_problems, create_request()), (coverage_request.body_problems,
+                                                                        COVERAGE_REQUEST),
+                         (birth_request.problems, birth_bundle())):
         problems = reader(view(body=json.dumps(mutated(base, steps, value)).encode()))
         assert all(p.error.status == 400 and p.requirement for p in problems)
-    coverage.subscriber_number(mutated(coverage.EXAMPLE, steps, value))
+    coverage_request.subscriber_number(mutated(COVERAGE_REQUEST, steps, value))
     create.published_example(mutated(create_request(), steps, value))
+    birth.published_example(mutated(birth_bundle(), steps, value))
+    found, _ = birth_request.read(mutated(birth_bundle(), steps, value))
+    if found is not None:
+        birth_request.registration_problems(found, date.today())
 
 
 @SETTINGS
@@ -443,9 +474,19 @@ def test_pds_create_and_coverage_over_http(client, steps, value):
     created = client.post(f"{PDS_BASE}/Patient", json=mutated(create_request(), steps, value),
                           headers=pds_headers(**{"Content-Type": "application/json"}))
     assert_pds(client, created)
-    covered = client.post(f"{PDS_BASE}/Coverage", json=mutated(coverage.EXAMPLE, steps, value),
+    covered = client.post(f"{PDS_BASE}/Coverage", json=mutated(COVERAGE_REQUEST, steps, value),
                           headers=pds_headers(**{"Content-Type": "application/json", "If-Match": 'W/"2"'}))
     assert_pds(client, covered)
+
+
+@HTTP
+@given(steps=st.lists(st.integers(0, 10), max_size=6), value=JSON_VALUES, synthetic=st.booleans())
+def test_pds_record_at_birth_over_http(client, person, steps, value, synthetic):
+    bundle = birth_bundle(person if synthetic else "9000000009")
+    bundle["entry"][0]["resource"]["birthDate"] = date.today().isoformat()
+    recorded = client.post(f"{PDS_BASE}/Patient/$process-birth-details", json=mutated(bundle, steps, value),
+                           headers=pds_headers(**{"Content-Type": "application/fhir+json"}))
+    assert_pds(client, recorded)
 
 
 @HTTP

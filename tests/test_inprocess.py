@@ -221,7 +221,7 @@ def test_a_plan_by_file_goes_through_the_plan_loader(settings, tmp_path):
 
 def test_an_unknown_plan_is_refused_when_the_mock_is_made(app):
     with pytest.raises(SessionError, match=r"no assurance plan 'missing'; plans: eps-dispenser, eps-prescriber, ers-provider, "
-                                           r"ers-referrer, pds-application-restricted, pds-healthcare-worker, .*spine-pds-hl7v3 \(`spine-sandbox plans`\)"):
+                                           r"ers-referrer, mesh-receiving, mesh-sending, pds-application-restricted, pds-healthcare-worker, .*spine-pds-hl7v3 \(`spine-sandbox plans`\)"):
         mock_spine(app=app, plan="missing")
     with pytest.raises(ValueError, match="not both"):
         mock_spine(app=app, plan="pds-healthcare-worker", session="mine")
@@ -279,3 +279,91 @@ def test_concurrent_clients_each_get_their_answer(spine):
         statuses = [s for batch in pool.map(read, range(8)) for s in batch]
     assert statuses == [200] * 40
     assert len({ex.id for ex in spine.exchanges}) == 40
+
+
+# --- access modes: mock_spine(access=…) ------------------------------------------------------------------------
+EMAIL = {"op": "add", "path": "/telecom/-", "value": {"system": "email", "value": "jo@example.com", "use": "home"}}
+GENDER = {"op": "replace", "path": "/gender", "value": "unknown"}
+
+
+def _read(spine, number: str) -> requests.Response:
+    return requests.get(f"https://int.api.service.nhs.uk{PDS_BASE}/Patient/{number}",
+                        headers={"X-Request-ID": str(uuid.uuid4()), **spine.auth_headers})
+
+
+def _patch(spine, number: str, *patches: dict) -> requests.Response:
+    etag = _read(spine, number).headers.get("ETag", 'W/"1"')
+    return requests.patch(f"https://int.api.service.nhs.uk{PDS_BASE}/Patient/{number}", json={"patches": list(patches)},
+                          headers={"X-Request-ID": str(uuid.uuid4()), "If-Match": etag,
+                                   "Content-Type": "application/json-patch+json", **spine.auth_headers})
+
+
+def _code(response: requests.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["issue"][0]["details"]["coding"][0]["code"]
+
+
+def test_access_chooses_the_mode_the_blocks_token_stands_in_for(settings):
+    with mock_spine(settings=settings, access="healthcare-worker") as worker:
+        assert worker.token.startswith("sst_")
+        assert _patch(worker, "9000000009", EMAIL).status_code == 200
+        create = requests.post(f"https://int.api.service.nhs.uk{PDS_BASE}/Patient", json={},
+                               headers={"X-Request-ID": str(uuid.uuid4()), **worker.auth_headers})
+        assert create.status_code != 403  # judged as a create, not refused for the access mode
+    assert "standing in for a healthcare-worker access token" in worker.findings[0].message
+    with mock_spine(settings=settings) as default:  # the default stays application-restricted
+        assert _code(_patch(default, "9000000009", EMAIL)) == (403, "INVALID_METHOD")
+    with mock_spine(settings=settings, access="application") as application:
+        assert _code(_patch(application, "9000000009", EMAIL)) == (403, "INVALID_METHOD")
+
+
+def test_patient_access_reaches_only_the_patients_own_record(settings):
+    with mock_spine(settings=settings, access="patient", nhs_number="9000000017") as patient:
+        assert _read(patient, "9000000017").status_code == 200
+        assert _code(_read(patient, "9000000009")) == (403, "ACCESS_DENIED")
+        assert _patch(patient, "9000000017", EMAIL).status_code == 200
+        assert _code(_patch(patient, "9000000017", GENDER)) == (400, "INVALID_UPDATE")  # not a patient's field
+    own = [(f.outcome, f.message) for f in patient.findings if f.requirement == "PDS-ACC-003"]
+    assert ("fail", "NHS number '9000000009' is not the signed-in patient's own (9000000017): in patient access a "
+            "patient reaches only their own record (live: 403 ACCESS_DENIED).") in own
+    with mock_spine(settings=settings, access="patient") as default_patient:  # 9000000009 unless told
+        assert _read(default_patient, "9000000009").status_code == 200
+        assert _code(_read(default_patient, "9000000017")) == (403, "ACCESS_DENIED")
+
+
+def test_access_in_a_plan_bound_session_must_be_the_plans(app):
+    with mock_spine(app=app, plan="pds-healthcare-worker", access="healthcare-worker") as spine:
+        assert _patch(spine, "9000000009", EMAIL).status_code == 200
+    with pytest.raises(SessionError, match=r"^plan pds-healthcare-worker certifies 'healthcare-worker' access, so its "
+                                           r"session takes no 'application' token: that traffic would count as "
+                                           r"evidence for 'healthcare-worker' access \(plans for 'application' "
+                                           r"access: .*pds-application-restricted.*\)$"):
+        mock_spine(app=app, plan="pds-healthcare-worker", access="application")
+    assert [s.plan for s in app.extensions["sandbox"].store.sessions.all()] == ["pds-healthcare-worker"]
+    with pytest.raises(SessionError, match="certifies 'healthcare-worker' access"):  # joining: the same rule
+        mock_spine(app=app, session=spine.session, access="patient")
+    with mock_spine(app=app, session=spine.session, access="healthcare-worker") as joined:
+        assert joined.token != spine.token and _read(joined, "9000000009").ok
+    assert joined.exchanges[0].session == spine.session
+
+
+@pytest.mark.parametrize(("options", "error", "message"), [
+    ({"access": "doctor"}, ValueError,
+     "access 'doctor' is not an access mode; use one of 'application', 'healthcare-worker', 'patient'"),
+    ({"access": 5}, TypeError, "access must be one of 'application', 'healthcare-worker', 'patient', not int 5"),
+    ({"nhs_number": "9000000009"}, ValueError,
+     "nhs_number names the patient of access='patient': add access='patient'"),
+    ({"access": "healthcare-worker", "nhs_number": "9000000009"}, ValueError,
+     "nhs_number names the patient of access='patient'; access='healthcare-worker' acts for no patient"),
+    ({"access": "patient", "nhs_number": "9000000001"}, ValueError,
+     "nhs_number '9000000001' is not a valid NHS number (10 digits, the last a Modulus 11 check digit), e.g. "
+     "'9000000009'"),
+    ({"access": "patient", "nhs_number": 9000000009}, TypeError,
+     "nhs_number must be a string of 10 digits, e.g. '9000000009', not int 9000000009"),
+    ({"access": "patient", "session": "mine", "token": "sst_x"}, ValueError,
+     "give token= (the joined session's own token) or access= (a token issued for that access mode), not both"),
+])
+def test_a_wrong_access_choice_is_refused_before_anything_is_built(options, error, message, tmp_path):
+    with pytest.raises(error) as refused:
+        mock_spine(settings=Settings.load(environ={}, data_dir=tmp_path / "data"), **options)
+    assert str(refused.value) == message
+    assert not (tmp_path / "data").exists()

@@ -16,6 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from sandbox.synthetic.population import KINDS
 from tests.conftest import spec_path
+from tests.test_pds_published_sandbox import birth_request
 from tests.test_pds_search import search
 
 
@@ -93,6 +94,9 @@ def test_updates_creates_and_errors(pds, sandbox, validate):
     for path in sorted((folder / "PatientCreate").glob("*.json")):
         validate(pds.post("/Patient", json=json.loads(path.read_text())), "Patient.yaml")
     validate(pds.post("/Patient", json={"pets": 1}), "Patient.yaml")
+    for mother in ("9000000009", "5182663366"):  # records at birth, as the published sandbox answers them
+        validate(pds.post("/Patient/$process-birth-details", json=birth_request(mother)), "Patient.yaml")
+    validate(pds.post("/Patient/$process-birth-details", json={"entry": []}), "Patient.yaml")
     coverage = json.loads(spec_path("pds-fhir", "specification", "components", "examples", "Coverage.json").read_text())
     validate(pds.post("/Coverage", json=coverage, headers={"If-Match": 'W/"2"'}), "CoverageSearch.yaml")
     for path in ("/Patient/9111231130", "/Patient/9000000000", "/Nonsense", "/Coverage?year=2003"):

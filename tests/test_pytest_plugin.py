@@ -173,7 +173,7 @@ def test_an_unknown_plan_stops_the_run_with_a_clear_error(supplier):
     result = run(supplier, "--spine-plan", "nope", "--spine-report", "out", "-k", "good_read")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*--spine-plan: no assurance plan 'nope'; plans: eps-dispenser, eps-prescriber, "
-                                 "ers-provider, ers-referrer, pds-application-restricted, pds-healthcare-worker, "
+                                 "ers-provider, ers-referrer, mesh-receiving, mesh-sending, pds-application-restricted, pds-healthcare-worker, "
                                  "*spine-pds-hl7v3 (`spine-sandbox plans`)*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert not (supplier.path / "out").exists()
@@ -186,7 +186,7 @@ def test_report_options_without_a_plan_are_a_usage_error(pytester, options):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {options[0]} needs an assurance plan to judge the run against: add "
                                  "--spine-plan PLAN (or spine_plan in the pytest configuration). Plans: eps-dispenser, "
-                                 "eps-prescriber, ers-provider, ers-referrer, pds-application-restricted, "
+                                 "eps-prescriber, ers-provider, ers-referrer, mesh-receiving, mesh-sending, pds-application-restricted, "
                                  "pds-healthcare-worker, *spine-pds-hl7v3 (`spine-sandbox plans`)*"])
     assert "Traceback" not in result.stderr.str()
 
@@ -215,18 +215,94 @@ def test_forgot_the_headers(spine_server):
                                  "the session's credentials (they went to the default session); send *"])
 
 
-def test_marker_options_are_checked(pytester):
-    pytester.makepyfile(test_marker='''
+@pytest.mark.parametrize(("marker", "message"), [
+    ('plan="pds-healthcare-worker"', "it takes only the keyword options base_urls, pass_through, production, access, "
+                                     "nhs_number, not plan"),
+    ('access="doctor"', "access 'doctor' is not an access mode; use one of 'application', 'healthcare-worker', "
+                        "'patient'"),
+    ('access="patient", nhs_number="123"', "nhs_number '123' is not a valid NHS number (10 digits, the last a "
+                                           "Modulus 11 check digit), e.g. '9000000009'"),
+])
+def test_marker_mistakes_are_a_usage_error_naming_the_test(pytester, marker, message):
+    pytester.makepyfile(test_marker=f'''
 import pytest
 
-@pytest.mark.spine(plan="pds-healthcare-worker")
-def test_wrong(spine):
+def test_fine(spine):
+    pass
+
+@pytest.mark.spine({marker})
+def test_wrong(spine_server):
     pass
 ''')
     result = run(pytester)
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*@pytest.mark.spine takes only the keyword options base_urls, pass_through, "
-                                 "production, not plan*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == f"ERROR: @pytest.mark.spine on test_marker.py::test_wrong: {message}"
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert "test_fine" not in result.stdout.str()  # stopped before any test ran
+
+
+ACCESS_TESTS = HELPERS + '''
+PDS = "https://int.api.service.nhs.uk/personal-demographics/FHIR/R4"
+EMAIL = {"op": "add", "path": "/telecom/-", "value": {"system": "email", "value": "jo@example.com", "use": "home"}}
+
+
+def patch(spine, number="9000000009"):
+    etag = requests.get(f"{PDS}/Patient/{number}", headers=headers(spine)).headers.get("ETag", 'W/"1"')
+    return requests.patch(f"{PDS}/Patient/{number}", json={"patches": [EMAIL]},
+                          headers=headers(spine, **{"If-Match": etag, "Content-Type": "application/json-patch+json"}))
+
+
+def code(response):
+    return response.status_code, response.json()["issue"][0]["details"]["coding"][0]["code"]
+
+
+@pytest.mark.spine(access="healthcare-worker")
+def test_a_worker_updates(spine, spine_server):
+    assert patch(spine).status_code == 200
+    assert spine_server.token == spine.token != None  # one token for the test, in both fixtures
+    read_over_a_socket(spine_server.url, spine_server.auth_headers)
+    assert "standing in for a healthcare-worker access token" in spine_server.findings[0].message
+
+
+def test_unmarked_keeps_the_default(spine):
+    assert code(patch(spine)) == (403, "INVALID_METHOD")
+
+
+@pytest.mark.spine(access="patient", nhs_number="9000000017")
+def test_a_patient_reads_their_own_record_only(spine):
+    assert requests.get(f"{PDS}/Patient/9000000017", headers=headers(spine)).status_code == 200
+    assert code(requests.get(f"{PDS}/Patient/9000000009", headers=headers(spine))) == (403, "ACCESS_DENIED")
+'''
+
+
+def test_a_test_chooses_its_access_mode_and_the_next_test_does_not_inherit_it(pytester):
+    pytester.makepyfile(test_access=ACCESS_TESTS)
+    run(pytester).assert_outcomes(passed=3)
+
+
+def test_with_a_plan_a_test_may_choose_the_mode_the_plan_certifies_only(pytester):
+    pytester.makepyfile(test_access=ACCESS_TESTS + '''
+
+@pytest.mark.spine(access="healthcare-worker")
+def test_in_the_runs_session(spine):
+    assert spine.session.startswith("sess-") and spine.plan == "pds-healthcare-worker"
+''')
+    result = run(pytester, "--spine-plan", "pds-application-restricted")
+    result.assert_outcomes(passed=1, errors=3)  # the unmarked test; the marked ones would be another mode's evidence
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_a_worker_updates*",
+        "@pytest.mark.spine(access='healthcare-worker') in a --spine-plan run: plan pds-application-restricted "
+        "certifies 'application' access, so its session takes no 'healthcare-worker' token: that traffic would count "
+        "as evidence for 'application' access (plans for 'healthcare-worker' access: *pds-healthcare-worker*). Run "
+        "this test without --spine-plan (deselect it with -k or -m), or under a plan for that mode",
+        "verdict fail: plan pds-application-restricted, *", "  failed: PDS-ACC-001",  # the unmarked test's PATCH
+        "2 exchanges; *"])  # nothing of the refused tests is in the report
+    assert "Traceback" not in result.stdout.str()
+    # Under a plan for the mode, the marked tests run in the run's session; a plan naming no mode takes any mode.
+    run(pytester, "--spine-plan", "pds-healthcare-worker", "-k", "worker or runs_session").assert_outcomes(passed=2)
+    pytester.path.joinpath("any-mode.yaml").write_text(
+        "id: any-mode\ntitle: Reads\nservices: [pds]\nscenarios: []\nrequirements: [PDS-HDR-001]\n")
+    run(pytester, "--spine-plan", "any-mode.yaml", "-k", "not runs_session").assert_outcomes(passed=3)
 
 
 def test_settings_can_be_overridden_in_a_conftest(pytester):

@@ -24,8 +24,8 @@ TYPO = """- id: my-typo
   trigger: {operation: get-patinet}
   response: {status: 404}
 """
-PDS_KNOWN = ("known: create-patient, get-patient, get-related-people, patch-patient, search-coverage, "
-             "search-patients, update-coverage")
+PDS_KNOWN = ("known: create-patient, get-patient, get-related-people, patch-patient, process-birth-details, "
+             "search-coverage, search-patients, update-coverage")
 
 
 def service(name: str):

@@ -110,7 +110,7 @@ def test_a_start_that_fails_after_opening_the_store_closes_it(settings):
 
 
 def test_the_app_fixture_closes_its_store_at_teardown(pytester):
-    pytester.makeconftest("from tests.conftest import app, client, settings  # noqa: F401  (not the guards)")
+    pytester.makeconftest("from tests.conftest import app, client, database_url, settings  # noqa: F401  (not the guards)")
     pytester.makepyfile(test_many="""
 import pytest
 

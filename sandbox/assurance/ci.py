@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from sandbox.assurance.model import Progress
 from sandbox.assurance.reports import make_report, write_reports
-from sandbox.assurance.sessions import create_session, find_plan
+from sandbox.assurance.sessions import find_plan
 from sandbox.assurance.signing import signing_key
 from sandbox.assurance.verdicts import (
     EXITED,
@@ -105,11 +105,18 @@ def environment_for(sandbox: Sandbox, base: str, session: str, token: str, plan:
 
 def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir: Path, *, supplier: str,
              system: str, timeout: float | None = None, say: Callable[[str], None] = print,
-             progress: Progress | None = None, key: Ed25519PrivateKey | None = None) -> RunResult:
-    """`key` signs the reports; by default the sandbox's own (signing.signing_key)."""
+             progress: Progress | None = None, key: Ed25519PrivateKey | None = None,
+             mailboxes: Sequence[str] = ()) -> RunResult:
+    """`key` signs the reports; by default the sandbox's own (signing.signing_key). `mailboxes`: MESH mailboxes bound
+    to the run's session while the command runs, so a client that sends no session header lands in it; by default,
+    for a plan that covers MESH, every mailbox of the configuration that no other session holds."""
     from sandbox.app import create_app
+    from sandbox.services.mesh import mailboxes as mesh_mailboxes
 
     plan = find_plan(sandbox.plans, plan_id)
+    if not mailboxes and "mesh" in plan.services and not sandbox.settings.hosted:
+        mailboxes = mesh_mailboxes.free_mailboxes(sandbox)  # the run's own sandbox: its MESH traffic is the run's
+    mesh_mailboxes.bindable(sandbox, plan, mailboxes, sandbox.settings.hosted)  # a set-up error, before anything runs
     key = key or signing_key(sandbox.settings)  # before the command runs: a bad key is a set-up error
     app = create_app(sandbox.settings, sandbox=sandbox)
     say("Building the synthetic population index…")
@@ -118,10 +125,14 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
     server = make_server("127.0.0.1", 0, app, threaded=True)  # port 0: the OS picks a free port, no race
     base = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, name="sandbox-server", daemon=True).start()
+    record = None
     try:
-        record, token = create_session(sandbox.store, sandbox.plans, plan.id, supplier, system)
+        record, token, bound = mesh_mailboxes.create_bound_session(sandbox, plan.id, supplier, system, mailboxes,
+                                                                   sandbox.settings.hosted)
         env = environment_for(sandbox, base, record.id, token, plan.id)
         say(f"Spine Sandbox at {base}, session {record.id}, plan {plan.id}")
+        if bound:
+            say(f"  MESH mailboxes bound to the session: {', '.join(bound)}")
         for name, value in env.items():
             if name != TOKEN_VARIABLE:
                 say(f"  {name}={value}")
@@ -130,6 +141,8 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
     finally:
         server.shutdown()
         server.server_close()
+        if record is not None:  # the session ends with the run: its mailboxes are free for the next one
+            mesh_mailboxes.release(sandbox.store, record.id)
     problem = ended.problem
     if problem:
         say(problem)

@@ -3,6 +3,11 @@
 A session's credentials are its id (sent as X-Sandbox-Session) and a session token a client may send instead as
 `Authorization: Bearer sst_…`, so a supplier's system under test needs no sandbox-specific header at all.
 Only the token's SHA-256 is stored.
+
+A session token stands in for a valid access token of its plan's access mode (application-restricted when the plan
+names none). A session may also hold further tokens, each issued for an access mode of its own (and, for patient
+access, a patient's NHS number): `issue_access_token`, used by mock_spine(access=…) and @pytest.mark.spine(access=…).
+They select the session as its own token does; a plan that names an access mode accepts tokens of that mode only.
 """
 
 from __future__ import annotations
@@ -11,14 +16,18 @@ import hashlib
 import re
 import secrets
 import time
+from dataclasses import asdict, dataclass
 
 from sandbox.assurance.plans import Plan, PlanCatalogue
 from sandbox.assurance.verdicts import FAIL, PASS, Assessment
 from sandbox.journal.redaction import redacted
 from sandbox.journal.store import Attestation, ExchangeFilter, SessionRecord, Store, VersionConflict
-from sandbox.web.access import APPLICATION, UNKNOWN, VALID, Access
+from sandbox.web.access import APPLICATION, UNKNOWN, VALID, Access, chosen_access
 
 TOKEN_PREFIX = "sst_"
+# Tokens issued for an access mode of their own, by SHA-256, in state that belongs to no session (ids cannot start
+# with '_'): a session's own token is in its record, and the journal's session table is not theirs to grow.
+ACCESS_TOKEN_STATE, ACCESS_TOKENS = "_sessions", "session.access-token"
 SESSION_PREFIX = "sess-"
 MAX_NAME = 200
 _PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]+$")
@@ -95,14 +104,66 @@ def credentials(record: SessionRecord, token: str | None, hosted: bool = False) 
     return data
 
 
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a session token opens: its session, and the access it stands in for: the plan's mode for the session's
+    own token (`plan` is the session's plan), or the `mode` (and patient) it was issued for."""
+
+    session: str
+    plan: str | None = None
+    mode: str = ""  # "" for the session's own token
+    nhs_number: str | None = None
+
+
+def token_grant(store: Store, token: str) -> TokenGrant | None:
+    """The grant of a session token (`sst_…`), or None when this sandbox never issued it."""
+    digest = hash_token(token)
+    record = store.sessions.for_token(digest)
+    if record is not None:
+        return TokenGrant(record.id, plan=record.plan)
+    item = store.state.get(ACCESS_TOKEN_STATE, ACCESS_TOKENS, digest)
+    return TokenGrant(**item.value) if item is not None else None
+
+
+def issue_access_token(store: Store, plans: PlanCatalogue, session_id: str, mode: str,
+                       nhs_number: str | None = None) -> str:
+    """A further token for the session that stands in for an access token of `mode` (for patient access, of the
+    patient with `nhs_number`; see chosen_access), whatever the session's own token stands in for. Returned once,
+    never stored. Refused (SessionError) when the session's plan certifies another access mode."""
+    mode, nhs_number = chosen_access(mode, nhs_number)
+    record = store.sessions.get(session_id)
+    require_plan_allows(plans, plans.get(record.plan or "") if record else None, mode)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(24)
+    grant = TokenGrant(session_id, mode=mode, nhs_number=nhs_number)
+    store.state.put(ACCESS_TOKEN_STATE, ACCESS_TOKENS, hash_token(token), asdict(grant), create_only=True)
+    return token
+
+
+def require_plan_allows(plans: PlanCatalogue, plan: Plan | None, mode: str) -> None:
+    """A plan that names an access mode certifies that mode only: traffic of another mode in its session would be
+    judged as evidence for it, so a token of another mode is refused, naming the plans that certify `mode`."""
+    if plan is None or not plan.access_mode or plan.access_mode == mode:
+        return
+    others = ", ".join(p.id for p in plans if p.access_mode == mode) or "none yet"
+    raise SessionError(f"plan {plan.id} certifies {plan.access_mode!r} access, so its session takes no {mode!r} "
+                       f"token: that traffic would count as evidence for {plan.access_mode!r} access (plans for "
+                       f"{mode!r} access: {others})")
+
+
 def session_token_access(token: str, sandbox) -> Access:
     """A session token is a sandbox-issued credential: it stands in for a valid access token of the access mode
-    its plan certifies (application-restricted when the plan names none)."""
-    record = sandbox.store.sessions.for_token(hash_token(token))
-    if record is None:
+    its plan certifies (application-restricted when the plan names none), or of the mode it was issued for."""
+    grant = token_grant(sandbox.store, token)
+    if grant is None:
         return Access(token=UNKNOWN, detail=f"session token {redacted(token)} is not known to this sandbox")
-    plan = sandbox.plans.get(record.plan or "")
-    return Access(mode=(plan.access_mode if plan else "") or APPLICATION, token=VALID, session=record.id)
+    if grant.mode:
+        return Access(mode=grant.mode, token=VALID, session=grant.session, nhs_number=grant.nhs_number,
+                      detail="the access mode this token was issued for")
+    plan = sandbox.plans.get(grant.plan or "")
+    if plan is not None and plan.access_mode:
+        return Access(mode=plan.access_mode, token=VALID, session=grant.session, detail="the plan's access mode")
+    return Access(mode=APPLICATION, token=VALID, session=grant.session,
+                  detail="the default: the session has no plan that names an access mode")
 
 
 def session_and_plan(store: Store, plans: PlanCatalogue, session_id: str, plan_id: str | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from flask import Request
 
-from sandbox.assurance.sessions import TOKEN_PREFIX, hash_token
+from sandbox.assurance.sessions import TOKEN_PREFIX, token_grant
 from sandbox.conformance.findings import SpineError
 from sandbox.hosting.ownership import owner_of
 from sandbox.journal.redaction import redacted
@@ -50,11 +50,11 @@ def resolve_hosted(request: Request, sandbox: Sandbox) -> str:
                            f"token (sst_…, printed once when the session was created), not a session id such as "
                            f"{plain[:80]!r}; ids are listed and guessable, tokens are not")
         return by_credential or ANONYMOUS_SESSION
-    record = store.sessions.for_token(hash_token(token))
-    if record is None:
+    grant = token_grant(store, token)
+    if grant is None:
         raise _refusal(ex, 401, "ACCESS_DENIED", f"The session token {redacted(token)} is not known to this sandbox: use "
                        "the token printed when your session was created")
-    by_token = record.id
+    by_token = grant.session
     _land(ex, by_token)  # from here on, a refusal is the token holder's own business: journaled in its session
     tenant = owner_of(store, by_token)
     for other, how in ((plain, f"{SESSION_HEADER} names"), (by_credential, "the request's credentials select")):

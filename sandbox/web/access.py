@@ -44,6 +44,8 @@ APPLICATION = "application"  # application-restricted: the calling application, 
 HEALTHCARE_WORKER = "healthcare-worker"  # user-restricted, NHS CIS2: user id, role, AAL
 PATIENT = "patient"  # user-restricted, NHS login: NHS number, vector of trust
 NONE = "none"  # no usable token
+ACCESS_MODES = (APPLICATION, HEALTHCARE_WORKER, PATIENT)  # what a session token may be issued to stand in for
+DEFAULT_PATIENT = "9000000009"  # the published sandbox patient: whom access="patient" acts for unless told
 
 # Token states: only "valid" carries an identity.
 VALID, MISSING, MALFORMED, UNKNOWN, EXPIRED, REVOKED = "valid", "missing", "malformed", "unknown", "expired", "revoked"
@@ -85,9 +87,10 @@ class Access:
 
     def describe(self) -> str:
         """One line for findings and logs: the mode and who."""
-        if self.session is not None:
-            return (f"session token of session {self.session}, standing in for a {self.mode} access token (the "
-                    "plan's access mode)")
+        if self.session is not None:  # `detail` says where the mode came from (see session_token_access)
+            patient = f" of NHS number {self.nhs_number}" if self.nhs_number else ""
+            why = f" ({self.detail})" if self.detail else ""
+            return f"session token of session {self.session}, standing in for a {self.mode} access token{patient}{why}"
         if self.mode == APPLICATION:
             who = f"application-restricted token of application {self.app_name!r} ({self.app})"
         elif self.mode == HEALTHCARE_WORKER:
@@ -104,6 +107,34 @@ class Access:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def chosen_access(mode: object, nhs_number: object = None) -> tuple[str, str | None]:
+    """An access mode chosen for a session token (mock_spine(access=…), @pytest.mark.spine(access=…)), checked: the
+    mode, and for patient access the patient's NHS number (DEFAULT_PATIENT when none is given). A wrong choice raises
+    TypeError or ValueError with one line that names the valid ones."""
+    choices = ", ".join(repr(m) for m in ACCESS_MODES)
+    if mode is None and nhs_number is not None:
+        raise ValueError(f"nhs_number names the patient of access={PATIENT!r}: add access={PATIENT!r}")
+    if not isinstance(mode, str):
+        raise TypeError(f"access must be one of {choices}, not {type(mode).__name__} {mode!r}")
+    if mode not in ACCESS_MODES:
+        raise ValueError(f"access {mode!r} is not an access mode; use one of {choices}")
+    if mode != PATIENT:
+        if nhs_number is not None:
+            raise ValueError(f"nhs_number names the patient of access={PATIENT!r}; access={mode!r} acts for no patient")
+        return mode, None
+    if nhs_number is None:
+        return mode, DEFAULT_PATIENT
+    if not isinstance(nhs_number, str):
+        raise TypeError(f"nhs_number must be a string of 10 digits, e.g. {DEFAULT_PATIENT!r}, not "
+                        f"{type(nhs_number).__name__} {nhs_number!r}")
+    from sandbox.synthetic.identifiers import is_valid_nhs_number
+
+    if not is_valid_nhs_number(nhs_number):
+        raise ValueError(f"nhs_number {nhs_number[:20]!r} is not a valid NHS number (10 digits, the last a Modulus 11 "
+                         f"check digit), e.g. {DEFAULT_PATIENT!r}")
+    return mode, nhs_number
 
 
 def credentials(header: str | None, scheme: str) -> str | None:

@@ -8,7 +8,6 @@ from sandbox.assurance.reports import make_report, render, report_zip
 from sandbox.assurance.sessions import (
     SessionError,
     attest,
-    create_session,
     credentials,
     find_plan,
     progress,
@@ -21,6 +20,7 @@ from sandbox.hosting import Denied, bind, current_caller, quotas, visible
 from sandbox.hosting.caller import attester
 from sandbox.hosting.keys import get_tenant
 from sandbox.runtime import current_sandbox
+from sandbox.services.mesh.mailboxes import MAX_MAILBOXES, create_bound_session, release
 from sandbox.web.control import FieldError, body_object, control_error, field, query_int
 from sandbox.web.sessions import require_visible
 
@@ -75,11 +75,27 @@ def new_session():
     caller = current_caller()
     tenant = _tenant_named(data, caller) or caller.tenant
     quotas.admit_new_session(sandbox, caller.tenant)  # hosted: 429 over the tenant's sessions per minute
-    record, token = create_session(sandbox.store, sandbox.plans, field(data, "plan", str, max_length=200),
-                                   field(data, "supplier", str), field(data, "system", str))
+    record, token, mailboxes = create_bound_session(
+        sandbox, field(data, "plan", str, max_length=200), field(data, "supplier", str), field(data, "system", str),
+        _mailbox_ids(data), sandbox.settings.hosted)
     if tenant is not None:  # the tenant's own: no other tenant sees it
         bind(sandbox.store, record.id, tenant)
-    return jsonify(credentials(record, token, sandbox.settings.hosted)), 201
+    return jsonify({**credentials(record, token, sandbox.settings.hosted), "mailboxes": mailboxes}), 201
+
+
+def _mailbox_ids(data: dict) -> list[str]:
+    """{"mailboxes": ["X26ABC1", …]}: MESH mailboxes whose traffic lands in the new session (mesh.mailboxes)."""
+    ids = field(data, "mailboxes", list, default=[], max_length=MAX_MAILBOXES)
+    if not all(isinstance(i, str) and 0 < len(i) <= 40 for i in ids):
+        raise FieldError("field 'mailboxes' must be a list of MESH mailbox ids (e.g. [\"X26ABC1\"])", "mailboxes")
+    return ids
+
+
+@assurance.delete("/sessions/<session_id>/mailboxes")
+def release_mailboxes(session_id: str):
+    """End the session's MESH mailbox bindings (`spine-sandbox sessions release`); its evidence stays."""
+    require_visible(session_id)
+    return jsonify(session=session_id, released=release(current_sandbox().store, session_id))
 
 
 def _tenant_named(data: dict, caller) -> str | None:

@@ -7,7 +7,7 @@ import re
 
 from flask import Request
 
-from sandbox.assurance.sessions import TOKEN_PREFIX, hash_token
+from sandbox.assurance.sessions import TOKEN_PREFIX, token_grant
 from sandbox.conformance.findings import SpineError
 from sandbox.hosting import Hidden, current_caller, visible
 from sandbox.journal.redaction import redacted
@@ -49,15 +49,16 @@ def resolve_session(request: Request, sandbox: Sandbox) -> str:
 
 
 def _session_of_token(request: Request, sandbox: Sandbox) -> str | None:
-    """A session token (`Authorization: Bearer sst_…`, from `spine-sandbox sessions create`) selects its session."""
+    """A session token (`Authorization: Bearer sst_…`, from `spine-sandbox sessions create`, or one issued for an
+    access mode) selects its session."""
     token = bearer_token(request.headers.get("Authorization"))
     if token is None or not token.startswith(TOKEN_PREFIX):
         return None
-    record = sandbox.store.sessions.for_token(hash_token(token))
-    if record is None:
+    grant = token_grant(sandbox.store, token)
+    if grant is None:
         raise SpineError(401, "ACCESS_DENIED", f"The session token {redacted(token)} is not known to this sandbox: use "
                          "the token `spine-sandbox sessions create` printed, or the X-Sandbox-Session header")
-    return record.id
+    return grant.session
 
 
 def control_session(request: Request) -> tuple[str, str | None]:

@@ -19,6 +19,7 @@ SERVICE = Service(
         "search-patients": "GET /Patient",
         "patch-patient": "PATCH /Patient/{id}",
         "create-patient": "POST /Patient",
+        "process-birth-details": "POST /Patient/$process-birth-details",
         "get-related-people": "GET /Patient/{id}/RelatedPerson",
         "search-coverage": "GET /Coverage",
         "update-coverage": "POST /Coverage",

@@ -5,7 +5,7 @@
 | search                     | one unique match at most    | up to 50 matches   | refused                        |
 | retrieval, related people  | yes                         | yes                | own record only                |
 | PATCH                      | refused                     | yes                | own record, limited fields     |
-| create                     | refused                     | yes                | refused                        |
+| create, record at birth    | refused                     | yes                | refused                        |
 | Coverage GET and POST      | refused                     | refused            | own record only                |
 
 Healthcare workers are authenticated to AAL2 or AAL3 and NHSD-Session-URID, when sent, names one of their roles
@@ -15,7 +15,8 @@ The rules apply when the request carries a valid access token, or a session toke
 SANDBOX_AUTH is strict or lenient; a refusal is then the answer in both. Without a valid token (only answered when
 SANDBOX_AUTH is lenient) the sandbox behaves as the open published sandbox does and records that the rules were
 not applied; with SANDBOX_AUTH=off it records nothing. A session token carries no user identity, so the rules that
-need one (own record, vector of trust, AAL, the worker's roles) are recorded as not checked.
+need one (own record, vector of trust, AAL, the worker's roles) are recorded as not checked; one issued for a patient
+(mock_spine(access="patient", nhs_number=…)) names the NHS number, so the own-record rule applies to it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ ALLOWED = {
     "get-related-people": "every access mode (patient access: the patient's own record only)",
     "patch-patient": "healthcare worker access, and patient access for the patient's own record (limited fields)",
     "create-patient": "healthcare worker access only",
+    "process-birth-details": "healthcare worker access only",
     "search-coverage": "patient access only (for the specific use cases agreed at onboarding)",
     "update-coverage": "patient access only (for the specific use cases agreed at onboarding)",
 }
@@ -155,6 +157,9 @@ def _refusal(operation: str, mode: str, method: str) -> SpineError | None:
         return None if mode == PATIENT else resource_refused(method, mode)
     if operation == "create-patient":
         return None if mode == HEALTHCARE_WORKER else CREATE_REFUSED
+    if operation == "process-birth-details":
+        return None if mode == HEALTHCARE_WORKER else _method_refused(
+            f"Cannot create resource with {PLATFORM_NAMES[mode]} access token")
     if operation == "patch-patient" and mode == APPLICATION:
         return UPDATE_REFUSED
     if operation == "search-patients" and mode == PATIENT:
@@ -198,7 +203,7 @@ def _role(req: RequestView, access: Access) -> Iterator[Finding]:
 
 
 def _patient(operation: str, access: Access, subject: str | None) -> Iterator[Finding]:
-    if access.session is not None:
+    if access.session is not None and access.nhs_number is None:
         yield Finding.info(REQ_VOT, "Not checked: a session token stands in for a patient token without an NHS "
                            "login identity; exchange an NHS login ID token to exercise the vector of trust and "
                            "own-record rules.", "header:Authorization")
@@ -206,7 +211,11 @@ def _patient(operation: str, access: Access, subject: str | None) -> Iterator[Fi
             yield Finding.info(REQ_OWN, f"Not checked: whether {subject} is the patient's own record (a session token "
                                "carries no NHS number).", "header:Authorization")
         return
-    if access.vot in PDS_VECTORS:
+    if access.session is not None:  # issued for a patient (mock_spine(access="patient")): own record only
+        yield Finding.info(REQ_VOT, f"Not checked: a session token stands in for the patient {access.nhs_number} "
+                           "without an NHS login sign-in; exchange an NHS login ID token to exercise the vector of "
+                           "trust.", "header:Authorization")
+    elif access.vot in PDS_VECTORS:
         yield Finding.passed(REQ_VOT, f"The patient signed in to NHS login with vector of trust {access.vot}.",
                              "header:Authorization")
     else:

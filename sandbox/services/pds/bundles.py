@@ -32,6 +32,6 @@ def too_many_matches() -> dict:
 
 
 def no_example_response(diagnostics: str) -> dict:
-    """The published sandbox's answer to a search it has no example for: 200 with a warning (its own coding)."""
-    return operation_outcome(issue("not-supported", diagnostics, severity="warning",
-                                   display="Unsupported operation", issue_code="not-supported"))
+    """The published sandbox's answer to a search it has no example for: 200 with a warning, no coding, stamped."""
+    return {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "not-supported",
+                                                           "diagnostics": diagnostics}], "timestamp": timestamp()}

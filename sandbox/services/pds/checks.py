@@ -9,7 +9,15 @@ from sandbox.conformance.checks import CheckSet, RequestView
 from sandbox.conformance.findings import Finding, SpineError
 from sandbox.conformance.parsing import is_ascii_digits
 from sandbox.services.pds import access as access_rules
-from sandbox.services.pds import coverage, create, patch_request, search_params
+from sandbox.services.pds import (
+    birth,
+    birth_request,
+    coverage,
+    coverage_request,
+    create,
+    patch_request,
+    search_params,
+)
 from sandbox.synthetic.identifiers import is_valid_nhs_number
 from sandbox.web.access import HEALTHCARE_WORKER, access_findings
 
@@ -159,7 +167,12 @@ def coverage_search(req: RequestView, ctx):
                              "query")
 
 
-@checks.register(coverage.REQ_VERSION, coverage.REQ_BODY, operations=("update-coverage",))
+@checks.register(coverage.REQ_VERSION, coverage_request.REQ_BODY, operations=("update-coverage",))
 def coverage_update(req: RequestView, ctx):
     yield patch_request.judge_if_match(req.header("If-Match"), coverage.REQ_VERSION)
-    yield from coverage.judge_body(req)
+    yield from coverage_request.judge_body(req)
+
+
+@checks.register(birth_request.REQ_BODY, birth_request.REQ_REGISTRATION, operations=("process-birth-details",))
+def birth_details(req: RequestView, ctx):
+    yield from birth_request.judge(req, published=birth.published_path(req))

@@ -1,24 +1,26 @@
-"""The published PDS sandbox patients, built to behave as the PDS specification documents them.
+"""The published PDS sandbox patients, and the example patients of the NHS's own open-source Spine clients.
 
-These are read-only examples: every documented update to them succeeds every time and nothing is stored,
-exactly as on the NHS's own sandbox, so a supplier's existing sandbox tests pass unchanged.
+The published sandbox's patient table (published_data.py) holds read-only examples: every documented update to them
+succeeds every time and nothing is stored, exactly as on the NHS's own sandbox, so a supplier's existing sandbox
+tests pass unchanged. Jayne Smyth (9000000017), whom the specification documents as a full record but the published
+sandbox only returns from searches, is retrievable here too, as the specification's example shows her.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from datetime import UTC, datetime
 
+from sandbox.services.pds import published_data
 from sandbox.synthetic.fhir import SECURITY, UKCORE, death_notification, nhs_identifier
 from sandbox.synthetic.identifiers import ODS_SYSTEM
 
 NOT_FOUND = "9111231130"  # documented: a valid NHS number with no patient
 INVALID = "9000000000"  # documented: fails the check digit
+JAYNE = "9000000017"
 
 _PERIOD = {"start": "2024-01-01", "end": "2025-12-31"}
-_DIED = datetime(2010, 10, 22, tzinfo=UTC)
 _LINES = ["1 Trevelyan Square", "Boar Lane", "City Centre", "Leeds", "West Yorkshire"]
 
 
@@ -46,16 +48,17 @@ def _address_keys() -> list[dict]:
     return [key("PAF", "12345678"), key("UPRN", "123456789012")]
 
 
-def _full_record(number: str, given: str, family: str, email: str, gender: str = "female") -> dict:
-    """The fully populated published example record (Jane Smith and her sound-alikes)."""
+def _jayne_smyth() -> dict:
+    """The specification's fully populated example record of Jayne Smyth (components/examples, Patient-Jayne-Smyth)."""
+    number = JAYNE
     return {
         "resourceType": "Patient",
         "id": number,
         "identifier": [nhs_identifier(number)],
         "meta": {"versionId": "2", "security": [dict(SECURITY["U"])]},
-        "name": [{"id": "123", "use": "usual", "period": dict(_PERIOD), "given": [given], "family": family,
-                  "prefix": ["Mrs" if gender == "female" else "Mr"], "suffix": ["MBE"]}],
-        "gender": gender,
+        "name": [{"id": "123", "use": "usual", "period": dict(_PERIOD), "given": ["Jayne"], "family": "Smyth",
+                  "prefix": ["Mrs"], "suffix": ["MBE"]}],
+        "gender": "female",
         "birthDate": "2010-10-22",
         "multipleBirthInteger": 1,
         "deceasedDateTime": "2010-10-22T00:00:00+00:00",
@@ -68,7 +71,7 @@ def _full_record(number: str, given: str, family: str, email: str, gender: str =
              "valueReference": {"identifier": _ods("Y23456", with_period=False)}},
             {"url": UKCORE + "MedicalApplianceSupplier",
              "valueReference": {"identifier": _ods("Y34567", with_period=False)}},
-            death_notification(_DIED),
+            death_notification(datetime(2010, 10, 22, tzinfo=UTC)),
             {"url": UKCORE + "NHSCommunication", "extension": [
                 _coding_ext("language", "https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage", "fr", "French"),
                 {"url": "interpreterRequired", "valueBoolean": True}]},
@@ -91,7 +94,7 @@ def _full_record(number: str, given: str, family: str, email: str, gender: str =
         "telecom": [
             {"id": "789", "period": dict(_PERIOD), "system": "phone", "value": "01632960587", "use": "home"},
             {"id": "790", "period": {"start": "2019-01-01", "end": "2022-12-31"}, "system": "email",
-             "value": email, "use": "home"},
+             "value": "jayne.smyth@example.com", "use": "home"},
             {"id": "OC789", "period": dict(_PERIOD), "system": "other", "value": "01632960587", "use": "home",
              "extension": [{"url": UKCORE + "OtherContactSystem", "valueCoding": {
                  "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-OtherContactSystem", "code": "textphone",
@@ -109,127 +112,26 @@ def _full_record(number: str, given: str, family: str, email: str, gender: str =
     }
 
 
-def _restricted(number: str, given: str, family: str) -> dict:
-    record = _full_record(number, given, family, "")
-    for field in ("generalPractitioner", "managingOrganization", "telecom", "contact", "address"):
-        record.pop(field)
-    record["meta"]["security"] = [dict(SECURITY["R"])]
-    record["extension"] = [death_notification(_DIED)]
-    return record
-
-
-def _minimal(number: str) -> dict:
-    return {"resourceType": "Patient", "id": number, "identifier": [nhs_identifier(number)],
-            "meta": {"versionId": "2", "security": [dict(SECURITY["U"])]}}
-
-
-_RECORDS: dict[str, dict] = {
-    "9000000009": _full_record("9000000009", "Jane", "Smith", "jane.smith@example.com"),
-    "9000000017": _full_record("9000000017", "Jayne", "Smyth", "jayne.smyth@example.com"),
-    "9000000025": _restricted("9000000025", "Janet", "Smythe"),
-    "9000000033": _minimal("9000000033"),
-}
-
-
-def _born(record: dict, day: str) -> dict:
-    """The same record with another date of birth and death (the published search examples differ here)."""
-    record["birthDate"] = day
-    record["deceasedDateTime"] = f"{day}T00:00:00+00:00"
-    for extension in record["extension"]:
-        for part in extension.get("extension", []):
-            if part["url"] == "systemEffectiveDate":
-                part["valueDateTime"] = f"{day}T00:00:00+00:00"
-    return record
-
-
-# The records behind the published search examples. Two exist only there: the restricted patient's search result
-# gives her a different date of birth than her retrieval does, and the compound-name patient's NHS number
-# (9000000015) fails the check digit, so it can be found but never retrieved - both exactly as published.
-COMPOUND_NAME = "9000000015"
-_SEARCH_RECORDS: dict[str, dict] = {
-    "9000000009": _RECORDS["9000000009"],
-    "9000000017": _RECORDS["9000000017"],
-    "9000000025": _born(_restricted("9000000025", "Janet", "Smythe"), "2005-06-16"),
-    COMPOUND_NAME: _full_record(COMPOUND_NAME, "John Paul", "Smith", "johnp.smith@example.com", gender="male"),
-}
-
-
 @functools.cache
-def _frozen(table: str, number: str) -> str:
-    return json.dumps(_TABLES[table][number])
-
-
-def _fresh(table: str, number: str):
-    """A fresh copy of a published example: decoding its JSON once kept is many times faster than a deep copy."""
-    return json.loads(_frozen(table, number))
-
-
-def search_record(number: str) -> dict:
-    """The whole record a published search example returns (before search trimming), as a fresh copy."""
-    return _fresh("search", number)
+def _jayne_text() -> str:
+    return json.dumps(_jayne_smyth())
 
 
 def is_fixture(number: str) -> bool:
-    return number in _RECORDS or number == NOT_FOUND
+    """A published example: read-only, its answers scripted (the not-found example included)."""
+    return number in published_data.patient_numbers() or number in (JAYNE, NOT_FOUND)
 
 
 def fixture(number: str) -> dict | None:
     """A fresh copy: callers may trim or patch it without touching the example."""
-    return _fresh("records", number) if number in _RECORDS else None
-
-
-def fixture_numbers() -> list[str]:
-    return list(_RECORDS)
-
-
-# --- the published related people ----------------------------------------------------------------------------
-_GUARDIAN = {"coding": [{"system": "https://fhir.nhs.uk/R4/CodeSystem/UKCore-AdditionalRelatedPersonRole",
-                         "code": "Guardian", "display": "Guardian of patient"}]}
-
-
-def _related_extensions() -> list[dict]:
-    """Copy-correspondence and contact rank, and the same contact preference and communication as Jane Smith's."""
-    patients = {e["url"]: e for e in _full_record(JANE, "Jane", "Smith", "")["extension"]}
-    preference, communication = patients[UKCORE + "ContactPreference"], patients[UKCORE + "NHSCommunication"]
-    return [{"url": "https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-CopyCorrespondenceIndicator",
-             "valueBoolean": True},
-            {"url": "https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-ContactRank", "valuePositiveInt": 1},
-            preference, communication]
-
-
-def _related(person_id: str, patient: dict, details: bool) -> dict:
-    """A published RelatedPerson: with personal details (name, telecom, address) or a patient reference only."""
-    related = {"id": person_id, "resourceType": "RelatedPerson", "patient": patient, "active": True,
-               "period": dict(_PERIOD)}
-    if details:
-        related["name"] = [{"use": "usual", "period": dict(_PERIOD), "given": ["Jane"], "family": "Smith",
-                            "prefix": ["Mrs"], "suffix": ["MBE"]}]
-    related["relationship"] = [copy.deepcopy(_GUARDIAN)]
-    related["extension"] = _related_extensions()
-    if details:
-        related["telecom"] = [{"period": dict(_PERIOD), "system": "phone", "value": "01632960587", "use": "home"}]
-        related["address"] = [{"period": dict(_PERIOD), "use": "home", "line": list(_LINES), "postalCode": "LS1 6AE",
-                               "extension": _address_keys()}]
-    return related
-
-
-def _reference(number: str) -> dict:
-    return {"identifier": {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": number}}
-
-
-JANE = "9000000009"
-_RELATED: dict[str, list[dict]] = {
-    JANE: [_related("507B7621", _reference(JANE), details=True), _related("B3380E98", _reference(JANE), details=False)],
-    "9000000017": [_related("F4CF8B96", {}, details=True)],
-}
+    if number == JAYNE:
+        return json.loads(_jayne_text())
+    return published_data.patient(number)
 
 
 def related_people(number: str) -> list[dict]:
-    """The published example's related people (none for the restricted and minimal examples), fresh copies."""
-    return _fresh("related", number) if number in _RELATED else []
-
-
-_TABLES = {"records": _RECORDS, "search": _SEARCH_RECORDS, "related": _RELATED}
+    """The published example's related people (none for the other examples), fresh copies."""
+    return [entry["resource"] for entry in published_data.related_entries(number) or []]
 
 
 # --- the NHS's own open-source Spine clients' example patients ----------------------------------------------------

@@ -80,6 +80,8 @@ def for_search(resource: dict) -> dict:
 
 def patient_facts(sandbox: Sandbox, number: str) -> dict:
     """What scenarios can trigger on without a lookup: the kind of patient behind an NHS number."""
+    if number == fixtures.NOT_FOUND:  # the documented number with no patient: not one of the examples' records
+        return {"patient_kind": "not-found"}
     if fixtures.is_fixture(number):
         return {"patient_kind": "published-example"}
     person = sandbox.population.by_nhs_number(number)

@@ -7,7 +7,7 @@ from flask import Blueprint, request
 from sandbox.conformance.parsing import Malformed, printable
 from sandbox.runtime import current_sandbox
 from sandbox.services.pds import access as access_rules
-from sandbox.services.pds import coverage, create, patch, search
+from sandbox.services.pds import birth, birth_request, coverage, coverage_request, create, patch, search
 from sandbox.services.pds.outcome import fhir_response
 from sandbox.services.pds.patch_request import patch_list
 from sandbox.services.pds.published_search import published_fact
@@ -17,6 +17,7 @@ from sandbox.services.pds.search_params import parse_search
 from sandbox.web.pipeline import current_exchange, operation
 
 blueprint = Blueprint("pds", __name__)
+BIRTH_PATH = "/Patient/$process-birth-details"
 
 
 def _facts(source=None):
@@ -91,9 +92,27 @@ def create_patient(ex):
     return fhir_response(for_retrieval(resource), status, headers={"ETag": etag(int(resource["meta"]["versionId"]))})
 
 
+def _birth_facts(view):
+    try:
+        body = view.json()
+    except Malformed:
+        return {}  # the request checks answer a malformed body
+    readable = birth_request.read(body)[1] is None  # the request checks answer a notification without its parts
+    return {"birth_example": birth.published_example(body) or "register"} if readable else {}
+
+
+@blueprint.post(BIRTH_PATH)
+@operation("process-birth-details", facts=_facts(_birth_facts))
+def process_birth_details(ex):
+    resource, notification = birth.record(PatientRecords(current_sandbox(), ex.session), ex.view.json(), ex.add)
+    return fhir_response(resource, 201, headers={"ETag": etag(int(resource["meta"]["versionId"])),
+                                                 birth.NOTIFICATION_HEADER: notification})
+
+
 def _coverage_facts(view):
     try:
-        number = view.arg(coverage.PARAMETER) if view.method == "GET" else coverage.subscriber_number(view.json())
+        number = view.arg(coverage.PARAMETER) if view.method == "GET" else coverage_request.subscriber_number(
+            view.json())
     except Malformed:
         return {}  # the request checks answer a malformed body
     return {"nhs_number": number, **patient_facts(current_sandbox(), number)} if number else {}
@@ -116,8 +135,12 @@ def update_coverage(ex):
 
 
 def echo_request_headers(response) -> None:
-    """PDS mirrors X-Request-ID and X-Correlation-ID back on every response, errors included."""
+    """PDS mirrors X-Request-ID and X-Correlation-ID back on every response, errors included; every answer to a
+    record at birth carries a notification id (the published sandbox's own where no registration made one)."""
     for name in ("X-Request-ID", "X-Correlation-ID"):
         value = request.headers.get(name)
         if value is not None:
             response.headers[name] = printable(value)
+    birth_answer = request.method == "POST" and request.path.endswith(BIRTH_PATH)
+    if birth_answer and birth.NOTIFICATION_HEADER not in response.headers:
+        response.headers[birth.NOTIFICATION_HEADER] = birth.PUBLISHED_NOTIFICATION_ID

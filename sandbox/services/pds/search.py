@@ -1,4 +1,4 @@
-"""GET /Patient: the published examples' documented answers, or a live-like search of population and session."""
+"""GET /Patient: the published sandbox's scripted answers, or a live-like search of population and session."""
 
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ class SearchAnswer:
 
 
 def answer(records: PatientRecords, raw: dict[str, list[str]], q: SearchQuery) -> SearchAnswer:
-    if published_search.aimed_at_examples(raw):
-        return _published(raw, q)
+    row = published_search.published_row(raw)
+    if row is not None:
+        return _published(row, q)
     own = records.session_patients()
     matches = find_matches(records, q, own)
     if q.exact:
@@ -45,14 +46,13 @@ def answer(records: PatientRecords, raw: dict[str, list[str]], q: SearchQuery) -
     return SearchAnswer(searchset(entries), "results", len(entries))
 
 
-def _published(raw: dict[str, list[str]], q: SearchQuery) -> SearchAnswer:
-    row = published_search.published_row(raw)
-    if row is None:
+def _published(row: published_search.Row, q: SearchQuery) -> SearchAnswer:
+    """The published sandbox's answer; as live, more patients than _max-results allows is TOO_MANY_MATCHES."""
+    if row is published_search.NO_EXAMPLE_ROW:
         return SearchAnswer(no_example_response(published_search.NO_EXAMPLE), "no-example", 0)
-    if len(row.patients) > q.max_results:
-        return SearchAnswer(too_many_matches(), "too-many-matches", len(row.patients))
-    entries = [patient_entry(published_search.example_resource(n), published_search.PUBLISHED_SCORE)
-               for n in row.patients]
+    entries = published_search.entries(row)
+    if row.too_many or len(entries) > q.max_results:
+        return SearchAnswer(too_many_matches(), "too-many-matches", len(entries))
     return SearchAnswer(searchset(entries), "results", len(entries))
 
 

@@ -113,9 +113,7 @@ def parse_search(query: dict[str, list[str]]) -> tuple[SearchQuery | None, list[
     j = _Judgement()
     if not query:
         j.fail(REQ_PRESENT, "The search has no parameters; PDS needs at least a family name and a date of birth "
-               "(400 UNSUPPORTED_SERVICE).", "query", SpineError(
-                   400, "UNSUPPORTED_SERVICE", "Invalid search data provided - 'No search parameters were "
-                   "supplied; search with at least family and birthdate'"))
+               "(400 UNSUPPORTED_SERVICE).", "query", SpineError(400, "UNSUPPORTED_SERVICE"))
         return None, j.findings
     j.held(REQ_PRESENT, "The search has parameters.")
     _known(j, query)
