@@ -300,3 +300,16 @@ def test_superseded_number_updates_the_survivor_and_invalidated_is_refused(pds, 
     gone = next(sandbox.population.of_kind("invalidated"))
     refused = patch(pds, gone.nhs_number, patches({"op": "replace", "path": "/gender", "value": "male"}))
     assert (refused.status_code, error_code(refused)) == (404, "INVALIDATED_RESOURCE")
+
+
+@pytest.mark.parametrize("number, if_match, status, scenario", [
+    ("9000000009", 'W/"1"', 409, "pds-update-incorrect-version"),
+    ("9000000009", 'W/"2"', 200, "pds-update-published-example"),
+    ("5900057208", 'W/"1"', 200, "pds-update-published-example"),  # a published patient at version 1
+    ("5900057208", 'W/"7"', 409, "pds-update-incorrect-version"),
+])
+def test_an_update_of_a_published_patient_is_labelled_by_whether_if_match_names_its_version(pds, number, if_match,
+                                                                                             status, scenario):
+    update = pds.patch(f"/Patient/{number}", json={"patches": [{"op": "replace", "path": "/gender", "value": "male"}]},
+                       headers={"If-Match": if_match})
+    assert (update.status_code, update.headers["X-Sandbox-Scenario"]) == (status, scenario)

@@ -7,7 +7,16 @@ from flask import Blueprint, request
 from sandbox.conformance.parsing import Malformed, printable
 from sandbox.runtime import current_sandbox
 from sandbox.services.pds import access as access_rules
-from sandbox.services.pds import birth, birth_request, coverage, coverage_request, create, patch, search
+from sandbox.services.pds import (
+    birth,
+    birth_request,
+    coverage,
+    coverage_request,
+    create,
+    fixtures,
+    patch,
+    search,
+)
 from sandbox.services.pds.outcome import fhir_response
 from sandbox.services.pds.patch_request import patch_list
 from sandbox.services.pds.published_search import published_fact
@@ -32,6 +41,16 @@ def _facts(source=None):
 
 def _patient_facts(view):
     return patient_facts(current_sandbox(), view.params.get("nhs_number", ""))
+
+
+def _patch_facts(view):
+    """For a published example, whether If-Match names its version (if_match: current) or not (stale, a 409)."""
+    found = _patient_facts(view)
+    example = fixtures.fixture(view.params.get("nhs_number", "")) if found["patient_kind"] == "published-example" else None
+    if example is not None:
+        current = etag(int(example["meta"]["versionId"]))
+        found["if_match"] = "current" if (view.header("If-Match") or "").strip() == current else "stale"
+    return found
 
 
 def etag(version: int) -> str:
@@ -68,7 +87,7 @@ def get_related_people(ex, nhs_number: str):
 
 
 @blueprint.patch("/Patient/<nhs_number>")
-@operation("patch-patient", facts=_facts(_patient_facts))
+@operation("patch-patient", facts=_facts(_patch_facts))
 def patch_patient(ex, nhs_number: str):
     patches, _ = patch_list(ex.view)  # the request checks have refused any body without them
     records = PatientRecords(current_sandbox(), ex.session)
