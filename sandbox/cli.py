@@ -618,10 +618,10 @@ def sessions() -> None:
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def sessions_create(plan_id, supplier, system, tenant, mailboxes, data_dir, as_json) -> None:
     """Create a session bound to a plan; prints its id and token (the token is shown only once)."""
+    from sandbox.assurance.binding import create_bound_session
     from sandbox.assurance.sessions import credentials
     from sandbox.hosting.keys import get_tenant, hosted_data
     from sandbox.hosting.ownership import bind
-    from sandbox.services.mesh.mailboxes import create_bound_session
 
     with _journal_sandbox(data_dir, writes=True, quiet=as_json) as sandbox:
         owner = get_tenant(sandbox.store, tenant) if tenant else None
@@ -652,10 +652,11 @@ def sessions_create(plan_id, supplier, system, tenant, mailboxes, data_dir, as_j
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 def sessions_release(session_id, data_dir, as_json) -> None:
     """Free the MESH mailboxes bound to a session (its exchanges, verdict and report stay)."""
-    from sandbox.services.mesh.mailboxes import release
+    from sandbox.assurance.binding import release
+    from sandbox.services import discover
 
     with _journal(_data_settings(data_dir)) as store:
-        released = release(store, session_id)
+        released = release(store, session_id, discover())
     if as_json:
         _emit_json({"session": session_id, "released": released})
     elif released:

@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from werkzeug.serving import make_server
 
+from sandbox.assurance import binding
 from sandbox.assurance.model import Progress
 from sandbox.assurance.reports import make_report, write_reports
 from sandbox.assurance.sessions import find_plan
@@ -111,12 +112,10 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
     to the run's session while the command runs, so a client that sends no session header lands in it; by default,
     for a plan that covers MESH, every mailbox of the configuration that no other session holds."""
     from sandbox.app import create_app
-    from sandbox.services.mesh import mailboxes as mesh_mailboxes
 
     plan = find_plan(sandbox.plans, plan_id)
-    if not mailboxes and "mesh" in plan.services and not sandbox.settings.hosted:
-        mailboxes = mesh_mailboxes.free_mailboxes(sandbox)  # the run's own sandbox: its MESH traffic is the run's
-    mesh_mailboxes.bindable(sandbox, plan, mailboxes, sandbox.settings.hosted)  # a set-up error, before anything runs
+    hosted = sandbox.settings.hosted
+    mailboxes = binding.checked(sandbox, plan, mailboxes or binding.defaults(sandbox, plan, hosted), hosted)
     key = key or signing_key(sandbox.settings)  # before the command runs: a bad key is a set-up error
     app = create_app(sandbox.settings, sandbox=sandbox)
     say("Building the synthetic population index…")
@@ -127,8 +126,7 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
     threading.Thread(target=server.serve_forever, name="sandbox-server", daemon=True).start()
     record = None
     try:
-        record, token, bound = mesh_mailboxes.create_bound_session(sandbox, plan.id, supplier, system, mailboxes,
-                                                                   sandbox.settings.hosted)
+        record, token, bound = binding.create_bound_session(sandbox, plan.id, supplier, system, mailboxes, hosted)
         env = environment_for(sandbox, base, record.id, token, plan.id)
         say(f"Spine Sandbox at {base}, session {record.id}, plan {plan.id}")
         if bound:
@@ -142,7 +140,7 @@ def run_plan(sandbox: Sandbox, plan_id: str, command: Sequence[str], report_dir:
         server.shutdown()
         server.server_close()
         if record is not None:  # the session ends with the run: its mailboxes are free for the next one
-            mesh_mailboxes.release(sandbox.store, record.id)
+            binding.release(sandbox.store, record.id, sandbox.services.values())
     problem = ended.problem
     if problem:
         say(problem)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import click
     from flask import Request
 
+    from sandbox.assurance.plans import Plan
+    from sandbox.journal.store import Store
     from sandbox.messaging.business import InteractionHandler, PlayedParty
     from sandbox.runtime import Sandbox
     from sandbox.web.access import Access
@@ -30,6 +32,20 @@ if TYPE_CHECKING:
 HTTP_ERROR_CODES = {400: "INVALID_VALUE", 404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
                     406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
                     500: "INTERNAL_SERVER_ERROR", 503: "SERVICE_UNAVAILABLE"}
+
+
+@dataclass(frozen=True)
+class SessionBinding:
+    """Credentials of a service's own (MESH mailbox ids) bound to a session, so that a client that can send no session
+    header lands in it (sandbox.assurance.binding makes and ends them). `check(sandbox, plan, ids, hosted)`: the ids,
+    cleaned, when a new session of the plan may take them all, else SessionError saying why; `bind(store, session,
+    ids)`: all or none (SessionError); `release(store, session)`: ends the session's bindings, returning the ids;
+    `defaults(sandbox, plan, hosted)`: the ids `spine-sandbox run` binds when none are named."""
+
+    check: Callable[[Sandbox, Plan, list[str], bool], list[str]]
+    bind: Callable[[Store, str, list[str]], None]
+    release: Callable[[Store, str], list[str]]
+    defaults: Callable[[Sandbox, Plan, bool], list[str]]
 
 
 @dataclass
@@ -69,6 +85,7 @@ class Service:
     hl7v3: dict[str, InteractionHandler] = field(default_factory=dict)
     # Systems this service plays in the directory besides Spine (SDS lists them; the spine service routes to them).
     parties: tuple[PlayedParty, ...] = ()
+    binding: SessionBinding | None = None  # credentials of its own a session may be bound to (MESH mailboxes)
 
     @cached_property
     def requirements(self) -> RequirementCatalogue:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from sandbox.assurance.binding import MAX_BOUND, create_bound_session, release
 from sandbox.assurance.reports import make_report, render, report_zip
 from sandbox.assurance.sessions import (
     SessionError,
@@ -20,7 +21,6 @@ from sandbox.hosting import Denied, bind, current_caller, quotas, visible
 from sandbox.hosting.caller import attester
 from sandbox.hosting.keys import get_tenant
 from sandbox.runtime import current_sandbox
-from sandbox.services.mesh.mailboxes import MAX_MAILBOXES, create_bound_session, release
 from sandbox.web.control import FieldError, body_object, control_error, field, query_int
 from sandbox.web.sessions import require_visible
 
@@ -85,7 +85,7 @@ def new_session():
 
 def _mailbox_ids(data: dict) -> list[str]:
     """{"mailboxes": ["X26ABC1", …]}: MESH mailboxes whose traffic lands in the new session (mesh.mailboxes)."""
-    ids = field(data, "mailboxes", list, default=[], max_length=MAX_MAILBOXES)
+    ids = field(data, "mailboxes", list, default=[], max_length=MAX_BOUND)
     if not all(isinstance(i, str) and 0 < len(i) <= 40 for i in ids):
         raise FieldError("field 'mailboxes' must be a list of MESH mailbox ids (e.g. [\"X26ABC1\"])", "mailboxes")
     return ids
@@ -95,7 +95,8 @@ def _mailbox_ids(data: dict) -> list[str]:
 def release_mailboxes(session_id: str):
     """End the session's MESH mailbox bindings (`spine-sandbox sessions release`); its evidence stays."""
     require_visible(session_id)
-    return jsonify(session=session_id, released=release(current_sandbox().store, session_id))
+    sandbox = current_sandbox()
+    return jsonify(session=session_id, released=release(sandbox.store, session_id, sandbox.services.values()))
 
 
 def _tenant_named(data: dict, caller) -> str | None:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sandbox.services import Service
+from sandbox.services import Service, SessionBinding
 from sandbox.services.mesh import config as mesh_config
 from sandbox.services.mesh import mailboxes
 from sandbox.services.mesh.checks import checks
@@ -62,4 +62,6 @@ SERVICE = Service(
     session_by_secret=True,
     control=control,
     cli=mesh,
+    binding=SessionBinding(check=mailboxes.bindable, bind=mailboxes.bind, release=mailboxes.release,
+                           defaults=mailboxes.default_bindings),
 )

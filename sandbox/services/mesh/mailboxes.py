@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 from flask import Request
 
 from sandbox.assurance.plans import Plan
-from sandbox.assurance.sessions import SessionError, create_session, find_plan
+from sandbox.assurance.sessions import SessionError
 from sandbox.conformance.findings import SpineError
-from sandbox.journal.store import SessionRecord, Store, VersionConflict
+from sandbox.journal.store import Store, VersionConflict
 from sandbox.retention import forget_entries
 from sandbox.services.mesh import auth
 from sandbox.services.mesh import session as mesh_session
@@ -79,27 +79,14 @@ def bound_mailboxes(store: Store, session: str) -> list[str]:
                   if item.value == session)
 
 
-def free_mailboxes(sandbox: Sandbox) -> list[str]:
-    """The configuration's mailboxes that no live session holds: what `spine-sandbox run` binds by default."""
+def default_bindings(sandbox: Sandbox, plan: Plan, hosted: bool) -> list[str]:
+    """For a plan that covers MESH, the configuration's mailboxes that no live session holds: what `spine-sandbox run`
+    binds by default (its own sandbox: its MESH traffic is the run's)."""
+    if hosted or "mesh" not in plan.services:
+        return []
     config = sandbox.extensions[mesh_session.EXTENSION]
     return [mailbox_id for mailbox_id in config.mailboxes
             if (holder := bound_session(sandbox.store, mailbox_id)) is None or sandbox.store.sessions.get(holder) is None]
-
-
-def create_bound_session(sandbox: Sandbox, plan_id: str, supplier: str, system: str, mailbox_ids: Iterable[str],
-                         hosted: bool) -> tuple[SessionRecord, str, list[str]]:
-    """A new session of the plan (sandbox.assurance.sessions.create_session) bound to the mailboxes; returns it, its
-    token and the mailbox ids bound. Every mailbox is checked before the session is made, and a refusal leaves no
-    session behind."""
-    plan = find_plan(sandbox.plans, plan_id)
-    wanted = bindable(sandbox, plan, mailbox_ids, hosted)
-    record, token = create_session(sandbox.store, sandbox.plans, plan.id, supplier, system)
-    try:
-        bind(sandbox.store, record.id, wanted)
-    except BindingError:
-        sandbox.store.forget([record.id])  # taken between the check and the claim: the session goes too
-        raise
-    return record, token, wanted
 
 
 def bindable(sandbox: Sandbox, plan: Plan, mailbox_ids: Iterable[str], hosted: bool) -> list[str]:
