@@ -21,16 +21,16 @@ from sandbox.services.pds import fixtures, related
 from sandbox.services.pds.birth_request import DEATH_NOTICE, REQ_REGISTRATION, Birth, read
 from sandbox.services.pds.create import PUBLISHED_NUMBER as PUBLISHED_CREATE
 from sandbox.services.pds.new_patient import (
-    allocate,
     at,
     invalid,
     multiple_matches,
     object_id,
     published_record,
+    register,
     single_match,
 )
 from sandbox.services.pds.problems import schema_problems
-from sandbox.services.pds.records import NAMESPACE, PatientRecords
+from sandbox.services.pds.records import PatientRecords
 from sandbox.services.pds.search import find_matches
 from sandbox.services.pds.search_params import DateRange, SearchQuery
 from sandbox.synthetic.fhir import SECURITY, nhs_identifier
@@ -95,15 +95,7 @@ def record(records: PatientRecords, body: dict, add_findings) -> tuple[dict, str
         add_findings(*(p.finding() for p in problems))
         raise problems[0].error
     mother = _mother(records, birth, add_findings)
-    matches = _matches(records, baby)
-    if len(matches) == 1:
-        raise single_match(matches[0])
-    if matches:
-        raise multiple_matches()
-    number = allocate(records)
-    resource = _newborn(number, baby)
-    state = records.sandbox.store.state
-    state.put(records.session, NAMESPACE, number, resource, create_only=True)
+    number, resource = register(records, _matches(records, baby), lambda number: _newborn(number, baby))
     related.link_mother(records, number, mother, baby["birthDate"])
     add_findings(Finding.passed(REQ_REGISTRATION, f"Birth registered: NHS number {number}, mother {mother}.", "body"))
     return resource, str(uuid.uuid4()).upper()

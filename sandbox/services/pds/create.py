@@ -24,19 +24,19 @@ from sandbox.services.pds.new_patient import (
     DATE,
     GENDERS,
     absent,
-    allocate,
     at,
     invalid,
     invalid_create,
     missing,
     multiple_matches,
     published_record,
+    register,
     shown,
     single_match,
 )
 from sandbox.services.pds.patch_rules import change_problems
 from sandbox.services.pds.problems import Problem, schema_problems
-from sandbox.services.pds.records import NAMESPACE, PatientRecords
+from sandbox.services.pds.records import PatientRecords
 from sandbox.services.pds.search import find_matches
 from sandbox.services.pds.search_params import DateRange, SearchQuery
 from sandbox.synthetic.fhir import SECURITY, nhs_identifier
@@ -124,14 +124,7 @@ def create(records: PatientRecords, req: RequestView, add_findings) -> tuple[dic
     if example == "allocate":  # as published: the same number every time, nothing stored
         return published_record(PUBLISHED_NUMBER, body["name"][0], body["address"][0], body["gender"],
                                 body["birthDate"], 6), 201
-    matches = _matches(records, body)
-    if len(matches) == 1:
-        raise single_match(matches[0])
-    if matches:
-        raise multiple_matches()
-    number = allocate(records)
-    resource = _new_patient(number, body)
-    records.sandbox.store.state.put(records.session, NAMESPACE, number, resource, create_only=True)
+    _, resource = register(records, _matches(records, body), lambda number: _new_patient(number, body))
     return resource, 201
 
 

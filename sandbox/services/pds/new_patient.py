@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 
 from sandbox.conformance.findings import SpineError
-from sandbox.services.pds.records import PatientRecords
+from sandbox.services.pds.records import NAMESPACE, PatientRecords
 from sandbox.synthetic.fhir import SECURITY, nhs_identifier
 from sandbox.synthetic.identifiers import ALLOCATION_START, nth_valid_number
 
@@ -74,6 +75,20 @@ def allocate(records: PatientRecords) -> str:
     """The session's next NHS number from the allocation range."""
     state = records.sandbox.store.state
     return nth_valid_number(ALLOCATION_START, state.next_counter(records.session, ALLOCATION_COUNTER))
+
+
+def register(records: PatientRecords, matches: list[str], make: Callable[[str], dict]) -> tuple[str, dict]:
+    """A new patient as PDS registers one: refused with 200 SINGLE_MATCH or MULTIPLE_MATCHES when the demographics
+    match patients already known, else given the session's next number and stored for the session. Returns the
+    number and the record `make(number)` built."""
+    if len(matches) == 1:
+        raise single_match(matches[0])
+    if matches:
+        raise multiple_matches()
+    number = allocate(records)
+    resource = make(number)
+    records.sandbox.store.state.put(records.session, NAMESPACE, number, resource, create_only=True)
+    return number, resource
 
 
 def object_id(length: int) -> str:
