@@ -40,7 +40,8 @@ ENV PATH=/opt/spine-sandbox/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SANDBOX_HOST=0.0.0.0 \
     SANDBOX_PORT=9000 \
-    SANDBOX_DATA_DIR=/data
+    SANDBOX_DATA_DIR=/data \
+    XDG_CACHE_HOME=/data/cache
 USER sandbox
 WORKDIR /home/sandbox
 VOLUME ["/data"]

@@ -168,8 +168,10 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
         tls_options(settings)  # the certificates, before the services that issue their own (MESH mailboxes)
         admin = _admin_key_note(settings)  # before the workers start, so they all read the same key
         sandbox = _sandbox(settings)
-        with click.progressbar(length=settings.population, label="Building the synthetic population index",
-                               file=sys.stderr) as bar:
+        # Built once per seed and size into the cache folder (every later start, and every worker, maps the file).
+        label = ("Opening the synthetic population index" if sandbox.population.index_cached else
+                 "Building the synthetic population index (once for this seed and size)")
+        with click.progressbar(length=settings.population, label=label, file=sys.stderr) as bar:
             sandbox.population.index(lambda done, total: bar.update(done - bar.pos))
         sandbox.close()  # workers open their own connections
         scheme = "https" if settings.tls else "http"

@@ -99,7 +99,7 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 where = f"{flag} or {ENV_PREFIX}{name.upper()}" if flag else f"{ENV_PREFIX}{name.upper()}"
-                limit = (" (the synthetic NHS number range holds at most that many patients)"
+                limit = (" (the synthetic NHS number ranges hold at most that many patients)"
                          if name == "population" else "")
                 raise SettingError(f"{name} {value} is out of range: it must be {low}..{high}{limit}; "
                                    f"set it with {where}")

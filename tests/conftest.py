@@ -69,15 +69,18 @@ def _close_test_stores():
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_default_data_dir(tmp_path_factory):
-    """The suite never touches the user's own default data dir (their journal, admin and report-signing keys):
-    XDG_DATA_HOME points at a folder of the run's own, for this process and every server it starts."""
-    before = os.environ.get("XDG_DATA_HOME")
+    """The suite never touches the user's own default data dir (their journal, admin and report-signing keys) nor
+    their cache (population index files): XDG_DATA_HOME and XDG_CACHE_HOME point at folders of the run's own, for
+    this process and every server it starts."""
+    before = {name: os.environ.get(name) for name in ("XDG_DATA_HOME", "XDG_CACHE_HOME")}
     os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
     yield
-    if before is None:
-        os.environ.pop("XDG_DATA_HOME", None)
-    else:
-        os.environ["XDG_DATA_HOME"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def spec_path(*parts: str) -> Path:

@@ -84,7 +84,7 @@ def test_a_second_sandbox_on_the_same_port_is_refused_and_the_first_keeps_every_
 @pytest.mark.parametrize("args, env, expected", [
     (["--port", "99999"], {}, "port 99999 is out of range: it must be 1..65535; set it with --port or SANDBOX_PORT"),
     (["--host", "10.255.255.1"], {}, "10.255.255.1 is not an address of this machine"),
-    (["--population", "500000"], {}, "population 500000 is out of range: it must be 1..400000"),
+    (["--population", "5000000"], {}, "population 5000000 is out of range: it must be 1..3500000"),
     ([], {"SANDBOX_PORT": "nine"}, "SANDBOX_PORT='nine' is not a valid whole number"),
     ([], {"SANDBOX_TLS": "maybe"}, "SANDBOX_TLS='maybe' is not a valid yes/no value"),
     ([], {"SANDBOX_AUTH": "loose"}, "SANDBOX_AUTH='loose' is not one of strict, lenient, off"),

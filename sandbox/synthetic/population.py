@@ -1,16 +1,17 @@
-"""Synthetic people: patient i is made on its own in O(1); search indexes are built once, lazily."""
+"""Synthetic people: patient i is made on its own in O(1); the search index is built once per seed and size, kept
+in a cache folder and memory-mapped (sandbox/synthetic/index_build.py)."""
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
-import unicodedata
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jellyfish
 from faker.providers.person.en_GB import Provider as _Names
 
 from sandbox.synthetic.identifiers import (
@@ -26,6 +27,10 @@ from sandbox.synthetic.places import (
     POST_TOWNS,
     STREET_KINDS,
 )
+from sandbox.synthetic.search_keys import fold, normalise_postcode, soundex  # noqa: F401 - importers use these
+
+if TYPE_CHECKING:
+    from sandbox.synthetic.index_file import PopulationIndex
 
 # Kinds of special patient and their share of every hundred consecutive patients.
 KINDS: dict[str, int] = {
@@ -122,43 +127,32 @@ class Person:
         return tuple(a for a in self.addresses if a.end is None)
 
 
-@dataclass
-class SearchIndex:
-    """Keys -> patient indices. Names are keyed by every name a person has held (current and historic);
-    searches narrow candidates here and then judge each candidate in full."""
-
-    family: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    birth: dict[date, list[int]] = field(default_factory=lambda: defaultdict(list))
-    postcode: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    phone: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    email: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    family_soundex: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    given_soundex: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    people: list[Person] = field(default_factory=list)
-    families: list[str] = field(default_factory=list)  # sorted keys of `family`, for wildcard (prefix) scans
-    birth_dates: list[date] = field(default_factory=list)  # sorted keys of `birth`, for date ranges
-
-
 _SHARED: dict[tuple[int, int], Population] = {}
 _SHARED_LOCK = threading.Lock()
+# Persons made recently, per population: a search judges the same few candidates again as a client pages or
+# retries, and a Person is ~2 KB, so a few thousand cost a few MB.
+PERSON_CACHE = 4096
 
 
 class Population:
-    """Deterministic per seed. `person(i)` costs the same whatever the size; `index` is built once, on demand."""
+    """Deterministic per seed. `person(i)` costs the same whatever the size; `index` is opened (or built) once, on
+    demand, from `cache_dir` (default: $XDG_CACHE_HOME/spine-sandbox/population)."""
 
-    def __init__(self, seed: int = 42, size: int = 10_000):
+    def __init__(self, seed: int = 42, size: int = 10_000, cache_dir: Path | None = None):
         if not 1 <= size <= POPULATION_CAPACITY:
             raise ValueError(f"population size must be 1..{POPULATION_CAPACITY}, not {size}")
         self.seed = seed
         self.size = size
-        self._index: SearchIndex | None = None
+        self.cache_dir = cache_dir
+        self._index: PopulationIndex | None = None
         self._lock = threading.Lock()
         self._practices = _practice_codes(seed)
+        self._person = functools.lru_cache(maxsize=PERSON_CACHE)(functools.partial(make_person, self))
 
     @classmethod
     def shared(cls, seed: int, size: int) -> Population:
-        """One population per seed and size in this process. Built once, it is inherited by forked worker
-        processes (copy-on-write), so `serve` builds the search index once, not once per worker."""
+        """One population per seed and size in this process. Its index is a memory-mapped file, so forked worker
+        processes share the parent's mapping, and any other process maps the same file."""
         key = (seed, size)
         with _SHARED_LOCK:
             if key not in _SHARED:
@@ -179,9 +173,7 @@ class Population:
     def person(self, index: int) -> Person:
         if not self.contains(index):
             raise IndexError(f"patient {index} is outside this population of {self.size}")
-        if self._index is not None:
-            return self._index.people[index]
-        return _make_person(self, index)
+        return self._person(index)
 
     def __iter__(self) -> Iterator[Person]:
         return (self.person(i) for i in range(self.size))
@@ -194,12 +186,26 @@ class Population:
     def ready(self) -> bool:
         return self._index is not None
 
-    def index(self, progress: Callable[[int, int], None] | None = None) -> SearchIndex:
+    @property
+    def index_cached(self) -> bool:
+        """Whether the index file is already in the cache folder (so index() opens rather than builds it)."""
+        from sandbox.synthetic.index_build import is_cached
+
+        return self._index is not None or is_cached(self.seed, self.size, self._cache_folder())
+
+    def index(self, progress: Callable[[int, int], None] | None = None) -> PopulationIndex:
         if self._index is None:
             with self._lock:
                 if self._index is None:
-                    self._index = _build_index(self, progress)
+                    from sandbox.synthetic.index_build import load_or_build
+
+                    self._index = load_or_build(self.seed, self.size, self._cache_folder(), progress)
         return self._index
+
+    def _cache_folder(self) -> Path:
+        from sandbox.synthetic.index_build import cache_folder
+
+        return self.cache_dir if self.cache_dir is not None else cache_folder()
 
 
 def _practice_codes(seed: int) -> tuple[str, ...]:
@@ -208,7 +214,7 @@ def _practice_codes(seed: int) -> tuple[str, ...]:
     return tuple(f"{rng.choice(letters)}{rng.randint(81, 89)}{rng.randint(0, 999):03d}" for _ in range(300))
 
 
-def _make_person(pop: Population, index: int) -> Person:
+def make_person(pop: Population, index: int) -> Person:
     rng = random.Random(f"{pop.seed}:{index}")
     kind = pop.kind(index)
     number = patient_number(index)
@@ -255,6 +261,9 @@ def _make_person(pop: Population, index: int) -> Person:
         f"F{rng.choice('ABCDEFGHJ')}{rng.randint(100, 999)}" if rng.random() < 0.5 else None,
         death, superseded_by, relations, (_hex(rng), _hex(rng), _hex(rng)),
     )
+
+
+_make_person = make_person  # the name tests and tools have used
 
 
 def _superseding(pop: Population, index: int) -> int:
@@ -306,50 +315,3 @@ def _date_between(rng: random.Random, start: date, end: date) -> date:
 
 def _hex(rng: random.Random) -> str:
     return f"{rng.getrandbits(32):08X}"
-
-
-def normalise_postcode(value: str) -> str:
-    return value.replace(" ", "").upper()
-
-
-def _build_index(pop: Population, progress: Callable[[int, int], None] | None) -> SearchIndex:
-    index = SearchIndex()
-    step = max(1, pop.size // 20)
-    for i in range(pop.size):
-        person = _make_person(pop, i)
-        index.people.append(person)
-        for name in person.names:
-            _add_once(index.family, fold(name.family), i)
-            _add_once(index.family_soundex, soundex(name.family), i)
-            if name.given:
-                _add_once(index.given_soundex, soundex(name.given[0]), i)
-        index.birth[person.birth_date].append(i)
-        for address in person.addresses:
-            _add_once(index.postcode, normalise_postcode(address.postcode), i)
-        for phone in (person.phone, person.mobile):
-            if phone:
-                index.phone[phone.replace(" ", "")].append(i)
-        if person.email:
-            index.email[person.email.lower()].append(i)
-        if progress and (i + 1) % step == 0:
-            progress(i + 1, pop.size)
-    index.families = sorted(index.family)
-    index.birth_dates = sorted(index.birth)
-    return index
-
-
-def _add_once(keyed: dict[str, list[int]], key: str, i: int) -> None:
-    entries = keyed[key]
-    if not entries or entries[-1] != i:  # a person's names often share a family name: list each person once
-        entries.append(i)
-
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form for name comparison (Kociński ~ KOCINSKI, Attsön ~ ATTSON)."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).upper()
-
-
-def soundex(name: str) -> str:
-    """The Soundex key PDS's fuzzy search uses for homophones (Smith, Smyth, Smythe: S530)."""
-    letters = "".join(c for c in fold(name) if "A" <= c <= "Z")
-    return jellyfish.soundex(letters) if letters else ""

@@ -1,14 +1,15 @@
 """Patient search over the whole synthetic population and the session's own patients, scored as PDS scores.
 
-Candidates come from the population's lazily built SearchIndex (family name, date of birth, Soundex keys); each
-candidate is then judged in full. A non-fuzzy search filters on every criterion (wildcards and history allowed);
+Candidates come from the population's memory-mapped index: every posting list that applies to the search (family
+name or its prefix, date of birth or range, Soundex keys, postcode, phone, e-mail) is intersected, and gender,
+restriction and invalidation are filtered from per-patient data, before any candidate is made as a person and
+judged in full. A non-fuzzy search filters on every criterion (wildcards and history allowed);
 a fuzzy search matches homophones (Soundex), transposed names and history, and uses date of death and GP
 practice only in the score. Scores are 1.0 for an exact match on current data, less for partial matches.
 """
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 from collections.abc import Iterable
@@ -18,7 +19,11 @@ from datetime import date
 import jellyfish
 
 from sandbox.services.pds.search_params import WILDCARD, DateRange, SearchQuery
-from sandbox.synthetic.population import Person, Population, SearchIndex, fold, normalise_postcode, soundex
+from sandbox.synthetic.identifiers import patient_number
+from sandbox.synthetic.index_file import PopulationIndex
+from sandbox.synthetic.population import Person, Population
+from sandbox.synthetic.postings import Posting, UnionPosting, intersection
+from sandbox.synthetic.search_keys import fold, normalise_postcode, phone_key, soundex
 
 CURRENT_NAME_USES = ("usual", "nickname", "temp")
 FUZZY_THRESHOLD = 0.6
@@ -80,7 +85,7 @@ def subject_of_resource(resource: dict, today: date) -> Subject:
 
 
 def digits(phone: str) -> str:
-    return "".join(c for c in phone if c.isdigit() or c == "+")
+    return phone_key(phone)
 
 
 def _date(text: str) -> date | None:
@@ -276,40 +281,42 @@ def score(s: Subject, q: SearchQuery, keys: dict) -> float | None:
 
 
 # --- candidates from the population index ------------------------------------------------------------------------
-def candidates(index: SearchIndex, q: SearchQuery) -> Iterable[int]:
-    """A superset of the population patients that can match: the smallest of the index lookups that apply."""
-    options: list[list[int] | set[int]] = []
+def candidates(index: PopulationIndex, q: SearchQuery) -> Iterable[int]:
+    """A superset of the population patients that can match: the intersection of every index lookup that applies
+    (each a superset on its own), less those whose gender differs from the one searched."""
+    options: list[Posting] = []
     if q.birthdate is not None:
         options.append(_by_birth(index, q.birthdate))
     if q.fuzzy:
         keys = {soundex(n) for n in (q.family, *q.given[:1]) if n}
-        options.append({i for k in keys for i in (*index.family_soundex.get(k, ()), *index.given_soundex.get(k, ()))})
-    elif q.family:
-        options.append(_by_family(index, fold(q.family)))
-    if not options:
-        return range(len(index.people))
-    return min(options, key=len)
+        options.append(UnionPosting(table.get(k) for k in keys for table in (index.family_soundex,
+                                                                               index.given_soundex)))
+    else:
+        if q.family:
+            options.append(_by_key(index.family, fold(q.family)))
+        if q.postcode:  # only the fuzzy search lets a different postcode score
+            options.append(_by_key(index.postcode, normalise_postcode(q.postcode)))
+    if q.phone:
+        options.append(index.phone.get(digits(q.phone)))
+    if q.email:
+        options.append(index.email.get(q.email.lower()))
+    found = intersection(options) if options else range(index.size)
+    if q.gender is None:
+        return found
+    return [i for i in found if index.has_gender(i, q.gender)]
 
 
-def _by_birth(index: SearchIndex, criterion: DateRange) -> list[int]:
+def _by_birth(index: PopulationIndex, criterion: DateRange) -> Posting:
     if criterion.exact:
-        return index.birth.get(criterion.low, [])
-    lo = 0 if criterion.low is None else bisect.bisect_left(index.birth_dates, criterion.low)
-    hi = len(index.birth_dates) if criterion.high is None else bisect.bisect_right(index.birth_dates, criterion.high)
-    return [i for d in index.birth_dates[lo:hi] for i in index.birth[d]]
+        return index.birth.get(criterion.low)
+    return index.birth.between(criterion.low, criterion.high)
 
 
-def _by_family(index: SearchIndex, family: str) -> list[int]:
-    if WILDCARD not in family:
-        return index.family.get(family, [])
-    prefix = family.split(WILDCARD, 1)[0]
-    start = bisect.bisect_left(index.families, prefix)
-    found: list[int] = []
-    for key in index.families[start:]:
-        if not key.startswith(prefix):
-            break
-        found.extend(index.family[key])
-    return found
+def _by_key(table, value: str) -> Posting:
+    """Exact keys by lookup; a wildcard value by its prefix (the part before the first *), a bisect and one run."""
+    if WILDCARD not in value:
+        return table.get(value)
+    return table.with_prefix(value.split(WILDCARD, 1)[0])
 
 
 @dataclass(frozen=True)
@@ -320,19 +327,23 @@ class Match:
 
 def search_population(population: Population, q: SearchQuery, skip: set[str]) -> list[Match]:
     """Matches among the population, following merges; records in `skip` (edited in this session) are judged from
-    the session's own copy instead."""
+    the session's own copy instead. Only candidates that pass the index are made as persons."""
     index = population.index()
     keys = folded(q)
     found: dict[str, float] = {}
-    for i in set(candidates(index, q)):
-        person = index.people[i]
-        if person.kind == "invalidated" or person.nhs_number in skip:
+    for i in candidates(index, q):
+        kind = population.kind(i)
+        if kind == "invalidated" or (kind == "restricted" and q.by_location):
             continue
+        number = patient_number(i)
+        if number in skip:
+            continue
+        person = population.person(i)
         value = score(subject_of_person(person), q, keys)
         if value is None:
             continue
-        returned = person if person.superseded_by is None else index.people[person.superseded_by]
-        found[returned.nhs_number] = max(value, found.get(returned.nhs_number, 0.0))
+        returned = number if person.superseded_by is None else patient_number(person.superseded_by)
+        found[returned] = max(value, found.get(returned, 0.0))
     return [Match(v, n) for n, v in found.items()]
 
 
