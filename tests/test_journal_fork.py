@@ -90,3 +90,29 @@ def test_a_child_forked_with_the_store_open_writes_through_handles_of_its_own(tm
         assert store.journal.count_exchanges(ExchangeFilter(session="parent")) == 2
     finally:
         store.close()
+
+
+def test_what_a_worker_records_is_in_the_other_workers_history_at_once(tmp_path):
+    """History checks read the newest exchange under a key from the index the state file keeps (journal/recent.py),
+    not from the SQLite journal, which imports what workers spool only in the background: an exchange another worker
+    process has just answered must still be there, bodies included."""
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
+    try:
+        answered = exchange("s")
+        answered.response.body = b'{"resourceType": "Patient", "id": "9000000009"}'
+        pid = os.fork()
+        if pid == 0:  # the other worker: records and exits at once, before any import could have run
+            code = 1
+            try:
+                store.journal.record(answered, ["pds:patient:9000000009"])
+                code = 0
+            finally:
+                os._exit(code)
+        os.waitpid(pid, 0)
+        found = store.journal.related("s", "pds:patient:9000000009")
+        assert [e.id for e in found] == [answered.id]
+        assert found[0].response.status == 200 and found[0].request.path == "/Patient/9000000009"
+        assert found[0].response.body == answered.response.body  # read from the journal when asked for
+        assert store.journal.latest("s", "pds")[0].id == answered.id
+    finally:
+        store.close()

@@ -167,6 +167,20 @@ def test_an_update_is_stored_versioned_and_seen_by_get_and_search_in_that_sessio
     assert (stale.status_code, error_code(stale)) == (409, "RESOURCE_VERSION_MISMATCH")
 
 
+def test_a_superseded_number_retrieves_its_superseding_record_as_this_session_changed_it(client, sandbox):
+    merged = next(sandbox.population.of_kind("superseded"))
+    survivor = sandbox.population.person(merged.superseded_by).nhs_number
+    mine, theirs = PdsClient(client, "session-a"), PdsClient(client, "session-b")
+    before, _ = retrieve(mine, merged.nhs_number)  # the unchanged answers, as every session starts with them
+    _, etag = retrieve(mine, survivor)
+    response = patch(mine, survivor, patches({"op": "replace", "path": "/gender", "value": "unknown"}), etag=etag)
+    assert response.status_code == 200, response.get_json()
+    after, new_etag = retrieve(mine, merged.nhs_number)
+    assert after["id"] == survivor and after["gender"] == "unknown" and new_etag == response.headers["ETag"]
+    other, _ = retrieve(theirs, merged.nhs_number)
+    assert other == before
+
+
 def test_new_list_items_get_an_id_and_a_period_and_supplied_ids_warn(client, pds, person):
     _, etag = retrieve(pds, person.nhs_number)
     response = patch(pds, person.nhs_number, patches({"op": "add", "path": "/name/-", "value": {

@@ -172,3 +172,33 @@ def test_a_scenario_can_be_forced_by_header(pds):
     wrong = pds.get("/Patient/9000000009", headers={"X-Sandbox-Scenario": "no-such-scenario"})
     assert wrong.status_code == 400
     assert "pds-rate-limited" in wrong.get_json()["issue"][0]["diagnostics"]
+
+
+def test_the_most_specific_scenario_wins_and_ties_go_to_the_first_loaded():
+    """Scenarios are looked up by one exact value each (a path parameter, a header, a fact) before they are matched:
+    the choice must be the one matching every scenario in loading order would make."""
+    from sandbox.conformance.checks import RequestView
+    from sandbox.scripting.scenarios import Scenario, ScenarioCatalogue, Trigger
+
+    def scenario(sid: str, **trigger) -> Scenario:
+        return Scenario(sid, "pds", sid, Trigger(("get-patient",), **trigger))
+
+    catalogue = ScenarioCatalogue([
+        scenario("by-fact", facts={"patient_kind": "restricted"}),
+        scenario("by-header", headers={"X-Mode": "Slow"}),
+        scenario("any-header", headers={"X-Mode": "*"}),
+        scenario("by-number-and-fact", params={"nhs_number": "9000000009"}, facts={"patient_kind": "restricted"}),
+        scenario("forced", params={"nhs_number": "9000000009"}, forced_only=True),
+    ])
+
+    def chosen(number: str, headers: list[tuple[str, str]], kind: str) -> str | None:
+        view = RequestView("GET", f"/Patient/{number}", {}, headers, b"", {"nhs_number": number})
+        found = catalogue.select("pds", "get-patient", view, {"patient_kind": kind})
+        return found.id if found else None
+
+    assert chosen("9000000017", [], "standard") is None
+    assert chosen("9000000017", [("x-mode", "SLOW")], "standard") == "by-header"  # names and values in any case
+    assert chosen("9000000017", [("X-Mode", "fast")], "standard") == "any-header"
+    assert chosen("9000000017", [("X-Mode", "slow")], "restricted") == "by-fact"  # as specific: loaded first
+    assert chosen("9000000009", [("X-Mode", "slow")], "restricted") == "by-number-and-fact"  # more specific
+    assert chosen("9000000009", [], "standard") is None  # a forced-only scenario is never selected

@@ -135,8 +135,7 @@ def judge(checks: HistoryCheckSet | None, store: Store, exchange: Exchange) -> s
     if checks is None:
         return set()
     keys = checks.keys_of(exchange)
-    # Read together where each read is a round trip to a database server; an embedded journal reads as asked.
-    expected = keys | checks.asked_of(exchange) if store.journal.reads_are_round_trips else set()
+    expected = keys | checks.asked_of(exchange)  # read together: one round trip, or one read of the index
     exchange.findings.extend(checks.run(exchange, History(store, exchange.session, checks.service, expected)))
     return keys
 

@@ -80,9 +80,9 @@ def decode(row: tuple, with_findings: bool = True, read_body: Callable[[Any], by
         duration_ms=duration_ms, seq=seq,
         findings=part("findings", lambda: decode_findings(findings), []) if with_findings else [],
         request=RecordedRequest(read_text(method), read_text(path), read_text(query_string),
-                                part("request headers", lambda: _headers(req_headers), []),
+                                part("request headers", lambda: decode_headers(req_headers), []),
                                 part("request body", lambda: read_body(req_body), b""), read_text(client)),
-        response=RecordedResponse(status, part("response headers", lambda: _headers(resp_headers), []),
+        response=RecordedResponse(status, part("response headers", lambda: decode_headers(resp_headers), []),
                                   part("response body", lambda: read_body(resp_body), b"")))
     if problems:
         exchange.damage = "; ".join(problems)
@@ -115,7 +115,7 @@ def decode_findings(text: str | None) -> list[Finding]:
     return [finding(*item) for item in json.loads(text)] if text else []
 
 
-def _headers(text: str) -> list[tuple[str, str]]:
+def decode_headers(text: str) -> list[tuple[str, str]]:
     return [(str(name), str(value)) for name, value in json.loads(text)]
 
 

@@ -37,7 +37,7 @@ except ImportError:  # Windows: SQLite's busy handler alone serialises writers
     fcntl = None
 
 from sandbox.conformance.findings import Finding
-from sandbox.journal import bodies, process, space, spool
+from sandbox.journal import bodies, process, recent, space, spool
 from sandbox.journal import rows as exchange_rows
 from sandbox.journal.exchange import Exchange
 from sandbox.journal.state import LmdbState
@@ -302,7 +302,18 @@ class SqliteJournal(Journal):
     # --- the journal -------------------------------------------------------------------------------------------
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
         """Spooled: durable against a killed process once this returns, and in every query from then on."""
-        row = (*_row(exchange, self._bodies), sorted(set(keys)))
+        keys = sorted(set(keys))
+        row = (*_row(exchange, self._bodies), keys)
+        self._spool_or_insert(exchange, row)
+        # After the journal has it, so that an entry always stands for a journaled exchange. The exchange is journaled
+        # whatever happens here: a failure costs later checks this exchange, not the answer its id.
+        try:
+            self._state.put_newest(exchange.session, [*keys, recent.latest_key(exchange.service)],
+                                   exchange.started_at, recent.entry(row))
+        except Exception as error:
+            log.warning("exchange %s is journaled but not in the index of newest exchanges: %s", exchange.id, error)
+
+    def _spool_or_insert(self, exchange: Exchange, row: tuple) -> None:
         writer = self._spool_writer()
         if writer is not None:
             try:
@@ -491,6 +502,8 @@ class SqliteJournal(Journal):
             last = rows[-1][0]
 
     def related(self, session: str, key: str, limit: int = 1) -> list[Exchange]:
+        if limit == 1:
+            return self._indexed(session, key)
         self._fresh()
         rows = self._db().execute(
             f"SELECT {', '.join('e.' + c for c in exchange_rows.READ_COLUMNS)} FROM exchange_keys k "
@@ -499,10 +512,22 @@ class SqliteJournal(Journal):
         return [self._exchange(row, with_findings=False) for row in rows]
 
     def latest(self, session: str, service: str, limit: int = 1) -> list[Exchange]:
+        if limit == 1:
+            return self._indexed(session, recent.latest_key(service))
         self._fresh()
         rows = self._db().execute(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE session = ? AND service = ? "
                                   "ORDER BY seq DESC LIMIT ?", (session, service, exchange_rows.bounded(limit)))
         return [self._exchange(row, with_findings=False) for row in rows]
+
+    def newest(self, session: str, service: str, keys: Iterable[str]) -> tuple[dict[str, Exchange], Exchange | None]:
+        latest = recent.latest_key(service)
+        found = {key: recent.exchange(entry, self.exchange)
+                 for key, entry in self._state.newest(session, [*keys, latest]).items()}
+        return found, found.pop(latest, None)
+
+    def _indexed(self, session: str, key: str) -> list[Exchange]:
+        """The newest exchange under the key, from the index kept as exchanges are recorded (recent.py)."""
+        return [recent.exchange(entry, self.exchange) for entry in self._state.newest(session, [key]).values()]
 
     def exchanges_by_seq(self, seqs: Iterable[int]) -> list[Exchange]:
         self._fresh()
@@ -542,6 +567,7 @@ class SqliteJournal(Journal):
                     "SELECT 1 FROM exchanges WHERE request_body = ?1 OR response_body = ?1 LIMIT 1", (value,)).fetchone()}
             for reference in files - kept:
                 self._bodies.remove(reference)
+            self._state.forget_newest(session)
         return forgotten
 
     def _where(self, where: ExchangeFilter) -> tuple[str, list]:

@@ -12,6 +12,7 @@ Named databases of the environment (`S` is the session, NUL-separated):
   blobs     S NUL key               -> bytes
   claims    digest of (S, namespace, key) -> when it may be forgotten (8-byte float): used single-use keys
   forget    that moment (8 bytes, big-endian seconds) + the digest -> nothing: claims in the order they expire
+  recent    S NUL history key (its digest, if long) -> when the exchange began (8-byte float) + its entry (journal/recent.py)
 A state key LMDB cannot hold (over 511 bytes) is stored under its digest, with the key itself in the value.
 
 Commits are not synced one by one: a killed process loses nothing (its writes are in the operating system's cache),
@@ -51,6 +52,7 @@ FIRST_MAP_SIZE = 256 << 20  # at least twice the largest single write (a 100 MB 
 # instead of 20-25 µs, about 5% of a 640 µs MESH send.
 WRITE_MAP = False
 KEY_LENGTH = struct.Struct("<I")
+RECENT_KEY_LIMIT = 511  # LMDB's longest key (its default build): a longer history key is kept under its digest
 LONG_KEY = b"\x01"  # a state key LMDB cannot hold: its digest in the LMDB key, the key itself in the value
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode  # of text: json.loads of bytes first works out their encoding, twice the cost
@@ -70,8 +72,9 @@ class _Environment:
         self.env = lmdb.open(path, subdir=False, map_size=FIRST_MAP_SIZE, max_dbs=8, sync=False, metasync=False,
                              writemap=WRITE_MAP, readahead=False, max_readers=1024)
         self.env.reader_check()  # slots left by killed processes would keep old pages from being reused
-        self.state, self.stamps, self.counters, self.blobs, self.claims, self.forget = (
-            self.env.open_db(name) for name in (b"state", b"stamps", b"counters", b"blobs", b"claims", b"forget"))
+        self.state, self.stamps, self.counters, self.blobs, self.claims, self.forget, self.recent = (
+            self.env.open_db(name) for name in (b"state", b"stamps", b"counters", b"blobs", b"claims", b"forget",
+                                                b"recent"))
         self.page_size = self.env.stat()["psize"]
         self.local = _Local()
         self.users = 0
@@ -311,7 +314,7 @@ class LmdbState(SessionState):
         shared = self._shared
         for session in sessions:
             with self._write() as txn:
-                for db in (shared.state, shared.stamps, shared.counters, shared.blobs):
+                for db in (shared.state, shared.stamps, shared.counters, shared.blobs, shared.recent):
                     _delete_prefix(txn.cursor(db=db), _join(session, ""))
 
     def _state_key(self, session: str, namespace: str, key: str) -> tuple[bytes, bytes]:
@@ -322,6 +325,32 @@ class LmdbState(SessionState):
         encoded = key.encode()
         digest = hashlib.blake2b(encoded, digest_size=32).hexdigest().encode()
         return _join(session, namespace, "") + LONG_KEY + digest, LONG_KEY + KEY_LENGTH.pack(len(encoded)) + encoded
+
+    # --- the newest exchange under each history key (journal/recent.py) ---------------------------------------
+    def put_newest(self, session: str, keys: Iterable[str], started_at: float, entry: bytes) -> None:
+        """Keep `entry` as the newest under each key, unless an exchange that began later is there already (two
+        workers may record in the other order)."""
+        value = UNTIL.pack(started_at) + entry
+        with self._write() as txn:
+            for key in keys:
+                where = _recent_key(session, key)
+                old = txn.get(where, db=self._shared.recent)
+                if old is None or UNTIL.unpack_from(old)[0] <= started_at:
+                    txn.put(where, value, db=self._shared.recent)
+
+    def newest(self, session: str, keys: Iterable[str]) -> dict[str, bytes]:
+        """The entry kept under each of `keys` that has one."""
+        found = {}
+        with self._read() as txn:
+            for key in keys:
+                value = txn.get(_recent_key(session, key), db=self._shared.recent)
+                if value is not None:
+                    found[key] = value[UNTIL.size:]
+        return found
+
+    def forget_newest(self, session: str) -> None:
+        with self._write() as txn:
+            _delete_prefix(txn.cursor(db=self._shared.recent), _join(session, ""))
 
     # --- counters and blobs -------------------------------------------------------------------------------------
     def next_counter(self, session: str, name: str, start: int = 0) -> int:
@@ -393,6 +422,13 @@ class LmdbState(SessionState):
 
 def _join(*parts: str) -> bytes:
     return "\0".join(parts).encode()
+
+
+def _recent_key(session: str, key: str) -> bytes:
+    where = _join(session, key)
+    if len(where) <= RECENT_KEY_LIMIT:
+        return where
+    return _join(session, "") + LONG_KEY + hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
 def _digest(session: str, namespace: str, key: str) -> bytes:

@@ -148,10 +148,6 @@ class SessionSpan:
 class Journal(ABC):
     """Exchanges and their findings: append-only, ordered by `seq` (the order they were recorded)."""
 
-    # Whether each read is a round trip to a database server, so that reading what will be asked together (newest())
-    # is cheaper than reading it as it is asked; an embedded journal's reads are calls within the process.
-    reads_are_round_trips = False
-
     @abstractmethod
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
         """Commit the exchange and its findings; returns only once it is durable against a killed process.

@@ -46,6 +46,16 @@ class Trigger:
                 and all(_same(facts.get(k), v) for k, v in self.facts.items())
                 and all(_same(_pointer(request, p), v) for p, v in self.body.items()))
 
+    @property
+    def discriminator(self) -> tuple[str, str, str] | None:
+        """One condition that needs an exact value of a single-valued part of the request (a path parameter, a header,
+        a fact): (part, name, value casefolded), or None when there is none. Scenarios are looked up by it."""
+        for part, values in (("params", self.params), ("headers", self.headers), ("facts", self.facts)):
+            for name, value in values.items():
+                if value != ANY:
+                    return part, name, str(value).casefold()
+        return None
+
     def describe(self) -> str:
         """The trigger in words for the catalogue: which values a supplier sends to get this behaviour."""
         parts = [" or ".join(self.operations)]
@@ -100,11 +110,38 @@ class Scenario:
                 "response": self.response, "expect": self.expect, "source": self.source}
 
 
+class _OperationScenarios:
+    """The scenarios one operation can select, filed by their trigger's discriminator, so that a request is matched
+    against the few whose exact value it carries (and those without one), not against every scenario."""
+
+    def __init__(self):
+        self.order: dict[str, int] = {}  # scenario id -> its place in loading order, which breaks ties
+        self.filed: dict[tuple[str, str], dict[str, list[Scenario]]] = {}  # (part, name) -> value -> scenarios
+        self.always: list[Scenario] = []  # no discriminator: matched against every request
+
+    def add(self, scenario: Scenario) -> None:
+        self.order[scenario.id] = len(self.order)
+        found = scenario.trigger.discriminator
+        if found is None:
+            self.always.append(scenario)
+        else:
+            part, name, value = found
+            self.filed.setdefault((part, name), {}).setdefault(value, []).append(scenario)
+
+    def candidates(self, request: RequestView, facts: dict[str, Any]) -> Iterator[Scenario]:
+        for (part, name), by_value in self.filed.items():
+            actual = (request.params.get(name) if part == "params" else request.header(name) if part == "headers"
+                      else facts.get(name))
+            if actual is not None:
+                yield from by_value.get(str(actual).casefold(), ())
+        yield from self.always
+
+
 class ScenarioCatalogue:
     def __init__(self, scenarios: Iterable[Scenario] = ()):
         self._by_id: dict[str, Scenario] = {}
         self._by_service: dict[str, list[Scenario]] = {}
-        self._by_operation: dict[tuple[str, str], list[Scenario]] = {}  # what select() looks through, per request
+        self._by_operation: dict[tuple[str, str], _OperationScenarios] = {}  # what select() looks through
         for scenario in scenarios:
             self.add(scenario)
 
@@ -114,8 +151,10 @@ class ScenarioCatalogue:
                                 f"{self._by_id[scenario.id].source}")
         self._by_id[scenario.id] = scenario
         self._by_service.setdefault(scenario.service, []).append(scenario)
+        if scenario.trigger.forced_only:
+            return  # never selected: chosen only by name (X-Sandbox-Scenario)
         for operation in scenario.trigger.operations:
-            self._by_operation.setdefault((scenario.service, operation), []).append(scenario)
+            self._by_operation.setdefault((scenario.service, operation), _OperationScenarios()).add(scenario)
 
     def __iter__(self) -> Iterator[Scenario]:
         return iter(self._by_id.values())
@@ -131,10 +170,12 @@ class ScenarioCatalogue:
 
     def select(self, service: str, operation: str, request: RequestView, facts: dict[str, Any]) -> Scenario | None:
         """The most specific matching scenario; ties go to the one loaded first."""
+        scenarios = self._by_operation.get((service, operation))
+        if scenarios is None:
+            return None
         best: Scenario | None = None
-        for scenario in self._by_operation.get((service, operation), ()):
-            if scenario.trigger.matches(operation, request, facts) and (
-                    best is None or scenario.trigger.specificity > best.trigger.specificity):
+        for scenario in scenarios.candidates(request, facts):
+            if scenario.trigger.matches(operation, request, facts) and (best is None or _before(scenario, best, scenarios)):
                 best = scenario
         return best
 
@@ -150,6 +191,12 @@ class ScenarioCatalogue:
                 for scenario in load_file(path, known, requirements):
                     catalogue.add(scenario)
         return catalogue
+
+
+def _before(scenario: Scenario, other: Scenario, scenarios: _OperationScenarios) -> bool:
+    """Whether `scenario` wins over `other`: more specific, or as specific and loaded first."""
+    mine, theirs = scenario.trigger.specificity, other.trigger.specificity
+    return mine > theirs or (mine == theirs and scenarios.order[scenario.id] < scenarios.order[other.id])
 
 
 def load_file(path: Path, known: dict[str, set[str]], requirements=None) -> list[Scenario]:

@@ -53,10 +53,10 @@ def open_postgres(url: str, threads: int = 1) -> Store:
 
 
 def round_trips() -> int:
-    """Statements this process has sent to PostgreSQL so far (benchmarks read it before and after a call)."""
+    """Statements this thread has sent to PostgreSQL so far (benchmarks read it before and after a call)."""
     from sandbox.journal.postgres import database
 
-    return database.ROUND_TRIPS
+    return database.sent()
 
 
 def _lock_key(purpose: str, schema: str) -> int:

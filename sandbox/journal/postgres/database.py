@@ -29,9 +29,9 @@ from sandbox.journal.store import ClaimTaken, VersionConflict, joinable
 
 log = logging.getLogger(__name__)
 
-# Statements sent to the database by this process (each execute, each pipeline sync): benchmarks read it per call.
-# A plain int: an increment lost to a thread switch now and then is an acceptable error for a measurement.
-ROUND_TRIPS = 0
+# Statements each thread has sent to the database (each execute, each pipeline sync): benchmarks and tests read it
+# before and after a call, unmoved by other threads' work (a store's maintenance, another test's leftovers).
+_sent = threading.local()
 
 POOL_SIZE = 32  # connections per process at most, or two per request thread if that is more (see Database)
 MAX_WRITERS = 1024  # in-process locks kept for transactions' advisory lock keys
@@ -415,8 +415,12 @@ def execute(conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.C
 
 
 def counted(round_trips: int = 1) -> None:
-    global ROUND_TRIPS
-    ROUND_TRIPS += round_trips
+    _sent.round_trips = sent() + round_trips
+
+
+def sent() -> int:
+    """The round trips this thread has made so far."""
+    return getattr(_sent, "round_trips", 0)
 
 
 # --- values as the database takes them -------------------------------------------------------------------------

@@ -58,8 +58,6 @@ class PostgresJournal(Journal):
     """Append-only; `seq` (an identity column, one sequence for every replica) is the order rows were inserted in.
     Every write commits before it returns."""
 
-    reads_are_round_trips = True
-
     def __init__(self, db: Database):
         self._db = db
 

@@ -77,7 +77,12 @@ def render_error(error: SpineError) -> Response:
     return fhir_response(body, error.status)
 
 
-def fhir_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
-    # "replace": a lone surrogate quoted back from a request (only a test client can send one) cannot break the answer
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")
+def fhir_response(body: dict | bytes, status: int = 200, headers: dict | None = None) -> Response:
+    """`body`: a resource, or one fhir_json() made already."""
+    data = body if isinstance(body, bytes) else fhir_json(body)
     return Response(data, status=status, headers=headers or {}, mimetype=FHIR_JSON)
+
+
+def fhir_json(body: dict) -> bytes:
+    # "replace": a lone surrogate quoted back from a request (only a test client can send one) cannot break the answer
+    return json.dumps(body, ensure_ascii=False).encode("utf-8", "replace")

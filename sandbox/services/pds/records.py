@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 from sandbox.conformance.findings import SpineError
 from sandbox.runtime import Sandbox
 from sandbox.services.pds import fixtures
+from sandbox.services.pds.outcome import fhir_json
 from sandbox.synthetic.fhir import patient_resource
-from sandbox.synthetic.identifiers import SCENARIO_START, is_valid_nhs_number
+from sandbox.synthetic.identifiers import SCENARIO_START, is_valid_nhs_number, patient_index
+from sandbox.synthetic.population import Population
 
 NAMESPACE = "pds.patient"  # session state: NHS number -> the session's current version of the resource
 # Location-sensitive fields PDS withholds from a restricted record.
 RESTRICTED_FIELDS = ("address", "telecom", "generalPractitioner")
 SEARCH_EXCLUDED = ("managingOrganization",)
 SEARCH_NAME_USES = ("usual", "nickname", "temp")
+STANDING_RETRIEVALS_KEPT = 4096  # serialised retrievals kept per process (a few KiB each)
 
 
 @dataclass
@@ -84,8 +88,9 @@ def patient_facts(sandbox: Sandbox, number: str) -> dict:
         return {"patient_kind": "not-found"}
     if fixtures.is_fixture(number):
         return {"patient_kind": "published-example"}
-    person = sandbox.population.by_nhs_number(number)
-    return {"patient_kind": person.kind if person else "unknown"}
+    index = patient_index(number)  # the kind, without making the person
+    known = index is not None and sandbox.population.contains(index)
+    return {"patient_kind": sandbox.population.kind(index) if known else "unknown"}
 
 
 class PatientRecords:
@@ -105,19 +110,22 @@ class PatientRecords:
         stored = self.sandbox.store.state.get(self.session, NAMESPACE, number)
         if stored is not None:
             return Record(stored.value, requested, "session", stored.version)
-        client_example = fixtures.client_example(number, self.sandbox.population)
-        if client_example is not None:  # the NHS's own Spine clients' example patients: updatable, like the population
-            return Record(client_example, requested, "population")
-        person = self.sandbox.population.by_nhs_number(number)
-        if person is None and int(number[:9]) >= SCENARIO_START:
-            return self._scenario_patient(number, requested)
-        if person is None:
-            raise SpineError(404, "RESOURCE_NOT_FOUND")
-        if person.kind == "invalidated":
-            raise SpineError(404, "INVALIDATED_RESOURCE")
-        if person.superseded_by is not None and number == requested:
-            return self.find(self.sandbox.population.person(person.superseded_by).nhs_number, requested)
-        return Record(patient_resource(person), requested, "population")
+        record = standing_record(self.sandbox.population, number, requested)
+        if record.superseded and number == requested:
+            return self.find(record.nhs_number, requested)  # the superseding record as this session has it
+        return record
+
+    def retrieval(self, number: str) -> tuple[bytes, int]:
+        """What a retrieval answers for an NHS number (the body, as find() and for_retrieval() make it) and the
+        record's version. A record this session has not changed is the same for every request and session: it is
+        serialised once (`_standing_retrieval`), not for each."""
+        if is_valid_nhs_number(number) and (fixtures.is_fixture(number) or
+                                            self.sandbox.store.state.get(self.session, NAMESPACE, number) is None):
+            standing = _standing_retrieval(self.sandbox.population, number)
+            if standing is not None:
+                return standing
+        record = self.find(number)
+        return fhir_json(for_retrieval(record.resource)), record.version
 
     def session_patients(self) -> dict[str, dict]:
         """Every patient this session edited or created, by NHS number."""
@@ -134,14 +142,42 @@ class PatientRecords:
         else:
             store.state.put(self.session, NAMESPACE, resource["id"], resource, create_only=True)
 
-    def _scenario_patient(self, number: str, requested: str) -> Record:
-        """A number dedicated to a scenario (429, 503, slow...) is an ordinary patient whenever the scenario
-        does not answer, so a supplier's retry succeeds like it would on Spine."""
-        population = self.sandbox.population
-        index = (int(number[:9]) - SCENARIO_START) % population.size
-        while population.kind(index) != "standard":
-            index = (index + 1) % population.size
-        resource = patient_resource(population.person(index))
-        resource["id"] = number
-        resource["identifier"][0]["value"] = number
-        return Record(resource, requested, "population")
+
+def standing_record(population: Population, number: str, requested: str) -> Record:
+    """A record as the sandbox starts with it, the same in every session: a client example, a population patient
+    (one that is superseded: its superseding record, as it starts), or a scenario patient. Raises the SpineError PDS
+    answers for an unknown or invalidated number."""
+    client_example = fixtures.client_example(number, population)
+    if client_example is not None:  # the NHS's own Spine clients' example patients: updatable, like the population
+        return Record(client_example, requested, "population")
+    person = population.by_nhs_number(number)
+    if person is None and int(number[:9]) >= SCENARIO_START:
+        return _scenario_patient(population, number, requested)
+    if person is None:
+        raise SpineError(404, "RESOURCE_NOT_FOUND")
+    if person.kind == "invalidated":
+        raise SpineError(404, "INVALIDATED_RESOURCE")
+    if person.superseded_by is not None and number == requested:
+        return standing_record(population, population.person(person.superseded_by).nhs_number, requested)
+    return Record(patient_resource(person), requested, "population")
+
+
+@functools.lru_cache(maxsize=STANDING_RETRIEVALS_KEPT)
+def _standing_retrieval(population: Population, number: str) -> tuple[bytes, int] | None:
+    """The retrieval body and version of a published example or a record as the sandbox starts with it; None for a
+    superseded number (its superseding record may be changed in a session). Raises as find() does."""
+    example = fixtures.fixture(number)
+    record = Record(example, number, "example") if example is not None else standing_record(population, number, number)
+    return None if record.superseded else (fhir_json(for_retrieval(record.resource)), record.version)
+
+
+def _scenario_patient(population: Population, number: str, requested: str) -> Record:
+    """A number dedicated to a scenario (429, 503, slow...) is an ordinary patient whenever the scenario does not
+    answer, so a supplier's retry succeeds like it would on Spine."""
+    index = (int(number[:9]) - SCENARIO_START) % population.size
+    while population.kind(index) != "standard":
+        index = (index + 1) % population.size
+    resource = patient_resource(population.person(index))
+    resource["id"] = number
+    resource["identifier"][0]["value"] = number
+    return Record(resource, requested, "population")

@@ -60,8 +60,8 @@ def etag(version: int) -> str:
 @blueprint.get("/Patient/<nhs_number>")
 @operation("get-patient", facts=_facts(_patient_facts))
 def get_patient(ex, nhs_number: str):
-    record = PatientRecords(current_sandbox(), ex.session).find(nhs_number)
-    return fhir_response(for_retrieval(record.resource), headers={"ETag": etag(record.version)})
+    body, version = PatientRecords(current_sandbox(), ex.session).retrieval(nhs_number)
+    return fhir_response(body, headers={"ETag": etag(version)})
 
 
 def _search_facts(view):
