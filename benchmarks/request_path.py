@@ -5,6 +5,7 @@
     python benchmarks/request_path.py --instructions           # CPU instructions per request (valgrind)
     python benchmarks/request_path.py --syscalls               # system calls per request, by name (strace)
     python benchmarks/request_path.py --database-url postgresql://postgres@localhost/spine_sandbox_bench …
+    python benchmarks/request_path.py --instructions --cases send --waiting 100000   # with a full inbox
 
 The WSGI app is called directly with the environ a server would build (Flask's test client would add its own
 cost), against a fresh SQLite journal in a temporary folder, as `spine-sandbox serve` runs it (--database-url: on
@@ -13,6 +14,9 @@ that PostgreSQL database instead, as it is; the database server's own work is no
   send:    POST /messageexchange/X26ABC1/outbox, 1 KiB, Mex-To X26ABC2, a new token each time
   patient: GET /personal-demographics/FHIR/R4/Patient/9990000107, as benchmarks/wsgi_servers.py asks
 The same requests as benchmarks/mesh_vs_nhs_sandbox.py and benchmarks/wsgi_servers.py send.
+--waiting N: N messages waiting in X26ABC2's inbox before the requests (inbox and send), put there by the post
+office's own send as benchmarks/mesh_inbox_growth.py does (instead of the inbox case's 20 sent over the app); with
+--instructions they are sent once, natively, into a folder each valgrind run starts from a copy of.
 
 Times are this thread's CPU time (user and system), which other work on the machine hardly moves (--wall: elapsed
 time); totals are the median of several batches, with the spread. "journal.record" is the append to the journal's
@@ -37,6 +41,7 @@ import io
 import os
 import pstats
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,6 +64,8 @@ V2 = "application/vnd.mesh.v2+json"
 REQUEST_ID = "60e0b220-8136-4ca5-ae46-1d97ef59d068"
 CASES = ("inbox", "send", "patient")
 database_url = ""  # --database-url: PostgreSQL rather than the embedded store
+waiting: int | None = None  # --waiting: messages waiting in X26ABC2's inbox, sent by the post office itself
+template = ""  # --template: a data folder (with `waiting` seeded) each app starts from a copy of
 clock = time.thread_time  # CPU time of this thread: what other load on the machine does not inflate (--wall: elapsed)
 
 
@@ -116,10 +123,17 @@ class Case:
 
 
 def build_app(folder: Path, case: str):
+    if template:
+        shutil.copytree(template, folder, dirs_exist_ok=True)
     settings = Settings.load(environ={}, data_dir=folder, population=1000, log_level="warning",
                              **({"database_url": database_url} if database_url else {}))
     app = create_app(settings)
-    if case == "inbox":  # 20 messages waiting, as in the MESH benchmark
+    if waiting is not None:
+        if not template:
+            from mesh_inbox_growth import seed_waiting
+
+            seed_waiting(app.extensions["sandbox"], waiting)
+    elif case == "inbox":  # 20 messages waiting, as in the MESH benchmark
         seeding = Case("send", 20)
         for n in range(20):
             assert call(app, seeding.environ(n)) == 202
@@ -332,10 +346,32 @@ def _counted(tool: list[str], case_name: str, requests: int, alone: bool, skip: 
     command += ["--alone"] if alone else []
     command += ["--skip"] if skip else []
     command += ["--database-url", database_url] if database_url else []
+    command += ["--waiting", str(waiting), "--template", template] if waiting is not None else []
     done = subprocess.run([*tool, *command], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     if done.returncode:
         raise SystemExit(f"{tool[0]} failed for {case_name}:\n{done.stderr[-2000:]}")
     return done.stderr
+
+
+def seeded_template(folder: Path) -> str:
+    """A data folder with `waiting` messages seeded, made by a native process (sending 100,000 messages under
+    valgrind would take an hour), which closes its store before the valgrind runs copy it."""
+    command = [sys.executable, __file__, "--seed-into", str(folder), "--waiting", str(waiting)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"seeding {waiting} waiting messages failed:\n{done.stderr[-2000:]}")
+    return str(folder)
+
+
+def seed_into(folder: Path) -> None:
+    from mesh_inbox_growth import seed_waiting
+
+    settings = Settings.load(environ={}, data_dir=folder, population=1000, log_level="warning")
+    app = create_app(settings)
+    try:
+        seed_waiting(app.extensions["sandbox"], waiting)
+    finally:
+        app.extensions["sandbox"].close()
 
 
 def instructions(case_name: str, requests: int, alone: bool) -> float:
@@ -369,11 +405,21 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="count instructions per request (valgrind)")
     parser.add_argument("--syscalls", action="store_true", help="count system calls per request (strace)")
     parser.add_argument("--database-url", default="", help="PostgreSQL (postgresql://…) instead of the embedded store")
+    parser.add_argument("--waiting", type=int, help="messages waiting in X26ABC2's inbox before the requests "
+                        "(inbox and send; default: 20 for inbox, none for send)")
     parser.add_argument("--plain", choices=CASES, help=argparse.SUPPRESS)
     parser.add_argument("--skip", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--template", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--seed-into", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global database_url
+    global database_url, waiting, template
     database_url = args.database_url
+    waiting, template = args.waiting, args.template
+    if waiting is not None and database_url:
+        parser.error("--waiting seeds the embedded store only")
+    if args.seed_into:
+        seed_into(Path(args.seed_into))
+        return
     if args.wall:
         global clock
         clock = time.perf_counter
@@ -390,9 +436,13 @@ def main() -> None:
             print(f"  {name:<8} {sum(counts.values()):6.1f}: {shown}", flush=True)
     elif args.instructions:
         requests = min(args.requests, 500)
-        print(f"instructions per request (valgrind callgrind; {requests} requests, less the same run without them)")
-        for name in args.cases:
-            print(f"  {name:<8} {instructions(name, requests, args.alone) / 1e6:7.3f} M", flush=True)
+        print(f"instructions per request (valgrind callgrind; {requests} requests, less the same run without them)"
+              + (f"; {waiting} messages waiting in X26ABC2's inbox" if waiting is not None else ""))
+        with tempfile.TemporaryDirectory(prefix="request-path-seeded-") as folder:
+            if waiting is not None:
+                template = seeded_template(Path(folder))
+            for name in args.cases:
+                print(f"  {name:<8} {instructions(name, requests, args.alone) / 1e6:7.3f} M", flush=True)
     else:
         for name in args.cases:
             measure(name, args.requests, args.batches, args.alone)

@@ -40,7 +40,10 @@ class TokenProblem(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=32)
 def parse(header: str | None) -> Token:
+    """The token of an Authorization value. Kept for the next few calls: a request parses its token twice (to find
+    its mailbox's session, then in the check), and a Token is immutable. A problem is raised again each time."""
     if not header:
         raise TokenProblem("the Authorization header is missing")
     if header[:len(SCHEME)].upper() != SCHEME:  # the scheme is case-insensitive, as every HTTP auth scheme
@@ -64,11 +67,17 @@ def parse(header: str | None) -> Token:
 
 
 def token_time(token: Token) -> datetime:
-    t = token.timestamp  # twelve digits, checked by parse(); slicing beats strptime on the path of every request
+    return _minute(token.timestamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _minute(t: str) -> datetime:
+    """Kept for the minutes seen last: every token a client makes within a minute has the same timestamp. `t` is
+    twelve digits (checked by parse()); slicing beats strptime."""
     try:
         return datetime(int(t[:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), tzinfo=UTC)
     except ValueError:
-        raise TokenProblem(f"timestamp {token.timestamp!r} is not a real date and time (yyyyMMddHHmm)") from None
+        raise TokenProblem(f"timestamp {t!r} is not a real date and time (yyyyMMddHHmm)") from None
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -31,6 +32,19 @@ def _refuse(detail: str) -> MeshError:
     return MeshError(403, "AUTH", detail)
 
 
+# Findings made once per text: findings are immutable, and most requests pass (or earn a warning) in the same words.
+# Only texts built from the configuration and bounded values (mailbox ids, times, sizes) are kept, so the cache stays
+# small; a text quoting what a client sent, or naming a message or an exchange, is made each time.
+@functools.lru_cache(maxsize=1024)
+def _passed(requirement: str, message: str, location: str = "") -> Finding:
+    return Finding.passed(requirement, message, location)
+
+
+@functools.lru_cache(maxsize=256)
+def _warning(requirement: str, message: str, location: str = "") -> Finding:
+    return Finding.warning(requirement, message, location)
+
+
 # --- authentication ------------------------------------------------------------------------------------------
 @checks.register("MESH-AUTH-001", "MESH-AUTH-002", "MESH-AUTH-003", "MESH-AUTH-004", "MESH-AUTH-005",
                  "MESH-AUTH-006", operations=AUTHENTICATED)
@@ -42,7 +56,7 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
         yield Finding.failed("MESH-AUTH-001", f"{str(exc)[:1].upper()}{str(exc)[1:]}; MESH expects 'NHSMESH "
                              "mailbox_id:nonce:nonce_count:timestamp:hash'.", where, reject=_refuse(str(exc)))
         return
-    yield Finding.passed("MESH-AUTH-001", "Authorization is an NHSMESH token with five fields.", where)
+    yield _passed("MESH-AUTH-001", "Authorization is an NHSMESH token with five fields.", where)
     mailbox_id = mailbox_of(req.params)
     session = mesh(ctx.session)
     mailbox = session.config.mailbox(mailbox_id)
@@ -58,7 +72,7 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
                              where, reject=_refuse(f"No mailbox matched: {mailbox_id} is not a mailbox here "
                                                    f"(see /_sandbox/mesh/config)"))
         return
-    yield Finding.passed("MESH-AUTH-002", f"The token's mailbox {mailbox_id} matches the path.", where)
+    yield _passed("MESH-AUTH-002", f"The token's mailbox {mailbox_id} matches the path.", where)
     window = session.config.limits.token_window_seconds
     try:
         made = auth.token_time(token).timestamp()
@@ -72,33 +86,34 @@ def nhsmesh_token(req: RequestView, ctx: CheckContext):
                 f"{window // 3600} hours either way (use the current UTC time, yyyyMMddHHmm)")
         yield Finding.failed("MESH-AUTH-003", text[0].upper() + text[1:] + ".", where, reject=_refuse(text))
         return
-    yield Finding.passed("MESH-AUTH-003", f"Token timestamp {token.timestamp} is within {window // 3600} hours "
-                         "of the server's time.", where)
+    yield _passed("MESH-AUTH-003", f"Token timestamp {token.timestamp} is within {window // 3600} hours "
+                  "of the server's time.", where)
     if not auth.digest_matches(token, session.config.shared_key, mailbox.password):
         text = ("Invalid Authentication Token: the hash is not HMAC-SHA256(shared key, "
                 "'mailbox_id:nonce:nonce_count:password:timestamp'); check the environment's shared key and the "
                 "mailbox password")
         yield Finding.failed("MESH-AUTH-004", text + ".", where, reject=_refuse(text))
         return
-    yield Finding.passed("MESH-AUTH-004", "The token's HMAC-SHA256 hash is right for the shared key and password.",
-                         where)
+    yield _passed("MESH-AUTH-004", "The token's HMAC-SHA256 hash is right for the shared key and password.",
+                  where)
     if auth.nonce_is_guid(token.nonce):
-        yield Finding.passed("MESH-AUTH-006", "The nonce is a GUID.", where)
+        yield _passed("MESH-AUTH-006", "The nonce is a GUID.", where)
     else:
         yield Finding.warning("MESH-AUTH-006", f"The nonce {token.nonce[:40]!r} is not a GUID; MESH documents a "
                               "GUID so that tokens never repeat.", where)
     # Used up with the request's other changes, or refused then, before anything else, if it was used already (a
     # replay is rare: asking first would cost every request a round trip to the store).
-    yield Finding.passed("MESH-AUTH-005", "The token has not been used before.", where)
+    yield _passed("MESH-AUTH-005", "The token has not been used before.", where)
     ctx.facts["authorised"] = mailbox_id
     # Kept while the token could still pass the timestamp check: after that it is refused for its age anyway.
-    ctx.claim_with_record(Claim(TOKENS, token.key, made + window + 60, _replayed(where)))
+    ctx.claim_with_record(Claim(TOKENS, token.key, made + window + 60, REPLAYED))
 
 
-def _replayed(where: str) -> Finding:
-    text = ("Error Duplicated Authentication Token: this exact token was already used; every request needs a new "
-            "token (a new nonce, or the same nonce with the next nonce_count)")
-    return Finding.failed("MESH-AUTH-005", text + ".", where, reject=_refuse(text))
+_REPLAYED_TEXT = ("Error Duplicated Authentication Token: this exact token was already used; every request needs a "
+                  "new token (a new nonce, or the same nonce with the next nonce_count)")
+# The refusal every claim carries, made once (a token is rarely replayed, and the finding is immutable).
+REPLAYED = Finding.failed("MESH-AUTH-005", _REPLAYED_TEXT + ".", "header:Authorization",
+                          reject=_refuse(_REPLAYED_TEXT))
 
 
 @checks.register("MESH-API-001", operations=VERSIONED)
@@ -140,7 +155,7 @@ def handshake_headers(req: RequestView, ctx: CheckContext):
                              reject=MeshError.invalid("header", missing[0].lower(), "field required",
                                                       "value_error.missing"))
     else:
-        yield Finding.passed("MESH-HSK-001", "The handshake names the client version and operating system.")
+        yield _passed("MESH-HSK-001", "The handshake names the client version and operating system.")
 
 
 # --- sending -------------------------------------------------------------------------------------------------
@@ -150,13 +165,13 @@ def send_headers(req: RequestView, ctx: CheckContext):
         yield Finding.failed("MESH-SND-001", "Mex-To (the recipient's mailbox id) is missing.", "header:Mex-To",
                              reject=MeshError.of(400, "08", "send the recipient's mailbox id in Mex-To"))
         return
-    yield Finding.passed("MESH-SND-001", "Mex-To names the recipient.", "header:Mex-To")
+    yield _passed("MESH-SND-001", "Mex-To names the recipient.", "header:Mex-To")
     if not (req.header("Mex-WorkflowID") or "").strip():
         yield Finding.failed("MESH-SND-002", "Mex-WorkflowID is missing; every message names its workflow.",
                              "header:Mex-WorkflowID", reject=MeshError.invalid(
                                  "header", "mex-workflowid", "field required", "value_error.missing"))
         return
-    yield Finding.passed("MESH-SND-002", "Mex-WorkflowID is present.", "header:Mex-WorkflowID")
+    yield _passed("MESH-SND-002", "Mex-WorkflowID is present.", "header:Mex-WorkflowID")
     yield from _header_lengths(req)
 
 
@@ -182,7 +197,7 @@ def from_matches(req: RequestView, ctx: CheckContext):
                              "header:Mex-From", reject=MeshError.of(
                                  417, "07", f"Mex-From {sender[:40]!r} is not the authenticated mailbox {mailbox}"))
     else:
-        yield Finding.passed("MESH-SND-003", "Mex-From is the sending mailbox.", "header:Mex-From")
+        yield _passed("MESH-SND-003", "Mex-From is the sending mailbox.", "header:Mex-From")
 
 
 def parse_chunk_range(value: str | None) -> tuple[int, int] | None:
@@ -248,7 +263,7 @@ def content_encoding(req: RequestView, ctx: CheckContext):
                               "does not send Accept-Encoding: gzip will be refused this chunk (406); compress "
                               "less data per chunk.", "body")
     else:
-        yield Finding.passed("MESH-SND-009", "The body is gzip data, as Content-Encoding says.", "body")
+        yield _passed("MESH-SND-009", "The body is gzip data, as Content-Encoding says.", "body")
 
 
 @checks.register("MESH-SND-004", "MESH-SND-005", "MESH-SND-006", operations=("send-message",))
@@ -263,7 +278,7 @@ def routing(req: RequestView, ctx: CheckContext):
                              "header:Mex-To", reject=MeshError.of(
                                  417, "12", f"{recipient_id} is not a registered mailbox"))
         return
-    yield Finding.passed("MESH-SND-004", f"{recipient_id} is a registered mailbox.", "header:Mex-To")
+    yield _passed("MESH-SND-004", f"{recipient_id} is a registered mailbox.", "header:Mex-To")
     if workflow not in config.workflows:
         return
     if not config.may_send(workflow, sender):
@@ -272,14 +287,14 @@ def routing(req: RequestView, ctx: CheckContext):
                              f"senders ({senders}).", "header:Mex-WorkflowID", reject=MeshError.of(
                                  417, "16", f"{sender} may not send workflow {workflow}"))
         return
-    yield Finding.passed("MESH-SND-005", f"{sender} may send workflow {workflow}.", "header:Mex-WorkflowID")
+    yield _passed("MESH-SND-005", f"{sender} may send workflow {workflow}.", "header:Mex-WorkflowID")
     if not config.may_receive(workflow, recipient_id):
         receivers = ", ".join(sorted(config.workflows[workflow].receivers)) or "none"
         yield Finding.failed("MESH-SND-006", f"Workflow {workflow} is restricted and {recipient_id} is not one of "
                              f"its receivers ({receivers}).", "header:Mex-WorkflowID", reject=MeshError.of(
                                  417, "17", f"{recipient_id} is not registered for workflow {workflow}"))
         return
-    yield Finding.passed("MESH-SND-006", f"{recipient_id} may receive workflow {workflow}.", "header:Mex-WorkflowID")
+    yield _passed("MESH-SND-006", f"{recipient_id} may receive workflow {workflow}.", "header:Mex-WorkflowID")
 
 
 @checks.register("MESH-SND-007", "MESH-SND-008", operations=("send-message", "send-chunk"))
@@ -295,7 +310,7 @@ def payload_size(req: RequestView, ctx: CheckContext):
                              reject=MeshError.of(413, "MessageTooLarge",
                                                  f"{len(req.body)} bytes in one request; the limit is {limit}"))
         return
-    yield Finding.passed("MESH-SND-007", f"{len(req.body)} bytes is within the {limit}-byte request limit.", "body")
+    yield _passed("MESH-SND-007", f"{len(req.body)} bytes is within the {limit}-byte request limit.", "body")
 
 
 @checks.register("MESH-SND-011", "MESH-SND-012", "MESH-SND-013", "MESH-CHK-010", operations=("send-message",))
@@ -308,8 +323,8 @@ def content_headers(req: RequestView, ctx: CheckContext):
             yield Finding.failed("MESH-SND-011", f"Workflow {workflow.id} requires {', '.join(missing)}, which the "
                                  "message does not carry.", f"header:{missing[0]}")
         else:
-            yield Finding.passed("MESH-SND-011", f"The message carries every header workflow {workflow.id} requires "
-                                 f"({', '.join(workflow.required_headers)}).")
+            yield _passed("MESH-SND-011", f"The message carries every header workflow {workflow.id} requires "
+                          f"({', '.join(workflow.required_headers)}).")
     local_id = req.header("Mex-LocalID")
     if local_id:
         numbers = [n for n in NHS_NUMBER_LIKE.findall(local_id) if is_valid_nhs_number(re.sub(r"\D", "", n))]
@@ -318,10 +333,10 @@ def content_headers(req: RequestView, ctx: CheckContext):
                                   f"({numbers[0]}); the local id must not contain patient identifiable data.",
                                   "header:Mex-LocalID")
         else:
-            yield Finding.passed("MESH-SND-012", "Mex-LocalID carries no NHS number.", "header:Mex-LocalID")
+            yield _passed("MESH-SND-012", "Mex-LocalID carries no NHS number.", "header:Mex-LocalID")
     if not req.header("Content-Type"):
-        yield Finding.warning("MESH-SND-013", "No Content-Type; send the content type of the data, or "
-                              "application/octet-stream.", "header:Content-Type")
+        yield _warning("MESH-SND-013", "No Content-Type; send the content type of the data, or "
+                       "application/octet-stream.", "header:Content-Type")
     parsed = parse_chunk_range(req.header("Mex-Chunk-Range"))
     recipient = config.mailbox((req.header("Mex-To") or "").strip())
     if parsed and parsed[1] > 1 and recipient is not None and not recipient.chunking:
@@ -401,7 +416,7 @@ def chunk_upload(req: RequestView, ctx: CheckContext):
                              "2..n.", where, reject=MeshError.of(417, "InvalidHeaderChunks", "chunk 1 is sent to "
                                                                  "/outbox", message_id=message_id))
         return
-    yield Finding.passed("MESH-CHK-003", f"Chunk {number} of {total} is within the message.", where)
+    yield _passed("MESH-CHK-003", f"Chunk {number} of {total} is within the message.", where)
     encoding = (req.header("Content-Encoding") or "").strip().lower()
     if encoding != (message.get("content_encoding") or ""):
         yield Finding.failed("MESH-CHK-007", f"Content-Encoding {encoding or 'none'!r} differs from the first "
@@ -427,7 +442,7 @@ def chunk_upload(req: RequestView, ctx: CheckContext):
         yield Finding.failed("MESH-CHK-004", f"Chunk {number} arrived before chunk(s) "
                              f"{', '.join(map(str, first))}{more}; upload chunks in order.", where)
     else:
-        yield Finding.passed("MESH-CHK-004", f"Chunk {number} follows the chunks before it.", where)
+        yield _passed("MESH-CHK-004", f"Chunk {number} follows the chunks before it.", where)
 
 
 # --- receiving -----------------------------------------------------------------------------------------------
@@ -469,14 +484,12 @@ def polling(req: RequestView, ctx: CheckContext):
     if last is not None:
         gap = session.now() - last["at"]
         if gap < interval and not last["full"]:
-            yield Finding.warning("MESH-RCV-001", f"Polled {mailbox}'s inbox {gap:.0f} s after the previous poll, "
-                                  f"which returned fewer than max_results messages; poll at most every "
-                                  f"{interval // 60} minutes unless the last poll returned a full page.",
-                                  "query")
+            yield _warning("MESH-RCV-001", f"Polled {mailbox}'s inbox {gap:.0f} s after the previous poll, which "
+                           f"returned fewer than max_results messages; poll at most every {interval // 60} minutes "
+                           "unless the last poll returned a full page.", "query")
         else:
-            yield Finding.passed("MESH-RCV-001", f"{gap:.0f} s since the previous poll of {mailbox}.")
-    unacknowledged = [(k, v) for k, v in post_office(ctx.session).inbox(mailbox) if v.get("d")]
-    for message_id, entry in unacknowledged:
+            yield _passed("MESH-RCV-001", f"{gap:.0f} s since the previous poll of {mailbox}.")
+    for message_id, entry in post_office(ctx.session).downloaded(mailbox):
         yield Finding.failed("MESH-RCV-003", f"Message {message_id} was downloaded {session.now() - entry['d']:.0f} s "
                              "ago but not acknowledged; acknowledge each message once it is safely stored.",
                              f"message:{message_id}")
@@ -519,4 +532,4 @@ def tracking(req: RequestView, ctx: CheckContext):
         yield Finding.warning("MESH-TRK-001", f"{req.method} {req.path} is deprecated; use "
                               "outbox/tracking?messageID= to track and the inbox list to count.", "path")
     else:
-        yield Finding.passed("MESH-TRK-001", "Tracks by message id.", "query:messageID")
+        yield _passed("MESH-TRK-001", "Tracks by message id.", "query:messageID")

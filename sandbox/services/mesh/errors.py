@@ -3,6 +3,7 @@ Accept header, and the 400 validation shape (`detail` with `loc`) for a missing 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -58,8 +59,10 @@ class MeshError(SpineError):
         return cls(400, "VALIDATION", detail, loc=(where, name), error_type=error_type)
 
 
+@functools.lru_cache(maxsize=16)
 def api_version(accept: str | None) -> int | None:
-    """1 for application/json or v1, 2 for v2 (and later); None for a MESH media type that is malformed."""
+    """1 for application/json or v1, 2 for v2 (and later); None for a MESH media type that is malformed. Kept for
+    the Accept values seen last (clients send the same one on every request)."""
     if not accept:
         return 1
     for part in accept.split(","):
@@ -73,19 +76,15 @@ def api_version(accept: str | None) -> int | None:
 
 def request_version() -> int:
     ex = current.exchange()
-    version = ex.cache.get("mesh.version") if ex is not None else None
-    if version is None:
-        version = api_version(request.headers.get("Accept")) or 1
-        if ex is not None:
-            ex.cache["mesh.version"] = version
-    return version
+    view = ex.view if ex is not None else None  # the request's headers, already read: cheaper than request.headers
+    return api_version(view.header("Accept") if view is not None else request.headers.get("Accept")) or 1
 
 
 def json_response(body, status: int = 200, version: int | None = None, headers: dict | None = None) -> Response:
     """`body` as JSON (a str is taken as JSON text already)."""
     version = version or request_version()
     return Response(body if isinstance(body, str) else json.dumps(body), status=status, headers=headers,
-                    mimetype=V2 if version >= 2 else JSON)
+                    content_type=V2 if version >= 2 else JSON)  # as mimetype= makes them: neither takes a charset
 
 
 def render_error(error: SpineError) -> Response:

@@ -220,8 +220,10 @@ def _bound(req: Request, store: Store, mailbox_id: str) -> str | None:
     in that session: it is the bound system's own evidence). A session header naming another session is refused
     rather than obeyed or ignored: the caller meant one of the two, and either guess would misfile its traffic."""
     session = bound_session(store, mailbox_id)
+    if session is None:
+        return None
     named = req.headers.get(SESSION_HEADER)
-    if session is not None and named is not None and named.strip() != session:
+    if named is not None and named.strip() != session:
         ex = current.exchange()
         if ex is not None:
             ex.session = session  # journaled as the bound system's own evidence

@@ -4,8 +4,9 @@ an undelivered report to the sender, and purge. State goes through the sandbox s
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -23,10 +24,20 @@ def inbox_ns(mailbox: str) -> str:
     return f"mesh.inbox.{mailbox}"  # message id -> {w: workflow, t: delivered, x: expires, d: first downloaded}
 
 
-# Inboxes this worker has read, by store and (session, mailbox): (the store's stamp of the inbox then, its entries,
-# listings rendered from them).
-_read_inboxes: WeakKeyDictionary[Store, dict[tuple[str, str], tuple[int, list[tuple[str, dict]], dict]]] = (
-    WeakKeyDictionary())
+@dataclass
+class InboxRead:
+    """An inbox as read under one stamp of the store (None: read inside a transaction, kept for one request), and
+    what was worked out from it: listings rendered, the messages downloaded but not acknowledged."""
+
+    stamp: int | None
+    entries: list[tuple[str, dict]]  # oldest first (shared: read them, never change them)
+    listings: dict[tuple, tuple[Any, float, float]] = field(default_factory=dict)
+    downloaded: list[tuple[str, dict]] | None = None
+    first_expiry: float | None = None  # until then, every entry is still waiting
+
+
+# Inboxes this worker has read, by store and (session, mailbox).
+_read_inboxes: WeakKeyDictionary[Store, dict[tuple[str, str], InboxRead]] = WeakKeyDictionary()
 
 
 def outbox_ns(mailbox: str) -> str:
@@ -45,9 +56,22 @@ def blob_key(message_id: str, chunk: int) -> str:
     return f"mesh/{message_id}/{chunk}"
 
 
+# The last second a message id was made in, and its yyyyMMddHHmmss: formatting a datetime cost more than the rest of
+# the send's own logic (datetime's strftime goes through the time module on every call).
+_id_second: tuple[int, str] = (-1, "")
+
+
 def new_message_id(now: float) -> str:
-    """As MESH makes them: UTC time to the microsecond, then six hex digits."""
-    return f"{datetime.fromtimestamp(now, UTC):%Y%m%d%H%M%S%f}_{os.urandom(3).hex().upper()}"
+    """As MESH makes them: UTC time to the microsecond (rounded as datetime.fromtimestamp rounds it), then six hex
+    digits."""
+    global _id_second
+    seconds = int(now)
+    micros = round((now - seconds) * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    if _id_second[0] != seconds:
+        _id_second = (seconds, time.strftime("%Y%m%d%H%M%S", time.gmtime(seconds)))
+    return f"{_id_second[1]}{micros:06d}_{os.urandom(3).hex().upper()}"
 
 
 def stamp(seconds: float | None) -> str:
@@ -71,8 +95,7 @@ class PostOffice:
         self.store = mesh.store
         self.session = mesh.session
         self.limits = mesh.config.limits
-        self._inboxes: dict[str, list[tuple[str, dict]]] = {}  # read once per request (a check and the handler)
-        self._listings: dict[str, dict] = {}  # mailbox -> listings rendered from the inbox as read (if kept)
+        self._inboxes: dict[str, InboxRead] = {}  # read once per request (a check and the handler)
 
     # --- reading ----------------------------------------------------------------------------------------------
     def find(self, message_id: str) -> Found | None:
@@ -84,41 +107,60 @@ class PostOffice:
 
     def inbox(self, mailbox: str) -> list[tuple[str, dict]]:
         """Messages ready to download, oldest first (the entries are shared: read them, never change them)."""
-        if mailbox not in self._inboxes:
-            # Taken before the entries are read: a change in between moves it, and the next request reads again.
-            stamp = self.store.state.stamp(self.session, inbox_ns(mailbox))
-            read = _read_inboxes.setdefault(self.store, {})
-            cached = read.get((self.session, mailbox))
-            if stamp is not None and cached is not None and cached[0] == stamp:
-                entries, listings = cached[1], cached[2]
-            else:
-                items = self.store.state.items(self.session, inbox_ns(mailbox))
-                entries = sorted(((k, v.value) for k, v in items.items()), key=lambda e: (e[1]["t"], e[0]))
-                listings = None
-                if stamp is not None:
-                    if len(read) >= 1024:
-                        read.clear()
-                    listings = {}
-                    read[self.session, mailbox] = (stamp, entries, listings)
-            self._inboxes[mailbox] = entries
-            if listings is not None:
-                self._listings[mailbox] = listings
-        return self._inboxes[mailbox]
+        return self._read(mailbox).entries
+
+    def downloaded(self, mailbox: str) -> list[tuple[str, dict]]:
+        """The inbox's messages downloaded but not acknowledged, oldest first: worked out once per change of the
+        inbox, not on every poll of it."""
+        read = self._read(mailbox)
+        if read.downloaded is None:
+            read.downloaded = [(k, v) for k, v in read.entries if v.get("d")]
+        return read.downloaded
+
+    def waiting(self, mailbox: str, now: float) -> list[tuple[str, dict]]:
+        """The inbox's messages still waiting at `now` (not yet expired), oldest first: the inbox as read while none
+        has expired (found once per change of the inbox, not on every request), else those that have not."""
+        entries = self.inbox(mailbox)
+        return entries if now < self.first_expiry(mailbox) else [(k, v) for k, v in entries if v["x"] > now]
+
+    def first_expiry(self, mailbox: str) -> float:
+        """When the first message in the inbox expires (infinity when it is empty)."""
+        read = self._read(mailbox)
+        if read.first_expiry is None:
+            read.first_expiry = min((v["x"] for _, v in read.entries), default=float("inf"))
+        return read.first_expiry
+
+    def _read(self, mailbox: str) -> InboxRead:
+        found = self._inboxes.get(mailbox)
+        if found is not None:
+            return found
+        # Taken before the entries are read: a change in between moves it, and the next request reads again.
+        stamp = self.store.state.stamp(self.session, inbox_ns(mailbox))
+        read = _read_inboxes.setdefault(self.store, {})
+        found = read.get((self.session, mailbox))
+        if stamp is None or found is None or found.stamp != stamp:
+            items = self.store.state.items(self.session, inbox_ns(mailbox))
+            found = InboxRead(stamp, sorted(((k, v.value) for k, v in items.items()), key=lambda e: (e[1]["t"], e[0])))
+            if stamp is not None:
+                if len(read) >= 1024:
+                    read.clear()
+                read[self.session, mailbox] = found
+        self._inboxes[mailbox] = found
+        return found
 
     def listing(self, mailbox: str, key: tuple, now: float, render: Callable[[], tuple[Any, float]]) -> Any:
         """What `render` makes of this inbox for `key` (a request's paging and filter), kept while the inbox is
         unchanged and the session's clock stays between the moment it was made and the one `render` gave (when the
         first message in it expires)."""
-        self.inbox(mailbox)
-        listings = self._listings.get(mailbox)
-        kept = listings.get(key) if listings is not None else None
+        read = self._read(mailbox)
+        kept = read.listings.get(key)
         if kept is not None and kept[1] <= now < kept[2]:
             return kept[0]
         result, until = render()
-        if listings is not None:
-            if len(listings) >= 64:
-                listings.clear()
-            listings[key] = (result, now, until)
+        if read.stamp is not None:  # an inbox read inside a transaction is not kept past the request: nor are these
+            if len(read.listings) >= 64:
+                read.listings.clear()
+            read.listings[key] = (result, now, until)
         return result
 
     def sent_with_local_id(self, mailbox: str, local_id: str) -> list[str]:

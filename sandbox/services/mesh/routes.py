@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import itertools
 import json
 import math
 import time
@@ -17,7 +19,7 @@ from sandbox.services.mesh import compression, views
 from sandbox.services.mesh.checks import missing_chunks, parse_chunk_range
 from sandbox.services.mesh.context import gzip_state, mailbox_of, message_in_path, post_office
 from sandbox.services.mesh.errors import MeshError, json_response, request_version
-from sandbox.services.mesh.post_office import iso
+from sandbox.services.mesh.post_office import PostOffice, iso
 from sandbox.web.pipeline import current_exchange, operation
 
 blueprint = Blueprint("mesh", __name__)
@@ -102,9 +104,9 @@ def handshake(ex, mailbox_id: str):
 
 # --- inbox ---------------------------------------------------------------------------------------------------
 def _workflow_filter(text: str | None):
-    """MESH's filter grammar: WORKFLOW, !WORKFLOW, PREFIX*, !PREFIX*, *PART*, !*PART*."""
+    """MESH's filter grammar: WORKFLOW, !WORKFLOW, PREFIX*, !PREFIX*, *PART*, !*PART*. None: no filter."""
     if not text:
-        return lambda workflow: True
+        return None
     negate = text.startswith("!")
     text = text[1:] if negate else text
     if text.startswith("*") and text.endswith("*") and len(text) >= 2:
@@ -142,7 +144,7 @@ def list_inbox(ex, mailbox_id: str):
     after = arg("continue_from")
     # A client polls an unchanged inbox over and over: the same listing is rendered once.
     body, full = office.listing(mailbox, (version, arg("workflow_filter"), arg("max_results"), after), now,
-                                lambda: _render_inbox(office.inbox(mailbox), mailbox, now, version, arg))
+                                lambda: _render_inbox(office, mailbox, now, version, arg))
     if not after:
         poll = {"at": now, "full": full}
         last = office.mesh.item(f"poll:{mailbox}")
@@ -153,21 +155,28 @@ def list_inbox(ex, mailbox_id: str):
     return json_response(body, version=version)
 
 
-def _render_inbox(inbox: list, mailbox: str, now: float, version: int, arg) -> tuple[tuple[str, bool], float]:
-    """The listing's JSON text and whether its page is full, and when it stops being true (its first expiry)."""
-    entries = [(k, v) for k, v in inbox if v["x"] > now]
-    until = min((v["x"] for _, v in entries), default=float("inf"))
+def _render_inbox(office: PostOffice, mailbox: str, now: float, version: int,
+                  arg) -> tuple[tuple[str, bool], float]:
+    """The listing's JSON text and whether its page is full, and when it stops being true (its first expiry). Work
+    in proportion to the page, not to the inbox, where it can: a busy inbox holds many thousands."""
+    entries = office.waiting(mailbox, now)
+    if entries is office.inbox(mailbox):  # none has expired
+        until = office.first_expiry(mailbox)
+    else:
+        until = min((v["x"] for _, v in entries), default=float("inf"))
     wanted = _workflow_filter(arg("workflow_filter"))
     limit = _page_size(arg("max_results")) if version >= 2 else V1_PAGE
     after = arg("continue_from")
     if after and version >= 2:  # resume after the last message of the previous page, even if it has gone since
-        mark = _decode_continue(after)
-        entries_after = [(k, v) for k, v in entries if (v["t"], k) > mark]
+        mark = _decode_continue(after)  # the entries are in (t, id) order: the rest begin after the mark
+        entries_after = entries[bisect.bisect_right(entries, mark, key=lambda e: (e[1]["t"], e[0])):]
     elif after:  # v1 passes the last message id; ids begin with their time, so they sort in inbox order
         entries_after = [(k, v) for k, v in entries if k > after.upper()]
     else:
         entries_after = entries
-    matching = [(k, v) for k, v in entries_after if wanted(v["w"])]
+    # One more than the page: enough to know whether there is a next page.
+    matching = entries_after[:limit + 1] if wanted is None else \
+        list(itertools.islice(((k, v) for k, v in entries_after if wanted(v["w"])), limit + 1))
     page = [k for k, _ in matching[:limit]]
     full = len(page) >= limit
     if version < 2:
@@ -194,7 +203,7 @@ def _page_size(text: str | None) -> int:
 def count_inbox(ex, mailbox_id: str):
     office = post_office(ex.session)
     now = office.mesh.now()
-    count = sum(1 for _, v in office.inbox(mailbox_of(ex.view.params)) if v["x"] > now)
+    count = len(office.waiting(mailbox_of(ex.view.params), now))
     if request_version() >= 2:
         return json_response({"count": count})
     return json_response({"count": count, "internalID": ex.id, "allResultsIncluded": True})
@@ -299,7 +308,7 @@ SEND_HEADERS = {"workflow_id": "Mex-WorkflowID", "local_id": "Mex-LocalID", "sub
 @operation("send-message", facts=_send_facts)
 def send_message(ex, mailbox_id: str):
     view = ex.view
-    metadata = {key: view.header(name).strip() for key, name in SEND_HEADERS.items() if view.header(name)}
+    metadata = {key: value.strip() for key, name in SEND_HEADERS.items() if (value := view.header(name))}
     encoding = (view.header("Content-Encoding") or "").strip().lower()
     if encoding == "gzip":
         metadata["content_encoding"] = "gzip"
@@ -307,8 +316,8 @@ def send_message(ex, mailbox_id: str):
     parsed = parse_chunk_range(view.header("Mex-Chunk-Range"))
     message = post_office(ex.session).send(mailbox_of(view.params), view.header("Mex-To").strip().upper(), metadata,
                                            ex.body, parsed[1] if parsed else 1, commit=ex.write_with_record)
-    key = "message_id" if request_version() >= 2 else "messageID"
-    return json_response({key: message["id"]}, status=202)
+    version = request_version()
+    return json_response({"message_id" if version >= 2 else "messageID": message["id"]}, status=202, version=version)
 
 
 @blueprint.post("/<mailbox_id>/outbox/<message_id>/<chunk_number>")

@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sandbox.journal.store import StateItem, Store
 from sandbox.services.mesh import config as mesh_config
@@ -75,6 +76,11 @@ def _warn_once(session: str, what: str, text: str) -> None:
 
 # Session configurations this worker has parsed, by their text (a version number can recur after a reset).
 _parsed: dict[str, mesh_config.MeshConfig] = {}
+OwnConfig = mesh_config.MeshConfig | None  # a session's own configuration; None: the default serves
+# Sessions this worker has read, by store and session: (the store's stamp of the namespace then, its items, the
+# configuration they give). Every request reads its session; while nobody changes it, checking the stamp costs one
+# lookup instead of reading, decoding and (for a session with its own configuration) matching every item again.
+_read_sessions: WeakKeyDictionary[Store, dict[str, tuple[int, dict[str, StateItem], OwnConfig]]] = WeakKeyDictionary()
 
 
 def load(sandbox, session: str) -> MeshSession:
@@ -85,23 +91,39 @@ def load(sandbox, session: str) -> MeshSession:
     if session in cache:
         return cache[session]
     sandbox = sandbox() if callable(sandbox) else sandbox
-    items = sandbox.store.state.items(session, SESSION_NS)
-    override = items.get("config")
-    if override is None:
-        config = sandbox.extensions[EXTENSION]
+    store = sandbox.store
+    # Taken before the items are read: a change in between moves it, and the next request reads again.
+    stamp = store.state.stamp(session, SESSION_NS)
+    read = _read_sessions.setdefault(store, {})
+    kept = read.get(session)
+    if stamp is not None and kept is not None and kept[0] == stamp:
+        items, own = dict(kept[1]), kept[2]  # a copy: put() and forget() change the request's own
     else:
-        text = json.dumps(override.value, sort_keys=True)
-        config = _parsed.get(text)
-        if config is None:
-            if len(_parsed) > 256:
-                _parsed.clear()
-            try:
-                config = _parsed[text] = mesh_config.parse(override.value, f"session {session} configuration")
-            except mesh_config.ConfigError as exc:  # stored before a bound it breaks: the default serves instead
-                _warn_once(session, "config", f"using the default MESH configuration: {exc}")
-                config = sandbox.extensions[EXTENSION]
-    cache[session] = found = MeshSession(sandbox.store, session, config, items)
+        items = store.state.items(session, SESSION_NS)
+        own = _own_config(session, items.get("config"))
+        if stamp is not None:
+            if len(read) >= 1024:
+                read.clear()
+            read[session] = (stamp, dict(items), own)
+    config = own if own is not None else sandbox.extensions[EXTENSION]
+    cache[session] = found = MeshSession(store, session, config, items)
     return found
+
+
+def _own_config(session: str, override: StateItem | None) -> OwnConfig:
+    """The session's own configuration; None when it has none (or a broken one): the default serves."""
+    if override is None:
+        return None
+    text = json.dumps(override.value, sort_keys=True)
+    config = _parsed.get(text)
+    if config is None:
+        if len(_parsed) > 256:
+            _parsed.clear()
+        try:
+            config = _parsed[text] = mesh_config.parse(override.value, f"session {session} configuration")
+        except mesh_config.ConfigError as exc:  # stored before a bound it breaks: the default serves instead
+            _warn_once(session, "config", f"using the default MESH configuration: {exc}")
+    return config
 
 
 def forget_cached(session: str) -> None:
