@@ -53,6 +53,9 @@ def test_a_damaged_row_is_shown_as_damaged_and_everything_else_keeps_working(cli
     with journal_db(sandbox) as db:
         db.execute("UPDATE exchanges SET request_headers = '[[\"X-Request-ID\"', findings = '[[\"PDS' WHERE id = ?",
                    (ids[1],))
+        # Indexed as they were imported: the index is made again from the rows, as if damaged before then.
+        db.execute("DELETE FROM exchange_findings")
+        db.execute("UPDATE journal_meta SET value = 0 WHERE name = ?", (journal_sqlite.INDEXED_THROUGH,))
         reference = db.execute("SELECT request_body FROM exchanges WHERE id = ?", (big,)).fetchone()[0]
     digest, _ = bodies.parse(reference)
     next(Path(sandbox.store.journal.path + ".bodies").rglob(digest)).unlink()  # a body file lost

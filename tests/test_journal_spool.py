@@ -7,8 +7,10 @@ import logging
 import multiprocessing
 import os
 import signal
+import struct
 import time
 
+from sandbox.journal import spool
 from sandbox.journal import sqlite as journal_sqlite
 from sandbox.journal.sqlite import open_embedded
 from sandbox.journal.store import ExchangeFilter
@@ -150,3 +152,23 @@ def test_expired_claims_are_forgotten_and_a_claim_made_again_keeps_its_new_time(
     assert store.state.claim("s", "tokens", "k3", now + 7200)  # free again, and held until its new time
     assert store.state.forget_expired_claims(now + 3700) == 1  # "late"; k3 is kept
     assert [store.state.claimed("s", "tokens", k) for k in ("late", "k3")] == [False, True]
+
+
+def test_records_are_read_whole_across_chunks_and_a_damaged_one_ends_the_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool, "READ_CHUNK", 100)  # records straddle the chunks read
+    writer = spool.SpoolWriter(tmp_path)
+    rows = [(n, "x" * (n * 37 % 300), b"\0" * (6000 if n == 7 else n)) for n in range(20)]  # 7: over a CRC piece
+    for row in rows:
+        writer.append(row)
+    read, end = spool.read(writer.path, 0, 8)
+    assert read == rows[:8]
+    rest, last = spool.read(writer.path, end, 100)
+    assert rest == rows[8:] and last == writer.path.stat().st_size
+    assert spool.read(writer.path, last, 100) == ([], last)  # nothing more yet
+    data = bytearray(writer.path.read_bytes())
+    data[end + spool.HEADER.size + 3] ^= 0xFF  # the ninth record's payload: its CRC no longer matches
+    damaged = tmp_path / "damaged.spool"
+    damaged.write_bytes(bytes(data) + struct.pack("<II", 1 << 31, 0))  # and a length the file cannot hold
+    assert spool.read(damaged, 0, 100) == (rows[:8], end)
+    assert spool.read(damaged, last, 100) == ([], last)
+    writer.close()

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 SUFFIX = ".spool"
 HEADER = struct.Struct("<II")  # payload length, CRC-32 of the payload
 MARSHAL_VERSION = 4  # the format of every Python this package supports
+READ_CHUNK = 256 * 1024  # bytes read from a spool file at a time
+_CRC_PIECE = 5 * 1024  # the most zlib.crc32 computes without letting the GIL go
 
 
 class SpoolFull(OSError):
@@ -109,28 +111,51 @@ def is_abandoned(path: Path) -> bool:
         os.close(fd)  # closing drops a lock taken here
 
 
+def _crc32(data: memoryview) -> int:
+    """zlib.crc32, in pieces small enough for it to keep the GIL: given more than 5 KiB at once it lets the GIL go,
+    and the importing thread then waits for its turn behind the threads answering requests, once per record."""
+    crc = 0
+    for start in range(0, len(data), _CRC_PIECE):
+        crc = zlib.crc32(data[start:start + _CRC_PIECE], crc)
+    return crc
+
+
 def read(path: Path, offset: int, limit: int) -> tuple[list[tuple], int]:
     """Up to `limit` whole records from `offset` on, and the offset after the last of them. A record still being
     written (or, in an abandoned file, torn or damaged) ends the read."""
     rows: list[tuple] = []
     end = offset
     try:
-        spool = open(path, "rb")  # noqa: SIM115 - closed below
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:  # imported whole and removed meanwhile
         return rows, end
-    with spool:
-        spool.seek(offset)
+    try:
+        # Read in chunks of many records, not a header and a payload at a time: two system calls per record (each
+        # giving up the GIL to the threads answering requests, and waiting to get it back) cost more than parsing.
+        size = os.fstat(fd).st_size  # what is appended from now on is read next time
+        data, at = memoryview(b""), 0  # bytes of the file from `end - at` on
         while len(rows) < limit:
-            header = spool.read(HEADER.size)
-            if len(header) < HEADER.size:
-                break
-            length, crc = HEADER.unpack(header)
-            payload = spool.read(length)
-            if len(payload) < length or zlib.crc32(payload) != crc:
+            needed = HEADER.size  # by the next record
+            if len(data) - at >= HEADER.size:
+                length, crc = HEADER.unpack_from(data, at)
+                needed += length
+            if len(data) - at < needed:
+                # Read on from the record, never past the end of the file (a damaged length may claim gigabytes).
+                if size - end < needed:
+                    break
+                data, at = memoryview(os.pread(fd, min(max(needed, READ_CHUNK), size - end), end)), 0
+                if len(data) < needed:
+                    break
+                continue
+            payload = data[at + HEADER.size:at + needed]
+            if _crc32(payload) != crc:
                 break
             try:
                 rows.append(marshal.loads(payload))
             except (ValueError, EOFError, TypeError):
                 break
-            end += HEADER.size + length
+            at += needed
+            end += needed
+    finally:
+        os.close(fd)
     return rows, end

@@ -3,12 +3,17 @@ across worker processes); session state in an LMDB file beside it (sandbox.journ
 changes never wait for the journal's imports.
 
 Recording an exchange appends it to this process's spool (sandbox.journal.spool); spooled exchanges are imported in
-batches by a background thread in each process, and before any query that reads exchanges, so every query sees every
-exchange answered before it began. An exchange's findings are kept in its own row; the finding index, which reports
-and filters query by requirement, is filled from those rows in the background (whole batches while requests keep
-coming, the rest once the journal is quiet) and before any query that needs it (ten or so index entries per exchange
-would otherwise cost more than storing the exchange). Writers queue on a lock file; the same background thread copies
-the WAL back into the database (checkpoints) and syncs the state file.
+batches by the background thread of one process (the others' stand by), and before any query that reads exchanges, so
+every query sees every exchange answered before it began. An exchange's findings are kept in its own row; the finding
+index, which reports and filters query by requirement, holds each exchange once, under its finding set (the
+requirement and outcome of each of its findings: a few sets serve most exchanges), and is filled as exchanges are
+imported. Writers queue on a lock file; the same background thread copies the WAL back into the database
+(checkpoints) and syncs the state file.
+
+The background thread gives up the GIL to the threads answering requests at every system call and statement, and
+getting it back costs CPU of its own (some 50 µs each time on a busy two-core server, more than most statements): so
+it imports many rows to a statement, reads spool files in large chunks, and imports a quarter of a second's worth of
+exchanges at a time.
 
 No SQLite connection or lock file crosses a fork: close() closes every thread's handles and waits for the
 maintenance thread, and a child process never uses (nor closes) connections it inherited. A connection still open in
@@ -58,7 +63,18 @@ from sandbox.journal.store import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
+# Made by SCHEMA, and by _migrate in a journal written before them.
+_EXCHANGE_KEYS = """CREATE TABLE IF NOT EXISTS exchange_keys (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    exchange_seq INTEGER NOT NULL,
+    PRIMARY KEY (session, key, exchange_seq)
+) WITHOUT ROWID"""
+# Every finding of every indexed exchange, one row each, as the store's filters query it (store.filter_sql).
+_FINDING_INDEX = """CREATE VIEW IF NOT EXISTS finding_index AS
+SELECT x.session, s.requirement, s.outcome, x.exchange_seq, s.position
+FROM finding_set_entries s JOIN exchange_findings x ON x.finding_set = s.finding_set"""
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS exchanges (
     seq INTEGER PRIMARY KEY,  -- never reused: exchanges are never deleted (no AUTOINCREMENT page write per insert)
     id TEXT NOT NULL UNIQUE,
@@ -82,21 +98,30 @@ CREATE TABLE IF NOT EXISTS exchanges (
     damage TEXT  -- NULL, or why the row could not be stored whole (what was kept of it is still shown)
 );
 CREATE INDEX IF NOT EXISTS exchanges_session ON exchanges (session, seq);
-CREATE TABLE IF NOT EXISTS finding_index (
-    session TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+{_EXCHANGE_KEYS};
+-- The finding index. An exchange is indexed under its finding set: the requirement and outcome of each of its
+-- findings, in order. Most exchanges share their set with many others, so an exchange is one entry in
+-- exchange_findings whatever the number of its findings.
+CREATE TABLE IF NOT EXISTS finding_sets (
+    id INTEGER PRIMARY KEY,
+    findings TEXT NOT NULL UNIQUE  -- JSON [[requirement, outcome] or null (a finding left out of the index), ...]
+);
+CREATE TABLE IF NOT EXISTS finding_set_entries (
+    finding_set INTEGER NOT NULL,
+    position INTEGER NOT NULL,  -- the finding's place in its exchange's findings
     requirement TEXT NOT NULL,
     outcome TEXT NOT NULL,
-    exchange_seq INTEGER NOT NULL,
-    position INTEGER NOT NULL,  -- the finding's place in its exchange's findings
-    PRIMARY KEY (session, requirement, outcome, exchange_seq, position)
+    PRIMARY KEY (finding_set, position)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS exchange_keys (
+CREATE INDEX IF NOT EXISTS finding_set_requirements ON finding_set_entries (requirement, outcome, finding_set);
+CREATE TABLE IF NOT EXISTS exchange_findings (
+    finding_set INTEGER NOT NULL,  -- first: the index is read a set at a time, with or without a session
     session TEXT NOT NULL,
-    key TEXT NOT NULL,
-    exchange_seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS exchange_keys_lookup ON exchange_keys (session, key, exchange_seq);
+    exchange_seq INTEGER NOT NULL,
+    PRIMARY KEY (finding_set, session, exchange_seq)
+) WITHOUT ROWID;
+{_FINDING_INDEX};
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
@@ -122,7 +147,12 @@ TIDY_EVERY_S = 0.5
 # commits change again.
 CHECKPOINT_EVERY_S = 2.0
 FORGET_CLAIMS_EVERY_S = 60
-IMPORT_EVERY_S = 0.05  # how often each process imports what has been spooled
+# How often the maintaining process imports what has been spooled. A round costs about the same whatever it imports
+# (a thread that gives up the GIL to the threads answering requests pays, at each of its dozens of system calls and
+# statements, for getting it back), so a round every quarter of a second imports hundreds at the cost of ten. Queries
+# import what is spooled first, so they see every exchange whatever the interval; the spool holds a quarter of a
+# second's worth.
+IMPORT_EVERY_S = 0.25
 SPOOL_RETRY_S = 1.0  # after a spool write failed (a full disk): exchanges go straight into SQLite for this long
 IMPORT_BATCH = 256  # records read from each spool file per import transaction (other writers get a turn between)
 # An exchange is about 2 KiB (headers, bodies, findings): a 4 KiB page holds one and is half empty, an 8 KiB page
@@ -137,17 +167,18 @@ INDEX_BATCH = 5000  # exchanges whose findings are indexed per transaction
 SPOOLED_THROUGH = "spool "  # journal_meta: "spool <file name>" -> the offset imported through
 
 INDEXED_THROUGH = "findings indexed through"  # journal_meta: the last exchange seq whose findings are indexed
-_INDEX_FINDINGS = """
-INSERT INTO finding_index
-SELECT e.session, f.value ->> 0, f.value ->> 1, e.seq, f.key FROM exchanges e, json_each(e.findings) f
-WHERE e.seq > ? AND e.seq <= ? AND e.findings IS NOT NULL AND json_valid(e.findings)
-"""
 _EXCHANGE_COLUMNS = ", ".join(exchange_rows.READ_COLUMNS)
 _INSERT_EXCHANGE = ("INSERT OR IGNORE INTO exchanges (id, session, service, operation, scenario, started_at, "
                     "duration_ms, method, path, query_string, client, request_headers, request_body, status, "
                     "response_headers, response_body, n_pass, n_fail, n_warning, n_info, findings) VALUES "
                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-_INSERT_KEY = "INSERT INTO exchange_keys SELECT ?, ?, seq FROM exchanges WHERE id = ?"
+_INSERT_KEY = "INSERT OR IGNORE INTO exchange_keys SELECT ?, ?, seq FROM exchanges WHERE id = ?"
+# The same, for many rows at once (_insert_all): `VALUES (…), (…), …` follows.
+_INSERT_EXCHANGES = _INSERT_EXCHANGE[:_INSERT_EXCHANGE.index(" VALUES ")] + " VALUES "
+_INSERT_KEYS = "INSERT OR IGNORE INTO exchange_keys (session, key, exchange_seq) VALUES "
+_FINDINGS = 20  # a row's findings (JSON)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+ROWS_PER_INSERT = 64  # the most rows one INSERT statement takes
 _STARTED_AT = 5  # a row's started_at, by which spooled exchanges are put in order
 _SUMMARY_COLUMNS = ", ".join(exchange_rows.SUMMARY_COLUMNS)
 # What a row that cannot be stored as it is (a value over SQLite's limits or of a type it cannot hold) raises; it is
@@ -189,11 +220,13 @@ class SqliteJournal(Journal):
         self._spool_folder = None if self.path == ":memory:" or fcntl is None else Path(self.path + ".spool")
         self._spool: spool.SpoolWriter | None = None
         self._spool_retry_at = 0.0  # after a failed spool write: when to try a new spool file
+        self._imported_sizes: dict[str, int] = {}  # spool file -> a size it was seen imported to the end of
         self._warned_full_at = -10.0
         self._bodies = body_files
         self._state = state
         _journals.add(self)
         self._db().executescript(SCHEMA)
+        self._migrate()
         self._fresh(tidy=True)  # what a process killed before its import left spooled (later, if the disk is full)
 
     # --- connections -------------------------------------------------------------------------------------------
@@ -354,20 +387,27 @@ class SqliteJournal(Journal):
         if not found:
             return 0
         files = [(name, path) for name, path, _ in found]
-        imported = self._spooled_through(self._db())
         count = 0
-        if any(size > imported.get(name, 0) for name, _, size in found):
-            while True:
-                with self._write() as db:
-                    imported = self._spooled_through(db)
-                    pending = [(name, *spool.read(path, imported.get(name, 0), IMPORT_BATCH)) for name, path in files]
-                    rows = sorted((row for _, read, _ in pending for row in read), key=lambda row: row[_STARTED_AT])
-                    self._insert_rows(db, rows)
-                    db.executemany("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)",
-                                   [(SPOOLED_THROUGH + name, end) for name, read, end in pending if read])
-                count += len(rows)
-                if all(len(read) < IMPORT_BATCH for _, read, _ in pending):
-                    break
+        # A file no bigger than when it was last seen imported to its end holds nothing new: the journal is not asked.
+        if any(self._imported_sizes.get(name) != size for name, _, size in found):
+            imported = self._spooled_through(self._db())
+            if any(size > imported.get(name, 0) for name, _, size in found):
+                while True:
+                    with self._write() as db:
+                        imported = self._spooled_through(db)
+                        pending = [(name, *spool.read(path, imported.get(name, 0), IMPORT_BATCH))
+                                   for name, path in files]
+                        rows = sorted((row for _, read, _ in pending for row in read),
+                                      key=lambda row: row[_STARTED_AT])
+                        self._insert_rows(db, rows)
+                        db.executemany("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)",
+                                       [(SPOOLED_THROUGH + name, end) for name, read, end in pending if read])
+                    imported.update((name, end) for name, read, end in pending if read)
+                    count += len(rows)
+                    if all(len(read) < IMPORT_BATCH for _, read, _ in pending):
+                        break
+            # An offset imported only grows (until the file is removed), so what holds now holds from now on.
+            self._imported_sizes = {name: size for name, _, size in found if imported.get(name, 0) >= size}
         if tidy:
             self._remove_ended(files)
         return count
@@ -399,15 +439,28 @@ class SqliteJournal(Journal):
 
     @staticmethod
     def _insert_rows(db: sqlite3.Connection, rows: list[tuple]) -> None:
+        """Insert spooled rows (an exchange's values, then its keys) and their keys; index their findings too, while
+        they are at hand, if every exchange before them is indexed (else _index_findings reads them back later)."""
+        newest = SqliteJournal._newest(db)
         try:
-            db.executemany(_INSERT_EXCHANGE, [row[:-1] for row in rows])
+            _insert_all(db, _INSERT_EXCHANGES, [row[:-1] for row in rows])
+            whole = True
         except _ROW_ERRORS:  # one row SQLite cannot hold: the others go in as they are, that one as a placeholder
             for row in rows:
                 _insert_row(db, row[:-1])
+            whole = False
+        inserted = dict(db.execute("SELECT id, seq FROM exchanges WHERE seq > ?", (newest,)).fetchall())
         keys = [(row[1], key, row[0]) for row in rows if isinstance(row[-1], list) for key in row[-1]
                 if isinstance(key, str)]
-        if keys:
-            db.executemany(_INSERT_KEY, keys)
+        # A row left out (its id already journaled) has its keys join the row journaled before under that id.
+        _insert_all(db, _INSERT_KEYS, [(s, key, inserted[id_]) for s, key, id_ in keys if id_ in inserted])
+        db.executemany(_INSERT_KEY, [key for key in keys if key[2] not in inserted])
+        if whole and inserted and SqliteJournal._indexed_through(db) == newest:
+            journaled: dict = {}
+            for row in rows:
+                journaled.setdefault(row[0], row)  # of rows with the same id, the first went in
+            _index(db, [(seq, journaled[id_][1], journaled[id_][_FINDINGS]) for id_, seq in inserted.items()])
+            db.execute("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)", (INDEXED_THROUGH, max(inserted.values())))
 
     def record_many(self, exchanges: Iterable[Exchange]) -> int:
         self.catch_up()  # what is already spooled goes first, so seq keeps the order of recording
@@ -439,15 +492,59 @@ class SqliteJournal(Journal):
         self._index_findings(1)
 
     def _index_findings(self, backlog: int) -> None:
-        """Index findings, a batch of exchanges per transaction so that writers get turns between, while at least
-        `backlog` exchanges wait (in batches of thousands, an exchange costs half what it does in batches of tens)."""
+        """Index the findings of exchanges imported without theirs (inserted directly, or after a row that could not
+        be; in a journal made before finding sets, all of them), a batch per transaction so that writers get turns
+        between, while at least `backlog` exchanges wait."""
         db = self._db()
-        while self._newest(db) - self._indexed_through(db) >= backlog:
+        while self._unindexed(db) >= backlog:
             with self._write() as db:
                 start = self._indexed_through(db)
                 last = min(self._newest(db), start + INDEX_BATCH)
-                db.execute(_INDEX_FINDINGS, (start, last))
+                _index(db, db.execute("SELECT seq, session, findings FROM exchanges WHERE seq > ? AND seq <= ? "
+                                      "AND findings IS NOT NULL", (start, last)).fetchall())
                 db.execute("INSERT OR REPLACE INTO journal_meta VALUES (?, ?)", (INDEXED_THROUGH, last))
+
+    def _maintaining(self) -> bool:
+        """Whether this process maintains the journal: the first whose maintenance thread asks holds the maintainer
+        lock file for as long as that thread runs, and the others' threads stand by until it ends. Every process
+        importing in turn would do the same work in more, smaller rounds, each at a round's cost."""
+        if fcntl is None or self.path == ":memory:":
+            return True
+        fd = self._thread_handles().lock(self.path + ".maintainer")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held already: held still
+            return True
+        except BlockingIOError:
+            return False
+
+    def _migrate(self) -> None:
+        """Bring a journal written before exchange keys were a table of their own index (WITHOUT ROWID) and before
+        finding sets up to date: the keys are copied over, and the finding index, one row per finding then, is made
+        again from the exchanges' own findings (by _index_findings, in batches). The first process to open it does
+        this, in one transaction; the others find it done."""
+        if not _outdated(self._db()):
+            return
+        with self._write() as db:
+            outdated = _outdated(db)  # again, holding the lock: another process may have done it meanwhile
+            if "exchange_keys" in outdated:
+                log.info("journal %s: moving the exchange keys into a table of their own", self.path)
+                db.execute("ALTER TABLE exchange_keys RENAME TO exchange_keys_before")
+                db.execute(_EXCHANGE_KEYS)
+                db.execute("INSERT OR IGNORE INTO exchange_keys SELECT session, key, exchange_seq "
+                           "FROM exchange_keys_before ORDER BY session, key, exchange_seq")
+                db.execute("DROP TABLE exchange_keys_before")  # and its index
+            if "finding_index" in outdated:
+                log.info("journal %s: the finding index is made again, by finding set, in the background", self.path)
+                db.execute("DROP TABLE finding_index")
+                db.execute(_FINDING_INDEX)
+                db.execute("DELETE FROM exchange_findings")
+                db.execute("INSERT OR REPLACE INTO journal_meta VALUES (?, 0)", (INDEXED_THROUGH,))
+
+    @staticmethod
+    def _unindexed(db: sqlite3.Connection) -> int:
+        """How many exchanges' findings wait to be indexed (one statement: the maintenance thread asks every round)."""
+        return db.execute("SELECT coalesce((SELECT max(seq) FROM exchanges), 0) - coalesce((SELECT value "
+                          "FROM journal_meta WHERE name = ?), 0)", (INDEXED_THROUGH,)).fetchone()[0]
 
     @staticmethod
     def _newest(db: sqlite3.Connection) -> int:
@@ -521,8 +618,7 @@ class SqliteJournal(Journal):
 
     def newest(self, session: str, service: str, keys: Iterable[str]) -> tuple[dict[str, Exchange], Exchange | None]:
         latest = recent.latest_key(service)
-        found = {key: recent.exchange(entry, self.exchange)
-                 for key, entry in self._state.newest(session, [*keys, latest]).items()}
+        found = recent.exchanges(self._state.newest(session, [*keys, latest]), self.exchange)
         return found, found.pop(latest, None)
 
     def _indexed(self, session: str, key: str) -> list[Exchange]:
@@ -557,7 +653,8 @@ class SqliteJournal(Journal):
                     "SELECT response_body FROM exchanges WHERE session = ?1 AND typeof(response_body) = 'text'",
                     (session,))}
                 forgotten += db.execute("DELETE FROM exchanges WHERE session = ?", (session,)).rowcount
-                db.execute("DELETE FROM finding_index WHERE session = ?", (session,))
+                db.execute("DELETE FROM exchange_findings WHERE finding_set IN (SELECT id FROM finding_sets) "
+                           "AND session = ?", (session,))
                 db.execute("DELETE FROM exchange_keys WHERE session = ?", (session,))
                 # SQLite gives a new row the highest seq + 1: with the newest rows gone, seqs are given again, and
                 # the finding index must index them again.
@@ -634,17 +731,22 @@ class SqliteTotals(Totals):
 
     def findings(self, session: str) -> list[FindingTotal]:
         self._journal._fresh(index=True)
+        # The session's exchanges counted by finding set (a set at a time, in the index's order), then by finding.
         rows = self._journal._db().execute(
-            "SELECT requirement, outcome, count(*) FROM finding_index "
-            "WHERE session = ? GROUP BY requirement, outcome ORDER BY requirement, outcome", (session,))
+            "SELECT s.requirement, s.outcome, sum(counted.n) FROM (SELECT f.id AS finding_set, count(*) AS n "
+            "FROM finding_sets f CROSS JOIN exchange_findings x ON x.finding_set = f.id AND x.session = ? "
+            "GROUP BY f.id) counted JOIN finding_set_entries s ON s.finding_set = counted.finding_set "
+            "GROUP BY s.requirement, s.outcome ORDER BY s.requirement, s.outcome", (session,))
         return [FindingTotal(*r) for r in rows]
 
     def coverage(self, session: str) -> list[CoverageCell]:
         self._journal._fresh(index=True)
         rows = self._journal._db().execute(
-            "SELECT f.requirement, e.scenario, f.outcome, count(*) FROM finding_index f "
-            "JOIN exchanges e ON e.seq = f.exchange_seq WHERE f.session = ? "
-            "GROUP BY f.requirement, e.scenario, f.outcome", (session,))
+            "SELECT s.requirement, counted.scenario, s.outcome, sum(counted.n) FROM (SELECT f.id AS finding_set, "
+            "e.scenario, count(*) AS n FROM finding_sets f CROSS JOIN exchange_findings x ON x.finding_set = f.id "
+            "AND x.session = ? JOIN exchanges e ON e.seq = x.exchange_seq GROUP BY f.id, e.scenario) counted "
+            "JOIN finding_set_entries s ON s.finding_set = counted.finding_set "
+            "GROUP BY s.requirement, counted.scenario, s.outcome", (session,))
         return [CoverageCell(*r) for r in rows]
 
     def scenarios(self, session: str) -> dict[str | None, int]:
@@ -656,12 +758,19 @@ class SqliteTotals(Totals):
     def samples(self, session: str, requirement: str, outcome: str, first: int,
                         last: int) -> list[tuple[int, Finding]]:
         self._journal._fresh(index=True)
-        query = ("SELECT exchange_seq, position FROM finding_index WHERE session = ? AND requirement = ? AND outcome = ? "
-                 "ORDER BY exchange_seq {0}, position {0} LIMIT ?")
         db = self._journal._db()
-        places = {tuple(r) for r in db.execute(query.format("ASC"), (session, requirement, outcome, exchange_rows.bounded(first)))}
-        places.update(tuple(r) for r in db.execute(query.format("DESC"),
-                                                   (session, requirement, outcome, exchange_rows.bounded(last))))
+        positions: dict[int, list[int]] = {}  # finding set -> where the requirement and outcome are in it
+        for number, position in db.execute("SELECT finding_set, position FROM finding_set_entries "
+                                           "WHERE requirement = ? AND outcome = ?", (requirement, outcome)):
+            positions.setdefault(number, []).append(position)
+        places = set()
+        for order, count in (("ASC", exchange_rows.bounded(first)), ("DESC", exchange_rows.bounded(last))):
+            # The first (last) `count` places are among those of the first (last) `count` exchanges of each set.
+            found = sorted(((seq, position) for number, at in positions.items() for (seq,) in db.execute(
+                f"SELECT exchange_seq FROM exchange_findings WHERE finding_set = ? AND session = ? "
+                f"ORDER BY exchange_seq {order} LIMIT ?", (number, session, count)) for position in at),
+                reverse=order == "DESC")
+            places.update(found if count < 0 else found[:count])  # SQLite's LIMIT: a negative one is none
         seqs = sorted({seq for seq, _ in places})
         findings = dict(db.execute(f"SELECT seq, findings FROM exchanges WHERE seq IN ({','.join('?' * len(seqs))})",
                                    seqs).fetchall()) if seqs else {}
@@ -747,27 +856,25 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
-    """While the store is open: every IMPORT_EVERY_S, import what has been spooled and index findings (everything once
-    the journal is quiet, whole batches while it is busy); every TIDY_EVERY_S, tidy ended processes' spool files;
-    every CHECKPOINT_EVERY_S, copy what the journal's WAL holds back into it (PASSIVE: never waiting for, nor
-    blocking, readers and writers) and sync the state file to disk; every FORGET_CLAIMS_EVERY_S, forget expired
-    claims."""
+    """While the store is open, in the process that maintains the journal (the others stand by, see _maintaining):
+    every IMPORT_EVERY_S, import what has been spooled and index the findings of exchanges imported without theirs;
+    every TIDY_EVERY_S, tidy ended processes' spool files; every CHECKPOINT_EVERY_S, copy what the journal's WAL holds
+    back into it (PASSIVE: never waiting for, nor blocking, readers and writers) and sync the state file to disk;
+    every FORGET_CLAIMS_EVERY_S, forget expired claims."""
     tidied = checkpointed = forgotten = time.monotonic()
-    newest = -1
     try:
         while not closed.wait(IMPORT_EVERY_S):
             store = ref()
             if store is None:
                 return
             try:
+                if not store._maintaining():
+                    continue
                 now = time.monotonic()
                 tidy = now - tidied >= TIDY_EVERY_S
                 tidied = now if tidy else tidied
                 store.catch_up(tidy=tidy)
-                # Quiet (no exchange since the last round): index what is left now, not when a report or filter asks;
-                # busy: only whole batches, the cheapest per exchange.
-                seen, newest = newest, store._newest(store._db())
-                store._index_findings(1 if newest == seen else INDEX_BATCH)
+                store._index_findings(1)
                 if now - checkpointed >= CHECKPOINT_EVERY_S:
                     checkpointed = now
                     store._db().execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -779,7 +886,8 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
                 log.debug("journal maintenance skipped a round", exc_info=True)
             except Exception:
                 log.exception("journal maintenance failed; it runs again in %s s", IMPORT_EVERY_S)
-            del store
+            finally:
+                del store
     finally:
         store = ref()
         if store is not None:
@@ -836,6 +944,84 @@ def _insert_row(db: sqlite3.Connection, row: tuple) -> int | None:
             return None
         db.execute("UPDATE exchanges SET damage = ? WHERE id = ?", (reason, placeholder[0]))
         return seq
+
+
+def _insert_all(db: sqlite3.Connection, insert: str, rows: list[tuple]) -> None:
+    """INSERT rows of the same width, many in each statement (`insert` ends in VALUES). A statement gives up the GIL
+    once while SQLite runs it, and getting it back from the threads answering requests costs more CPU than the insert
+    itself: executemany() gives it up once per row."""
+    if not rows:
+        return
+    width = len(rows[0])
+    most = max(1, min(ROWS_PER_INSERT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    values = "(" + ",".join("?" * width) + ")"
+    start = 0
+    while start < len(rows):
+        count = min(most, 1 << ((len(rows) - start).bit_length() - 1))  # powers of two: few statements to prepare
+        chunk = rows[start:start + count]
+        db.execute(insert + ",".join([values] * count), [value for row in chunk for value in row])
+        start += count
+
+
+def _index(db: sqlite3.Connection, exchanges: list[tuple[int, str, str | None]]) -> None:
+    """Index exchanges, given as (seq, session, findings JSON), each under its finding set."""
+    sets: dict[tuple, int] = {}  # known in this transaction (a set added in one that failed is not in the journal)
+    entries = []
+    for seq, session, findings in exchanges:
+        pairs = _finding_pairs(findings)
+        if any(pairs):
+            number = sets.get(pairs)
+            if number is None:
+                number = sets[pairs] = _finding_set(db, pairs)
+            entries.append((number, session, seq))
+    _insert_all(db, "INSERT INTO exchange_findings (finding_set, session, exchange_seq) VALUES ", entries)
+
+
+def _finding_pairs(findings: str | None) -> tuple:
+    """(requirement, outcome) of each finding in the row's findings, or None for one that has not text for both (a
+    damaged row's); none at all if they do not parse."""
+    try:
+        parsed = json.loads(findings)
+    except (TypeError, ValueError, RecursionError):
+        return ()
+    if type(parsed) is not list:
+        return ()
+    return tuple((f[0], f[1]) if type(f) is list and len(f) > 1 and _text(f[0]) and _text(f[1]) else None
+                 for f in parsed)
+
+
+def _text(value) -> bool:
+    """Text SQLite can be given (a lone surrogate cannot be encoded)."""
+    if type(value) is not str:
+        return False
+    try:
+        return value.isascii() or bool(value.encode())
+    except UnicodeEncodeError:
+        return False
+
+
+def _finding_set(db: sqlite3.Connection, pairs: tuple) -> int:
+    """The number of the finding set, made (with its entries) if the journal has none like it yet."""
+    findings = _compact([list(pair) if pair else None for pair in pairs])
+    found = db.execute("SELECT id FROM finding_sets WHERE findings = ?", (findings,)).fetchone()
+    if found:
+        return found[0]
+    number = db.execute("INSERT INTO finding_sets (findings) VALUES (?)", (findings,)).lastrowid
+    db.executemany("INSERT INTO finding_set_entries VALUES (?, ?, ?, ?)",
+                   [(number, position, *pair) for position, pair in enumerate(pairs) if pair])
+    return number
+
+
+def _outdated(db: sqlite3.Connection) -> set[str]:
+    """The tables of the journal still in an earlier layout: a rowid exchange_keys, a finding_index table."""
+    found = {name: (kind, sql) for name, kind, sql in db.execute(
+        "SELECT name, type, sql FROM sqlite_master WHERE name IN ('exchange_keys', 'finding_index')")}
+    outdated = set()
+    if "WITHOUT ROWID" not in found["exchange_keys"][1]:
+        outdated.add("exchange_keys")
+    if found["finding_index"][0] == "table":
+        outdated.add("finding_index")
+    return outdated
 
 
 def _refuse_another_layout(path: str) -> None:
