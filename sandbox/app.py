@@ -16,6 +16,20 @@ from sandbox.web.assurance import assurance
 from sandbox.web.control import control
 
 
+class SandboxFlask(Flask):
+    """Flask asks of every view and hook, on every request, whether it is a coroutine; here the answer is kept."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._callable: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        ready = self._callable.get(func)
+        if ready is None:
+            ready = self._callable[func] = super().ensure_sync(func)
+        return ready
+
+
 def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = None,
                progress: Callable[[str], None] | None = None) -> Flask:
     """The app. Whoever made it closes its sandbox when done (`app.extensions["sandbox"].close()`): the store holds
@@ -24,7 +38,7 @@ def create_app(settings: Settings | None = None, *, sandbox: Sandbox | None = No
     built = sandbox is None  # then its store is ours to close if the app cannot be made (else the caller's)
     sandbox = sandbox or Sandbox.build(settings, progress)
     sandbox.started_at = time.time()
-    app = Flask("sandbox")
+    app = SandboxFlask("sandbox")
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     app.extensions["sandbox"] = sandbox

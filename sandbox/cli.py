@@ -159,7 +159,7 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
                          database_url=database_url, retain_days=retain_days)
     started = time.perf_counter()
     try:
-        listener = listen(settings)  # first: a taken port or a foreign host is refused before anything else
+        listeners = listen(settings)  # first: a taken port or a foreign host is refused before anything else
     except ServeError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"Spine Sandbox {__version__}: checking configuration…", err=True)
@@ -180,14 +180,15 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
         def ready() -> None:  # once /_sandbox/health answers through the listening socket
             click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started, admin), err=True)
 
-        run_server(settings, listener, on_ready=ready)
+        run_server(settings, listeners, on_ready=ready)
     except ServeError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:  # a file the start needs: say which, and why, in one line
         where = f" ({exc.filename})" if exc.filename else ""
         raise CliError(f"cannot start: {exc.strerror or exc}{where}") from None
     finally:
-        listener.close()
+        for listener in listeners:
+            listener.close()
 
 
 def _usable_data_dir(settings: Settings) -> None:

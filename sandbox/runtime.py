@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -128,7 +129,19 @@ class Sandbox:
             self.close()
 
     def service_for_path(self, path: str) -> Service | None:
-        return next((s for s in self.services.values() if s.owns(path)), None)
+        candidates = self._services_by_root.get(path[1:].partition("/")[0], ())
+        return next((s for s in candidates if s.owns(path)), None)
+
+    @functools.cached_property
+    def _services_by_root(self) -> dict[str, list[Service]]:
+        """Services by the first segment of their base paths: a request is matched against those only, in order."""
+        by_root: dict[str, list[Service]] = {}
+        for service in self.services.values():
+            for base in service.base_paths:
+                found = by_root.setdefault(base[1:].partition("/")[0], [])
+                if not any(s is service for s in found):
+                    found.append(service)
+        return by_root
 
     def warm(self, progress: Callable[[int, int], None] | None = None, background: bool = True) -> None:
         """Build the population's search index now (in a thread by default) rather than on the first search."""

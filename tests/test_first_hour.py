@@ -80,6 +80,49 @@ def test_a_second_sandbox_on_the_same_port_is_refused_and_the_first_keeps_every_
     assert {r.headers["X-Sandbox-Exchange"] for r in answered} <= ids
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="one socket per worker is Linux's SO_REUSEPORT balancing")
+def test_two_workers_share_the_connections_and_a_later_so_reuseport_listener_gets_none(tmp_path):
+    settings = Settings.load(environ={}, data_dir=tmp_path / "data", population=TEST_POPULATION)
+    with LocalServer(settings, workers=2) as server:
+        port = server.settings.port
+        line = serve_fails("--port", str(port), "--data-dir", str(tmp_path / "second"))
+        assert "is already in use" in line  # a second sandbox is refused, whatever the first binds with
+        with socket.socket() as intruder:  # another program of this user may join the port's SO_REUSEPORT group…
+            intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            intruder.bind(("127.0.0.1", port))
+            intruder.listen()
+            intruder.setblocking(False)
+            clients = [requests.Session() for _ in range(24)]  # each its own connection, kept open
+            try:
+                answered = [c.get(server.url + PATIENT, headers=pds_headers(), timeout=10) for c in clients]
+                accepting = _processes_holding_connections(server.process.pid, port)
+            finally:
+                for client in clients:
+                    client.close()
+            with pytest.raises(BlockingIOError):
+                intruder.accept()  # …but no connection is ever handed to it
+    assert all(r.status_code == 200 for r in answered)
+    assert len(accepting) == 2  # both workers took some (at random: each does with odds 1 - 2**-23)
+
+
+def _processes_holding_connections(parent: int, port: int) -> set[int]:
+    """The child processes of `parent` holding an established TCP connection on local `port` (Linux /proc)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
+                    established.add(f"socket:[{fields[9]}]")
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    holding = set()
+    for child in map(int, children):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in established for fd in Path(f"/proc/{child}/fd").iterdir()):
+                holding.add(child)
+    return holding
+
+
 # --- 2. every start-up failure is one line ---------------------------------------------------------------------
 @pytest.mark.parametrize("args, env, expected", [
     (["--port", "99999"], {}, "port 99999 is out of range: it must be 1..65535; set it with --port or SANDBOX_PORT"),

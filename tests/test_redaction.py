@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from sandbox.cli import main
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from sandbox.journal.redaction import (
+    JSON_SECRETS,
     fingerprint,
     is_redacted,
     redact_body,
@@ -225,6 +226,16 @@ def test_redact_body_is_total_and_never_returns_the_secret(noise, content_type, 
     assert secret.encode() not in shown
     assert redact_body(shown, f"application/{form}") == shown
     redact_body(noise, content_type)  # anything at all: no exception
+
+
+@pytest.mark.parametrize("name", sorted(JSON_SECRETS))
+def test_every_secret_json_member_is_redacted_in_any_case_however_often_the_same_body_is_seen(name):
+    secret = "s3cret-value-0123456789"
+    for spelled in (name, name.upper(), name.title()):
+        body = json.dumps({"resourceType": "x", spelled: secret, "padding": "p" * 2000}).encode()
+        for _ in range(3):  # a body seen before is answered from memory: the same redaction every time
+            shown = redact_body(body, "application/json")
+            assert secret.encode() not in shown and fingerprint(secret).encode() in shown
 
 
 @settings(deadline=None, max_examples=200)

@@ -83,10 +83,13 @@ def is_defect(finding: Finding) -> bool:
 
 
 def summarise(findings) -> dict[str, int]:
-    counts = {str(o): 0 for o in Outcome}
+    counts = dict.fromkeys(_OUTCOME_NAMES, 0)
     for f in findings:
-        counts[str(f.outcome)] += 1
+        counts[f.outcome] += 1  # a StrEnum member finds its plain-string key
     return counts
+
+
+_OUTCOME_NAMES = tuple(str(o) for o in Outcome)
 
 
 def first_rejection(findings) -> SpineError | None:

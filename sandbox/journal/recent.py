@@ -48,6 +48,19 @@ def exchange(value: bytes, bodies: Callable[[str], Exchange | None]) -> Exchange
                     duration_ms=duration_ms, request=request, response=response, scenario=scenario)
 
 
+def exchanges(entries: dict[str, bytes], bodies: Callable[[str], Exchange | None]) -> dict[str, Exchange]:
+    """Entries by key as exchanges; one exchange kept under several keys (its patient, its target, the newest of its
+    service: the usual case) is decoded once."""
+    decoded: dict[bytes, Exchange] = {}
+    found = {}
+    for key, value in entries.items():
+        made = decoded.get(value)
+        if made is None:
+            made = decoded[value] = exchange(value, bodies)
+        found[key] = made
+    return found
+
+
 class DeferredBodies:
     """An indexed exchange's bodies, read from the journal once, when a check first asks for one."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import nhs_number
@@ -32,6 +33,7 @@ SYNTHETIC_PREFIX = FIRST_BLOCK_START  # the stem of patient 0 (kept for callers 
 _TEN_DIGITS = re.compile(r"^[0-9]{10}$")
 
 
+@functools.lru_cache(maxsize=65536)  # asked of every number in every request; the library's check is slow
 def is_valid_nhs_number(value: str) -> bool:
     return bool(_TEN_DIGITS.match(value or "")) and nhs_number.is_valid(value)
 

@@ -26,8 +26,20 @@ def url_bytes(req: Request) -> int:
 
 
 def header_bytes(req: Request) -> int:
-    """Every header line as sent ("Name: value\\r\\n")."""
-    return sum(len(name) + len(value) + 4 for name, value in req.headers.items())
+    """Every header line as sent ("Name: value\\r\\n"), counted from the environ the headers are read from (as
+    werkzeug reads them: HTTP_X_REQUEST_ID is X-Request-ID) without making each name."""
+    size = 0
+    for key, value in req.environ.items():
+        if key.startswith("HTTP_"):
+            if key not in _CONTENT_KEYS_AS_HTTP:
+                size += len(key) - 1 + len(value)  # less "HTTP_", plus ": " and CRLF
+        elif key in _CONTENT_KEYS and value:
+            size += len(key) + 4 + len(value)
+    return size
+
+
+_CONTENT_KEYS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_CONTENT_KEYS_AS_HTTP = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 
 
 def check_head(req: Request, service) -> None:

@@ -4,19 +4,27 @@ Granian was chosen by measurement (benchmarks/wsgi_servers.py): on the PDS retri
 journal commit per request it served ~1.9k req/s at p99 ~35 ms on two cores, ahead of gunicorn (~1.55k sync,
 ~0.86k gthread) and waitress (~0.86k); and it runs on Windows, where suppliers' laptops often are.
 
-The listening socket is the sandbox's own, bound here without SO_REUSEPORT and handed to Granian's workers: on
-Linux Granian would otherwise bind one SO_REUSEPORT socket per worker, so a second server on a port already in
-use would start and silently share the traffic. Binding first also turns every address problem (port taken,
-foreign host, port out of range) into one sentence before anything else starts. Handing it over overrides one
-private Granian method (`_init_shared_socket`), hence the pin to Granian 2.8 and later 2.x in setup.cfg.
+The listening sockets are the sandbox's own, bound here and handed to Granian's workers. First a socket without
+SO_REUSEPORT is bound, which fails while anything at all listens on the port (with or without SO_REUSEPORT): a port
+in use is refused, never shared, and every address problem (port taken, foreign host, port out of range) is one
+sentence before anything else starts. On Linux that socket is then closed and replaced by one SO_REUSEPORT socket
+per worker, so that the kernel spreads connections over the workers (workers sharing one socket do not: whichever
+is waiting takes nearly every connection, and the other idles while its clients queue). A small socket-filter
+program (SO_ATTACH_REUSEPORT_CBPF) picks one of those sockets at random for each new connection, and never a socket
+another program of the same user might add to the group later. Elsewhere the one socket is shared. Handing sockets
+over overrides private Granian methods (`_init_shared_socket`, `_spawn_worker`, `_drop_shared_socket`), hence the
+pin to Granian 2.8 and later 2.x in setup.cfg.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import os
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -25,6 +33,7 @@ from collections.abc import Callable
 from sandbox.settings import Settings
 
 BACKLOG = 1024
+SO_ATTACH_REUSEPORT_CBPF = 51  # Linux, <asm-generic/socket.h>
 # What Granian's HTTP/1 parser (hyper) accepts in one request head; the services judge anything longer than the
 # live service allows themselves (sandbox.web.limits), so those requests are journaled and answered in the
 # service's own error shape. Beyond this the parser answers 431 with an empty body; a URL over 64 KB gets 414 and
@@ -66,8 +75,8 @@ def tls_options(settings: Settings) -> dict:
     return {"ssl_cert": server.cert, "ssl_key": server.key, "ssl_ca": authority.cert, "ssl_client_verify": True}
 
 
-def listen(settings: Settings) -> socket.socket:
-    """The listening socket, bound without SO_REUSEPORT: a port anyone else holds is refused, never shared."""
+def listen(settings: Settings) -> list[socket.socket]:
+    """The listening sockets, one per worker on Linux (see the module docstring); a port anyone holds is refused."""
     host, port = settings.host, settings.port
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
@@ -75,19 +84,53 @@ def listen(settings: Settings) -> socket.socket:
     except (socket.gaierror, UnicodeError) as exc:
         raise ServeError(f"{host!r} is not an address or host name this machine can resolve ({exc}); choose "
                          f"another with --host or SANDBOX_HOST") from None
-    sock = socket.socket(family, kind, proto)
+
+    def bind(share: bool) -> socket.socket:
+        sock = socket.socket(family, kind, proto)
+        try:
+            if os.name == "nt":  # Windows' SO_REUSEADDR would let another server take the port over
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+            else:  # a restart right after a stop may bind despite TIME_WAIT; a live listener still refuses
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if share:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+        except OSError as exc:
+            sock.close()
+            raise ServeError(_bind_failure(host, port, exc)) from None
+        sock.set_inheritable(True)  # the worker processes accept on it
+        return sock
+
+    guard = bind(share=False)  # fails while anything at all listens on the port, with or without SO_REUSEPORT
+    count = worker_count(settings)
+    if sys.platform != "linux" or count == 1:
+        return [guard]
+    guard.close()
+    listeners: list[socket.socket] = []
     try:
-        if os.name == "nt":  # Windows' SO_REUSEADDR would let another server take the port over
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
-        else:  # a restart right after a stop may bind despite TIME_WAIT; a live listener still refuses
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        raise ServeError(_bind_failure(host, port, exc)) from None
-    sock.set_inheritable(True)  # the worker processes accept on it
-    return sock
+        while len(listeners) < count:
+            listeners.append(bind(share=True))
+    except ServeError:
+        for listener in listeners:
+            listener.close()
+        raise
+    _spread_at_random(listeners[0], count)
+    return listeners
+
+
+def _spread_at_random(listener: socket.socket, count: int) -> None:
+    """Each new connection goes to one of the first `count` sockets of the listener's group, at random: never to a
+    socket another program binds later with SO_REUSEPORT (the kernel would otherwise hash connections onto it too)."""
+    program = b"".join(struct.pack("HBBI", *instruction) for instruction in (
+        (0x20, 0, 0, (-0x1000 + 56) & 0xFFFFFFFF),  # ld [SKF_AD_OFF + SKF_AD_RANDOM]: a random 32-bit number
+        (0x94, 0, 0, count),  # mod #count
+        (0x16, 0, 0, 0),  # ret a: the index of the socket in the group
+    ))
+    buffer = ctypes.create_string_buffer(program)
+    with contextlib.suppress(OSError):  # a kernel without it (before 4.5) spreads connections by their addresses
+        listener.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF,
+                            struct.pack("HP", len(program) // 8, ctypes.addressof(buffer)))
 
 
 def _bind_failure(host: str, port: int, exc: OSError) -> str:
@@ -107,11 +150,12 @@ def _granian_class():
     from granian import Granian
 
     class SandboxGranian(Granian):
-        """Granian serving a socket the sandbox bound itself (see the module docstring)."""
+        """Granian serving sockets the sandbox bound itself, one per worker where there are several (see the module
+        docstring)."""
 
-        def __init__(self, *args, listener: socket.socket, **kwargs):
+        def __init__(self, *args, listeners: list[socket.socket], **kwargs):
             super().__init__(*args, **kwargs)
-            self.listener = listener
+            self.listeners = listeners
             self.workers_forked = threading.Event()
 
         def _spawn_workers(self, *args, **kwargs):
@@ -119,17 +163,29 @@ def _granian_class():
             self.workers_forked.set()
 
         def _init_shared_socket(self):
+            self._ssp = None
+            self._use_listener(0)
+
+        def _spawn_worker(self, idx, *args, **kwargs):
+            self._use_listener(idx)  # a respawned worker accepts on the socket its predecessor had
+            return super()._spawn_worker(idx, *args, **kwargs)
+
+        def _use_listener(self, idx: int) -> None:
             from granian._granian import SocketHolder
 
-            self._ssp = None
-            self._sfd = self.listener.fileno()
+            listener = self.listeners[idx % len(self.listeners)]
+            self._sfd = listener.fileno()
             self._shd = SocketHolder(self._sfd, False, BACKLOG)  # (fd, is a Unix socket, backlog)
-            self._sso = self.listener  # closed by Granian at shutdown
+            self._sso = listener
+
+        def _drop_shared_socket(self):
+            for listener in self.listeners:
+                listener.close()
 
     return SandboxGranian
 
 
-def serve(settings: Settings, listener: socket.socket, on_ready: Callable[[], None] | None = None) -> None:
+def serve(settings: Settings, listeners: list[socket.socket], on_ready: Callable[[], None] | None = None) -> None:
     """Serve on `listener` until stopped; `on_ready()` runs once /_sandbox/health answers through it."""
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings, HTTP2Settings
@@ -141,7 +197,7 @@ def serve(settings: Settings, listener: socket.socket, on_ready: Callable[[], No
         "sandbox.wsgi:create",
         address=settings.host,
         port=settings.port,
-        listener=listener,
+        listeners=listeners,
         interface=Interfaces.WSGI,
         workers=worker_count(settings),
         blocking_threads=max(1, settings.threads),
