@@ -25,6 +25,7 @@ from sandbox.local_server import LocalServer, free_port
 from sandbox.settings import Settings
 from sandbox.web.limits import MAX_HEADER_BYTES, MAX_URL_BYTES
 from tests.conftest import ROOT, TEST_POPULATION, pds_headers
+from tests.test_crash_restart import workers_of
 
 PATIENT = "/personal-demographics/FHIR/R4/Patient/9000000009"
 
@@ -114,9 +115,8 @@ def _processes_holding_connections(parent: int, port: int) -> set[int]:
                 fields = line.split()
                 if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: ESTABLISHED
                     established.add(f"socket:[{fields[9]}]")
-    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     holding = set()
-    for child in map(int, children):
+    for child in workers_of(parent):
         with contextlib.suppress(OSError):
             if any(os.readlink(fd) in established for fd in Path(f"/proc/{child}/fd").iterdir()):
                 holding.add(child)
