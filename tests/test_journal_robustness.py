@@ -5,6 +5,7 @@ overflows SQLite or the state database."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 
@@ -137,3 +138,64 @@ def test_over_large_integers_never_reach_sqlite_or_the_state_database(tmp_path):
         assert store.state.next_counter("s", "c") == (1 << 63) - 1  # stays at the largest value it can hold
     finally:
         store.close()
+
+
+def test_a_repeated_body_is_kept_once_and_read_back_whole_until_no_session_holds_it(client, sandbox):
+    pds = PdsClient(client)
+    sessions = [client.post("/_sandbox/sessions", json={"plan": PLAN, "supplier": "Acme", "system": "PAS"}).get_json()
+                for _ in range(2)]
+    ids = {made["session"]: [pds.get("/Patient/9000000009", headers={"Authorization": f"Bearer {made['token']}"})
+                             .headers["X-Sandbox-Exchange"] for _ in range(3)] for made in sessions}
+    first, second = (ids[made["session"]] for made in sessions)
+    record = client.get(f"/_sandbox/exchanges/{first[0]}").get_json()["response"]["body"].encode()
+    assert len(record) >= bodies.REPEATED_MIN
+    with journal_db(sandbox) as db:
+        kinds = {exchange_id: db.execute("SELECT typeof(response_body), response_body FROM exchanges WHERE id = ?",
+                                         (exchange_id,)).fetchone() for exchange_id in first + second}
+    assert kinds[first[0]][0] == "blob"  # seen once: in the row
+    references = {kinds[exchange_id][1] for exchange_id in first[1:] + second}
+    assert {kinds[exchange_id][0] for exchange_id in first[1:] + second} == {"text"} and len(references) == 1
+    body_files = Path(sandbox.store.journal.path + ".bodies")
+    assert len([path for path in body_files.rglob("*") if path.is_file()]) == 1
+    for exchange_id in first + second:
+        shown = client.get(f"/_sandbox/exchanges/{exchange_id}").get_json()
+        assert "damaged" not in shown and shown["response"]["body"].encode() == record
+
+    sandbox.store.forget([sessions[0]["session"]])  # the other session still refers to the file: it stays
+    assert len([path for path in body_files.rglob("*") if path.is_file()]) == 1
+    assert client.get(f"/_sandbox/exchanges/{second[2]}").get_json()["response"]["body"].encode() == record
+    sandbox.store.forget([sessions[1]["session"]])
+    assert not [path for path in body_files.rglob("*") if path.is_file()]
+
+
+def test_a_body_file_another_session_is_referring_to_right_now_outlives_a_forget(client, sandbox, monkeypatch):
+    pds = PdsClient(client)
+    made = [client.post("/_sandbox/sessions", json={"plan": PLAN, "supplier": "Acme", "system": "PAS"}).get_json()
+            for _ in range(2)]
+    auth = [{"Authorization": f"Bearer {m['token']}"} for m in made]
+    for _ in range(2):  # the second read makes the body file, referred to by the first session only
+        assert pds.get("/Patient/9000000009", headers=auth[0]).status_code == 200
+    journal = sandbox.store.journal
+    spooling, go_on = threading.Event(), threading.Event()
+    spool_or_insert = journal._spool_or_insert
+
+    def slow_spool(exchange, row):  # the row refers to the file, and is not spooled yet
+        spooling.set()
+        go_on.wait(10)
+        spool_or_insert(exchange, row)
+
+    monkeypatch.setattr(journal, "_spool_or_insert", slow_spool)
+    answers = []
+    reader = threading.Thread(target=lambda: answers.append(pds.get("/Patient/9000000009", headers=auth[1])))
+    reader.start()
+    assert spooling.wait(10)
+    monkeypatch.setattr(journal, "_spool_or_insert", spool_or_insert)
+    forgetting = threading.Thread(target=sandbox.store.forget, args=([made[0]["session"]],))
+    forgetting.start()
+    forgetting.join(0.5)
+    assert forgetting.is_alive()  # the file's removal waits for the row being recorded
+    go_on.set()
+    reader.join(10)
+    forgetting.join(10)
+    shown = client.get(f"/_sandbox/exchanges/{answers[0].headers['X-Sandbox-Exchange']}").get_json()
+    assert "damaged" not in shown and shown["response"]["body"] == answers[0].get_data(as_text=True)

@@ -2,9 +2,12 @@
 
 A row over SQLite's value limit (a billion bytes) cannot be stored at all, and every large row makes the journal's
 pages, WAL and spool records heavier for every later query. A body over INLINE_LIMIT is written here first (its
-reference, `sha256:<digest>:<size>`, goes in the row instead) and read back whenever the exchange is. The same
-bytes are kept once. Files are written under a temporary name and renamed, so a body file is whole or absent; like
-the spool, a write survives a killed process (not a power cut).
+reference, `sha256:<digest>:<size>`, goes in the row instead) and read back whenever the exchange is. So is a body
+of REPEATED_MIN or more that this process has journaled before: a record served again and again (a PDS read, a
+MESH message downloaded twice) is kept once, not once an exchange, and the spool, the journal and its WAL carry its
+reference. The same bytes are kept once, whichever rows and sessions refer to them (the journal removes a file with
+the last row that refers to it). Files are written under a temporary name and renamed, so a body file is whole or
+absent; like the spool, a write survives a killed process (not a power cut).
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ import contextlib
 import hashlib
 import os
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 
-INLINE_LIMIT = 256 * 1024  # bytes: bodies up to this stay in the row
+INLINE_LIMIT = 256 * 1024  # bytes: bodies up to this stay in the row, unless they are repeated
+REPEATED_MIN = 4 * 1024  # bytes: a body at least this large, seen before, is kept by reference
+# Bodies remembered, to see which repeat: a body seen once stays inline (most are never seen again, and a file each
+# would cost more than it saves). Kept as the bytes themselves, so at most REMEMBERED * INLINE_LIMIT (8 MiB).
+REMEMBERED = 32
 PREFIX = "sha256:"
 _REFERENCE = re.compile(r"sha256:([0-9a-f]{64}):([0-9]{1,15})")
 
@@ -28,6 +37,26 @@ class BodyMissing(Exception):
 class BodyFiles:
     def __init__(self, folder: Path):
         self.folder = folder
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._seen_lock = threading.Lock()
+
+    def keep(self, body: bytes) -> bytes | str:
+        """What a row holds of `body`: the body itself (bytes), or the reference to its file (text). Raises OSError
+        (e.g. ENOSPC) if a file is needed and cannot be written."""
+        data = bytes(body)
+        if len(data) > INLINE_LIMIT or (len(data) >= REPEATED_MIN and self._seen_before(data)):
+            return self.put(data)  # put() writes the file again should it have gone (a session forgotten meanwhile)
+        return data
+
+    def _seen_before(self, data: bytes) -> bool:
+        with self._seen_lock:
+            if data in self._seen:
+                self._seen.move_to_end(data)
+                return True
+            self._seen[data] = None
+            if len(self._seen) > REMEMBERED:
+                self._seen.popitem(last=False)
+            return False
 
     def put(self, data: bytes) -> str:
         """Keep `data`; return the reference the row holds instead. Raises OSError (e.g. ENOSPC) if it cannot."""

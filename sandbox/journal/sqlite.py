@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 try:
@@ -336,8 +336,9 @@ class SqliteJournal(Journal):
     def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
         """Spooled: durable against a killed process once this returns, and in every query from then on."""
         keys = sorted(set(keys))
-        row = (*_row(exchange, self._bodies), keys)
-        self._spool_or_insert(exchange, row)
+        with self._bodies_lock(exclusive=False) if _may_refer(exchange) else nullcontext():
+            row = (*_row(exchange, self._bodies), keys)
+            self._spool_or_insert(exchange, row)
         # After the journal has it, so that an entry always stands for a journaled exchange. The exchange is journaled
         # whatever happens here: a failure costs later checks this exchange, not the answer its id.
         try:
@@ -465,7 +466,7 @@ class SqliteJournal(Journal):
     def record_many(self, exchanges: Iterable[Exchange]) -> int:
         self.catch_up()  # what is already spooled goes first, so seq keeps the order of recording
         n = 0
-        with self._write() as db:
+        with self._bodies_lock(exclusive=False), self._write() as db:  # rows may refer to body files (record())
             for exchange in exchanges:
                 self._insert(db, exchange)
                 n += 1
@@ -660,12 +661,35 @@ class SqliteJournal(Journal):
                 # the finding index must index them again.
                 db.execute("UPDATE journal_meta SET value = min(value, ?) WHERE name = ?",
                            (self._newest(db), INDEXED_THROUGH))
-                kept = {value for value in files if db.execute(
-                    "SELECT 1 FROM exchanges WHERE request_body = ?1 OR response_body = ?1 LIMIT 1", (value,)).fetchone()}
-            for reference in files - kept:
-                self._bodies.remove(reference)
+            if files:
+                self._remove_unreferenced(files)
             self._state.forget_newest(session)
         return forgotten
+
+    def _remove_unreferenced(self, references: set[str]) -> None:
+        """Remove the body files no row refers to any more. Another session may refer to one in an exchange being
+        recorded right now: recording holds the body lock shared from the file's put() to the row's spooling, so,
+        holding it exclusively, every such row is in the spool, and imported here, before the rows are asked."""
+        with self._bodies_lock(exclusive=True):
+            self.catch_up()
+            db = self._db()
+            kept = {value for value in references if db.execute(
+                "SELECT 1 FROM exchanges WHERE request_body = ?1 OR response_body = ?1 LIMIT 1", (value,)).fetchone()}
+        for reference in references - kept:
+            self._bodies.remove(reference)
+
+    @contextmanager
+    def _bodies_lock(self, exclusive: bool):
+        """The body lock (a lock file beside the journal), shared or exclusive across processes."""
+        if fcntl is None or self.path == ":memory:":
+            yield
+            return
+        fd = self._thread_handles().lock(self.path + ".bodies.lock")
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _where(self, where: ExchangeFilter) -> tuple[str, list]:
         if where.requirement is not None:
@@ -918,14 +942,15 @@ def _connect(path: str, page_size: int | None = None) -> sqlite3.Connection:
     return db
 
 
+def _may_refer(exchange: Exchange) -> bool:
+    """Whether the exchange's row may refer to a body file (see bodies.BodyFiles.keep)."""
+    return max(len(exchange.request.body), len(exchange.response.body)) >= bodies.REPEATED_MIN
+
+
 def _row(exchange: Exchange, files: bodies.BodyFiles) -> tuple:
-    """The exchange as the parameters of _INSERT_EXCHANGE; a large body is kept in a file, its reference in the row."""
-    return exchange_rows.encode(exchange, lambda body: _body(body, files))
-
-
-def _body(body: bytes, files: bodies.BodyFiles) -> bytes | str:
-    """The body itself (a BLOB), or the reference to its file (TEXT): the column's type tells them apart."""
-    return bytes(body) if len(body) <= bodies.INLINE_LIMIT else files.put(bytes(body))
+    """The exchange as the parameters of _INSERT_EXCHANGE. A body is the body itself (a BLOB) or, when large or
+    repeated, the reference to its file (TEXT): the column's type tells them apart."""
+    return exchange_rows.encode(exchange, files.keep)
 
 
 def _insert_row(db: sqlite3.Connection, row: tuple) -> int | None:
