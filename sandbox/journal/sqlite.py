@@ -98,6 +98,9 @@ CREATE TABLE IF NOT EXISTS exchanges (
     damage TEXT  -- NULL, or why the row could not be stored whole (what was kept of it is still shown)
 );
 CREATE INDEX IF NOT EXISTS exchanges_session ON exchanges (session, seq);
+-- The rows that refer to each body file (journal/bodies.py): a forget asks whether any row still does.
+CREATE INDEX IF NOT EXISTS exchanges_request_files ON exchanges (request_body) WHERE typeof(request_body) = 'text';
+CREATE INDEX IF NOT EXISTS exchanges_response_files ON exchanges (response_body) WHERE typeof(response_body) = 'text';
 CREATE TABLE IF NOT EXISTS journal_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 {_EXCHANGE_KEYS};
 -- The finding index. An exchange is indexed under its finding set: the requirement and outcome of each of its
@@ -173,6 +176,10 @@ _INSERT_EXCHANGE = ("INSERT OR IGNORE INTO exchanges (id, session, service, oper
                     "response_headers, response_body, n_pass, n_fail, n_warning, n_info, findings) VALUES "
                     "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _INSERT_KEY = "INSERT OR IGNORE INTO exchange_keys SELECT ?, ?, seq FROM exchanges WHERE id = ?"
+# Whether any row refers to a body file: two lookups in the partial indexes of references (the typeof() terms let
+# SQLite use them), not a scan of every row.
+_REFERRED_TO = ("SELECT 1 FROM exchanges WHERE typeof(request_body) = 'text' AND request_body = ?1 UNION ALL "
+                "SELECT 1 FROM exchanges WHERE typeof(response_body) = 'text' AND response_body = ?1 LIMIT 1")
 # The same, for many rows at once (_insert_all): `VALUES (…), (…), …` follows.
 _INSERT_EXCHANGES = _INSERT_EXCHANGE[:_INSERT_EXCHANGE.index(" VALUES ")] + " VALUES "
 _INSERT_KEYS = "INSERT OR IGNORE INTO exchange_keys (session, key, exchange_seq) VALUES "
@@ -673,8 +680,7 @@ class SqliteJournal(Journal):
         with self._bodies_lock(exclusive=True):
             self.catch_up()
             db = self._db()
-            kept = {value for value in references if db.execute(
-                "SELECT 1 FROM exchanges WHERE request_body = ?1 OR response_body = ?1 LIMIT 1", (value,)).fetchone()}
+            kept = {value for value in references if db.execute(_REFERRED_TO, (value,)).fetchone()}
         for reference in references - kept:
             self._bodies.remove(reference)
 
