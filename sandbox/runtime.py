@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import current_app
+from flask.globals import _cv_app
 
 from sandbox import scenarios as builtin_scenarios
 from sandbox.assurance.plans import PlanCatalogue, PlanError
@@ -160,4 +160,8 @@ def _open_store(settings: Settings) -> Store:
 
 
 def current_sandbox() -> Sandbox:
-    return current_app.extensions["sandbox"]
+    # The app context itself rather than Flask's current_app proxy: asked several times on every request.
+    context = _cv_app.get(None)
+    if context is None:
+        raise RuntimeError("current_sandbox() needs an app context: inside a request, or in `with app.app_context()`")
+    return context.app.extensions["sandbox"]

@@ -10,6 +10,8 @@ import errno
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -147,3 +149,27 @@ def test_a_server_killed_on_a_full_disk_starts_again_and_recovers_when_space_ret
         assert [exchange_id for exchange_id in answered if not is_journaled(server.url, exchange_id)] == []
     finally:
         server.stop(timeout=5)
+
+
+def test_session_state_on_a_full_disk_fails_with_enospc_and_the_process_lives(small_disk):
+    """Session state is written through LMDB's memory map where disk space can be reserved ahead: a change the disk
+    has no room for fails like a write() (ENOSPC), where an unreserved page would have killed the process (SIGBUS).
+    In a child process, so that a SIGBUS shows as its exit rather than the end of the test run."""
+    script = textwrap.dedent("""
+        import os, sys
+        from sandbox.journal.state import LmdbState
+        state = LmdbState(sys.argv[1])
+        written = 0
+        try:
+            while True:
+                state.put_blob("s", f"blob-{written}", os.urandom(256 * 1024))
+                written += 1
+        except OSError as error:
+            print(written, error.errno, len(state.get_blob("s", "blob-0") or b""))
+        state.close()
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(small_disk / "state.lmdb")], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]  # -7 would be SIGBUS
+    written, code, first = map(int, done.stdout.split())
+    assert written > 4 and code == errno.ENOSPC and first == 256 * 1024

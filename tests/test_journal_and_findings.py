@@ -75,3 +75,11 @@ def test_bodies_are_kept_byte_for_byte(sandbox, client):
     stored = sandbox.store.journal.exchange(response.headers["X-Sandbox-Exchange"])
     assert stored.request.body == raw
     assert client.get(f"/_sandbox/exchanges/{stored.id}").get_json()["request"]["body_encoding"] == "base64"
+
+
+def test_the_response_headers_are_journaled_as_sent_with_the_sandbox_headers(sandbox, client, pds):
+    for response in (pds.get("/Patient/9000000009"),  # answered by the service
+                     pds.get("/Patient/9000000009", headers={"X-Sandbox-Scenario": "pds-get-patient-exists"})):
+        stored = sandbox.store.journal.exchange(response.headers["X-Sandbox-Exchange"])
+        assert stored.response.headers == list(response.headers.items())
+        assert [n for n, _ in stored.response.headers].count("X-Sandbox-Findings") == 1

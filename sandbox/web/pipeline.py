@@ -370,8 +370,8 @@ def _record(response: Response) -> Response:
     crash = crashed(exchange.findings)
     if crash is not None and response.status_code < 500:  # fail closed: a behavioural check crashed
         return _answer_instead(ex, exchange, _spine_error(ex.service.http_error(500, crash.reject.diagnostics)))
-    _tell(response, ex)
-    exchange.response.headers = redact_headers(list(response.headers.items()))  # as sent, with X-Sandbox-*
+    for name, value in redact_headers(_tell(response, ex)):  # journaled as sent, with X-Sandbox-*
+        _set_header(exchange.response.headers, name, value)
     if ex.writes or ex.claims:
         # All or nothing: a refused or failed request uses nothing up. A lone claim is atomic by itself: it needs no
         # transaction (nor its lock, on a shared database), which matters to requests that only use up a token.
@@ -460,13 +460,29 @@ def _whole(response: Response) -> Response:
     return response
 
 
-def _tell(response: Response, ex: ExchangeContext) -> None:
+def _tell(response: Response, ex: ExchangeContext) -> list[tuple[str, str]]:
+    """Add the X-Sandbox-* headers to the response; return them."""
     if current_sandbox().settings.response_headers == "published":
-        return  # exactly the published sandbox's headers; the exchange is still journaled (/_sandbox/exchanges)
-    response.headers["X-Sandbox-Exchange"] = ex.id
+        return []  # exactly the published sandbox's headers; the exchange is still journaled (/_sandbox/exchanges)
     counts = summarise(ex.findings)
-    response.headers["X-Sandbox-Findings"] = (
-        f"fail={counts['fail']} warning={counts['warning']} pass={counts['pass']}; "
-        f"{CONTROL_PREFIX}/exchanges/{ex.id}")
+    told = [("X-Sandbox-Exchange", ex.id),
+            ("X-Sandbox-Findings", f"fail={counts['fail']} warning={counts['warning']} pass={counts['pass']}; "
+                                   f"{CONTROL_PREFIX}/exchanges/{ex.id}")]
     if ex.scenario:
-        response.headers[SCENARIO_HEADER] = ex.scenario.id
+        told.append((SCENARIO_HEADER, ex.scenario.id))
+    for name, value in told:
+        response.headers[name] = value
+    return told
+
+
+def _set_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    """As Werkzeug's Headers.set does on the response: the first of that name replaced, any others dropped, else
+    added at the end."""
+    lower = name.lower()
+    at = [n for n, (key, _) in enumerate(headers) if key.lower() == lower]
+    if not at:
+        headers.append((name, value))
+        return
+    headers[at[0]] = (name, value)
+    for n in reversed(at[1:]):
+        del headers[n]
