@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,22 @@ def _grow_in_another_process(path, megabytes, done):
         store.state.put_blob("s", f"big/{n}", bytes([n % 256]) * MiB)
     store.close()
     done.set()
+
+
+def test_values_come_back_as_stored_whichever_json_encoder_wrote_them(tmp_path):
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
+    plain = {"name": "Zoë ✓", "n": 2**63 - 1, "f": 0.1, "list": [None, True, -1.5e-7]}  # orjson writes these
+    store.state.put("s", "ns", "plain", plain)
+    store.state.put("s", "ns", "big", {"n": 2**70})  # the standard library the rest
+    store.state.put("s", "ns", "int keys", {1: "one"})
+    store.state.put("s", "ns", "surrogate", {"s": "\udc80"})
+    assert store.state.get("s", "ns", "plain").value == plain
+    assert store.state.get("s", "ns", "big").value == {"n": 2**70}
+    assert store.state.get("s", "ns", "int keys").value == {"1": "one"}  # as JSON keeps keys
+    assert store.state.get("s", "ns", "surrogate").value == {"s": "\udc80"}
+    with pytest.raises(TypeError):  # refused, as before: not a JSON value
+        store.state.put("s", "ns", "when", {"at": datetime.now(UTC)})
+    assert store.state.get("s", "ns", "when") is None
 
 
 def test_the_map_grows_as_the_state_does_in_this_process_and_another(tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ from typing import Any
 
 import lmdb
 
+from sandbox.journal.rows import compact_json
 from sandbox.journal.store import SessionState, StateItem, VersionConflict, claim_until, joinable
 
 VERSION = struct.Struct("<I")
@@ -60,7 +61,6 @@ RESERVE_AHEAD = 1 << 20  # at least this much disk is reserved beyond what a cha
 KEY_LENGTH = struct.Struct("<I")
 RECENT_KEY_LIMIT = 511  # LMDB's longest key (its default build): a longer history key is kept under its digest
 LONG_KEY = b"\x01"  # a state key LMDB cannot hold: its digest in the LMDB key, the key itself in the value
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode  # of text: json.loads of bytes first works out their encoding, twice the cost
 
 
@@ -358,7 +358,7 @@ class LmdbState(SessionState):
 
     def put(self, session: str, namespace: str, key: str, value: Any, expect_version: int | None = None,
             create_only: bool = False) -> int:
-        data = _dumps(value).encode()
+        data = compact_json(value)
         where, kept_key = self._state_key(session, namespace, key)
         with self._write() as txn:
             old = txn.get(where, db=self._shared.state)
