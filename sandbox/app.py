@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from collections.abc import Callable, Iterable
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from flask import Flask, Request, Response
 from flask.ctx import AppContext
 from flask.globals import _cv_app, _cv_request
+from werkzeug._internal import _wsgi_decoding_dance
+from werkzeug.routing import MapAdapter
 
 from sandbox import hosting
 from sandbox.runtime import Sandbox, StartupError
@@ -20,15 +23,21 @@ from sandbox.web.assurance import assurance
 from sandbox.web.control import control
 
 PRESERVE_CONTEXT = "werkzeug.debug.preserve_context"  # set by Flask's test client when used as a context manager
+# What Werkzeug's bind_to_environ reads of a request besides its path, method and query (the host, the scheme, a
+# WebSocket upgrade, the mount point): requests alike in these share one binding of the URL map.
+BINDING_KEYS = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "HTTP_CONNECTION", "HTTP_UPGRADE",
+                "SCRIPT_NAME")
+BINDINGS_KEPT = 64
 
 
 class SandboxFlask(Flask):
-    """Flask, with the request path cut to what the sandbox uses (about 80,000 fewer instructions a request, 4-5% of a
-    PDS retrieval or a MESH inbox read or send: benchmarks/request_path.py --instructions):
+    """Flask, with the request path cut to what the sandbox uses (about 120,000 fewer instructions a request, 6-8% of
+    a PDS retrieval or a MESH inbox read or send: benchmarks/request_path.py --instructions):
     - no Flask signals (nothing here listens) and no Flask session (no cookie is read or set);
     - each blueprint's hooks are gathered once, not looked up per request by name;
+    - the URL map is bound once per host (create_url_adapter);
     - whether a view or hook is a coroutine is asked once per function.
-    Everything else is Flask's own: the request and URL adapter, routing, error handlers, after_this_request, `g`, and
+    Everything else is Flask's own: the request, routing, error handlers, after_this_request, `g`, and
     the request and app contexts (`request`, `current_app`, an app context a test has pushed already). A request whose
     contexts are to outlive it (Flask's test client used as a context manager) goes through Flask's own path."""
 
@@ -36,6 +45,7 @@ class SandboxFlask(Flask):
         super().__init__(*args, **kwargs)
         self._callable: dict[Callable, Callable] = {}
         self._hooks: dict[str | None, _Hooks] = {}  # by blueprint
+        self._bindings: dict[tuple, MapAdapter] = {}  # the URL map bound to a host (create_url_adapter)
 
     def ensure_sync(self, func: Callable) -> Callable:
         ready = self._callable.get(func)
@@ -85,6 +95,28 @@ class SandboxFlask(Flask):
                             self.ensure_sync(func)(error)
                     finally:
                         _cv_app.reset(app_token)
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """Binding the URL map to a request costs more than matching in it, and every request to one host binds alike:
+        the binding is kept per host and scheme (a few), and each request gets a copy with its own path, method and
+        query, as Werkzeug's bind_to_environ gives them."""
+        if request is None or self.config["SERVER_NAME"] is not None or self.config["TRUSTED_HOSTS"] is not None:
+            return super().create_url_adapter(request)
+        env = request.environ
+        key = tuple(env.get(name) for name in BINDING_KEYS)
+        bound = self._bindings.get(key)
+        if bound is None:
+            adapter = super().create_url_adapter(request)
+            if len(self._bindings) < BINDINGS_KEPT:  # the Host header is the client's: no more than this are kept
+                self._bindings[key] = copy.copy(adapter)
+            return adapter
+        adapter = copy.copy(bound)
+        path = env.get("PATH_INFO")
+        adapter.path_info = _wsgi_decoding_dance(path) if path is not None else "/"
+        adapter.default_method = env["REQUEST_METHOD"]
+        query = env.get("QUERY_STRING")
+        adapter.query_args = _wsgi_decoding_dance(query) if query is not None else None
+        return adapter
 
     def _hooks_of(self, req: Request) -> _Hooks:
         hooks = self._hooks.get(req.blueprint)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sandbox.synthetic.identifiers import NHS_NUMBER_SYSTEM
-from tests.conftest import spec_path
+from tests.conftest import pds_headers, spec_path
 
 ERROR_SYSTEM = "https://fhir.nhs.uk/R4/CodeSystem/Spine-ErrorOrWarningCode"
 
@@ -113,3 +113,16 @@ def test_unrouted_method_and_path_get_spine_shaped_errors(client, pds):
     assert unknown.status_code == 404 and error_code(unknown) == "RESOURCE_NOT_FOUND"
     outside = client.get("/no-such-service")
     assert outside.status_code == 404 and "personal-demographics" in outside.get_json()["message"]
+
+
+def test_routing_answers_each_request_for_its_own_host_path_method_and_query(client):
+    """Requests to one host share a binding of the URL map (SandboxFlask.create_url_adapter); each is still routed
+    and redirected by its own path, method and query, under its own host."""
+    for n, host in enumerate(("a.example", "b.example:8080", "a.example", "b.example:8080")):
+        moved = client.get(f"/personal-demographics//FHIR/R4/Patient/9000000009?n={n}", headers={"Host": host})
+        assert (moved.status_code, moved.headers["Location"]) == (
+            308, f"http://{host}/personal-demographics/FHIR/R4/Patient/9000000009?n={n}")
+        wrong_method = client.delete("/personal-demographics/FHIR/R4/Patient/9000000009", headers={"Host": host})
+        assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "GET, PATCH"
+        found = client.get("/personal-demographics/FHIR/R4/Patient/9000000009", headers=pds_headers(Host=host))
+        assert found.status_code == 200 and found.get_json()["id"] == "9000000009"

@@ -20,8 +20,8 @@ and the journal's maintenance thread syncs the file every few seconds. The map s
 more than half full, so the file on disk (which some systems size to the map) stays near what it holds.
 
 Where the system can reserve disk space for a file (posix_fallocate), commits write through the map itself rather
-than copying each changed page into the file with a system call: about 15 µs less per commit, a twentieth of a MESH
-send. A page of the map the disk has no room for would kill the process (SIGBUS) when first written, so the file's
+than copying each changed page into the file with a system call: about 15 µs less per commit, 5-10% of a MESH
+inbox read or send (benchmarks/request_path.py). A page of the map the disk has no room for would kill the process (SIGBUS) when first written, so the file's
 space is reserved ahead of the changes: each put or delete first counts the room it can take (its bytes and the pages
 it copies) against what is reserved, and reserves more (a quarter ahead) before going past it. With no room to
 reserve, the change fails with ENOSPC, as a write() would, and the request is answered 503 (journal/space.py).
@@ -81,15 +81,20 @@ def _reservable(path: str) -> int | None:
     if not hasattr(os, "posix_fallocate"):
         return None
     probe = f"{path}.{os.getpid()}.probe"
-    descriptor = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        os.posix_fallocate(descriptor, 0, 1)
-    except OSError as error:
-        if error.errno not in _NO_ROOM:  # e.g. EOPNOTSUPP: no reserving here, however much room there is
-            return None
-    finally:
-        os.close(descriptor)
-        os.unlink(probe)
+        descriptor = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as error:  # a full disk may not take even an empty file: reserving is taken to work, as on Linux
+        if error.errno not in _NO_ROOM:
+            return None  # e.g. a folder this user cannot write: LMDB says so in its own words
+    else:
+        try:
+            os.posix_fallocate(descriptor, 0, 1)
+        except OSError as error:
+            if error.errno not in _NO_ROOM:  # e.g. EOPNOTSUPP: no reserving here, however much room there is
+                return None
+        finally:
+            os.close(descriptor)
+            os.unlink(probe)
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
