@@ -30,7 +30,6 @@ reserve, the change fails with ENOSPC, as a write() would, and the request is an
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -46,6 +45,7 @@ from typing import Any
 import lmdb
 
 from sandbox.journal.rows import compact_json
+from sandbox.journal.space import out_of_space
 from sandbox.journal.store import SessionState, StateItem, VersionConflict, claim_until, joinable
 
 VERSION = struct.Struct("<I")
@@ -71,9 +71,6 @@ class _Local(threading.local):
     scope: str | None = None  # the session its outer transaction() is over (None: the whole store)
 
 
-_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
 def _reservable(path: str) -> int | None:
     """The LMDB file opened for reserving its disk space (made, if new), where the file system can reserve space;
     None where it cannot (no posix_fallocate, or a file system without it), and commits then write with system calls.
@@ -84,13 +81,13 @@ def _reservable(path: str) -> int | None:
     try:
         descriptor = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as error:  # a full disk may not take even an empty file: reserving is taken to work, as on Linux
-        if error.errno not in _NO_ROOM:
+        if not out_of_space(error):
             return None  # e.g. a folder this user cannot write: LMDB says so in its own words
     else:
         try:
             os.posix_fallocate(descriptor, 0, 1)
         except OSError as error:
-            if error.errno not in _NO_ROOM:  # e.g. EOPNOTSUPP: no reserving here, however much room there is
+            if not out_of_space(error):  # e.g. EOPNOTSUPP: no reserving here, however much room there is
                 return None
         finally:
             os.close(descriptor)
@@ -185,7 +182,7 @@ class _Environment:
             os.posix_fallocate(self._file, self._reserved, ahead - self._reserved)
             self._reserved = ahead
         except OSError as error:
-            if error.errno not in _NO_ROOM:
+            if not out_of_space(error):
                 raise
             # No room to reserve ahead: the room this change needs, or ENOSPC for the write to fail with.
             os.posix_fallocate(self._file, self._reserved, needed - self._reserved)
