@@ -110,7 +110,8 @@ class SandboxFlask(Flask):
             if len(self._bindings) < BINDINGS_KEPT:  # the Host header is the client's: no more than this are kept
                 self._bindings[key] = copy.copy(adapter)
             return adapter
-        adapter = copy.copy(bound)
+        adapter = MapAdapter.__new__(MapAdapter)  # a shallow copy, as copy.copy makes (a quarter of its time)
+        adapter.__dict__.update(bound.__dict__)
         path = env.get("PATH_INFO")
         adapter.path_info = _wsgi_decoding_dance(path) if path is not None else "/"
         adapter.default_method = env["REQUEST_METHOD"]

@@ -168,6 +168,24 @@ def test_a_repeated_body_is_kept_once_and_read_back_whole_until_no_session_holds
     assert not [path for path in body_files.rglob("*") if path.is_file()]
 
 
+def test_a_repeated_body_whose_file_went_with_a_forgotten_session_is_kept_again(client, sandbox):
+    """The process remembers where a repeated body's file is, and finds it gone once no session refers to it."""
+    pds = PdsClient(client)
+    made = client.post("/_sandbox/sessions", json={"plan": PLAN, "supplier": "Acme", "system": "PAS"}).get_json()
+    for _ in range(2):
+        assert pds.get("/Patient/9000000009", headers={"Authorization": f"Bearer {made['token']}"}).status_code == 200
+    body_files = Path(sandbox.store.journal.path + ".bodies")
+    assert len([path for path in body_files.rglob("*") if path.is_file()]) == 1
+    sandbox.store.forget([made["session"]])
+    assert not [path for path in body_files.rglob("*") if path.is_file()]
+
+    again = client.post("/_sandbox/sessions", json={"plan": PLAN, "supplier": "Acme", "system": "PAS"}).get_json()
+    answer = pds.get("/Patient/9000000009", headers={"Authorization": f"Bearer {again['token']}"})
+    assert len([path for path in body_files.rglob("*") if path.is_file()]) == 1
+    shown = client.get(f"/_sandbox/exchanges/{answer.headers['X-Sandbox-Exchange']}").get_json()
+    assert "damaged" not in shown and shown["response"]["body"].encode() == answer.data
+
+
 def test_a_body_file_another_session_is_referring_to_right_now_outlives_a_forget(client, sandbox, monkeypatch):
     pds = PdsClient(client)
     made = [client.post("/_sandbox/sessions", json={"plan": PLAN, "supplier": "Acme", "system": "PAS"}).get_json()

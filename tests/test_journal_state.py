@@ -109,6 +109,38 @@ def test_values_come_back_as_stored_whichever_json_encoder_wrote_them(tmp_path):
     assert store.state.get("s", "ns", "when") is None
 
 
+def test_the_state_file_is_synced_once_its_changes_pause_and_not_while_they_go_on(tmp_path):
+    store = open_embedded(str(tmp_path / "journal.sqlite3"))
+    shared = store.state._shared
+    lmdb_env, synced = shared.env, []
+
+    class Watched:  # the LMDB environment, its syncs counted
+        def __getattr__(self, name):
+            return getattr(lmdb_env, name)
+
+        def sync(self, force: bool = False) -> None:
+            synced.append(force)
+            lmdb_env.sync(force)
+
+    shared.env = Watched()
+    try:
+        store.state.put("s", "ns", "k", 1)
+        store.state.sync_when_idle()  # changed since the last look
+        store.state.put("s", "ns", "k", 2)
+        store.state.sync_when_idle()  # and again: still changing
+        assert synced == []
+        store.state.sync_when_idle()  # nothing since: synced
+        store.state.sync_when_idle()  # nothing since the sync
+        assert synced == [True]
+        store.state.put("s", "ns", "k", 3)
+        store.state.sync_when_idle()
+        store.state.sync_when_idle()
+        assert synced == [True, True]
+    finally:
+        shared.env = lmdb_env
+        store.close()
+
+
 def test_the_map_grows_as_the_state_does_in_this_process_and_another(tmp_path, monkeypatch):
     monkeypatch.setattr(state_module, "FIRST_MAP_SIZE", 2 * MiB)
     path = tmp_path / "journal.sqlite3"

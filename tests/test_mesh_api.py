@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from sandbox.services.mesh.auth import make_token
@@ -23,6 +25,17 @@ def test_handshake_v1_and_v2(alice):
     assert alice.handshake().status_code == 200
     v1 = Mesh(alice.client, "X26ABC1", version=1).handshake()
     assert v1.status_code == 200 and v1.get_json() == {"mailboxId": "X26ABC1"}
+
+
+def test_a_message_sent_chunked_without_a_length_arrives_whole(alice, bob):
+    """Transfer-Encoding: chunked (a client streaming its upload) carries no Content-Length; the body is read all the
+    same, as the server passes it on."""
+    headers = {"Mex-To": "X26ABC2", "Mex-WorkflowID": "TEST_WORKFLOW", "Content-Type": "text/plain",
+               "Transfer-Encoding": "chunked"}
+    sent = alice.call("POST", "/outbox", headers, input_stream=io.BytesIO(b"streamed"),
+                      environ_overrides={"wsgi.input_terminated": True})
+    assert sent.status_code == 202, sent.get_data(as_text=True)
+    assert bob.download(sent.get_json()["message_id"]).data == b"streamed"
 
 
 def test_handshake_without_client_headers_is_a_validation_error(client, alice):

@@ -37,29 +37,40 @@ class BodyMissing(Exception):
 class BodyFiles:
     def __init__(self, folder: Path):
         self.folder = folder
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        # Bodies seen lately, to see which repeat: None for one seen once (it stayed inline), else the reference and
+        # path of its file, so that a body served again is neither hashed nor its path made again.
+        self._seen: OrderedDict[bytes, tuple[str, str] | None] = OrderedDict()
         self._seen_lock = threading.Lock()
 
     def keep(self, body: bytes) -> bytes | str:
         """What a row holds of `body`: the body itself (bytes), or the reference to its file (text). Raises OSError
         (e.g. ENOSPC) if a file is needed and cannot be written."""
         data = bytes(body)
-        if len(data) > INLINE_LIMIT or (len(data) >= REPEATED_MIN and self._seen_before(data)):
-            return self.put(data)  # put() writes the file again should it have gone (a session forgotten meanwhile)
-        return data
-
-    def _seen_before(self, data: bytes) -> bool:
+        if len(data) > INLINE_LIMIT:
+            return self.put(data)
+        if len(data) < REPEATED_MIN:
+            return data
+        with self._seen_lock:
+            if data not in self._seen:
+                self._seen[data] = None
+                if len(self._seen) > REMEMBERED:
+                    self._seen.popitem(last=False)
+                return data
+            self._seen.move_to_end(data)
+            kept = self._seen[data]
+        if kept is not None and os.path.exists(kept[1]):  # gone if a session was forgotten meanwhile: written again
+            return kept[0]
+        reference, path = self._put(data)
         with self._seen_lock:
             if data in self._seen:
-                self._seen.move_to_end(data)
-                return True
-            self._seen[data] = None
-            if len(self._seen) > REMEMBERED:
-                self._seen.popitem(last=False)
-            return False
+                self._seen[data] = (reference, path)
+        return reference
 
     def put(self, data: bytes) -> str:
         """Keep `data`; return the reference the row holds instead. Raises OSError (e.g. ENOSPC) if it cannot."""
+        return self._put(data)[0]
+
+    def _put(self, data: bytes) -> tuple[str, str]:
         digest = hashlib.sha256(data).hexdigest()
         path = self._path(digest)
         if not path.exists():
@@ -72,7 +83,7 @@ class BodyFiles:
             except BaseException:
                 temporary.unlink(missing_ok=True)
                 raise
-        return f"{PREFIX}{digest}:{len(data)}"
+        return f"{PREFIX}{digest}:{len(data)}", str(path)
 
     def get(self, reference: str) -> bytes:
         digest, size = parse(reference)

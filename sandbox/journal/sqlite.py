@@ -889,7 +889,8 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
     """While the store is open, in the process that maintains the journal (the others stand by, see _maintaining):
     every IMPORT_EVERY_S, import what has been spooled and index the findings of exchanges imported without theirs;
     every TIDY_EVERY_S, tidy ended processes' spool files; every CHECKPOINT_EVERY_S, copy what the journal's WAL holds
-    back into it (PASSIVE: never waiting for, nor blocking, readers and writers) and sync the state file to disk;
+    back into it (PASSIVE: never waiting for, nor blocking, readers and writers) and sync the state file to disk once
+    its changes pause;
     every FORGET_CLAIMS_EVERY_S, forget expired claims."""
     tidied = checkpointed = forgotten = time.monotonic()
     try:
@@ -908,7 +909,7 @@ def _maintain(ref: weakref.ref, closed: threading.Event) -> None:
                 if now - checkpointed >= CHECKPOINT_EVERY_S:
                     checkpointed = now
                     store._db().execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    store._state.sync()
+                    store._state.sync_when_idle()
                 if now - forgotten >= FORGET_CLAIMS_EVERY_S:
                     forgotten = now
                     store._state.forget_expired_claims(time.time())
@@ -1012,13 +1013,13 @@ def _finding_pairs(findings: str | None) -> tuple:
     """(requirement, outcome) of each finding in the row's findings, or None for one that has not text for both (a
     damaged row's); none at all if they do not parse."""
     try:
-        parsed = json.loads(findings)
+        parsed = exchange_rows.parse_json(findings)
     except (TypeError, ValueError, RecursionError):
         return ()
     if type(parsed) is not list:
         return ()
-    return tuple((f[0], f[1]) if type(f) is list and len(f) > 1 and _text(f[0]) and _text(f[1]) else None
-                 for f in parsed)
+    return tuple([(f[0], f[1]) if type(f) is list and len(f) > 1 and _text(f[0]) and _text(f[1]) else None
+                  for f in parsed])
 
 
 def _text(value) -> bool:

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sandbox.conformance.checks import CheckContext, Claim, RequestView, headers_from, query_from
@@ -101,7 +101,7 @@ def _open():
     limit = max(sandbox.settings.max_body_bytes, ex.service.max_body_bytes if ex.service else 0)
     req.max_content_length = limit
     try:
-        ex.body = req.get_data(cache=True)
+        ex.body = _body(req)
     except RequestEntityTooLarge:
         raise SpineError(413, _code(ex, 413), f"The request body is larger than this sandbox accepts "
                          f"({limit} bytes; setting SANDBOX_MAX_BODY_BYTES).") from None
@@ -112,6 +112,17 @@ def _open():
             return refused
     check_head(req, ex.service)  # a URL or headers longer than the live service takes: refused, and journaled
     return None
+
+
+def _body(req: Request) -> bytes:
+    """The request's body (cached by the request). In HTTP/1 a request without a length or a transfer coding has
+    none (RFC 9112, 6.3): nothing is read (Werkzeug's stream costs about 5 µs to find it empty). In HTTP/2 a body needs
+    neither."""
+    env = req.environ
+    if (env.get("CONTENT_LENGTH", "") in ("", "0") and "HTTP_TRANSFER_ENCODING" not in env
+            and env.get("SERVER_PROTOCOL", "").startswith("HTTP/1")):
+        return b""
+    return req.get_data(cache=True)
 
 
 def _close(error: BaseException | None) -> None:

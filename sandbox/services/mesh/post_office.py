@@ -3,7 +3,7 @@ an undelivered report to the sender, and purge. State goes through the sandbox s
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,7 +71,9 @@ def new_message_id(now: float) -> str:
         seconds, micros = seconds + 1, micros - 1_000_000
     if _id_second[0] != seconds:
         _id_second = (seconds, time.strftime("%Y%m%d%H%M%S", time.gmtime(seconds)))
-    return f"{_id_second[1]}{micros:06d}_{os.urandom(3).hex().upper()}"
+    # Unrepeated, not secret: `random` is seeded from the OS per process (and again in a forked child), and asks no
+    # system call per id.
+    return f"{_id_second[1]}{micros:06d}_{random.getrandbits(24):06X}"
 
 
 def stamp(seconds: float | None) -> str:

@@ -6,6 +6,7 @@ so a finding lands on the exchange that shows the behaviour (the too-early retry
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from email.utils import parsedate_to_datetime
@@ -34,7 +35,12 @@ def request_id(ex: Exchange) -> str | None:
 
 
 def patient_in_path(ex: Exchange) -> str | None:
-    match = PATIENT_PATH.search(ex.request.path)
+    return _patient_in(ex.request.path)
+
+
+@functools.lru_cache(maxsize=4096)  # asked four times an exchange, of paths that repeat
+def _patient_in(path: str) -> str | None:
+    match = PATIENT_PATH.search(path)
     return match.group(1) if match else None
 
 
