@@ -220,6 +220,17 @@ def test_newest_reads_the_newest_exchange_of_each_key_and_of_the_service_at_once
     assert store.journal.newest("nobody", "pds", ["patient:1"]) == ({}, None)
 
 
+def test_an_exchange_no_history_will_ask_for_is_in_every_other_query(store):
+    """Recorded with history=False (its service has no behavioural checks): related, latest and newest need not find
+    it, every other query does, with its keys."""
+    quiet = exchange(service="mesh", findings=[Finding.passed("R", "ok")], started_at=T0)
+    store.journal.record(quiet, ["mailbox:X26ABC1"], history=False)
+    assert store.journal.exchange(quiet.id).findings == quiet.findings
+    assert [e.id for e in store.journal.iter_exchanges("s")] == [quiet.id]
+    assert ids_of(store, ExchangeFilter(session="s", requirement="R")) == [quiet.id]
+    assert store.journal.related("s", "mailbox:X26ABC1", limit=5)[0].id == quiet.id  # beyond the newest: the journal
+
+
 def test_record_many_commits_them_all_and_iter_exchanges_reads_them_oldest_first(store):
     many = [exchange(started_at=T0 + n, findings=[Finding.passed("R", str(n))]) for n in range(1200)]
     assert store.journal.record_many(iter(many)) == 1200

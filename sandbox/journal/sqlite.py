@@ -340,12 +340,15 @@ class SqliteJournal(Journal):
             self._spool.abandon_inherited()
 
     # --- the journal -------------------------------------------------------------------------------------------
-    def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
-        """Spooled: durable against a killed process once this returns, and in every query from then on."""
+    def record(self, exchange: Exchange, keys: Iterable[str] = (), history: bool = True) -> None:
+        """Spooled: durable against a killed process once this returns, and in every query from then on (in the index
+        of newest exchanges only with `history`: a write transaction less, 8-12% of a MESH send)."""
         keys = sorted(set(keys))
         with self._bodies_lock(exclusive=False) if _may_refer(exchange) else nullcontext():
             row = (*_row(exchange, self._bodies), keys)
             self._spool_or_insert(exchange, row)
+        if not history:
+            return
         # After the journal has it, so that an entry always stands for a journaled exchange. The exchange is journaled
         # whatever happens here: a failure costs later checks this exchange, not the answer its id.
         try:

@@ -149,9 +149,11 @@ class Journal(ABC):
     """Exchanges and their findings: append-only, ordered by `seq` (the order they were recorded)."""
 
     @abstractmethod
-    def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
+    def record(self, exchange: Exchange, keys: Iterable[str] = (), history: bool = True) -> None:
         """Commit the exchange and its findings; returns only once it is durable against a killed process.
-        `keys` index the exchange for behavioural checks that look back over the session (`related`)."""
+        `keys` index the exchange for behavioural checks that look back over the session (`related`). With `history`
+        false (its service has no behavioural checks, so nothing will look it up) `related`, `latest` and `newest`
+        need not find it; every other query does."""
 
     @abstractmethod
     def record_many(self, exchanges: Iterable[Exchange]) -> int:

@@ -377,7 +377,8 @@ def _record(response: Response) -> Response:
                                 req.remote_addr or ""),
         response=RecordedResponse(response.status_code, list(response.headers.items()), _journal_body(response)),
         findings=ex.findings, scenario=ex.scenario.id if ex.scenario else None)
-    keys = judge_history(ex.service.history if ex.service else None, sandbox.store, exchange)
+    history = ex.service.history if ex.service else None
+    keys = judge_history(history, sandbox.store, exchange)
     crash = crashed(exchange.findings)
     if crash is not None and response.status_code < 500:  # fail closed: a behavioural check crashed
         return _answer_instead(ex, exchange, _spine_error(ex.service.http_error(500, crash.reject.diagnostics)))
@@ -406,12 +407,12 @@ def _record(response: Response) -> Response:
                                    _unexpected_response(ex, "could not store the changes this request makes"))
     # Journaled before the response leaves: an answered exchange is never missing from the evidence.
     try:
-        sandbox.store.journal.record(exchange, keys)
+        sandbox.store.journal.record(exchange, keys, history=history is not None)
     except Exception as error:  # nothing is answered with an exchange id the journal does not have
         return _not_journaled(ex, error)
     for derived in ex.derived:
         try:
-            sandbox.store.journal.record(derived, keys)
+            sandbox.store.journal.record(derived, keys, history=history is not None)
         except Exception:  # the answered exchange is journaled; what it derived is evidence beside it, not the answer
             log.exception("could not journal exchange %s derived from %s", derived.id, ex.id)
     return _whole(response)
@@ -457,7 +458,8 @@ def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response)
     exchange.response = RecordedResponse(response.status_code, list(response.headers.items()), response.get_data())
     history = ex.service.history if ex.service else None
     try:
-        current_sandbox().store.journal.record(exchange, history.keys_of(exchange) if history else ())
+        current_sandbox().store.journal.record(exchange, history.keys_of(exchange) if history else (),
+                                               history=history is not None)
     except Exception as error:
         return _not_journaled(ex, error)
     return _whole(response)

@@ -61,7 +61,7 @@ class PostgresJournal(Journal):
     def __init__(self, db: Database):
         self._db = db
 
-    def record(self, exchange: Exchange, keys: Iterable[str] = ()) -> None:
+    def record(self, exchange: Exchange, keys: Iterable[str] = (), history: bool = True) -> None:
         """One statement (one round trip): the exchange, its finding index rows and its keys, committed together."""
         with self._db.connection() as conn:
             _insert(conn, exchange, keys)
