@@ -348,9 +348,6 @@ class LmdbState(SessionState):
                 shared.env.sync(True)
                 shared.close()
 
-    def sync(self) -> None:
-        self._shared.env.sync(True)
-
     def sync_when_idle(self) -> None:
         self._shared.sync_when_idle()
 
