@@ -2,10 +2,11 @@
 
     python benchmarks/mesh_vs_nhs_sandbox.py [--seconds 15] [--rounds 3] [--connections 32] [--workers 2]
 
-The NHS sandbox is installed from PyPI into a virtualenv of its own (~/.cache/spine-sandbox/mesh-sandbox-venv, made
-on first run) and served by uvicorn, as its Docker image does, with real token checking (AUTH_MODE=full) and its file store
-(a store that survives a restart, as ours does). This sandbox runs `spine-sandbox serve` with a fresh data dir,
-journaling every exchange. Both listen on loopback only.
+The NHS sandbox (a pinned version, so that runs on different days compare the same peer) is installed from PyPI into
+a virtualenv of its own (~/.cache/spine-sandbox/mesh-sandbox-venv, made on first run) and served by uvicorn, as its
+Docker image does, with real token checking (AUTH_MODE=full) and its file store (a store that survives a restart, as
+ours does). This sandbox runs `spine-sandbox serve` with a fresh data dir, journaling every exchange. Both listen on
+loopback only.
 
 Load: wrk (Debian package `wrk`), 2 threads, N connections. Every request carries its own valid NHSMESH token,
 made here beforehand (this sandbox refuses a replayed token, as MESH does); each wrk thread reads its own list.
@@ -41,6 +42,7 @@ from sandbox.services.mesh.auth import make_token  # noqa: E402
 
 # The peer's own virtualenv, outside the repository (it is a benchmark tool, not a project dependency).
 PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spine-sandbox" / "mesh-sandbox-venv"
+PEER_VERSION = "1.0.137"
 SHARED_KEY = "TestKey"
 BODY = (b"0123456789abcdef" * 64)  # 1 KiB
 
@@ -83,8 +85,16 @@ def peer_python() -> Path:
     python = PEER_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "mesh-sandbox", "uvicorn"], check=True)
+    if peer_version() != PEER_VERSION:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"mesh-sandbox=={PEER_VERSION}", "uvicorn"],
+                       check=True)
     return python
+
+
+def peer_version() -> str | None:
+    found = subprocess.run([str(PEER_VENV / "bin" / "python"), "-c", "from importlib.metadata import version; "
+                            "print(version('mesh-sandbox'))"], capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else None
 
 
 def start_peer(port: int, store: Path, workers: int, quiet: bool = False) -> subprocess.Popen:
@@ -174,8 +184,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mesh-bench-"))
     script = work / "mesh.lua"
     script.write_text("counter = 0\n" + LUA)
+    if args.only != "ours":
+        peer_python()  # installed (once) before anything is timed
     print(f"{args.connections} connections, {args.seconds} s per run, wrk 2 threads; this sandbox "
-          f"{args.workers} workers, mesh-sandbox {args.peer_workers} uvicorn worker(s)", flush=True)
+          f"{args.workers} workers, mesh-sandbox {peer_version()} on {args.peer_workers} uvicorn worker(s)",
+          flush=True)
     rounds: dict[str, list[dict]] = {"ours": [], "peer": []}
     try:
         for n in range(1, args.rounds + 1):

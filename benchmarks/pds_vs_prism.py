@@ -3,12 +3,13 @@
     python benchmarks/pds_vs_prism.py [--seconds 10] [--rounds 3] [--connections 32]
                                       [--spec ../shared/specs/pds-fhir/specification/personal-demographics.yaml]
 
-Prism (Stoplight's OpenAPI mock, `@stoplight/prism-cli` from npm) is installed into a folder of its own
-(~/.cache/spine-sandbox/prism, made on first run; needs node and npm) and run two ways: as `prism mock <spec>` runs
-by default (a log line per request, to a discarded stdout), and as it runs fastest, with `-m` (its HTTP server forked
-from its logger) and `-v warn` (no line per request). It validates each request against the specification and answers
-the specification's example. This sandbox runs `spine-sandbox serve` (two workers) with a
-fresh data dir: checks, scenario selection, history checks and the journal all on, every exchange journaled.
+Prism (Stoplight's OpenAPI mock, `@stoplight/prism-cli` from npm, pinned so that runs on different days compare the same
+peer) is installed into a folder of its own (~/.cache/spine-sandbox/prism, made on first run and again when the pin
+changes; needs node and npm) and run two ways: as `prism mock <spec>` runs by default (a log line per request, to a
+discarded stdout), and as it runs fastest, with `-m` (its HTTP server forked from its logger) and `-v warn` (no line per
+request). It validates each request against the specification and answers the specification's example. This sandbox runs
+`spine-sandbox serve` (two workers) with a fresh data dir: checks, scenario selection, history checks and the journal
+all on, every exchange journaled.
 
 Load: wrk (Debian package `wrk`), 2 threads, N connections, GET Patient/9000000009 (the specification's example
 patient) with a new X-Request-ID on every request (this sandbox judges a re-used one) and a bearer token. Each of
@@ -20,6 +21,7 @@ The goal: at least 3 times Prism's requests per second, with a p99 of at most 25
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -31,7 +33,8 @@ from pathlib import Path
 from common import ROOT, free_port, start, stop, wrk
 
 PEER_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spine-sandbox" / "prism"
-PEER_PACKAGE = "@stoplight/prism-cli@5"
+PEER_PACKAGE = "@stoplight/prism-cli"
+PEER_VERSION = "5.14.2"
 SPEC = ROOT.parent / "shared" / "specs" / "pds-fhir" / "specification" / "personal-demographics.yaml"
 NHS_NUMBER = "9000000009"
 OURS_PATH = f"/personal-demographics/FHIR/R4/Patient/{NHS_NUMBER}"
@@ -58,14 +61,21 @@ end
 
 def prism_command() -> Path:
     prism = PEER_DIR / "node_modules" / ".bin" / "prism"
-    if not prism.exists():
+    if installed_version() != PEER_VERSION:
         if shutil.which("npm") is None:
             raise SystemExit("Prism is installed with npm, which is missing: apt-get install nodejs npm")
         PEER_DIR.mkdir(parents=True, exist_ok=True)
-        print(f"installing {PEER_PACKAGE} into {PEER_DIR} ...", file=sys.stderr)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PEER_DIR), PEER_PACKAGE],
-                       check=True, stdout=subprocess.DEVNULL)
+        print(f"installing {PEER_PACKAGE}@{PEER_VERSION} into {PEER_DIR} ...", file=sys.stderr)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PEER_DIR),
+                        f"{PEER_PACKAGE}@{PEER_VERSION}"], check=True, stdout=subprocess.DEVNULL)
     return prism
+
+
+def installed_version() -> str | None:
+    try:
+        return json.loads((PEER_DIR / "node_modules" / PEER_PACKAGE / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def run_prism(options: list[str], spec: Path, script: Path, seconds: int, connections: int) -> dict:
@@ -122,8 +132,9 @@ def main() -> None:
                                                  for name, r in found.items())
                   + "; ratios " + ", ".join(f"{ours['rps'] / found[name]['rps']:.2f}" for name in PRISM_MODES),
                   flush=True)
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"\nGET Patient/{NHS_NUMBER}, {args.connections} connections, {args.rounds} rounds of {args.seconds} s "
-          "(medians; the p99 range over rounds)")
+          f"(medians; the p99 range over rounds); Prism {installed_version()} on Node {node}")
     ours_rps = statistics.median(r["sandbox"]["rps"] for r in rounds)
     for name in (*PRISM_MODES, "sandbox"):
         p99 = sorted(r[name]["p99_ms"] for r in rounds)
