@@ -34,7 +34,8 @@ from sandbox.assurance.verdicts import (
 )
 from sandbox.runtime import Sandbox
 
-# Documented in README ("Exit codes"); 1 and 2 are click's: the sandbox could not start, or bad usage.
+# Documented in docs/assurance.md (CI mode: exit codes); 1 and 2 are click's: the sandbox could not start, or bad
+# usage.
 EXIT_CODES = {PASS: 0, FAIL: 3, INCOMPLETE: 4}
 EXIT_COMMAND_FAILED = 5
 URL_VARIABLE = "SPINE_SANDBOX_URL"
