@@ -42,6 +42,7 @@ from sandbox.services.mesh.auth import make_token  # noqa: E402
 
 # The peer's own virtualenv, outside the repository (it is a benchmark tool, not a project dependency).
 PEER_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spine-sandbox" / "mesh-sandbox-venv"
+PEER_PYTHON = PEER_VENV / "bin" / "python"
 PEER_VERSION = "1.0.137"
 SHARED_KEY = "TestKey"
 BODY = (b"0123456789abcdef" * 64)  # 1 KiB
@@ -81,18 +82,16 @@ end
 
 
 
-def peer_python() -> Path:
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
+def install_peer() -> None:
+    if not PEER_PYTHON.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
     if peer_version() != PEER_VERSION:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"mesh-sandbox=={PEER_VERSION}", "uvicorn"],
+        subprocess.run([str(PEER_PYTHON), "-m", "pip", "install", "-q", f"mesh-sandbox=={PEER_VERSION}", "uvicorn"],
                        check=True)
-    return python
 
 
 def peer_version() -> str | None:
-    found = subprocess.run([str(PEER_VENV / "bin" / "python"), "-c", "from importlib.metadata import version; "
+    found = subprocess.run([str(PEER_PYTHON), "-c", "from importlib.metadata import version; "
                             "print(version('mesh-sandbox'))"], capture_output=True, text=True)
     return found.stdout.strip() if found.returncode == 0 else None
 
@@ -104,7 +103,7 @@ def start_peer(port: int, store: Path, workers: int, quiet: bool = False) -> sub
            "MAILBOXES_DATA_DIR": str(store)}
     args = ["--log-level", "warning", "--no-access-log"] if quiet else []
     log = open(store.parent / "mesh-sandbox.log", "ab")  # noqa: SIM115 - the server process owns it
-    return subprocess.Popen([str(peer_python()), "-m", "uvicorn", "mesh_sandbox.api:app", "--host", "127.0.0.1",
+    return subprocess.Popen([str(PEER_PYTHON), "-m", "uvicorn", "mesh_sandbox.api:app", "--host", "127.0.0.1",
                              "--port", str(port), "--workers", str(workers), *args], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -185,7 +184,7 @@ def main() -> None:
     script = work / "mesh.lua"
     script.write_text("counter = 0\n" + LUA)
     if args.only != "ours":
-        peer_python()  # installed (once) before anything is timed
+        install_peer()  # before anything is timed; each round then starts it as installed
     print(f"{args.connections} connections, {args.seconds} s per run, wrk 2 threads; this sandbox "
           f"{args.workers} workers, mesh-sandbox {peer_version()} on {args.peer_workers} uvicorn worker(s)",
           flush=True)
