@@ -126,3 +126,20 @@ def test_routing_answers_each_request_for_its_own_host_path_method_and_query(cli
         assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "GET, PATCH"
         found = client.get("/personal-demographics/FHIR/R4/Patient/9000000009", headers=pds_headers(Host=host))
         assert found.status_code == 200 and found.get_json()["id"] == "9000000009"
+
+
+def test_routes_found_once_answer_every_later_request_with_its_own_path(client, pds, sandbox, monkeypatch):
+    """A route found for a path is kept (SandboxFlask._match): later requests to that path, or to another path of the
+    same route, are answered for their own NHS number; a refused method and an unknown path are refused every time;
+    and when more paths than are kept have been seen, the kept ones are forgotten and found again."""
+    monkeypatch.setattr("sandbox.app.MATCHES_KEPT", 3)
+    standard = first_of_kind(sandbox, "standard").nhs_number
+    for _ in range(3):
+        for number in ("9000000009", "9000000017", standard, "9000000033"):
+            found = pds.get(f"/Patient/{number}")
+            assert found.status_code == 200 and found.get_json()["id"] == number
+            assert found.headers["X-Request-ID"] == found.request.headers["X-Request-ID"]
+        wrong_method = client.delete("/personal-demographics/FHIR/R4/Patient/9000000009")
+        assert wrong_method.status_code == 405 and wrong_method.headers["Allow"] == "GET, PATCH"
+        assert pds.get("/Nonsense").status_code == 404
+    assert 0 < len(client.application._matches) <= 3
