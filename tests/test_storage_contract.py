@@ -566,6 +566,40 @@ def test_claims_and_transactions_hold_across_processes(store, store_url):
     assert store.journal.count_exchanges(ExchangeFilter(session="replicas")) == replicas
 
 
+def _record_in_another_process(url: str, recorded: list[tuple[str, float, list[str]]]) -> None:
+    store = open_store(url)
+    try:
+        for exchange_id, started_at, keys in recorded:
+            made = exchange(started_at=started_at)
+            store.journal.record(dataclasses.replace(made, id=exchange_id), keys)
+    finally:
+        store.close()
+
+
+def test_newest_finds_what_every_process_recorded(store, store_url, backend):
+    """Exchanges recorded by other processes, several at once: a reader sees every process's exchanges, the newest
+    under each key, and forgets them all with the session. The embedded store takes the one that began last even when
+    it was recorded first (two workers may record in the other order)."""
+    mine_first, mine_last = exchange(started_at=T0), exchange(started_at=T0 + 30)
+    theirs, theirs_later, elsewhere = new_exchange_id(), new_exchange_id(), new_exchange_id()
+    store.journal.record(mine_first, ["patient:1", "patient:2"])
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.starmap(_record_in_another_process, [
+            (store_url, [(theirs, T0 + 5, ["patient:1", "patient:3"]), (theirs_later, T0 + 20, ["patient:2"])]),
+            (store_url, [(elsewhere, T0 + 6, ["patient:4"])])])
+    store.journal.record(mine_last, ["patient:3"])
+    keys = ["patient:1", "patient:2", "patient:3", "patient:4", "patient:5"]
+    found, latest = store.journal.newest("s", "pds", keys)
+    assert {key: e.id for key, e in found.items()} == {
+        "patient:1": theirs, "patient:2": theirs_later, "patient:3": mine_last.id, "patient:4": elsewhere}
+    assert latest.id == mine_last.id
+    if backend == "sqlite":
+        store.journal.record(exchange(started_at=T0 + 10), ["patient:2"])  # began before theirs_later, recorded after
+        assert store.journal.newest("s", "pds", ["patient:2"])[0]["patient:2"].id == theirs_later
+    store.journal.forget(["s"])
+    assert store.journal.newest("s", "pds", keys) == ({}, None)
+
+
 def test_a_failed_transaction_leaves_nothing_and_gives_its_claims_back(store):
     state = store.state
     state.put("s", "ns", "kept", "before")
