@@ -2,6 +2,7 @@
 
     python benchmarks/pds_vs_prism.py [--seconds 10] [--rounds 3] [--connections 32]
                                       [--spec ../shared/specs/pds-fhir/specification/personal-demographics.yaml]
+                                      [--python INTERPRETER ...]
 
 Prism (Stoplight's OpenAPI mock, `@stoplight/prism-cli` from npm, pinned so that runs on different days compare the same
 peer) is installed into a folder of its own (~/.cache/spine-sandbox/prism, made on first run and again when the pin
@@ -9,7 +10,10 @@ changes; needs node and npm) and run two ways: as `prism mock <spec>` runs by de
 discarded stdout), and as it runs fastest, with `-m` (its HTTP server forked from its logger) and `-v warn` (no line per
 request). It validates each request against the specification and answers the specification's example. This sandbox runs
 `spine-sandbox serve` (two workers) with a fresh data dir: checks, scenario selection, history checks and the journal
-all on, every exchange journaled.
+all on, every exchange journaled. It is served by the Python running this script, or by each --python given (an
+interpreter whose environment has the sandbox installed: `python3 -m venv V && V/bin/pip install -e .`), so that
+interpreters compare in one run: how CPython was built matters (the Docker image's Debian python3 served 11-13% more
+than a CPython built from source with pyenv's defaults: a shared libpython, no --enable-optimizations).
 
 Load: wrk (Debian package `wrk`), 2 threads, N connections, GET Patient/9000000009 (the specification's example
 patient) with a new X-Request-ID on every request (this sandbox judges a re-used one) and a bearer token. Each of
@@ -89,11 +93,11 @@ def run_prism(options: list[str], spec: Path, script: Path, seconds: int, connec
         stop(process)
 
 
-def run_ours(script: Path, seconds: int, connections: int) -> dict:
+def run_ours(python: Path, script: Path, seconds: int, connections: int) -> dict:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     data_dir = tempfile.mkdtemp(prefix="pds-bench-")
-    process, _ = start([sys.executable, "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir", data_dir],
+    process, _ = start([str(python), "-m", "sandbox.cli", "serve", "--port", str(port), "--data-dir", data_dir],
                        {"SANDBOX_LOG_LEVEL": "warning"}, base + "/_sandbox/health")
     try:
         return load(base + OURS_PATH, script, seconds, connections)
@@ -110,15 +114,29 @@ def load(url: str, script: Path, seconds: int, connections: int) -> dict:
     return result
 
 
+def interpreter(python: Path) -> str:
+    """The Python version and path, as the summary names a sandbox run."""
+    found = subprocess.run([str(python), "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                           text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"--python {python} does not run: {found.stderr.strip() or found.returncode}")
+    return f"Python {found.stdout.strip()} ({python})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--spec", type=Path, default=SPEC, help="the PDS FHIR OpenAPI specification Prism mocks")
+    parser.add_argument("--python", type=Path, action="append", metavar="INTERPRETER",
+                        help="serve the sandbox with this Python (repeat to compare; default: this one)")
     args = parser.parse_args()
     if not args.spec.is_file():
         raise SystemExit(f"no PDS specification at {args.spec}: pass --spec with the path to personal-demographics.yaml")
+    pythons = args.python or [Path(sys.executable)]
+    ours = {"sandbox" if len(pythons) == 1 else f"sandbox {n + 1}": python for n, python in enumerate(pythons)}
+    named = {name: interpreter(python) for name, python in ours.items()}
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder, "request.lua")
         script.write_text(LUA)
@@ -126,24 +144,27 @@ def main() -> None:
         for n in range(args.rounds):
             found = {name: run_prism(options, args.spec, script, args.seconds, args.connections)
                      for name, options in PRISM_MODES.items()}
-            found["sandbox"] = ours = run_ours(script, args.seconds, args.connections)
+            found.update({name: run_ours(python, script, args.seconds, args.connections) for name, python in ours.items()})
             rounds.append(found)
             print(f"round {n + 1}: " + "; ".join(f"{name} {r['rps']:.0f}/s p99 {r['p99_ms']:.1f} ms"
                                                  for name, r in found.items())
-                  + "; ratios " + ", ".join(f"{ours['rps'] / found[name]['rps']:.2f}" for name in PRISM_MODES),
+                  + "; ratios " + ", ".join(f"{found[name]['rps'] / found[peer]['rps']:.2f}"
+                                            for name in ours for peer in PRISM_MODES),
                   flush=True)
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"\nGET Patient/{NHS_NUMBER}, {args.connections} connections, {args.rounds} rounds of {args.seconds} s "
           f"(medians; the p99 range over rounds); Prism {installed_version()} on Node {node}")
-    ours_rps = statistics.median(r["sandbox"]["rps"] for r in rounds)
-    for name in (*PRISM_MODES, "sandbox"):
+    for name in (*PRISM_MODES, *ours):
         p99 = sorted(r[name]["p99_ms"] for r in rounds)
+        served_by = f"  {named[name]}" if name in named else ""
         print(f"  {name:18} {statistics.median(r[name]['rps'] for r in rounds):7.0f}/s  p99 "
-              f"{statistics.median(p99):6.1f} ms ({p99[0]:.1f}-{p99[-1]:.1f})")
-    for name in PRISM_MODES:
-        ratios = sorted(r["sandbox"]["rps"] / r[name]["rps"] for r in rounds)
-        print(f"  sandbox / {name}: {ours_rps / statistics.median(r[name]['rps'] for r in rounds):.2f} "
-              f"(per round {', '.join(f'{x:.2f}' for x in ratios)})")
+              f"{statistics.median(p99):6.1f} ms ({p99[0]:.1f}-{p99[-1]:.1f}){served_by}")
+    for name in ours:
+        rps = statistics.median(r[name]["rps"] for r in rounds)
+        for peer in PRISM_MODES:
+            ratios = sorted(r[name]["rps"] / r[peer]["rps"] for r in rounds)
+            print(f"  {name} / {peer}: {rps / statistics.median(r[peer]['rps'] for r in rounds):.2f} "
+                  f"(per round {', '.join(f'{x:.2f}' for x in ratios)})")
 
 
 if __name__ == "__main__":
