@@ -149,7 +149,7 @@ def main() -> None:
 def serve(host, port, data_dir, seed, population, scenarios, workers, log_level, auth, tls, tls_dir, hl7v3_schemas,
           sds_addresses, ers_mode, response_headers, hosted, database_url, retain_days) -> None:
     """Run the sandbox: every service at its live path, the control API under /_sandbox/."""
-    from sandbox.web.server import ServeError, listen, tls_options, worker_count
+    from sandbox.web.server import ServeError, listen, tls_options, worker_count, worker_cpus
     from sandbox.web.server import serve as run_server
 
     settings = _settings(host=host, port=port, data_dir=data_dir, seed=seed, population=population,
@@ -178,7 +178,8 @@ def serve(host, port, data_dir, seed, population, scenarios, workers, log_level,
         base = f"{scheme}://{'localhost' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
 
         def ready() -> None:  # once /_sandbox/health answers through the listening socket
-            click.echo(_banner(sandbox, base, worker_count(settings), time.perf_counter() - started, admin), err=True)
+            click.echo(_banner(sandbox, base, worker_count(settings), worker_cpus(settings),
+                               time.perf_counter() - started, admin), err=True)
 
         run_server(settings, listeners, on_ready=ready)
     except ServeError as exc:
@@ -232,7 +233,7 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _banner(sandbox, base: str, workers: int, took: float, hosting: list[str] = ()) -> str:
+def _banner(sandbox, base: str, workers: int, cpus: list[int], took: float, hosting: list[str] = ()) -> str:
     s = sandbox.settings
     lines = [f"Spine Sandbox {__version__} ready in {took:.1f} s, listening on {base}", ""]
     for service in sandbox.services.values():
@@ -247,7 +248,8 @@ def _banner(sandbox, base: str, workers: int, took: float, hosting: list[str] = 
               f"{f'sessions idle over {s.retain_days} days are purged' if s.retain_days else 'everything is kept'}",
               f"  {'Synthetic population':<44} {s.population} patients, seed {s.seed}",
               f"  {'Scenarios / requirements':<44} {len(sandbox.scenarios)} / {len(sandbox.requirements)}",
-              f"  {'Workers':<44} {workers} x {s.threads} threads",
+              f"  {'Workers':<44} {workers} x {s.threads} threads"
+              + (f", each on a CPU of its own ({', '.join(map(str, cpus))})" if cpus else ""),
               f"  {'Authorisation (SANDBOX_AUTH)':<44} {s.auth}: {AUTH_MEANING[s.auth]}", ""]
     lines[-1:-1] = [f"  {'HL7v3 schemas (SANDBOX_HL7V3_SCHEMAS)':<44} "
                     f"{s.hl7v3_schemas or 'not set: Spine payloads are not schema-validated'}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 
 from sandbox.app import create_app
@@ -20,6 +21,7 @@ def create():
         handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
         log.addHandler(handler)
         log.setLevel(settings.log_level.upper())
+    _pin_to_cpu()  # before any thread starts: each thread the worker makes inherits the CPU
     app = create_app(settings)
     sandbox = app.extensions["sandbox"]
     started = time.perf_counter()
@@ -34,6 +36,19 @@ def create():
     # otherwise walk it all (about 90 ms on a PDS worker) while every request on the worker waits.
     gc.freeze()
     return app
+
+
+def _pin_to_cpu() -> None:
+    """Run on the CPU `spine-sandbox serve` named for this worker, if it named one (sandbox.web.server.worker_cpus)."""
+    from sandbox.web.server import WORKER_CPU
+
+    cpu = os.environ.get(WORKER_CPU)
+    if not cpu:
+        return
+    try:
+        os.sched_setaffinity(0, {int(cpu)})
+    except (OSError, ValueError) as exc:  # e.g. the CPU was taken away since: the scheduler places the worker
+        log.warning("worker %d is not pinned to CPU %s: %s", os.getpid(), cpu, exc)
 
 
 def __getattr__(name: str):

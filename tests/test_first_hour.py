@@ -106,6 +106,55 @@ def test_two_workers_share_the_connections_and_a_later_so_reuseport_listener_get
     assert len(accepting) == 2  # both workers took some (at random: each does with odds 1 - 2**-23)
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="pinning workers to CPUs needs Linux's sched_setaffinity and two CPUs")
+@pytest.mark.parametrize("pin", [True, False], ids=["pinned", "SANDBOX_PIN_WORKERS=0"])
+def test_with_a_worker_for_each_cpu_each_worker_and_its_respawn_run_on_a_cpu_of_their_own(tmp_path, pin):
+    two = set(sorted(os.sched_getaffinity(0))[:2])
+    settings = Settings.load(environ={}, data_dir=tmp_path / "data", population=TEST_POPULATION, pin_workers=pin)
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, two)  # the server may use two CPUs, as on the CI machine: it inherits this
+    try:
+        server = LocalServer(settings, workers=2).start()
+    finally:
+        os.sched_setaffinity(0, mine)
+    try:
+        workers = workers_of(server.process.pid)
+        placed = {worker: _cpus_of_threads(worker) for worker in workers}
+        answered = [requests.get(server.url + PATIENT, headers=pds_headers(), timeout=10) for _ in range(4)]
+        banner = server.log_tail(40)
+        if pin:
+            victim = next(iter(workers))
+            os.kill(victim, signal.SIGKILL)  # Granian forks a worker in its place, which runs where it ran
+            deadline = time.monotonic() + 30
+            while not (respawned := workers_of(server.process.pid) - workers) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert respawned, "the killed worker was not replaced"
+            assert _cpus_of_threads(respawned.pop()) == placed[victim]
+        assert _cpus_of_threads(server.process.pid) == [two]  # the parent, which only watches, stays free
+    finally:
+        server.stop()
+    assert all(r.status_code == 200 for r in answered)
+    assert len(workers) == 2
+    if pin:  # every thread of a worker (its requests', Granian's, the journal's) on one CPU, a different one each
+        assert sorted(placed.values()) == [[{cpu}] for cpu in sorted(two)]
+        assert f"2 x 2 threads, each on a CPU of its own ({', '.join(map(str, sorted(two)))})" in banner
+    else:
+        assert list(placed.values()) == [[two], [two]]
+        assert "2 x 2 threads\n" in banner + "\n" and "a CPU of its own" not in banner
+
+
+def _cpus_of_threads(pid: int) -> list[set[int]]:
+    """The distinct CPU sets the threads of process `pid` may run on."""
+    found: list[set[int]] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            cpus = os.sched_getaffinity(int(task.name))
+            if cpus not in found:
+                found.append(cpus)
+    return found
+
+
 def _processes_holding_connections(parent: int, port: int) -> set[int]:
     """The child processes of `parent` holding an established TCP connection on local `port` (Linux /proc)."""
     established = set()

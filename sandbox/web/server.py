@@ -14,6 +14,12 @@ program (SO_ATTACH_REUSEPORT_CBPF) picks one of those sockets at random for each
 another program of the same user might add to the group later. Elsewhere the one socket is shared. Handing sockets
 over overrides private Granian methods (`_init_shared_socket`, `_spawn_worker`, `_drop_shared_socket`), hence the
 pin to Granian 2.8 and later 2.x in setup.cfg.
+
+With one worker for each CPU the process may use (the default on up to 8 CPUs), each worker is pinned to a CPU of its
+own (SANDBOX_PIN_WORKERS, on by default; Linux): a worker's threads hand its interpreter lock and its requests to each
+other on one CPU instead of waking each other across CPUs, which on two CPUs served 7% more PDS retrievals and cut the
+p99 from 23-27 ms to 15-17 ms (docs/services/pds.md, Performance). A worker pins itself as it starts, before it makes
+any thread, to the CPU the server named for it in WORKER_CPU.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ SO_ATTACH_REUSEPORT_CBPF = 51  # Linux, <asm-generic/socket.h>
 # more than 100 header fields 431, both from the parser (docs/running.md, "Limits").
 MAX_HEAD_BYTES = 128 * 1024
 READY_TIMEOUT = 120.0
+WORKER_CPU = "SPINE_SANDBOX_WORKER_CPU"  # the CPU the worker forked next pins itself to (sandbox.wsgi.create)
 
 # OpenSSL 3 has no fork handlers: a thread inside it when Granian forks a worker leaves the locks it held locked for
 # good in the worker, whose first TLS client call (a Spine delivery to a supplier's MHS) then waits for ever. The
@@ -54,8 +61,25 @@ class ServeError(Exception):
     """The server cannot start; the message is one sentence saying what to change."""
 
 
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (a container's cpuset or taskset can leave fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
 def worker_count(settings: Settings) -> int:
-    return settings.workers or max(1, min(os.cpu_count() or 1, 8))
+    return settings.workers or max(1, min(len(usable_cpus()), 8))
+
+
+def worker_cpus(settings: Settings) -> list[int]:
+    """The CPU each worker is pinned to, by worker index: one each where there are exactly as many usable CPUs as
+    workers (a CPU shared by two pinned workers, or one left idle, would serve less than the scheduler does); none
+    otherwise, with SANDBOX_PIN_WORKERS off, or where processes cannot be pinned."""
+    cpus = usable_cpus()
+    if not settings.pin_workers or not hasattr(os, "sched_setaffinity") or len(cpus) < 2:
+        return []
+    return cpus if worker_count(settings) == len(cpus) else []
 
 
 def tls_options(settings: Settings) -> dict:
@@ -153,13 +177,17 @@ def _granian_class():
         """Granian serving sockets the sandbox bound itself, one per worker where there are several (see the module
         docstring)."""
 
-        def __init__(self, *args, listeners: list[socket.socket], **kwargs):
+        def __init__(self, *args, listeners: list[socket.socket], cpus: list[int], **kwargs):
             super().__init__(*args, **kwargs)
             self.listeners = listeners
+            self.cpus = cpus
             self.workers_forked = threading.Event()
 
         def _spawn_workers(self, *args, **kwargs):
-            super()._spawn_workers(*args, **kwargs)
+            try:
+                super()._spawn_workers(*args, **kwargs)
+            finally:
+                os.environ.pop(WORKER_CPU, None)
             self.workers_forked.set()
 
         def _init_shared_socket(self):
@@ -168,6 +196,8 @@ def _granian_class():
 
         def _spawn_worker(self, idx, *args, **kwargs):
             self._use_listener(idx)  # a respawned worker accepts on the socket its predecessor had
+            if self.cpus:  # and runs on its CPU: the worker is forked (or spawned) right after this returns
+                os.environ[WORKER_CPU] = str(self.cpus[idx % len(self.cpus)])
             return super()._spawn_worker(idx, *args, **kwargs)
 
         def _use_listener(self, idx: int) -> None:
@@ -198,6 +228,7 @@ def serve(settings: Settings, listeners: list[socket.socket], on_ready: Callable
         address=settings.host,
         port=settings.port,
         listeners=listeners,
+        cpus=worker_cpus(settings),
         interface=Interfaces.WSGI,
         workers=worker_count(settings),
         blocking_threads=max(1, settings.threads),
