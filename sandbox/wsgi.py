@@ -42,7 +42,7 @@ def _pin_to_cpu() -> None:
     """Run on the CPU `spine-sandbox serve` named for this worker, if it named one (sandbox.web.server.worker_cpus)."""
     from sandbox.web.server import WORKER_CPU
 
-    cpu = os.environ.get(WORKER_CPU)
+    cpu = os.environ.pop(WORKER_CPU, None)  # for this process only: nothing it starts inherits it
     if not cpu:
         return
     try:

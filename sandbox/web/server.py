@@ -184,11 +184,21 @@ def _granian_class():
             self.workers_forked = threading.Event()
 
         def _spawn_workers(self, *args, **kwargs):
-            try:
+            with self._naming_cpus():
                 super()._spawn_workers(*args, **kwargs)
+            self.workers_forked.set()
+
+        def _respawn_workers(self, *args, **kwargs):
+            with self._naming_cpus():
+                super()._respawn_workers(*args, **kwargs)
+
+        @contextlib.contextmanager
+        def _naming_cpus(self):
+            """While workers are forked, _spawn_worker names each one's CPU in WORKER_CPU; none is named after."""
+            try:
+                yield
             finally:
                 os.environ.pop(WORKER_CPU, None)
-            self.workers_forked.set()
 
         def _init_shared_socket(self):
             self._ssp = None
