@@ -13,6 +13,8 @@ that PostgreSQL database instead, as it is; the database server's own work is no
   inbox:   GET /messageexchange/X26ABC2/inbox (Accept v2), 20 messages waiting, a new NHSMESH token each time
   send:    POST /messageexchange/X26ABC1/outbox, 1 KiB, Mex-To X26ABC2, a new token each time
   patient: GET /personal-demographics/FHIR/R4/Patient/9990000107, as benchmarks/wsgi_servers.py asks
+  retrieval: GET /personal-demographics/FHIR/R4/Patient/9000000009 with a new X-Request-ID each time, as
+           benchmarks/pds_vs_prism.py asks
 The same requests as benchmarks/mesh_vs_nhs_sandbox.py and benchmarks/wsgi_servers.py send.
 --waiting N: N messages waiting in X26ABC2's inbox before the requests (inbox and send), put there by the post
 office's own send as benchmarks/mesh_inbox_growth.py does (instead of the inbox case's 20 sent over the app); with
@@ -62,7 +64,7 @@ KEY = "TestKey"
 BODY = b"0123456789abcdef" * 64  # 1 KiB
 V2 = "application/vnd.mesh.v2+json"
 REQUEST_ID = "60e0b220-8136-4ca5-ae46-1d97ef59d068"
-CASES = ("inbox", "send", "patient")
+CASES = ("inbox", "send", "patient", "retrieval")
 database_url = ""  # --database-url: PostgreSQL rather than the embedded store
 waiting: int | None = None  # --waiting: messages waiting in X26ABC2's inbox, sent by the post office itself
 template = ""  # --template: a data folder (with `waiting` seeded) each app starts from a copy of
@@ -102,7 +104,7 @@ class Case:
 
     def __init__(self, name: str, count: int):
         self.name = name
-        if name == "patient":
+        if name in ("patient", "retrieval"):
             self.tokens = []
         else:
             mailbox = "X26ABC2" if name == "inbox" else "X26ABC1"
@@ -115,6 +117,10 @@ class Case:
             return environ("POST", "/messageexchange/X26ABC1/outbox",
                            {"Authorization": self.tokens[n], "Accept": V2, "Mex-To": "X26ABC2",
                             "Mex-WorkflowID": "BENCH_WORKFLOW", "Content-Type": "application/octet-stream"}, BODY)
+        if self.name == "retrieval":  # a request id of its own, the same in every run (instruction counts repeat)
+            return environ("GET", "/personal-demographics/FHIR/R4/Patient/9000000009",
+                           {"X-Request-ID": f"{n:08x}-0000-4000-8000-{n:012x}", "Authorization": "Bearer benchmark",
+                            "Accept": "application/fhir+json"})
         return environ("GET", "/personal-demographics/FHIR/R4/Patient/9990000107",
                        {"X-Request-ID": REQUEST_ID, "Authorization": "Bearer benchmark"})
 

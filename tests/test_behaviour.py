@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from sandbox.conformance.history import judge
+from sandbox.conformance.history import HistoryCheckSet, crashed, judge
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
 from tests.conftest import PDS_BASE
 
@@ -42,7 +42,7 @@ class Traffic:
             response=RecordedResponse(status, list((response_headers or {}).items()),
                                       json.dumps(body).encode() if body else b""))
         keys = judge(self.sandbox.services["pds"].history, self.sandbox.store, exchange)
-        self.sandbox.store.journal.record(exchange, keys)
+        self.sandbox.store.journal.record(exchange, keys.deep, newest_only=keys.newest_only)
         return exchange
 
 
@@ -176,6 +176,25 @@ def test_request_ids_are_unique_unless_retrying(traffic):
     other = "5d0a3a4c-3f2e-4b9a-8d71-0c7e6f1b2a33"
     traffic.send(2, "GET", "9999000010", 503, rid=other, response_headers={"Retry-After": "1"})
     assert only(traffic.send(3.5, "GET", "9999000010", 200, rid=other), "PDS-HDR-008") == ["pass"]
+
+
+def test_a_check_asking_for_more_than_the_newest_under_a_newest_only_key_is_a_sandbox_defect(sandbox, caplog):
+    """The journal keeps only the newest exchange under a newest_only key (a request id): a check that asks for more
+    would get less from one backend than from another, so it fails closed instead, naming the key."""
+    checks = HistoryCheckSet("pds")
+    checks.key(newest_only=True)(lambda ex: ["request-id:1"])
+
+    @checks.register("PDS-HDR-008")
+    def asks_too_much(ex, past):
+        return past.related("request-id:1", limit=2)
+
+    made = Exchange(id=new_exchange_id(T0), session="s", service="pds", operation="get-patient", started_at=T0,
+                    duration_ms=1.0, request=RecordedRequest("GET", f"{PDS_BASE}/Patient/9000000009", "", []),
+                    response=RecordedResponse(200, [], b""))
+    keys = judge(checks, sandbox.store, made)
+    assert keys == (set(), {"pds:request-id:1"})
+    assert "asks_too_much crashed (ValueError)" in crashed(made.findings).message
+    assert "'pds:request-id:1' is registered newest_only" in caplog.text  # the server log says why
 
 
 def test_sessions_do_not_share_history(sandbox):

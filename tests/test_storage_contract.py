@@ -220,6 +220,20 @@ def test_newest_reads_the_newest_exchange_of_each_key_and_of_the_service_at_once
     assert store.journal.newest("nobody", "pds", ["patient:1"]) == ({}, None)
 
 
+def test_a_newest_only_key_finds_the_newest_exchange_under_it(store):
+    """A key recorded newest_only (a request id: new on almost every exchange) is asked only for its newest exchange,
+    by related with a limit of 1 and by newest; the other keys of the same exchanges keep their whole history."""
+    first, second = exchange(started_at=T0), exchange(started_at=T0 + 1)
+    store.journal.record(first, ["patient:1"], newest_only=["request-id:a"])
+    store.journal.record(second, ["patient:1"], newest_only=["request-id:a", "request-id:b"])
+    assert [e.id for e in store.journal.related("s", "request-id:a")] == [second.id]
+    found, latest = store.journal.newest("s", "pds", ["request-id:a", "request-id:b", "request-id:c"])
+    assert {key: e.id for key, e in found.items()} == {"request-id:a": second.id, "request-id:b": second.id}
+    assert found["request-id:a"].request == second.request and latest.id == second.id
+    assert [e.id for e in store.journal.related("s", "patient:1", limit=5)] == [second.id, first.id]
+    assert store.journal.exchange(first.id).request == first.request
+
+
 def test_an_exchange_no_history_will_ask_for_is_in_every_other_query(store):
     """Recorded with history=False (its service has no behavioural checks): related, latest and newest need not find
     it, every other query does, with its keys."""

@@ -149,11 +149,13 @@ class Journal(ABC):
     """Exchanges and their findings: append-only, ordered by `seq` (the order they were recorded)."""
 
     @abstractmethod
-    def record(self, exchange: Exchange, keys: Iterable[str] = (), history: bool = True) -> None:
+    def record(self, exchange: Exchange, keys: Iterable[str] = (), history: bool = True,
+               newest_only: Iterable[str] = ()) -> None:
         """Commit the exchange and its findings; returns only once it is durable against a killed process.
-        `keys` index the exchange for behavioural checks that look back over the session (`related`). With `history`
-        false (its service has no behavioural checks, so nothing will look it up) `related`, `latest` and `newest`
-        need not find it; every other query does."""
+        `keys` index the exchange for behavioural checks that look back over the session (`related`); under a
+        `newest_only` key only the newest exchange need be found (`related` with a limit of 1, `newest`). With
+        `history` false (its service has no behavioural checks, so nothing will look it up) `related`, `latest` and
+        `newest` need not find it; every other query does."""
 
     @abstractmethod
     def record_many(self, exchanges: Iterable[Exchange]) -> int:

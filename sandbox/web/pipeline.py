@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from sandbox.conformance.checks import CheckContext, Claim, RequestView, headers_from, query_from
 from sandbox.conformance.findings import Finding, Refusal, SpineError, defect, summarise
-from sandbox.conformance.history import crashed
+from sandbox.conformance.history import NO_KEYS, crashed
 from sandbox.conformance.history import judge as judge_history
 from sandbox.hosting import quotas
 from sandbox.journal.exchange import Exchange, RecordedRequest, RecordedResponse, new_exchange_id
@@ -407,12 +407,13 @@ def _record(response: Response) -> Response:
                                    _unexpected_response(ex, "could not store the changes this request makes"))
     # Journaled before the response leaves: an answered exchange is never missing from the evidence.
     try:
-        sandbox.store.journal.record(exchange, keys, history=history is not None)
+        sandbox.store.journal.record(exchange, keys.deep, history=history is not None, newest_only=keys.newest_only)
     except Exception as error:  # nothing is answered with an exchange id the journal does not have
         return _not_journaled(ex, error)
     for derived in ex.derived:
         try:
-            sandbox.store.journal.record(derived, keys, history=history is not None)
+            sandbox.store.journal.record(derived, keys.deep, history=history is not None,
+                                         newest_only=keys.newest_only)
         except Exception:  # the answered exchange is journaled; what it derived is evidence beside it, not the answer
             log.exception("could not journal exchange %s derived from %s", derived.id, ex.id)
     return _whole(response)
@@ -457,9 +458,10 @@ def _answer_instead(ex: ExchangeContext, exchange: Exchange, response: Response)
     _tell(response, ex)
     exchange.response = RecordedResponse(response.status_code, list(response.headers.items()), response.get_data())
     history = ex.service.history if ex.service else None
+    keys = history.keys_of(exchange) if history else NO_KEYS
     try:
-        current_sandbox().store.journal.record(exchange, history.keys_of(exchange) if history else (),
-                                               history=history is not None)
+        current_sandbox().store.journal.record(exchange, keys.deep, history=history is not None,
+                                               newest_only=keys.newest_only)
     except Exception as error:
         return _not_journaled(ex, error)
     return _whole(response)

@@ -61,10 +61,12 @@ class PostgresJournal(Journal):
     def __init__(self, db: Database):
         self._db = db
 
-    def record(self, exchange: Exchange, keys: Iterable[str] = (), history: bool = True) -> None:
-        """One statement (one round trip): the exchange, its finding index rows and its keys, committed together."""
+    def record(self, exchange: Exchange, keys: Iterable[str] = (), history: bool = True,
+               newest_only: Iterable[str] = ()) -> None:
+        """One statement (one round trip): the exchange, its finding index rows and its keys, committed together.
+        A `newest_only` key is indexed as any other: `newest` finds it there."""
         with self._db.connection() as conn:
-            _insert(conn, exchange, keys)
+            _insert(conn, exchange, {*keys, *newest_only})
 
     def record_many(self, exchanges: Iterable[Exchange]) -> int:
         """One transaction; the rows go in a batch at a time, each batch in one pipeline."""

@@ -39,7 +39,7 @@ def failed(ex: Exchange) -> bool:
     return ex.response.status >= 500 or ex.response.status in (408, 429)
 
 
-@history.key
+@history.key(newest_only=True)  # the checks ask only for the newest earlier request with the id or payload
 def keys(ex: Exchange) -> Iterator[str]:
     if ex.operation == HL7V3:  # the derived HL7v3 exchange is the sandbox's own, not a request
         return

@@ -81,11 +81,15 @@ def retry_after(ex: Exchange) -> float | None:
         return None
 
 
-@history.key
-def keys(ex: Exchange):
+@history.key(newest_only=True)  # PDS-HDR-008 asks only whether the request id was used before
+def request_id_key(ex: Exchange):
     rid = request_id(ex)
     if rid:
         yield f"request-id:{rid}"
+
+
+@history.key
+def keys(ex: Exchange):
     yield f"target:{target(ex)}"
     asked, returned = patient_in_path(ex), returned_patient(ex)
     for number in {asked, returned} - {None}:

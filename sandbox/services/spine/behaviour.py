@@ -70,7 +70,7 @@ def _fault_codes(body: bytes) -> list[str]:
     return [e.text.strip() for e in root.iter(f"{{{errors.NASP}}}errorCode") if e.text]
 
 
-@history.key
+@history.key(newest_only=True)  # the checks ask only for the newest earlier message with the id
 def keys(ex: Exchange):
     message = _message(ex)
     if message is None:
@@ -79,7 +79,6 @@ def keys(ex: Exchange):
         yield f"message-id:{message.message_id.upper()}"
     if message.wrapper is not None and message.wrapper.message_id and message.kind == "message":
         yield f"hl7-id:{message.wrapper.message_id.upper()}"
-    yield f"body:{_digest(ex)}"
 
 
 @history.register("SPINE-EBX-007", "SPINE-BEH-002", "SPINE-BEH-003")
