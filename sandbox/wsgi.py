@@ -21,7 +21,7 @@ def create():
         handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
         log.addHandler(handler)
         log.setLevel(settings.log_level.upper())
-    _pin_to_cpu()  # before any thread starts: each thread the worker makes inherits the CPU
+    _pin_to_cpu()  # before any thread starts: each thread the worker makes inherits the CPU and the policy
     app = create_app(settings)
     sandbox = app.extensions["sandbox"]
     started = time.perf_counter()
@@ -39,7 +39,9 @@ def create():
 
 
 def _pin_to_cpu() -> None:
-    """Run on the CPU `spine-sandbox serve` named for this worker, if it named one (sandbox.web.server.worker_cpus)."""
+    """Run on the CPU `spine-sandbox serve` named for this worker, if it named one (sandbox.web.server.worker_cpus),
+    under the batch scheduling policy: the worker's threads then take turns at its interpreter lock on that CPU
+    without preempting each other at every hand-over (see sandbox.web.server)."""
     from sandbox.web.server import WORKER_CPU
 
     cpu = os.environ.pop(WORKER_CPU, None)  # for this process only: nothing it starts inherits it
@@ -49,6 +51,11 @@ def _pin_to_cpu() -> None:
         os.sched_setaffinity(0, {int(cpu)})
     except (OSError, ValueError) as exc:  # e.g. the CPU was taken away since: the scheduler places the worker
         log.warning("worker %d is not pinned to CPU %s: %s", os.getpid(), cpu, exc)
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except OSError as exc:  # e.g. a seccomp profile refuses it: pinned all the same
+        log.warning("worker %d keeps the default scheduling policy: %s", os.getpid(), exc)
 
 
 def __getattr__(name: str):

@@ -110,6 +110,7 @@ def test_two_workers_share_the_connections_and_a_later_so_reuseport_listener_get
                     reason="pinning workers to CPUs needs Linux's sched_setaffinity and two CPUs")
 @pytest.mark.parametrize("pin", [True, False], ids=["pinned", "SANDBOX_PIN_WORKERS=0"])
 def test_with_a_worker_for_each_cpu_each_worker_and_its_respawn_run_on_a_cpu_of_their_own(tmp_path, pin):
+    """Pinned, each worker's threads share one CPU under the batch policy; unpinned, the scheduler places them."""
     two = set(sorted(os.sched_getaffinity(0))[:2])
     settings = Settings.load(environ={}, data_dir=tmp_path / "data", population=TEST_POPULATION, pin_workers=pin)
     mine = os.sched_getaffinity(0)
@@ -121,6 +122,7 @@ def test_with_a_worker_for_each_cpu_each_worker_and_its_respawn_run_on_a_cpu_of_
     try:
         workers = workers_of(server.process.pid)
         placed = {worker: _cpus_of_threads(worker) for worker in workers}
+        policies = {worker: _policies_of_threads(worker) for worker in workers}
         answered = [requests.get(server.url + PATIENT, headers=pds_headers(), timeout=10) for _ in range(4)]
         banner = server.log_tail(40)
         if pin:
@@ -130,8 +132,11 @@ def test_with_a_worker_for_each_cpu_each_worker_and_its_respawn_run_on_a_cpu_of_
             while not (respawned := workers_of(server.process.pid) - workers) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert respawned, "the killed worker was not replaced"
-            assert _cpus_of_threads(respawned.pop()) == placed[victim]
+            replacement = respawned.pop()
+            assert _cpus_of_threads(replacement) == placed[victim]
+            assert _policies_of_threads(replacement) == {os.SCHED_BATCH}
         assert _cpus_of_threads(server.process.pid) == [two]  # the parent, which only watches, stays free
+        assert _policies_of_threads(server.process.pid) == {os.SCHED_OTHER}
     finally:
         server.stop()
     assert all(r.status_code == 200 for r in answered)
@@ -139,9 +144,11 @@ def test_with_a_worker_for_each_cpu_each_worker_and_its_respawn_run_on_a_cpu_of_
     if pin:  # every thread of a worker (its requests', Granian's, the journal's) on one CPU, a different one each
         assert all(len(sets) == 1 and len(sets[0]) == 1 for sets in placed.values())
         assert sorted(min(sets[0]) for sets in placed.values()) == sorted(two)
+        assert list(policies.values()) == [{os.SCHED_BATCH}, {os.SCHED_BATCH}]  # no preempting each other
         assert f"2 x 2 threads, each on a CPU of its own ({', '.join(map(str, sorted(two)))})" in banner
     else:
         assert list(placed.values()) == [[two], [two]]
+        assert list(policies.values()) == [{os.SCHED_OTHER}, {os.SCHED_OTHER}]
         assert "2 x 2 threads\n" in banner + "\n" and "a CPU of its own" not in banner
 
 
@@ -153,6 +160,15 @@ def _cpus_of_threads(pid: int) -> list[set[int]]:
             cpus = os.sched_getaffinity(int(task.name))
             if cpus not in found:
                 found.append(cpus)
+    return found
+
+
+def _policies_of_threads(pid: int) -> set[int]:
+    """The scheduling policies the threads of process `pid` run under."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            found.add(os.sched_getscheduler(int(task.name)))
     return found
 
 

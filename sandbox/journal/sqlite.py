@@ -12,7 +12,7 @@ imported. Writers queue on a lock file; the same background thread copies the WA
 
 The background thread gives up the GIL to the threads answering requests at every system call and statement, and
 getting it back costs CPU of its own (some 50 µs each time on a busy two-core server, more than most statements): so
-it imports many rows to a statement, reads spool files in large chunks, and imports a quarter of a second's worth of
+it imports many rows to a statement, reads spool files in large chunks, and imports a twentieth of a second's worth of
 exchanges at a time.
 
 No SQLite connection or lock file crosses a fork: close() closes every thread's handles and waits for the
@@ -150,12 +150,13 @@ TIDY_EVERY_S = 0.5
 # commits change again.
 CHECKPOINT_EVERY_S = 2.0
 FORGET_CLAIMS_EVERY_S = 60
-# How often the maintaining process imports what has been spooled. A round costs about the same whatever it imports
-# (a thread that gives up the GIL to the threads answering requests pays, at each of its dozens of system calls and
-# statements, for getting it back), so a round every quarter of a second imports hundreds at the cost of ten. Queries
-# import what is spooled first, so they see every exchange whatever the interval; the spool holds a quarter of a
-# second's worth.
-IMPORT_EVERY_S = 0.25
+# How often the maintaining process imports what has been spooled. A round has a cost of its own whatever it imports
+# (at each of its system calls and statements the thread gives up the GIL and pays to get it back), so rounds import
+# many exchanges at once; but a round holds its worker's GIL for about 25 µs an exchange, and a pinned worker's
+# threads do not preempt it (sandbox.web.server), so requests on that worker wait for the round: a quarter of a
+# second's worth (1,000 exchanges at 4,000 a second) put 30 ms on the PDS benchmark's p99, a twentieth 20-24 ms.
+# Queries import what is spooled first, so they see every exchange whatever the interval.
+IMPORT_EVERY_S = 0.05
 SPOOL_RETRY_S = 1.0  # after a spool write failed (a full disk): exchanges go straight into SQLite for this long
 IMPORT_BATCH = 256  # records read from each spool file per import transaction (other writers get a turn between)
 # An exchange is about 2 KiB (headers, bodies, findings): a 4 KiB page holds one and is half empty, an 8 KiB page
