@@ -64,7 +64,8 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     workers: int = 0  # 0: one per CPU
     threads: int = 2  # per worker: a slow scenario holds one thread, not the whole worker
-    # With one worker per usable CPU (the default count), each worker runs on a CPU of its own (Linux).
+    # With one worker per usable CPU (the default count), each worker runs on a CPU of its own, under the batch
+    # scheduling policy (Linux).
     pin_workers: bool = True
     log_level: str = "info"
     auth: str = "lenient"  # one of AUTH_MODES
